@@ -1,0 +1,1 @@
+"""Training-dataset exporters (COCO, BOP, SPDH keypoints) and atomic file output."""

@@ -1,0 +1,191 @@
+"""rosbag2 (MCAP) export and read-back of synthetic frames, with `rosbags` (no ROS needed).
+
+Topics (under a namespace, default ``/cell``), every header stamped with the
+frame's stamp and the colour camera's optical frame unless noted:
+- ``camera/color/image_raw`` sensor_msgs/Image rgb8
+- ``camera/depth/image_raw`` sensor_msgs/Image 16UC1, millimetres, aligned to colour
+- ``camera/color/camera_info`` sensor_msgs/CameraInfo (plumb_bob, zero distortion)
+- ``joint_states`` sensor_msgs/JointState (frame_id empty)
+- ``ground_truth/instance_mask`` sensor_msgs/Image 16UC1 instance ids (0 background)
+- ``ground_truth/robot/base_pose`` geometry_msgs/PoseStamped: robot base in the camera frame
+- ``ground_truth/robot/keypoints`` geometry_msgs/PoseArray: robot keypoint positions (identity orientation)
+- ``ground_truth/parts/poses`` geometry_msgs/PoseArray: part poses (model to camera)
+- ``ground_truth/humans/keypoints`` geometry_msgs/PoseArray: COCO-17 joints of every person, person after person
+The order of entries in the PoseArrays, classes, identities and visibility are in
+the ground-truth sidecar (``hrc_perception.io.ground_truth``), keyed by stamp.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from hrc_perception.geometry import quaternion_from_matrix
+from hrc_perception.io.atomic import PartialDir
+from hrc_perception.sim.frame import Frame
+
+TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+CAMERA_FRAME_ID = "camera_color_optical_frame"
+
+COLOR_TOPIC = "camera/color/image_raw"
+DEPTH_TOPIC = "camera/depth/image_raw"
+INFO_TOPIC = "camera/color/camera_info"
+JOINT_STATES_TOPIC = "joint_states"
+GT_MASK_TOPIC = "ground_truth/instance_mask"
+GT_BASE_TOPIC = "ground_truth/robot/base_pose"
+GT_ROBOT_KP_TOPIC = "ground_truth/robot/keypoints"
+GT_PARTS_TOPIC = "ground_truth/parts/poses"
+GT_HUMANS_TOPIC = "ground_truth/humans/keypoints"
+
+_T = TYPESTORE.types
+Header, Time = _T["std_msgs/msg/Header"], _T["builtin_interfaces/msg/Time"]
+Image, CameraInfo = _T["sensor_msgs/msg/Image"], _T["sensor_msgs/msg/CameraInfo"]
+RegionOfInterest, JointState = _T["sensor_msgs/msg/RegionOfInterest"], _T["sensor_msgs/msg/JointState"]
+Pose, PoseArray, PoseStamped = _T["geometry_msgs/msg/Pose"], _T["geometry_msgs/msg/PoseArray"], \
+    _T["geometry_msgs/msg/PoseStamped"]
+Point, Quaternion = _T["geometry_msgs/msg/Point"], _T["geometry_msgs/msg/Quaternion"]
+
+_TOPIC_TYPES = {
+    COLOR_TOPIC: "sensor_msgs/msg/Image", DEPTH_TOPIC: "sensor_msgs/msg/Image",
+    INFO_TOPIC: "sensor_msgs/msg/CameraInfo", JOINT_STATES_TOPIC: "sensor_msgs/msg/JointState",
+    GT_MASK_TOPIC: "sensor_msgs/msg/Image", GT_BASE_TOPIC: "geometry_msgs/msg/PoseStamped",
+    GT_ROBOT_KP_TOPIC: "geometry_msgs/msg/PoseArray", GT_PARTS_TOPIC: "geometry_msgs/msg/PoseArray",
+    GT_HUMANS_TOPIC: "geometry_msgs/msg/PoseArray",
+}
+
+
+def full_topic(namespace: str, topic: str) -> str:
+    """'/cell' + 'camera/color/image_raw' -> '/cell/camera/color/image_raw'."""
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    return f"{ns}/{topic}"
+
+
+def _header(stamp_ns: int, frame_id: str):
+    return Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
+
+
+def image_msg(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str):
+    """sensor_msgs/Image of an [H, W] or [H, W, C] array (little endian)."""
+    a = np.ascontiguousarray(array)
+    h, w = a.shape[:2]
+    return Image(header=_header(stamp_ns, frame_id), height=h, width=w, encoding=encoding, is_bigendian=0,
+                 step=a.strides[0], data=a.reshape(-1).view(np.uint8))
+
+
+def camera_info_msg(K: np.ndarray, width: int, height: int, stamp_ns: int, frame_id: str):
+    P = np.zeros((3, 4))
+    P[:, :3] = K
+    return CameraInfo(header=_header(stamp_ns, frame_id), height=height, width=width, distortion_model="plumb_bob",
+                      d=np.zeros(5), k=K.reshape(-1).astype(np.float64), r=np.eye(3).reshape(-1),
+                      p=P.reshape(-1), binning_x=0, binning_y=0,
+                      roi=RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+
+
+def _pose(T: np.ndarray):
+    q = quaternion_from_matrix(T[:3, :3])
+    return Pose(position=Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
+                orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
+
+
+def _points_pose_array(points: np.ndarray, stamp_ns: int, frame_id: str):
+    poses = []
+    for p in points:
+        T = np.eye(4)
+        T[:3, 3] = p
+        poses.append(_pose(T))
+    return PoseArray(header=_header(stamp_ns, frame_id), poses=poses)
+
+
+def frame_messages(frame: Frame) -> dict[str, object]:
+    """The bag messages (topic without namespace -> message) of one frame."""
+    s, f = frame.stamp_ns, CAMERA_FRAME_ID
+    h, w = frame.depth_mm.shape
+    humans = np.concatenate([hg.keypoints.xyz_cam_m for hg in frame.humans]) if frame.humans else np.zeros((0, 3))
+    return {
+        COLOR_TOPIC: image_msg(frame.rgb, "rgb8", s, f),
+        DEPTH_TOPIC: image_msg(frame.depth_mm, "16UC1", s, f),
+        INFO_TOPIC: camera_info_msg(frame.K, w, h, s, f),
+        JOINT_STATES_TOPIC: JointState(header=_header(s, ""), name=list(frame.robot.joint_names),
+                                       position=frame.robot.joint_positions_rad.astype(np.float64),
+                                       velocity=np.zeros(0), effort=np.zeros(0)),
+        GT_MASK_TOPIC: image_msg(frame.instance_mask, "16UC1", s, f),
+        GT_BASE_TOPIC: PoseStamped(header=_header(s, f), pose=_pose(frame.robot.T_cam_base)),
+        GT_ROBOT_KP_TOPIC: _points_pose_array(frame.robot.keypoints.xyz_cam_m, s, f),
+        GT_PARTS_TOPIC: PoseArray(header=_header(s, f), poses=[_pose(p.T_cam_obj) for p in frame.parts]),
+        GT_HUMANS_TOPIC: _points_pose_array(humans, s, f),
+    }
+
+
+class BagWriter:
+    """Writes frames to a rosbag2 MCAP directory ``path`` (created; must not exist).
+
+    Frames go to ``<path>.partial`` first; ``close()`` renames it to ``path``, so an
+    interrupted export never looks like a complete bag.
+    """
+
+    def __init__(self, path: Path, namespace: str = "/cell"):
+        self._dir = PartialDir(Path(path))
+        self._dir.path.rmdir()  # rosbags creates the bag directory itself
+        self._writer = Writer(self._dir.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._connections = {t: self._writer.add_connection(full_topic(namespace, t), ty, typestore=TYPESTORE)
+                             for t, ty in _TOPIC_TYPES.items()}
+
+    def add(self, frame: Frame) -> None:
+        for topic, msg in frame_messages(frame).items():
+            data = TYPESTORE.serialize_cdr(msg, _TOPIC_TYPES[topic])
+            self._writer.write(self._connections[topic], frame.stamp_ns, data)
+
+    def close(self) -> None:
+        self._writer.close()
+        self._dir.commit()
+
+
+@dataclass
+class BagFrame:
+    """Images of one stamp read back from a bag: rgb [H, W, 3] uint8, depth_mm [H, W]
+    uint16, instance_mask [H, W] uint16 (None if absent), K [3, 3]."""
+    stamp_ns: int
+    rgb: np.ndarray
+    depth_mm: np.ndarray
+    instance_mask: np.ndarray | None
+    K: np.ndarray
+
+
+def image_from_msg(msg) -> np.ndarray:
+    """Array of a deserialized sensor_msgs/Image (rgb8, mono8, 16UC1, mono16, 32FC1)."""
+    dtypes = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "mono8": (np.uint8, 1),
+              "16UC1": (np.uint16, 1), "mono16": (np.uint16, 1), "32FC1": (np.float32, 1)}
+    if msg.encoding not in dtypes:
+        raise ValueError(f"unsupported image encoding {msg.encoding!r}")
+    dtype, ch = dtypes[msg.encoding]
+    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
+    rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
+    a = rows[:, : msg.width * ch * dt.itemsize].copy().view(dt).astype(dtype)
+    return a.reshape(msg.height, msg.width, ch) if ch > 1 else a.reshape(msg.height, msg.width)
+
+
+def read_bag_frames(path: Path, namespace: str = "/cell") -> Iterator[BagFrame]:
+    """Yield the frames of a bag written by BagWriter, in stamp order."""
+    want = {full_topic(namespace, t): t for t in (COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, GT_MASK_TOPIC)}
+    pending: dict[int, dict] = {}
+    with Reader(Path(path)) as reader:
+        conns = [c for c in reader.connections if c.topic in want]
+        if not any(want[c.topic] == COLOR_TOPIC for c in conns):
+            raise ValueError(f"{path}: no {full_topic(namespace, COLOR_TOPIC)} topic "
+                             f"(topics: {sorted(c.topic for c in reader.connections)})")
+        for conn, _, raw in reader.messages(connections=conns):
+            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            st = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            entry = pending.setdefault(st, {})
+            entry[want[conn.topic]] = msg
+            if {COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC} <= entry.keys() and (
+                    GT_MASK_TOPIC in entry or not any(want[c.topic] == GT_MASK_TOPIC for c in conns)):
+                del pending[st]
+                mask = image_from_msg(entry[GT_MASK_TOPIC]) if GT_MASK_TOPIC in entry else None
+                yield BagFrame(st, image_from_msg(entry[COLOR_TOPIC]), image_from_msg(entry[DEPTH_TOPIC]), mask,
+                               np.asarray(entry[INFO_TOPIC].k, dtype=np.float64).reshape(3, 3))
