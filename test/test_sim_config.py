@@ -1,0 +1,54 @@
+"""Cell configuration: the shipped YAML equals the defaults; bad files give one clear error."""
+from pathlib import Path
+
+import pytest
+
+from hrc_perception.sim.config import CellConfig, ConfigError, load_cell_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_yaml_equals_defaults():
+    assert load_cell_config(REPO / "config" / "cell.yaml") == CellConfig()
+
+
+def test_partial_file_keeps_other_defaults(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("humans:\n  count: [0, 0]\nsequence: {fps: 30}\n")
+    cfg = load_cell_config(p)
+    assert cfg.humans.count == (0, 0) and cfg.sequence.fps == 30.0
+    assert cfg.camera == CellConfig().camera
+
+
+@pytest.mark.parametrize("text, field, message", [
+    ("camera:\n  widht: 640\n", "camera.widht", "unknown key"),
+    ("camera:\n  depth_range_m: [-1.0, 6.0]\n", "camera.depth_range_m", "must be >= 0"),
+    ("camera:\n  depth_range_m: [3.0, 1.0]\n", "camera.depth_range_m", "range low 3.0 > high 1.0"),
+    ("camera:\n  fx: fast\n", "camera.fx", "expected a number"),
+    ("parts:\n  names: []\n", "parts.names", "empty part list"),
+    ("parts:\n  mesh_units: inch\n", "parts.mesh_units", "must be 'm' or 'mm'"),
+    ("humans:\n  count: [3, 1]\n", "humans.count", "low <= high"),
+    ("sequence:\n  episode_frames: 0\n", "sequence.episode_frames", "must be >= 1"),
+    ("camera:\n  pose:\n    distance_m: [1.0]\n", "camera.pose.distance_m", "expected 2 values"),
+    ("table: 3\n", "table", "expected a mapping"),
+])
+def test_bad_values_name_file_and_field(tmp_path, text, field, message):
+    p = tmp_path / "cell.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_cell_config(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: {field}"), msg
+    assert message in msg
+
+
+def test_malformed_yaml(tmp_path):
+    p = tmp_path / "cell.yaml"
+    p.write_text("camera: [1, 2\n")
+    with pytest.raises(ConfigError, match=rf"{p}: not valid YAML"):
+        load_cell_config(p)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_cell_config(tmp_path / "none.yaml")
