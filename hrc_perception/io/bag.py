@@ -16,6 +16,8 @@ the ground-truth sidecar (``hrc_perception.io.ground_truth``), keyed by stamp.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -123,14 +125,15 @@ def frame_messages(frame: Frame) -> dict[str, object]:
 class BagWriter:
     """Writes frames to a rosbag2 MCAP directory ``path`` (created; must not exist).
 
-    Frames go to ``<path>.partial`` first; ``close()`` renames it to ``path``, so an
-    interrupted export never looks like a complete bag.
+    Frames go to ``<path>.partial/<name>/`` first; ``close()`` moves the bag to
+    ``path``, so an interrupted export never looks like a complete bag.
     """
 
     def __init__(self, path: Path, namespace: str = "/cell"):
-        self._dir = PartialDir(Path(path))
-        self._dir.path.rmdir()  # rosbags creates the bag directory itself
-        self._writer = Writer(self._dir.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.path = Path(path)
+        # rosbags names the .mcap file after its directory: build <path>.partial/<name>/
+        self._work = PartialDir(self.path)
+        self._writer = Writer(self._work.path / self.path.name, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
         self._connections = {t: self._writer.add_connection(full_topic(namespace, t), ty, typestore=TYPESTORE)
                              for t, ty in _TOPIC_TYPES.items()}
@@ -142,7 +145,11 @@ class BagWriter:
 
     def close(self) -> None:
         self._writer.close()
-        self._dir.commit()
+        bag = self._work.path / self.path.name
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        os.replace(bag, self.path)
+        self._work.abort()
 
 
 @dataclass
