@@ -14,7 +14,7 @@ setup(
     python_requires=">=3.10",
     install_requires=[
         "numpy", "scipy", "open3d", "pybullet", "yourdfpy", "trimesh", "shapely",
-        "mapbox-earcut", "rosbags", "pyyaml", "pillow", "tqdm", "pycocotools",
+        "mapbox-earcut", "numba", "rosbags", "pyyaml", "pillow", "tqdm", "pycocotools",
     ],
     entry_points={"console_scripts": ["hrc-perception=hrc_perception.cli:main"]},
     license="Apache-2.0",

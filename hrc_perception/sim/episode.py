@@ -243,10 +243,10 @@ class Episode:
                                               self.human_ids):
             if not script.present_at(t):
                 continue
-            pose = script.pose_at(t)
-            for (_, mesh, mat), T_ws in zip(meshes, hum.segment_transforms(shape, pose)):
+            T_world_segments, joints = hum.pose_kinematics(shape, script.pose_at(t))
+            for (_, mesh, mat), T_ws in zip(meshes, T_world_segments):
                 items.append(placed_item(mesh, T_ws, iid, mat))
-            humans.append((iid, hum.joints_world(shape, pose)))
+            humans.append((iid, joints))
         return SceneState(t, q, T_base_link, part_T_world, humans, items)
 
     def render_items(self, k: int) -> list:
