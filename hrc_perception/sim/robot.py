@@ -16,7 +16,7 @@ import yourdfpy
 from hrc_perception.sim.config import ConfigError, RobotConfig
 
 PYBULLET_DATA_SCHEME = "pybullet_data://"
-MAX_FACES_PER_LINK = 2500
+MAX_FACES_PER_LINK = 1000
 
 
 def resolve_urdf_path(uri: str, config_dir: Path | None = None) -> Path:
