@@ -103,7 +103,7 @@ def _robot_material(rng: np.random.Generator, link: str) -> Material:
 class SceneState:
     """The cell at one instant: time_s, robot joints q [D], T_base_link per link,
     part poses T_world_obj, people present as (instance_id, COCO-17 joints [17, 3]
-    world), and the render items."""
+    world), and the render items of everything that moves (robot, parts, people)."""
     time_s: float
     q: np.ndarray
     T_base_link: dict
@@ -203,7 +203,10 @@ class Episode:
             pos = np.array([rng.uniform(-2.5, 2.5), rng.uniform(-2.5, 2.5), rng.uniform(*li.height_m)])
             warm = rng.uniform(-0.15, 0.15)
             lights.append(PointLight(pos, float(rng.uniform(*li.intensity)), np.array([1 + warm, 1.0, 1 - warm])))
-        return Lighting(tuple(lights), ambient=float(rng.uniform(*li.ambient)), exposure=float(rng.uniform(0.8, 1.3)),
+        ambient = float(rng.uniform(*li.ambient))
+        # auto-exposure: a white surface facing the lights lands around mid to high grey
+        exposure = float(rng.uniform(0.55, 0.95)) / (ambient + 0.6 * sum(light.intensity for light in lights))
+        return Lighting(tuple(lights), ambient=ambient, exposure=exposure,
                         white_balance=rng.uniform(0.9, 1.1, 3).astype(np.float32),
                         noise_sigma=float(rng.uniform(0.5, 4.0)),
                         background_rgb=rng.uniform(0.0, 0.3, 3).astype(np.float32))
@@ -228,7 +231,7 @@ class Episode:
         robot = self.assets.robot
         q = self.robot_script.trajectory.q_at(t)
         T_base_link = robot.link_transforms(q)
-        items = list(self.static_items)
+        items = []
         for lm, mat in zip(robot.link_meshes, self.robot_materials):
             items.append(placed_item(lm.mesh, self.T_world_base @ T_base_link[lm.link], ROBOT_INSTANCE_ID, mat))
         T_world_grip = self.T_world_base @ T_base_link[robot.gripper_link]
@@ -250,7 +253,8 @@ class Episode:
         return SceneState(t, q, T_base_link, part_T_world, humans, items)
 
     def render_items(self, k: int) -> list:
-        return self.scene(k).items
+        """Everything to render at frame k: the still background and the moving items."""
+        return self.static_items + self.scene(k).items
 
     def frame(self, k: int, renderer: Renderer) -> Frame:
         """Render frame k (0-based within the episode) with ground truth."""
@@ -259,7 +263,8 @@ class Episode:
         present = st.humans
         robot = self.assets.robot
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.index, k, 1]))
-        out = renderer.render(items, self.K, self.T_world_cam, self.lighting, rng)
+        out = renderer.render((self.seed, self.index), self.static_items, items, self.K, self.T_world_cam,
+                              self.lighting, rng)
         cam = self.cfg.camera
         depth_mm = stereo_depth_mm(out.depth_m, out.cos_incidence, float(self.K[0, 0]), cam.baseline_m,
                                    cam.depth_range_m, self.noise_params, rng)

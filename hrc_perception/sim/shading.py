@@ -10,6 +10,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+# numba's OpenMP layer spins its idle threads, which starves the ray caster's
+# threads between kernels (frames took ~1.6x longer); its TBB layer is too old here.
+nb.config.THREADING_LAYER = "workqueue"
+
 MISS = np.uint32(0xFFFFFFFF)
 TEX_PLAIN, TEX_NOISE, TEX_STRIPES, TEX_CHECKER = 0, 1, 2, 3  # order of materials.TEXTURES
 
@@ -76,83 +80,93 @@ def _pattern(kind, x, y, z, noise_dirs):
 
 
 @nb.njit(parallel=True, cache=True, fastmath=True)
-def shade(rays, gid, prim, uvs, points, nrm, shadow,
-          albedo, texture, tex_scale, tex_contrast, specular, shininess, R_obj_world, t_obj_world,
-          vc_face_offset, faces, vertex_colors,
-          light_pos, light_intensity, light_color, ambient, response, background, noise, gamma_lut, noise_dirs):
-    """8-bit colour [N, 3] of every pixel.
+def light_components(rays, gid, prim, uvs, points, nrm,
+                     albedo, texture, tex_scale, tex_contrast, specular, shininess, R_obj_world, t_obj_world,
+                     vc_face_offset, faces, vertex_colors,
+                     light_pos, light_intensity, light_color, ambient, background, noise_dirs):
+    """Linear radiance of hit points, split into the key light's share and the rest.
 
-    Per geometry g: albedo [G, 3]; texture [G] (TEX_*), tex_scale [G] metres,
-    tex_contrast [G]; specular [G], shininess [G]; R_obj_world [G, 3, 3],
-    t_obj_world [G, 3] (world -> mesh frame for textures); vc_face_offset [G] (-1:
-    no vertex colours, else offset of its faces in faces [F, 3], which index
-    vertex_colors [V, 3]). shadow [N]: factor on the first light. Lights: light_pos
-    [L, 3], light_intensity [L], light_color [L, 3]; ambient level. response [3]:
-    exposure x white balance; background [3] for misses; noise [N] additive (all channels), in
-    8-bit units; gamma_lut [4096] linear -> 8-bit.
+    rays [M, 6], gid [M] (MISS: background), prim [M], uvs [M, 2], points [M, 3],
+    nrm [M, 3] (facing the camera) of M pixels. Per geometry g: albedo [G, 3];
+    texture [G] (TEX_*), tex_scale [G] metres, tex_contrast [G]; specular [G],
+    shininess [G]; R_obj_world [G, 3, 3], t_obj_world [G, 3] (world -> mesh frame,
+    for textures); vc_face_offset [G] (-1: no vertex colours, else offset of its
+    faces in faces [F, 3], which index vertex_colors [V, 3]). Lights: light_pos
+    [L, 3], light_intensity [L], light_color [L, 3] (light 0 is the key light, the
+    one that casts shadows); ambient level; background [3] for misses.
+    Returns key [M, 3] (light 0, unshadowed) and rest [M, 3] (ambient, other lights);
+    a pixel's radiance is rest + shadow * key.
     """
     n_px = rays.shape[0]
-    out = np.empty((n_px, 3), np.uint8)
+    key = np.zeros((n_px, 3), np.float32)
+    rest = np.empty((n_px, 3), np.float32)
     n_lights = light_pos.shape[0]
     for i in nb.prange(n_px):
         g = gid[i]
-        c0, c1, c2 = background[0], background[1], background[2]
-        if g != MISS:
-            px, py, pz = points[i, 0], points[i, 1], points[i, 2]
-            nx, ny, nz = nrm[i, 0], nrm[i, 1], nrm[i, 2]
-            # albedo: vertex colours (barycentric) or flat, then the texture pattern
-            a0, a1, a2 = albedo[g, 0], albedo[g, 1], albedo[g, 2]
-            if vc_face_offset[g] >= 0:
-                f = vc_face_offset[g] + prim[i]
-                u, v = uvs[i, 0], uvs[i, 1]
-                w0 = 1.0 - u - v
-                i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
-                a0 = w0 * vertex_colors[i0, 0] + u * vertex_colors[i1, 0] + v * vertex_colors[i2, 0]
-                a1 = w0 * vertex_colors[i0, 1] + u * vertex_colors[i1, 1] + v * vertex_colors[i2, 1]
-                a2 = w0 * vertex_colors[i0, 2] + u * vertex_colors[i1, 2] + v * vertex_colors[i2, 2]
-            if texture[g] != TEX_PLAIN:
-                s = 1.0 / tex_scale[g]
-                ox = (R_obj_world[g, 0, 0] * px + R_obj_world[g, 0, 1] * py + R_obj_world[g, 0, 2] * pz
-                      + t_obj_world[g, 0]) * s
-                oy = (R_obj_world[g, 1, 0] * px + R_obj_world[g, 1, 1] * py + R_obj_world[g, 1, 2] * pz
-                      + t_obj_world[g, 1]) * s
-                oz = (R_obj_world[g, 2, 0] * px + R_obj_world[g, 2, 1] * py + R_obj_world[g, 2, 2] * pz
-                      + t_obj_world[g, 2]) * s
-                m = 1.0 + tex_contrast[g] * _pattern(texture[g], ox, oy, oz, noise_dirs)
-                a0, a1, a2 = a0 * m, a1 * m, a2 * m
-            a0, a1, a2 = min(max(a0, 0.0), 1.0), min(max(a1, 0.0), 1.0), min(max(a2, 0.0), 1.0)
-            # view direction (towards the camera)
-            dx, dy, dz = rays[i, 3], rays[i, 4], rays[i, 5]
-            inv = 1.0 / np.sqrt(dx * dx + dy * dy + dz * dz)
-            vx, vy, vz = -dx * inv, -dy * inv, -dz * inv
-            d0 = d1 = d2 = ambient
-            s0 = s1 = s2 = 0.0
-            for li in range(n_lights):
-                lx, ly, lz = light_pos[li, 0] - px, light_pos[li, 1] - py, light_pos[li, 2] - pz
-                inv_dist = 1.0 / np.sqrt(lx * lx + ly * ly + lz * lz)
-                lx, ly, lz = lx * inv_dist, ly * inv_dist, lz * inv_dist
-                ndotl = nx * lx + ny * ly + nz * lz
-                if ndotl <= 0:
-                    continue
-                falloff = min(1.0, 6.25 * inv_dist * inv_dist)    # full strength within 2.5 m
-                lit = light_intensity[li] * falloff
-                if li == 0:
-                    lit *= shadow[i]
-                diff = lit * ndotl
-                hx, hy, hz = lx + vx, ly + vy, lz + vz
-                ndoth = max((nx * hx + ny * hy + nz * hz) / np.sqrt(hx * hx + hy * hy + hz * hz + 1e-12), 0.0)
-                # Schlick's rational stand-in for ndoth ** shininess (no pow per pixel)
-                sp = lit * specular[g] * ndoth / (shininess[g] - shininess[g] * ndoth + ndoth)
-                d0 += diff * light_color[li, 0]
-                d1 += diff * light_color[li, 1]
-                d2 += diff * light_color[li, 2]
-                s0 += sp * light_color[li, 0]
-                s1 += sp * light_color[li, 1]
-                s2 += sp * light_color[li, 2]
-            c0, c1, c2 = a0 * d0 + s0, a1 * d1 + s1, a2 * d2 + s2
-        out[i, 0] = _to_8bit(c0 * response[0], noise[i], gamma_lut)
-        out[i, 1] = _to_8bit(c1 * response[1], noise[i], gamma_lut)
-        out[i, 2] = _to_8bit(c2 * response[2], noise[i], gamma_lut)
+        if g == MISS:
+            rest[i, 0], rest[i, 1], rest[i, 2] = background[0], background[1], background[2]
+            continue
+        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
+        nx, ny, nz = nrm[i, 0], nrm[i, 1], nrm[i, 2]
+        # albedo: vertex colours (barycentric) or flat, then the texture pattern
+        a0, a1, a2 = albedo[g, 0], albedo[g, 1], albedo[g, 2]
+        if vc_face_offset[g] >= 0:
+            f = vc_face_offset[g] + prim[i]
+            u, v = uvs[i, 0], uvs[i, 1]
+            w0 = 1.0 - u - v
+            i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+            a0 = w0 * vertex_colors[i0, 0] + u * vertex_colors[i1, 0] + v * vertex_colors[i2, 0]
+            a1 = w0 * vertex_colors[i0, 1] + u * vertex_colors[i1, 1] + v * vertex_colors[i2, 1]
+            a2 = w0 * vertex_colors[i0, 2] + u * vertex_colors[i1, 2] + v * vertex_colors[i2, 2]
+        if texture[g] != TEX_PLAIN:
+            s = 1.0 / tex_scale[g]
+            ox = (R_obj_world[g, 0, 0] * px + R_obj_world[g, 0, 1] * py + R_obj_world[g, 0, 2] * pz
+                  + t_obj_world[g, 0]) * s
+            oy = (R_obj_world[g, 1, 0] * px + R_obj_world[g, 1, 1] * py + R_obj_world[g, 1, 2] * pz
+                  + t_obj_world[g, 1]) * s
+            oz = (R_obj_world[g, 2, 0] * px + R_obj_world[g, 2, 1] * py + R_obj_world[g, 2, 2] * pz
+                  + t_obj_world[g, 2]) * s
+            m = 1.0 + tex_contrast[g] * _pattern(texture[g], ox, oy, oz, noise_dirs)
+            a0, a1, a2 = a0 * m, a1 * m, a2 * m
+        a0, a1, a2 = min(max(a0, 0.0), 1.0), min(max(a1, 0.0), 1.0), min(max(a2, 0.0), 1.0)
+        dx, dy, dz = rays[i, 3], rays[i, 4], rays[i, 5]
+        inv = 1.0 / np.sqrt(dx * dx + dy * dy + dz * dz)
+        vx, vy, vz = -dx * inv, -dy * inv, -dz * inv          # towards the camera
+        r0 = r1 = r2 = ambient
+        r0, r1, r2 = a0 * r0, a1 * r1, a2 * r2
+        for li in range(n_lights):
+            lx, ly, lz = light_pos[li, 0] - px, light_pos[li, 1] - py, light_pos[li, 2] - pz
+            inv_dist = 1.0 / np.sqrt(lx * lx + ly * ly + lz * lz)
+            lx, ly, lz = lx * inv_dist, ly * inv_dist, lz * inv_dist
+            ndotl = nx * lx + ny * ly + nz * lz
+            if ndotl <= 0:
+                continue
+            lit = light_intensity[li] * min(1.0, 6.25 * inv_dist * inv_dist)   # full strength within 2.5 m
+            hx, hy, hz = lx + vx, ly + vy, lz + vz
+            ndoth = max((nx * hx + ny * hy + nz * hz) / np.sqrt(hx * hx + hy * hy + hz * hz + 1e-12), 0.0)
+            # Schlick's rational stand-in for ndoth ** shininess (no pow per pixel)
+            sp = lit * specular[g] * ndoth / (shininess[g] - shininess[g] * ndoth + ndoth)
+            diff = lit * ndotl
+            c0 = (a0 * diff + sp) * light_color[li, 0]
+            c1 = (a1 * diff + sp) * light_color[li, 1]
+            c2 = (a2 * diff + sp) * light_color[li, 2]
+            if li == 0:
+                key[i, 0], key[i, 1], key[i, 2] = c0, c1, c2
+            else:
+                r0, r1, r2 = r0 + c0, r1 + c1, r2 + c2
+        rest[i, 0], rest[i, 1], rest[i, 2] = r0, r1, r2
+    return key, rest
+
+
+@nb.njit(parallel=True, cache=True, fastmath=True)
+def compose(key, rest, shadow, response, noise, gamma_lut):
+    """8-bit colour [N, 3]: (rest + shadow * key) x response [3], gamma table
+    gamma_lut [4096] (linear -> 8 bit), plus noise [N] in 8-bit units on all channels."""
+    n_px = key.shape[0]
+    out = np.empty((n_px, 3), np.uint8)
+    for i in nb.prange(n_px):
+        for k in range(3):
+            out[i, k] = _to_8bit((rest[i, k] + shadow[i] * key[i, k]) * response[k], noise[i], gamma_lut)
     return out
 
 
