@@ -107,3 +107,14 @@ def test_urdf_with_missing_mesh(tmp_path):
 def test_unknown_keypoint_link():
     with pytest.raises(ConfigError, match=r"robot.keypoints: link 'panda_elbow' is not in panda.urdf"):
         RobotModel(RobotConfig(keypoints=("panda_link0", "panda_elbow")), load_meshes=False)
+
+
+def test_own_fk_matches_yourdfpy(panda):
+    """The model's forward kinematics agrees with the URDF parser's own (mimic joints too)."""
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        q = rng.uniform(panda.lower, panda.upper)
+        T = panda.link_transforms(q)
+        panda._urdf.update_cfg(q)
+        for link in panda.link_names:
+            np.testing.assert_allclose(T[link], panda._urdf.get_transform(link, panda.base_link), atol=1e-9)

@@ -121,10 +121,11 @@ def model_info(part) -> dict:
 
 def bop_bbox(mask: np.ndarray) -> list[int]:
     """BOP box [x, y, w, h] (w = x_max - x_min) of a boolean mask; [-1]*4 if empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
         return [-1, -1, -1, -1]
-    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min()), int(ys.max() - ys.min())]
+    cols = np.flatnonzero(mask.any(axis=0))
+    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0]), int(rows[-1] - rows[0])]
 
 
 def pose_entry(obj_id: int, T_cam_obj: np.ndarray) -> dict:

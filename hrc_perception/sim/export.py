@@ -16,6 +16,8 @@ import json
 import platform
 import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ from hrc_perception.sim.frame import Frame, PartGT
 from hrc_perception.sim.generator import SynthRun
 
 DATASETS = ("coco", "bop", "keypoints")
+WRITE_QUEUE_FRAMES = 4   # frames rendered ahead of the writer thread
 
 
 def part_silhouette(mesh, T_cam_obj: np.ndarray, K: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -93,10 +96,18 @@ def run_synth(cfg: CellConfig, seed: int, frames: int, out_dir: Path, bag: bool,
 
     t0 = time.perf_counter()
     bar = _progress(frames, progress)
-    for frame in run.frames(frames):
-        for wr in writers:
-            wr.add(frame)
-        bar.update(1)
+    # Encoding and writing (JPEG, PNG, zlib: they release the GIL) run in one
+    # background thread, in frame order, while the next frames render.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: deque = deque()
+        for frame in run.frames(frames):
+            pending.append(pool.submit(_write_frame, writers, frame))
+            while len(pending) > WRITE_QUEUE_FRAMES or (pending and pending[0].done()):
+                pending.popleft().result()
+                bar.update(1)
+        while pending:
+            pending.popleft().result()
+            bar.update(1)
     bar.close()
     for wr in writers:
         wr.close()
@@ -112,6 +123,11 @@ def run_synth(cfg: CellConfig, seed: int, frames: int, out_dir: Path, bag: bool,
     }
     atomic_write_json(meta_path, _deterministic(meta), indent=2)
     return meta
+
+
+def _write_frame(writers, frame: Frame) -> None:
+    for wr in writers:
+        wr.add(frame)
 
 
 def _deterministic(meta: dict) -> dict:

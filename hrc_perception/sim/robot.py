@@ -13,6 +13,7 @@ import numpy as np
 import trimesh
 import yourdfpy
 
+from hrc_perception.geometry import make_T, rotation_about_axis
 from hrc_perception.sim.config import ConfigError, RobotConfig
 
 PYBULLET_DATA_SCHEME = "pybullet_data://"
@@ -66,6 +67,22 @@ def _decimate(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
 
 
 @dataclass(frozen=True)
+class _Joint:
+    """A URDF joint for forward kinematics: T_parent_child = origin @ motion(value),
+    value = q[q_index] (actuated), or multiplier * q[q_index] + offset (mimic), or
+    none (fixed, q_index -1)."""
+    name: str
+    kind: str
+    parent: str
+    child: str
+    origin: np.ndarray
+    axis: np.ndarray
+    q_index: int
+    multiplier: float = 1.0
+    offset: float = 0.0
+
+
+@dataclass(frozen=True)
 class LinkMesh:
     """A link's render mesh in the link frame (visual origin applied), metres."""
     link: str
@@ -114,7 +131,29 @@ class RobotModel:
         # Arm joints: revolute/continuous joints that move the gripper (fingers excluded).
         self.arm_joint_mask = np.array([self._urdf.joint_map[j].type in ("revolute", "continuous")
                                         for j in self.joint_names])
+        self._chain = self._joint_chain()
         self.link_meshes = self._load_link_meshes(path) if load_meshes else ()
+
+    def _joint_chain(self) -> tuple[_Joint, ...]:
+        """Joints in parent-before-child order, from the parsed URDF."""
+        index = {name: k for k, name in enumerate(self.joint_names)}
+        by_parent: dict[str, list] = {}
+        for j in self._urdf.robot.joints:
+            by_parent.setdefault(j.parent, []).append(j)
+        chain, todo = [], [self.base_link]
+        while todo:
+            for j in by_parent.get(todo.pop(0), []):
+                origin = np.eye(4) if j.origin is None else np.asarray(j.origin, dtype=np.float64)
+                axis = np.array([1.0, 0, 0]) if j.axis is None else np.asarray(j.axis, dtype=np.float64)
+                if j.type == "fixed":
+                    chain.append(_Joint(j.name, "fixed", j.parent, j.child, origin, axis, -1))
+                elif j.mimic is not None:
+                    chain.append(_Joint(j.name, j.type, j.parent, j.child, origin, axis, index[j.mimic.joint],
+                                        float(j.mimic.multiplier or 1.0), float(j.mimic.offset or 0.0)))
+                else:
+                    chain.append(_Joint(j.name, j.type, j.parent, j.child, origin, axis, index[j.name]))
+                todo.append(j.child)
+        return tuple(chain)
 
     def _load_link_meshes(self, urdf_path: Path) -> tuple[LinkMesh, ...]:
         out = []
@@ -160,13 +199,21 @@ class RobotModel:
 
     def link_transforms(self, q: np.ndarray) -> dict[str, np.ndarray]:
         """T_base_link [4, 4] of every link at joint positions q [D]."""
-        self._urdf.update_cfg(np.asarray(q, dtype=np.float64))
-        return {name: self._urdf.get_transform(name, self.base_link) for name in self.link_names}
+        T = {self.base_link: np.eye(4)}
+        for j in self._chain:
+            T_joint = T[j.parent] @ j.origin
+            if j.q_index >= 0:
+                value = j.multiplier * q[j.q_index] + j.offset
+                if j.kind == "prismatic":
+                    T_joint = T_joint @ make_T(np.eye(3), j.axis * value)
+                else:
+                    T_joint = T_joint @ make_T(rotation_about_axis(j.axis, value), np.zeros(3))
+            T[j.child] = T_joint
+        return T
 
     def link_transform(self, q: np.ndarray, link: str) -> np.ndarray:
         """T_base_link [4, 4] of one link at joint positions q [D]."""
-        self._urdf.update_cfg(np.asarray(q, dtype=np.float64))
-        return self._urdf.get_transform(link, self.base_link)
+        return self.link_transforms(q)[link]
 
     def keypoints_base(self, q: np.ndarray) -> np.ndarray:
         """Keypoint link origins [J, 3] in the base frame, metres."""
@@ -174,43 +221,39 @@ class RobotModel:
         return np.stack([T[link][:3, 3] for link in self.keypoint_links])
 
     def solve_ik(self, T_base_target: np.ndarray, q_start: np.ndarray, margin_rad: float = 0.05,
-                 iterations: int = 150, tol_m: float = 1e-3) -> np.ndarray | None:
-        """Arm joints that put the gripper link at T_base_target (position and z axis).
+                 iterations: int = 100, tol_m: float = 1e-3) -> np.ndarray | None:
+        """Arm joints that put the gripper link at T_base_target [4, 4] (position and
+        orientation), or None if not reached within tol_m and 3 degrees.
 
-        Damped least squares on a numeric Jacobian, starting from q_start [D],
-        staying inside the limits shrunk by margin_rad. Returns q [D] or None when the
-        position error stays above tol_m or the gripper's z axis is off by > 3 deg.
+        Damped least squares on the geometric Jacobian of the arm's revolute joints,
+        from q_start [D], inside the limits shrunk by margin_rad.
         """
         q = self.clip(np.array(q_start, dtype=np.float64), margin_rad)
-        arm = np.flatnonzero(self.arm_joint_mask)
-        target_p = T_base_target[:3, 3]
-        target_z = T_base_target[:3, 2]
-        target_x = T_base_target[:3, 0]
-
-        def error(qq):
-            T = self.link_transform(qq, self.gripper_link)
-            e_pos = target_p - T[:3, 3]
-            e_rot = np.cross(T[:3, 2], target_z) + 0.3 * np.cross(T[:3, 0], target_x)
-            return np.concatenate([e_pos, 0.3 * e_rot])
-
-        damping = 1e-2
+        arm = [j for j in self._chain if j.q_index >= 0 and self.arm_joint_mask[j.q_index]
+               and j.multiplier == 1.0 and j.kind in ("revolute", "continuous")]
+        cols = np.array([j.q_index for j in arm])
+        R_t, p_t = T_base_target[:3, :3], T_base_target[:3, 3]
+        rot_weight = 0.3
         for _ in range(iterations):
-            e = error(q)
-            if np.linalg.norm(e[:3]) < tol_m * 0.3 and np.linalg.norm(e[3:]) < 0.3 * np.deg2rad(1.0):
+            T = self.link_transforms(q)
+            T_g = T[self.gripper_link]
+            e_pos = p_t - T_g[:3, 3]
+            e_rot = 0.5 * sum(np.cross(T_g[:3, k], R_t[:, k]) for k in range(3))
+            if np.linalg.norm(e_pos) < 0.3 * tol_m and np.linalg.norm(e_rot) < np.deg2rad(0.5):
                 break
             J = np.empty((6, len(arm)))
-            eps = 1e-6
-            for k, j in enumerate(arm):
-                dq = q.copy()
-                dq[j] += eps
-                J[:, k] = (e - error(dq)) / eps
-            step = J.T @ np.linalg.solve(J @ J.T + damping ** 2 * np.eye(6), e)
-            step = np.clip(step, -0.3, 0.3)
-            q[arm] = q[arm] + step
+            for c, j in enumerate(arm):
+                T_j = T[j.parent] @ j.origin
+                a = T_j[:3, :3] @ j.axis
+                J[:3, c] = np.cross(a, T_g[:3, 3] - T_j[:3, 3])
+                J[3:, c] = rot_weight * a
+            e = np.concatenate([e_pos, rot_weight * e_rot])
+            step = J.T @ np.linalg.solve(J @ J.T + 1e-4 * np.eye(6), e)
+            q[cols] += np.clip(step, -0.3, 0.3)
             q = self.clip(q, margin_rad)
-        T = self.link_transform(q, self.gripper_link)
-        if np.linalg.norm(T[:3, 3] - target_p) > tol_m:
+        T_g = self.link_transform(q, self.gripper_link)
+        if np.linalg.norm(T_g[:3, 3] - p_t) > tol_m:
             return None
-        if np.dot(T[:3, 2], target_z) < np.cos(np.deg2rad(3.0)):
+        if np.trace(T_g[:3, :3].T @ R_t) < 1.0 + 2.0 * np.cos(np.deg2rad(3.0)):
             return None
         return q
