@@ -84,3 +84,21 @@ def test_unknown_dataset_format(tmp_path, capsys, small_cell_yaml):
     rc = main(["synth", "--config", str(small_cell_yaml), "--frames", "1", "--out", str(tmp_path / "o"),
                "--dataset", "coco,voc", "--quiet"])
     assert rc == 2 and "unknown format 'voc'" in capsys.readouterr().err
+
+
+LMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "cell_lmo_parts.yaml"
+LMO_MODELS = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "lmo" / "models"
+
+
+@pytest.mark.skipif(not LMO_MODELS.is_dir(), reason="../shared/realdata (LM-O meshes) not present")
+def test_mesh_folder_parts(tmp_path):
+    """The LM-O meshes as parts: classes named by file, vertex colours rendered."""
+    out = tmp_path / "lmo"
+    assert main(["synth", "--config", str(LMO_CONFIG), "--frames", "1", "--seed", "2", "--out", str(out),
+                 "--dataset", "bop", "--quiet"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    names = [c["name"] for c in meta["classes"] if c["category"] == "part"]
+    assert names == [f"obj_{i:06d}" for i in (1, 5, 6, 8, 9, 10, 11, 12)]
+    info = json.loads((out / "bop" / "models" / "models_info.json").read_text())
+    ref = json.loads((LMO_MODELS / "models_info.json").read_text())
+    assert info["1"]["diameter"] == pytest.approx(ref["1"]["diameter"], rel=1e-3)

@@ -34,13 +34,20 @@ def instance_colors(n: int) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def depth_colormap(depth_mm: np.ndarray, max_m: float = 6.0) -> np.ndarray:
-    """[H, W, 3] uint8 colour map of a depth image (near: yellow, far: blue; 0: black)."""
-    z = np.clip(depth_mm.astype(np.float32) / 1000.0 / max_m, 0, 1)
-    rgb = np.stack([1.0 - 0.9 * z, 0.9 - 0.6 * np.abs(z - 0.35) * 2, 0.15 + 0.85 * z], -1)
-    rgb = np.clip(rgb, 0, 1) * 255
-    rgb[depth_mm == 0] = 0
-    return rgb.astype(np.uint8)
+def depth_colormap(depth_mm: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 rainbow colour map of a depth image (near red .. far blue,
+    spread over the 2nd..98th percentile of the valid depths; 0 = invalid: black)."""
+    valid = depth_mm > 0
+    rgb = np.zeros(depth_mm.shape + (3,), dtype=np.uint8)
+    if not valid.any():
+        return rgb
+    lo, hi = np.percentile(depth_mm[valid], [2, 98])
+    x = np.clip((depth_mm.astype(np.float32) - lo) / max(hi - lo, 1.0), 0, 1)
+    stops = np.linspace(0.0, 1.0, 5)      # red, yellow, green, cyan, blue
+    colors = np.array([[230, 40, 40], [240, 220, 40], [40, 200, 60], [40, 200, 230], [50, 60, 230]])
+    for c in range(3):
+        rgb[..., c][valid] = np.interp(x[valid], stops, colors[:, c]).astype(np.uint8)
+    return rgb
 
 
 def _dot(draw, uv, visible, color, r=4):
