@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from hrc_perception.geometry import invert_T, make_K, make_T, project, rot_x, ro
 from hrc_perception.io.atomic import (PartialDir, atomic_write_bytes, atomic_write_json, json_bytes,
                                       png_bytes)
 from hrc_perception.io.bop import BopWriter
+from hrc_perception.sim.parts import PartModel
 from hrc_perception.io.coco import COCO17_KEYPOINTS, COCO17_SKELETON, CocoWriter
 from hrc_perception.io.keypoints_npz import KeypointsWriter, resized_K, sample_indices
 from hrc_perception.sim.frame import (ClassInfo, Frame, HumanGT, Instance, Keypoints, PartGT, RobotGT)
@@ -33,25 +33,13 @@ RECTS = {ROBOT_ID: (slice(0, 10), slice(40, 64)), GEAR_ID: (slice(20, 30), slice
 GEAR_FULL = (slice(18, 30), slice(10, 25))  # unoccluded silhouette of the gear
 
 
-@dataclass(frozen=True)
-class PartStub:
-    """Same fields as hrc_perception.sim.parts.PartModel."""
-    name: str
-    mesh: trimesh.Trimesh
-    rest_height_m: float
-    diameter_m: float
-    symmetries_continuous: tuple
-    symmetries_discrete: tuple
-    vertex_colors: np.ndarray | None
-
-
-def make_parts() -> list[PartStub]:
+def make_parts() -> list[PartModel]:
     gear_mesh = trimesh.creation.cylinder(radius=0.02, height=0.01, sections=12)
     box = trimesh.creation.box(extents=(0.04, 0.02, 0.01))
     flip = make_T(rot_x(np.pi), [0.0, 0.0, 0.01])
     colors = np.linspace(0.0, 1.0, len(box.vertices) * 3).reshape(-1, 3)
-    return [PartStub("gear", gear_mesh, 0.005, 0.0412, (([0.0, 0.0, 1.0], [0.0, 0.0, 0.002]),), (), None),
-            PartStub("bracket", box, 0.005, float(np.linalg.norm([0.04, 0.02, 0.01])), (), (flip,), colors)]
+    return [PartModel("gear", gear_mesh, 0.005, 0.0412, (([0.0, 0.0, 1.0], [0.0, 0.0, 0.002]),), (), None),
+            PartModel("bracket", box, 0.005, float(np.linalg.norm([0.04, 0.02, 0.01])), (), (flip,), colors)]
 
 
 def keypoints(names, xyz, vis) -> Keypoints:

@@ -26,30 +26,15 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from hrc_perception.io.atomic import DatasetWriter, atomic_write_bytes, json_bytes, jpeg_bytes
+from hrc_perception.skeletons import COCO17_BONES, COCO17_NAMES, chain_bones
 from hrc_perception.sim.frame import (CATEGORY_PERSON, CATEGORY_ROBOT, ClassInfo, Frame,
                                       Keypoints, VIS_OUTSIDE)
 
-COCO17_KEYPOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)
-"""The 17 COCO person keypoints, in COCO order."""
-
-COCO17_SKELETON: tuple[tuple[int, int], ...] = (
-    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7),
-    (6, 8), (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5),
-    (4, 6), (5, 7),
-)
-"""The COCO person skeleton: limbs as 1-based keypoint index pairs."""
+COCO17_KEYPOINTS = COCO17_NAMES
+COCO17_SKELETON: tuple[tuple[int, int], ...] = tuple((a + 1, b + 1) for a, b in COCO17_BONES)
+"""The COCO person skeleton as COCO files write it: 1-based keypoint index pairs."""
 
 KEYPOINT_DECIMALS = 2
-
-
-def chain_skeleton(num_joints: int) -> list[list[int]]:
-    """1-based pairs (1, 2), (2, 3), ... of a serial chain of ``num_joints`` joints."""
-    return [[j, j + 1] for j in range(1, num_joints)]
 
 
 def category_entry(info: ClassInfo) -> dict:
@@ -63,7 +48,7 @@ def category_entry(info: ClassInfo) -> dict:
                                  f"keypoints, COCO-17 needs {len(COCO17_KEYPOINTS)}")
             skeleton = [list(p) for p in COCO17_SKELETON]
         else:
-            skeleton = chain_skeleton(len(info.keypoints))
+            skeleton = [[a + 1, b + 1] for a, b in chain_bones(len(info.keypoints))]
         cat["keypoints"] = list(info.keypoints)
         cat["skeleton"] = skeleton
     return cat

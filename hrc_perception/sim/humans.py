@@ -27,15 +27,9 @@ import trimesh
 
 from hrc_perception.geometry import make_T, rot_x, rot_y, rot_z, rotation_about_axis
 from hrc_perception.sim.config import HumansConfig
+from hrc_perception.skeletons import COCO17_BONES, COCO17_NAMES  # noqa: F401 (re-exported)
 from hrc_perception.sim.materials import Material, random_material
 
-COCO17_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle")
-COCO17_BONES: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
 SEGMENT_NAMES: tuple[str, ...] = (
     "pelvis", "torso", "neck", "head",
     "left_upper_arm", "left_forearm", "left_hand", "right_upper_arm", "right_forearm", "right_hand",

@@ -17,13 +17,10 @@ from hrc_perception.io.bag import read_bag_frames
 from hrc_perception.io.ground_truth import read_ground_truth
 from hrc_perception.sim.export import read_meta
 from hrc_perception.sim.frame import VIS_OUTSIDE, VIS_VISIBLE
+from hrc_perception.skeletons import COCO17_BONES, chain_bones
 
 PANEL_SCALE = 0.5
 AXIS_LENGTH_M = 0.06
-# COCO-17 limbs (0-based joint pairs) and colours for left / right / centre.
-COCO17_LIMBS = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-                (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
-
 
 def instance_colors(n: int) -> np.ndarray:
     """[n, 3] uint8 distinct colours (golden-angle hues); colour 0 is black."""
@@ -81,9 +78,9 @@ def overlay(rgb: np.ndarray, mask: np.ndarray | None, record: dict) -> Image.Ima
     K = np.asarray(record["K"])
     robot_kp = record["robot"]["keypoints"]
     n = len(robot_kp["names"])
-    _skeleton(draw, robot_kp, [(i, i + 1) for i in range(n - 1)], (255, 140, 0))
+    _skeleton(draw, robot_kp, chain_bones(n), (255, 140, 0))
     for hum in record["humans"]:
-        _skeleton(draw, hum["keypoints"], COCO17_LIMBS, (0, 255, 255))
+        _skeleton(draw, hum["keypoints"], COCO17_BONES, (0, 255, 255))
     for part in record["parts"]:
         T = np.asarray(part["T_cam_obj"])
         pts = transform_points(T, np.vstack([np.zeros(3), np.eye(3) * AXIS_LENGTH_M]))
