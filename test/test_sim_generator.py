@@ -1,7 +1,6 @@
 """The synthetic cell end to end: rendered geometry agrees with the ground truth."""
 import numpy as np
 import open3d as o3d
-import pytest
 
 from hrc_perception.geometry import backproject_pixels, invert_T, project, transform_points
 from hrc_perception.sim.config import load_cell_config

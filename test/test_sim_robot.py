@@ -1,5 +1,4 @@
 """Robot model: URDF forward kinematics against Franka's published DH table, IK, errors."""
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -9,7 +9,7 @@ import numpy as np
 import trimesh
 
 from hrc_perception.geometry import make_T, rot_z
-from hrc_perception.sim.materials import Material, random_material
+from hrc_perception.sim.materials import random_material
 from hrc_perception.sim.renderer import RenderItem, placed_item
 
 TABLE_TOP_THICKNESS_M = 0.04

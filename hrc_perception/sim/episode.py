@@ -259,29 +259,25 @@ class Episode:
     def frame(self, k: int, renderer: Renderer) -> Frame:
         """Render frame k (0-based within the episode) with ground truth."""
         st = self.scene(k)
-        t, q, T_base_link, part_T_world, items = st.time_s, st.q, st.T_base_link, st.part_T_world, st.items
-        present = st.humans
-        robot = self.assets.robot
+        robot, cam = self.assets.robot, self.cfg.camera
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.index, k, 1]))
-        out = renderer.render((self.seed, self.index), self.static_items, items, self.K, self.T_world_cam,
+        out = renderer.render((self.seed, self.index), self.static_items, st.items, self.K, self.T_world_cam,
                               self.lighting, rng)
-        cam = self.cfg.camera
         depth_mm = stereo_depth_mm(out.depth_m, out.cos_incidence, float(self.K[0, 0]), cam.baseline_m,
                                    cam.depth_range_m, self.noise_params, rng)
-
-        T_cam_base = self.T_cam_world @ self.T_world_base
-        robot_kp = _keypoints(robot.keypoint_links, transform_points(self.T_world_base, np.stack(
-            [T_base_link[link][:3, 3] for link in robot.keypoint_links])), self.T_cam_world, self.K,
-            ROBOT_INSTANCE_ID, out, ROBOT_VISIBILITY_TOL_M)
-        robot_gt = RobotGT(ROBOT_INSTANCE_ID, robot.name, robot.joint_names, q, T_cam_base, robot_kp)
+        robot_kp_world = transform_points(self.T_world_base, np.stack(
+            [st.T_base_link[link][:3, 3] for link in robot.keypoint_links]))
+        robot_gt = RobotGT(ROBOT_INSTANCE_ID, robot.name, robot.joint_names, st.q,
+                           self.T_cam_world @ self.T_world_base,
+                           _keypoints(robot.keypoint_links, robot_kp_world, self.T_cam_world, self.K,
+                                      ROBOT_INSTANCE_ID, out, ROBOT_VISIBILITY_TOL_M))
         parts_gt = [PartGT(iid, self.assets.parts[c].name, self.T_cam_world @ T)
-                    for iid, c, T in zip(self.part_ids, self.part_class, part_T_world)]
+                    for iid, c, T in zip(self.part_ids, self.part_class, st.part_T_world)]
         humans_gt = [HumanGT(iid, _keypoints(hum.COCO17_NAMES, joints, self.T_cam_world, self.K, iid, out,
-                                             HUMAN_VISIBILITY_TOL_M)) for iid, joints in present]
+                                             HUMAN_VISIBILITY_TOL_M)) for iid, joints in st.humans]
         index = self.first_frame_index + k
         return Frame(
-            episode=self.index, index=index, time_s=t, stamp_ns=stamp_ns(index, self.cfg.sequence.fps),
+            episode=self.index, index=index, time_s=st.time_s, stamp_ns=stamp_ns(index, self.cfg.sequence.fps),
             rgb=out.rgb, depth_mm=depth_mm, depth_clean_m=out.depth_m, instance_mask=out.instance_mask,
-            K=self.K.copy(), T_world_cam=self.T_world_cam.copy(), instances=self.instances(t),
+            K=self.K.copy(), T_world_cam=self.T_world_cam.copy(), instances=self.instances(st.time_s),
             robot=robot_gt, parts=parts_gt, humans=humans_gt)
-

@@ -102,7 +102,7 @@ class Renderer:
     fixed image size.
 
     Per frame only the moving items are ray cast, and only inside the image
-    rectangle their vertices project to; a pixel shows whichever of the cached
+    rectangles their vertices project to; a pixel shows whichever of the cached
     background and the moving items is nearer. Shadows of the key light are tested
     on every second row and column (each pixel takes its 2x2 block's top-left value).
     """
@@ -172,20 +172,20 @@ class Renderer:
         return self._static
 
     def _pixels_covered(self, items, K, T_world_cam) -> np.ndarray:
-        """Row-major indices of the pixels inside the bounding rectangle of the items'
+        """Row-major indices of the pixels inside the bounding rectangle of some item's
         projected vertices (all pixels if a vertex lies behind the camera)."""
         h, w = self.height, self.width
-        if not items:
-            return np.zeros(0, dtype=np.int64)
-        v = np.concatenate([it.vertices_world_m for it in items]).astype(np.float64)
+        covered = np.zeros((h, w), dtype=bool)
         R, t = T_world_cam[:3, :3], T_world_cam[:3, 3]
-        v_cam = (v - t) @ R
-        if np.any(v_cam[:, 2] <= 1e-3):
-            return np.arange(h * w)
-        uv = v_cam[:, :2] / v_cam[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
-        u0, v0 = np.clip(np.floor(uv.min(axis=0)).astype(int) - 1, 0, [w, h])
-        u1, v1 = np.clip(np.ceil(uv.max(axis=0)).astype(int) + 2, 0, [w, h])
-        return (np.arange(v0, v1)[:, None] * w + np.arange(u0, u1)[None, :]).reshape(-1)
+        for it in items:
+            v_cam = (it.vertices_world_m.astype(np.float64) - t) @ R
+            if np.any(v_cam[:, 2] <= 1e-3):
+                return np.arange(h * w)
+            uv = v_cam[:, :2] / v_cam[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+            u0, v0 = np.clip(np.floor(uv.min(axis=0)).astype(int) - 1, 0, [w, h])
+            u1, v1 = np.clip(np.ceil(uv.max(axis=0)).astype(int) + 2, 0, [w, h])
+            covered[v0:v1, u0:u1] = True
+        return np.flatnonzero(covered)
 
     def _cast(self, scene, items, rays, lighting) -> _Layer:
         """Cast rays [M, 6] at a scene of items and light the hits."""
