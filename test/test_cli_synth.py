@@ -102,3 +102,25 @@ def test_mesh_folder_parts(tmp_path):
     info = json.loads((out / "bop" / "models" / "models_info.json").read_text())
     ref = json.loads((LMO_MODELS / "models_info.json").read_text())
     assert info["1"]["diameter"] == pytest.approx(ref["1"]["diameter"], rel=1e-3)
+
+
+def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, small_cell_yaml, monkeypatch):
+    """A run that dies after two frames leaves only .partial outputs and no meta.json."""
+    from hrc_perception.sim.generator import SynthRun
+    real_frames = SynthRun.frames
+
+    def dying_frames(self, count, start=0):
+        for k, frame in enumerate(real_frames(self, count, start)):
+            if k == 2:
+                raise KeyboardInterrupt
+            yield frame
+
+    monkeypatch.setattr(SynthRun, "frames", dying_frames)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        main(["synth", "--config", str(small_cell_yaml), "--frames", "5", "--out", str(out), "--bag",
+              "--dataset", "coco,bop,keypoints", "--quiet"])
+    names = sorted(p.name for p in out.iterdir())
+    assert "meta.json" not in names
+    assert not {"bag", "coco", "bop", "keypoints", "ground_truth.jsonl"} & set(names)
+    assert all(n.endswith(".partial") for n in names), names

@@ -51,12 +51,15 @@ def test_known_poses(panda):
     np.testing.assert_allclose(T[:3, 2], [0, 0, -1], atol=1e-6)
 
 
-def test_keypoints_follow_config(panda):
+def test_keypoints_in_any_frame(panda):
     q = np.zeros(8)
-    kp = panda.keypoints_base(q)
+    kp = panda.keypoints(q)
     assert kp.shape == (8, 3)
     np.testing.assert_allclose(kp[0], 0.0)
     np.testing.assert_allclose(kp[-1], panda.link_transform(q, "panda_grasptarget")[:3, 3])
+    T_cam_base = make_T(rot_z(0.7) @ rot_x(2.0), np.array([0.1, -0.2, 2.5]))
+    kp_cam = panda.keypoints(q, T_cam_base)
+    np.testing.assert_allclose(kp_cam, kp @ T_cam_base[:3, :3].T + T_cam_base[:3, 3])
 
 
 def test_ik_reaches_target_within_limits(panda):
@@ -117,3 +120,16 @@ def test_own_fk_matches_yourdfpy(panda):
         panda._urdf.update_cfg(q)
         for link in panda.link_names:
             np.testing.assert_allclose(T[link], panda._urdf.get_transform(link, panda.base_link), atol=1e-9)
+
+
+def test_urdf_with_corrupt_mesh(tmp_path):
+    (tmp_path / "meshes").mkdir()
+    (tmp_path / "meshes" / "base.obj").write_bytes(b"\x00\x01garbage\xff" * 10)
+    urdf = tmp_path / "arm.urdf"
+    urdf.write_text("""<robot name="arm">
+      <link name="base"><visual><geometry><mesh filename="meshes/base.obj"/></geometry></visual></link>
+      <link name="tip"/>
+      <joint name="j1" type="revolute"><parent link="base"/><child link="tip"/><axis xyz="0 0 1"/>
+        <limit lower="-1" upper="1" effort="1" velocity="1"/></joint></robot>""")
+    with pytest.raises(ConfigError, match=r"robot.urdf: .*base"):
+        RobotModel(RobotConfig(urdf=str(urdf), keypoints=("base", "tip"), gripper_link="tip"))

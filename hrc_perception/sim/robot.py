@@ -215,10 +215,12 @@ class RobotModel:
         """T_base_link [4, 4] of one link at joint positions q [D]."""
         return self.link_transforms(q)[link]
 
-    def keypoints_base(self, q: np.ndarray) -> np.ndarray:
-        """Keypoint link origins [J, 3] in the base frame, metres."""
+    def keypoints(self, q: np.ndarray, T_frame_base: np.ndarray | None = None) -> np.ndarray:
+        """Keypoint link origins [J, 3], metres, in the base frame or, given
+        T_frame_base [4, 4], in that frame (e.g. T_world_base, T_cam_base)."""
         T = self.link_transforms(q)
-        return np.stack([T[link][:3, 3] for link in self.keypoint_links])
+        p = np.stack([T[link][:3, 3] for link in self.keypoint_links])
+        return p if T_frame_base is None else p @ T_frame_base[:3, :3].T + T_frame_base[:3, 3]
 
     def solve_ik(self, T_base_target: np.ndarray, q_start: np.ndarray, margin_rad: float = 0.05,
                  iterations: int = 100, tol_m: float = 1e-3) -> np.ndarray | None:

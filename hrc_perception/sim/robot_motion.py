@@ -139,7 +139,7 @@ def plan_robot_script(rng: np.random.Generator, robot: RobotModel, T_world_base:
         if not poses or rng.random() < 0.2:
             q_rand = robot.clip(rng.uniform(robot.lower, robot.upper), margin_rad)
             q_rand[finger] = q[finger]
-            kp_z = (T_world_base @ np.c_[robot.keypoints_base(q_rand), np.ones(len(robot.keypoint_links))].T)[2]
+            kp_z = robot.keypoints(q_rand, T_world_base)[:, 2]
             if np.all(kp_z[1:] > table_z_m + 0.15):
                 move(q_rand)
             else:
