@@ -92,14 +92,19 @@ def test_malformed_urdf(tmp_path):
         RobotModel(RobotConfig(urdf=str(bad)))
 
 
-def test_urdf_with_missing_mesh(tmp_path):
+def _arm_urdf(tmp_path, mesh_filename: str):
+    """A one-joint arm whose base link shows the given mesh file."""
     urdf = tmp_path / "arm.urdf"
-    urdf.write_text("""<robot name="arm">
-      <link name="base"><visual><geometry><mesh filename="package://arm/meshes/gone.obj"/></geometry></visual></link>
+    urdf.write_text(f"""<robot name="arm">
+      <link name="base"><visual><geometry><mesh filename="{mesh_filename}"/></geometry></visual></link>
       <link name="tip"/>
       <joint name="j1" type="revolute"><parent link="base"/><child link="tip"/><axis xyz="0 0 1"/>
         <limit lower="-1" upper="1" effort="1" velocity="1"/></joint></robot>""")
-    cfg = RobotConfig(urdf=str(urdf), keypoints=("base", "tip"), gripper_link="tip")
+    return RobotConfig(urdf=str(urdf), keypoints=("base", "tip"), gripper_link="tip")
+
+
+def test_urdf_with_missing_mesh(tmp_path):
+    cfg = _arm_urdf(tmp_path, "package://arm/meshes/gone.obj")
     with pytest.raises(ConfigError, match=r"mesh of link 'base' not found: .*gone.obj"):
         RobotModel(cfg)
     model = RobotModel(cfg, load_meshes=False)
@@ -125,11 +130,5 @@ def test_own_fk_matches_yourdfpy(panda):
 def test_urdf_with_corrupt_mesh(tmp_path):
     (tmp_path / "meshes").mkdir()
     (tmp_path / "meshes" / "base.obj").write_bytes(b"\x00\x01garbage\xff" * 10)
-    urdf = tmp_path / "arm.urdf"
-    urdf.write_text("""<robot name="arm">
-      <link name="base"><visual><geometry><mesh filename="meshes/base.obj"/></geometry></visual></link>
-      <link name="tip"/>
-      <joint name="j1" type="revolute"><parent link="base"/><child link="tip"/><axis xyz="0 0 1"/>
-        <limit lower="-1" upper="1" effort="1" velocity="1"/></joint></robot>""")
     with pytest.raises(ConfigError, match=r"robot.urdf: .*base"):
-        RobotModel(RobotConfig(urdf=str(urdf), keypoints=("base", "tip"), gripper_link="tip"))
+        RobotModel(_arm_urdf(tmp_path, "meshes/base.obj"))
