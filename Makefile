@@ -1,25 +1,30 @@
-# hrc_perception: `make test` (what CI runs), `make bench`, `make setup`.
+# hrc_perception: `make test` (what CI runs), `make bench`, `make setup`, `make build`.
+SHELL := /bin/bash
 VENV ?= .venv
-PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+INSTALLED := $(VENV)/.installed
+BUILT := install/hrc_perception/.built
+ENV := source scripts/env.sh &&
 
-.PHONY: setup test bench clean
+.PHONY: setup build test bench clean
 
-setup: $(STAMP)
+setup: $(INSTALLED) $(BUILT)
 
-$(STAMP): requirements.txt setup.py scripts/system_deps.sh
+build: $(BUILT)
+
+$(INSTALLED): requirements.txt requirements-ros-wheels.txt setup.py scripts/system_deps.sh scripts/setup_venv.sh
 	scripts/system_deps.sh
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -r requirements.txt
-	$(PY) -m pip install --no-deps -e .
-	touch $(STAMP)
+	VENV=$(VENV) scripts/setup_venv.sh
+	touch $@
+
+$(BUILT): $(INSTALLED) package.xml CMakeLists.txt $(wildcard msg/*.msg)
+	scripts/build.sh
+	touch $@
 
 test: setup
-	$(PY) -m pytest -q test
+	$(ENV) python -m pytest -q test
 
 bench: setup
-	$(VENV)/bin/hrc-perception bench synth --json benchmarks/results/synth.json
+	$(ENV) hrc-perception bench synth --json benchmarks/results/synth.json
 
 clean:
-	rm -rf $(VENV) out build install log
+	rm -rf $(VENV) build install log out

@@ -1,0 +1,309 @@
+"""Conversions between rclpy messages and numpy arrays (pure functions, no node needed).
+
+This is the project's only image <-> numpy path. Where ``cv_bridge`` exists its
+results for the encodings below are tested to be identical
+(``test/test_ros_convert.py``), but it is never used at run time.
+
+Images (``sensor_msgs/Image``), arrays in the message's own channel order:
+
+| encoding          | array                        |
+|-------------------|------------------------------|
+| ``rgb8``, ``bgr8``| [H, W, 3] uint8              |
+| ``mono8``         | [H, W] uint8                 |
+| ``16UC1``, ``mono16`` | [H, W] uint16            |
+| ``32FC1``         | [H, W] float32               |
+
+Reading honours ``step`` (row padding) and ``is_bigendian``; writing gives a
+little-endian, unpadded message (``step = width * bytes_per_pixel``). Bad images
+raise :class:`ImageConversionError`, bad camera models :class:`CameraInfoError`
+(both ``ValueError``), never a bare numpy error.
+
+Poses follow ``hrc_perception.geometry``: 4x4 float64 ``T_parent_child`` (maps
+points of the child frame into the parent / header frame), quaternions (x, y, z, w),
+metres. Stamps are integer nanoseconds.
+"""
+from __future__ import annotations
+
+import array
+from dataclasses import dataclass
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Pose, Quaternion, Transform, Vector3
+from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+from std_msgs.msg import Header
+
+from hrc_perception.geometry import make_T, matrix_from_quaternion, quaternion_from_matrix
+
+
+class ImageConversionError(ValueError):
+    """An Image message (or array) that cannot be converted: encoding, sizes, dtype."""
+
+
+class CameraInfoError(ValueError):
+    """A CameraInfo message (or K) that does not describe a usable pinhole camera."""
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    dtype: np.dtype      # element type, native byte order
+    channels: int
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        return self.dtype.itemsize * self.channels
+
+
+ENCODINGS: dict[str, _Encoding] = {
+    "rgb8": _Encoding(np.dtype(np.uint8), 3),
+    "bgr8": _Encoding(np.dtype(np.uint8), 3),
+    "mono8": _Encoding(np.dtype(np.uint8), 1),
+    "16UC1": _Encoding(np.dtype(np.uint16), 1),
+    "mono16": _Encoding(np.dtype(np.uint16), 1),
+    "32FC1": _Encoding(np.dtype(np.float32), 1),
+}
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+
+_NS_PER_S = 1_000_000_000
+
+
+# --------------------------------------------------------------------- images
+
+def _encoding(name: str) -> _Encoding:
+    try:
+        return ENCODINGS[name]
+    except KeyError:
+        raise ImageConversionError(
+            f"unsupported image encoding {name!r} (supported: {', '.join(ENCODINGS)})") from None
+
+
+def image_to_numpy(msg: Image) -> np.ndarray:
+    """Array of an Image in the message's own channel order (see the module table).
+
+    Returns a new, C-contiguous, native-byte-order array: [H, W, 3] for rgb8/bgr8,
+    [H, W] otherwise. Row padding (``step > width * bpp``) is skipped and
+    big-endian data (``is_bigendian``) is swapped. Raises ImageConversionError for
+    an unknown encoding, ``step < width * bpp`` or fewer than ``step * height``
+    data bytes.
+    """
+    enc = _encoding(msg.encoding)
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = w * enc.bytes_per_pixel
+    shape = (h, w, enc.channels) if enc.channels > 1 else (h, w)
+    if h == 0 or w == 0:
+        return np.zeros(shape, enc.dtype)
+    if step < row_bytes:
+        raise ImageConversionError(
+            f"{msg.encoding} image {w}x{h}: step {step} < width * bytes_per_pixel = "
+            f"{w} * {enc.bytes_per_pixel} = {row_bytes}")
+    data = np.frombuffer(msg.data, np.uint8)
+    if data.size < step * h:
+        raise ImageConversionError(
+            f"{msg.encoding} image {w}x{h}: {data.size} data bytes < step * height = "
+            f"{step} * {h} = {step * h}")
+    raw = data[: step * h].reshape(h, step)[:, :row_bytes].copy()  # owned, unpadded rows
+    pixels = raw.view(enc.dtype.newbyteorder(">" if msg.is_bigendian else "<"))
+    if pixels.dtype != enc.dtype:
+        pixels = pixels.astype(enc.dtype)  # to native byte order
+    return pixels.reshape(shape)
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """[H, W, 3] uint8 RGB of an rgb8, bgr8 or mono8 Image (mono is repeated 3 times)."""
+    a = image_to_numpy(msg)
+    if msg.encoding == "rgb8":
+        return a
+    if msg.encoding == "bgr8":
+        return np.ascontiguousarray(a[..., ::-1])
+    if msg.encoding == "mono8":
+        return np.repeat(a[..., None], 3, axis=2)
+    raise ImageConversionError(f"{msg.encoding!r} is not a colour encoding (rgb8, bgr8, mono8)")
+
+
+def _as_header(header: Header | None) -> Header:
+    return Header() if header is None else header
+
+
+def numpy_to_image(array_: np.ndarray, encoding: str, header: Header | None = None) -> Image:
+    """Image of an array: [H, W, 3] for rgb8/bgr8, [H, W] (or [H, W, 1]) otherwise.
+
+    The array's dtype must match the encoding (uint8, uint16, float32; any byte
+    order); nothing is cast. The message is little endian with
+    ``step = width * bytes_per_pixel``; ``header`` is used as given.
+    """
+    enc = _encoding(encoding)
+    a = np.asarray(array_)
+    if enc.channels == 1 and a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    want_ndim = 3 if enc.channels > 1 else 2
+    if a.ndim != want_ndim or (enc.channels > 1 and a.shape[2] != enc.channels):
+        want = "[H, W, 3]" if enc.channels > 1 else "[H, W]"
+        raise ImageConversionError(f"{encoding} needs an array of shape {want}, got {a.shape}")
+    if a.dtype.newbyteorder("=") != enc.dtype.newbyteorder("="):
+        raise ImageConversionError(f"{encoding} needs dtype {enc.dtype}, got {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=enc.dtype.newbyteorder("<"))
+    h, w = a.shape[:2]
+    data = array.array("B")
+    data.frombytes(a.tobytes())
+    return Image(header=_as_header(header), height=h, width=w, encoding=encoding, is_bigendian=0,
+                 step=w * enc.bytes_per_pixel, data=data)
+
+
+def depth_to_meters(msg: Image) -> np.ndarray:
+    """[H, W] float32 z-depth in metres of a depth Image; 0 marks invalid pixels.
+
+    16UC1 / mono16 are millimetres (0 stays 0); 32FC1 is metres, with NaN, inf and
+    negative values set to 0. Always a new array.
+    """
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise ImageConversionError(
+            f"{msg.encoding!r} is not a depth encoding ({', '.join(DEPTH_ENCODINGS)})")
+    a = image_to_numpy(msg)
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) * np.float32(0.001)
+    return np.where(np.isfinite(a) & (a > 0), a, np.float32(0.0)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- camera info
+
+def _check_K(K: np.ndarray, width: int, height: int) -> None:
+    if K.shape != (3, 3):
+        raise CameraInfoError(f"K must be 3x3, got shape {K.shape}")
+    if not np.all(np.isfinite(K)):
+        raise CameraInfoError(f"K has non-finite entries: {K.tolist()}")
+    if not np.any(K):
+        raise CameraInfoError("K is all zero (camera not calibrated)")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise CameraInfoError(f"focal lengths must be > 0, got fx={K[0, 0]}, fy={K[1, 1]}")
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]):
+        raise CameraInfoError(f"K's last row must be [0, 0, 1], got {K[2].tolist()}")
+    if width <= 0 or height <= 0:
+        raise CameraInfoError(f"image size must be > 0, got width={width}, height={height}")
+
+
+def camera_info_to_K(msg: CameraInfo) -> tuple[np.ndarray, int, int]:
+    """(K [3, 3] float64 pixels, width, height) of a CameraInfo.
+
+    Raises CameraInfoError for an all-zero or non-finite K, fx or fy <= 0, a last
+    row other than [0, 0, 1], or a zero width or height.
+    """
+    K = np.array(msg.k, dtype=np.float64).reshape(3, 3)
+    w, h = int(msg.width), int(msg.height)
+    _check_K(K, w, h)
+    return K, w, h
+
+
+def K_to_camera_info(K: np.ndarray, width: int, height: int, header: Header | None = None) -> CameraInfo:
+    """CameraInfo of an ideal pinhole camera: plumb_bob, zero D, R = I, P = [K | 0]."""
+    K = np.asarray(K, dtype=np.float64)
+    _check_K(K, int(width), int(height))
+    P = np.zeros((3, 4))
+    P[:, :3] = K
+    return CameraInfo(header=_as_header(header), width=int(width), height=int(height),
+                      distortion_model="plumb_bob", d=[0.0] * 5, k=K.reshape(-1),
+                      r=np.eye(3).reshape(-1), p=P.reshape(-1))
+
+
+# ---------------------------------------------------------------------- poses
+
+def _rotation(q: Quaternion) -> np.ndarray:
+    q_xyzw = np.array([q.x, q.y, q.z, q.w], dtype=np.float64)
+    n = np.linalg.norm(q_xyzw)
+    if not np.isfinite(n) or n < 1e-9:
+        raise ValueError(f"quaternion (x, y, z, w) = {q_xyzw.tolist()} is not a rotation")
+    return matrix_from_quaternion(q_xyzw)
+
+
+def _check_T(T: np.ndarray) -> np.ndarray:
+    T = np.asarray(T, dtype=np.float64)
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+        raise ValueError(f"expected a finite 4x4 transform, got shape {T.shape}")
+    return T
+
+
+def _quaternion(R: np.ndarray) -> Quaternion:
+    x, y, z, w = quaternion_from_matrix(R)
+    return Quaternion(x=float(x), y=float(y), z=float(z), w=float(w))
+
+
+def pose_to_matrix(pose: Pose) -> np.ndarray:
+    """T_parent_child [4, 4] float64 of a Pose (metres); the quaternion is normalised."""
+    p = pose.position
+    return make_T(_rotation(pose.orientation), [p.x, p.y, p.z])
+
+
+def matrix_to_pose(T: np.ndarray) -> Pose:
+    """Pose of a rigid T_parent_child [4, 4] (quaternion x, y, z, w with w >= 0)."""
+    T = _check_T(T)
+    return Pose(position=Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
+                orientation=_quaternion(T[:3, :3]))
+
+
+def transform_to_matrix(transform: Transform) -> np.ndarray:
+    """T_parent_child [4, 4] float64 of a Transform (as in a TransformStamped)."""
+    t = transform.translation
+    return make_T(_rotation(transform.rotation), [t.x, t.y, t.z])
+
+
+def matrix_to_transform(T: np.ndarray) -> Transform:
+    """Transform of a rigid T_parent_child [4, 4]."""
+    T = _check_T(T)
+    return Transform(translation=Vector3(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
+                     rotation=_quaternion(T[:3, :3]))
+
+
+# ---------------------------------------------------------------------- masks
+
+def mask_to_roi_image(mask: np.ndarray, header: Header | None = None) -> tuple[RegionOfInterest, Image]:
+    """(RegionOfInterest, mono8 Image) of a boolean mask [H, W] (pixels).
+
+    The ROI is the mask's bounding box; the image is the mask cropped to it, 255
+    inside and 0 outside. An empty mask gives an all-zero ROI and a 0x0 image.
+    """
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ImageConversionError(f"a mask must be [H, W], got shape {m.shape}")
+    m = m.astype(bool)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if rows.size == 0:
+        return RegionOfInterest(), numpy_to_image(np.zeros((0, 0), np.uint8), "mono8", header)
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    crop = np.where(m[y0:y1, x0:x1], np.uint8(255), np.uint8(0))
+    roi = RegionOfInterest(x_offset=x0, y_offset=y0, height=y1 - y0, width=x1 - x0, do_rectify=False)
+    return roi, numpy_to_image(crop, "mono8", header)
+
+
+def roi_image_to_mask(roi: RegionOfInterest, image: Image, height: int, width: int) -> np.ndarray:
+    """Boolean mask [height, width] of a mono8 Image cropped to ``roi`` (nonzero = inside).
+
+    Raises ImageConversionError when the image is not mono8, its size differs from
+    the ROI's, or the ROI does not fit in height x width.
+    """
+    if image.encoding != "mono8":
+        raise ImageConversionError(f"a mask image must be mono8, got {image.encoding!r}")
+    crop = image_to_numpy(image)
+    x0, y0, rw, rh = int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)
+    if crop.shape != (rh, rw):
+        raise ImageConversionError(
+            f"mask image is {crop.shape[1]}x{crop.shape[0]} but its ROI is {rw}x{rh}")
+    if x0 + rw > width or y0 + rh > height:
+        raise ImageConversionError(
+            f"ROI x={x0} y={y0} {rw}x{rh} does not fit in a {width}x{height} image")
+    mask = np.zeros((height, width), dtype=bool)
+    mask[y0:y0 + rh, x0:x0 + rw] = crop > 0
+    return mask
+
+
+# --------------------------------------------------------------------- stamps
+
+def stamp_to_ns(stamp: Time) -> int:
+    """Integer nanoseconds of a builtin_interfaces/Time."""
+    return int(stamp.sec) * _NS_PER_S + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """builtin_interfaces/Time of integer nanoseconds (sec is int32)."""
+    sec, nanosec = divmod(int(ns), _NS_PER_S)
+    if not -2**31 <= sec < 2**31:
+        raise ValueError(f"{ns} ns is outside the range of builtin_interfaces/Time")
+    return Time(sec=sec, nanosec=nanosec)

