@@ -29,3 +29,24 @@ def small_run(small_cell_yaml):
 def small_frames(small_run):
     """Two episodes of the small cell: frames 0..9."""
     return list(small_run.frames(10))
+
+
+@pytest.fixture(scope="module")
+def ros_context():
+    """A private rclpy context on a DDS domain of this test process, localhost only."""
+    import os
+    rclpy = pytest.importorskip("rclpy")
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    ctx = rclpy.context.Context()
+    rclpy.init(context=ctx, domain_id=30 + os.getpid() % 60)
+    yield ctx
+    ctx.try_shutdown()
+
+
+def spin_until(executor, predicate, timeout_s: float = 5.0) -> bool:
+    """Spin an executor until predicate() is true or timeout_s passes; returns predicate()."""
+    import time
+    end = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
+    return predicate()

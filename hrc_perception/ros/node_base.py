@@ -1,0 +1,253 @@
+"""The base of every hrc_perception node: parameters, QoS, lifecycle, error reporting.
+
+A node class lists its parameters as ``ParamSpec``s. The base declares each with
+a descriptor (description, range or choices, read-only), validates the start-up
+values (an invalid value raises ``ParameterError`` naming node, parameter and
+reason, before anything runs) and every later change (rejected with the reason).
+
+Nodes are lifecycle nodes: subclasses put their work in ``on_configure_hook``
+(create publishers, load models), ``on_activate_hook``, ``on_deactivate_hook`` and
+``on_cleanup_hook`` (release resources). With the ``autostart`` parameter (default
+true) a node configures and activates itself right after construction.
+
+Bad input never kills a node: ``report(kind, message)`` counts it per kind, logs at
+most one line per kind every ``error_log_period_s``, and the counters appear in
+the node's ``diagnostic_msgs`` status on ``/diagnostics`` (1 Hz).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
+                                SetParametersResult)
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
+
+ERROR_LOG_PERIOD_S = 5.0
+
+
+class ParameterError(ValueError):
+    """A parameter value a node cannot work with (raised at start-up)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its type is the default's type (bool, int, float, str, list of str).
+
+    min_value / max_value: inclusive range of an int or float. choices: allowed strings.
+    read_only: fixed after start-up (model paths, sources).
+    """
+    name: str
+    default: Any
+    description: str
+    min_value: float | None = None
+    max_value: float | None = None
+    choices: tuple[str, ...] = ()
+    read_only: bool = False
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(name=self.name, description=self.description, read_only=self.read_only)
+        d.type = _parameter_type(self.default)
+        if isinstance(self.default, bool):
+            pass
+        elif isinstance(self.default, int) and (self.min_value is not None or self.max_value is not None):
+            d.integer_range = [IntegerRange(from_value=int(self.min_value if self.min_value is not None else -2**31),
+                                            to_value=int(self.max_value if self.max_value is not None else 2**31 - 1),
+                                            step=0)]
+        elif isinstance(self.default, float) and (self.min_value is not None or self.max_value is not None):
+            d.floating_point_range = [FloatingPointRange(
+                from_value=float(self.min_value if self.min_value is not None else -1e308),
+                to_value=float(self.max_value if self.max_value is not None else 1e308), step=0.0)]
+        if self.choices:
+            d.additional_constraints = "one of: " + ", ".join(self.choices)
+        return d
+
+    def check(self, value: Any) -> str | None:
+        """Why value is not acceptable, or None."""
+        want = type(self.default)
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if want is list:
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                return f"expected a list of strings, got {value!r}"
+            return None
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            return f"expected {want.__name__}, got {type(value).__name__} {value!r}"
+        if self.min_value is not None and value < self.min_value:
+            return f"{value} is below the minimum {self.min_value}"
+        if self.max_value is not None and value > self.max_value:
+            return f"{value} is above the maximum {self.max_value}"
+        if self.choices and value not in self.choices:
+            return f"{value!r} is not one of {', '.join(self.choices)}"
+        return None
+
+
+def _parameter_type(default: Any) -> int:
+    if isinstance(default, bool):
+        return ParameterType.PARAMETER_BOOL
+    if isinstance(default, int):
+        return ParameterType.PARAMETER_INTEGER
+    if isinstance(default, float):
+        return ParameterType.PARAMETER_DOUBLE
+    if isinstance(default, str):
+        return ParameterType.PARAMETER_STRING
+    if isinstance(default, list):
+        return ParameterType.PARAMETER_STRING_ARRAY
+    raise TypeError(f"unsupported parameter default {default!r}")
+
+
+COMMON_PARAMS = (
+    ParamSpec("autostart", True, "configure and activate right after start-up", read_only=True),
+    ParamSpec("input_reliability", "best_effort", "reliability of the camera-input subscriptions",
+              choices=("best_effort", "reliable"), read_only=True),
+    ParamSpec("input_queue_depth", 5, "queue depth of the camera-input subscriptions", min_value=1, max_value=100,
+              read_only=True),
+    ParamSpec("error_log_period_s", ERROR_LOG_PERIOD_S, "at most one log line per kind of error this often",
+              min_value=0.0, max_value=3600.0),
+)
+
+
+class HrcNode(LifecycleNode):
+    """Base class; subclasses set PARAMS and override the *_hook methods."""
+
+    PARAMS: tuple[ParamSpec, ...] = ()
+
+    def __init__(self, node_name: str, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self._specs = {s.name: s for s in COMMON_PARAMS + tuple(self.PARAMS)}
+        self.lifecycle_state = "unconfigured"
+        self.counters: dict[str, int] = {}
+        self._last_log: dict[str, float] = {}
+        self._last_message: dict[str, str] = {}
+        problems = []
+        for spec in self._specs.values():
+            try:
+                self.declare_parameter(spec.name, spec.default, spec.descriptor())
+            except (InvalidParameterValueException, InvalidParameterTypeException) as e:
+                # rclpy checks the descriptor's range and type itself; say why in our words
+                value = self._parameter_overrides[spec.name].value if spec.name in self._parameter_overrides \
+                    else None
+                problems.append(f"{spec.name}: {spec.check(value) or e}")
+                continue
+            why = spec.check(self.get_parameter(spec.name).value)
+            if why:
+                problems.append(f"{spec.name}: {why}")
+        if problems:
+            raise ParameterError(f"node '{self.get_name()}': invalid parameter " + "; ".join(problems))
+        self.add_on_set_parameters_callback(self._validate_set)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(1.0, self.publish_diagnostics)
+        if self.param("autostart"):
+            self.trigger_configure()
+            if self.lifecycle_state == "inactive":
+                self.trigger_activate()
+
+    # -- parameters -------------------------------------------------------------
+    def param(self, name: str) -> Any:
+        value = self.get_parameter(name).value
+        if isinstance(self._specs[name].default, float) and isinstance(value, int):
+            return float(value)
+        return value
+
+    def _validate_set(self, params) -> SetParametersResult:
+        for p in params:
+            spec = self._specs.get(p.name)
+            if spec is None:
+                continue
+            why = spec.check(p.value)
+            if why:
+                return SetParametersResult(successful=False, reason=f"{p.name}: {why}")
+        return SetParametersResult(successful=True)
+
+    # -- QoS ----------------------------------------------------------------------
+    def input_qos(self) -> QoSProfile:
+        """Camera inputs: sensor-data QoS with reliability and depth from parameters."""
+        qos = QoSProfile(depth=self.param("input_queue_depth"), history=HistoryPolicy.KEEP_LAST,
+                         durability=qos_profile_sensor_data.durability)
+        qos.reliability = (ReliabilityPolicy.RELIABLE if self.param("input_reliability") == "reliable"
+                           else ReliabilityPolicy.BEST_EFFORT)
+        return qos
+
+    @staticmethod
+    def output_qos() -> QoSProfile:
+        """Results: reliable, depth 10."""
+        return QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+    @staticmethod
+    def latched_qos() -> QoSProfile:
+        """Static metadata: reliable, transient local, depth 1."""
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+    # -- errors and diagnostics ---------------------------------------------------
+    def report(self, kind: str, message: str) -> None:
+        """Count one problem of this kind; log it unless one was logged recently."""
+        self.counters[kind] = self.counters.get(kind, 0) + 1
+        self._last_message[kind] = message
+        now = time.monotonic()
+        if now - self._last_log.get(kind, -1e9) >= self.param("error_log_period_s"):
+            self._last_log[kind] = now
+            self.get_logger().warning(f"{kind}: {message} (x{self.counters[kind]} so far)")
+
+    def publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name=self.get_fully_qualified_name(), hardware_id="hrc_perception")
+        state = self.lifecycle_state
+        if self.counters:
+            status.level = DiagnosticStatus.WARN
+            worst = max(self.counters, key=self.counters.get)
+            status.message = f"{state}; {sum(self.counters.values())} input problems, most: {worst}"
+        else:
+            status.level = DiagnosticStatus.OK if state == "active" else DiagnosticStatus.WARN
+            status.message = state
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counters.items())]
+        status.values += [KeyValue(key=f"last {k}", value=m) for k, m in sorted(self._last_message.items())]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(msg)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        return self._run_hook("configure", self.on_configure_hook, "inactive")
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        result = self._run_hook("activate", self.on_activate_hook, "active")
+        return super().on_activate(state) if result == TransitionCallbackReturn.SUCCESS else result
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        result = self._run_hook("deactivate", self.on_deactivate_hook, "inactive")
+        return super().on_deactivate(state) if result == TransitionCallbackReturn.SUCCESS else result
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        return self._run_hook("cleanup", self.on_cleanup_hook, "unconfigured")
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        return self._run_hook("shutdown", self.on_cleanup_hook, "finalized")
+
+    def _run_hook(self, name: str, hook, next_state: str) -> TransitionCallbackReturn:
+        try:
+            hook()
+        except Exception as e:   # a failed transition is reported, not fatal to the process
+            self.get_logger().error(f"{name} failed: {type(e).__name__}: {e}")
+            return TransitionCallbackReturn.FAILURE
+        self.lifecycle_state = next_state
+        return TransitionCallbackReturn.SUCCESS
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifecycle_state == "active"
+
+    def on_configure_hook(self) -> None:
+        """Create publishers and subscriptions, load models."""
+
+    def on_activate_hook(self) -> None:
+        """Start working (timers)."""
+
+    def on_deactivate_hook(self) -> None:
+        """Stop working; keep what configure made."""
+
+    def on_cleanup_hook(self) -> None:
+        """Release what configure made."""
