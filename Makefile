@@ -5,7 +5,7 @@ INSTALLED := $(VENV)/.installed
 BUILT := install/hrc_perception/.built
 ENV := source scripts/env.sh &&
 
-.PHONY: setup build test bench clean
+.PHONY: setup build test bench demo clean
 
 setup: $(INSTALLED) $(BUILT)
 
@@ -23,8 +23,12 @@ $(BUILT): $(INSTALLED) package.xml CMakeLists.txt $(wildcard msg/*.msg)
 test: setup
 	$(ENV) python -m pytest -q test
 
+demo: setup
+	$(ENV) python -m hrc_perception.ros.demo --out out/demo --duration 10
+
 bench: setup
 	$(ENV) hrc-perception bench synth --json benchmarks/results/synth.json
+	$(ENV) hrc-perception bench ros --json benchmarks/results/ros_transport.json
 
 clean:
 	rm -rf $(VENV) build install log out

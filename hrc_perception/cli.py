@@ -63,6 +63,12 @@ def cmd_replay(args) -> int:
                       topics=args.topics, delay_s=args.delay)
 
 
+def cmd_bench_ros(args) -> int:
+    from hrc_perception.ros.bench_transport import bench_ros
+    bench_ros(frames=args.frames, json_path=args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hrc-perception", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--json", help="also write the figures to this JSON file")
     bs.set_defaults(func=cmd_bench)
+    br = bsub.add_parser("ros", help="640x480 colour + depth through rclpy: frames/s and latency, "
+                                     "one process and two")
+    br.add_argument("--frames", type=int, default=200)
+    br.add_argument("--json", help="also write the figures to this JSON file")
+    br.set_defaults(func=cmd_bench_ros)
 
     r = sub.add_parser("record", help="record live ROS 2 topics into an MCAP bag (rclpy, no rosbag2)")
     r.add_argument("--out", required=True, help="bag directory to create (written as OUT.partial until stopped)")

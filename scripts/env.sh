@@ -24,4 +24,7 @@ if [ -d "$HRC_INSTALL/lib" ]; then
     [ -d "$d" ] && export PYTHONPATH="$d${PYTHONPATH:+:$PYTHONPATH}"
   done
 fi
+# This checkout's sources come first; the install adds only what the build generates
+# (hrc_perception.msg, found through the package's extended __path__).
+export PYTHONPATH="$HRC_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 unset d

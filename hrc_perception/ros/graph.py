@@ -1,0 +1,82 @@
+"""The node graphs of the cell (``config/graphs.yaml``), shared by launch files and bringup.
+
+Pure Python (no rclpy, no launch): ``load_graph(name)`` reads one graph and
+checks that every executable is known and every parameter file exists;
+``node_parameters(node)`` gives the parameter values a node starts with (its
+parameter file's ``ros__parameters``, then the graph's overrides).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+# executable name -> (module, node class). One entry per file in nodes/.
+EXECUTABLES: dict[str, tuple[str, str]] = {
+    "rgbd_capture": ("hrc_perception.ros.rgbd_capture", "RgbdCaptureNode"),
+}
+
+
+class GraphError(ValueError):
+    """A graph description that cannot be run; the message names file and entry."""
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    executable: str
+    name: str
+    parameters_file: Path
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    namespace: str
+    nodes: tuple[GraphNode, ...]
+
+
+def config_dir() -> Path:
+    """config/ of the source tree, or share/hrc_perception/config of an install."""
+    if CONFIG_DIR.is_dir():
+        return CONFIG_DIR
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory("hrc_perception")) / "config"
+    except Exception as e:  # not installed either
+        raise GraphError(f"cannot find hrc_perception's config directory: {e}") from None
+
+
+def load_graph(name: str, path: Path | None = None) -> Graph:
+    """Graph `name` of graphs.yaml (default: the package's config/graphs.yaml)."""
+    path = Path(path) if path else config_dir() / "graphs.yaml"
+    try:
+        graphs = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise GraphError(f"{path}: cannot read: {e}") from None
+    if name not in graphs:
+        raise GraphError(f"{path}: no graph {name!r} (graphs: {', '.join(graphs)})")
+    g = graphs[name]
+    nodes = []
+    for k, entry in enumerate(g.get("nodes", [])):
+        where = f"{path}: {name}.nodes[{k}]"
+        exe = entry.get("executable")
+        if exe not in EXECUTABLES:
+            raise GraphError(f"{where}: unknown executable {exe!r} (known: {', '.join(EXECUTABLES)})")
+        params = path.parent / entry.get("parameters", f"{exe}.yaml")
+        if not params.is_file():
+            raise GraphError(f"{where}: parameter file not found: {params}")
+        nodes.append(GraphNode(exe, entry.get("name", exe), params, dict(entry.get("overrides") or {})))
+    return Graph(name, g.get("namespace", "/cell"), tuple(nodes))
+
+
+def node_parameters(node: GraphNode) -> dict:
+    """Start-up parameter values of a graph node: file, then overrides."""
+    data = yaml.safe_load(node.parameters_file.read_text()) or {}
+    section = data.get(node.name) or data.get(node.executable) or data.get("/**") or {}
+    params = dict(section.get("ros__parameters", {}))
+    params.update(node.overrides)
+    return params

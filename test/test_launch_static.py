@@ -1,0 +1,79 @@
+"""Launch files, graphs, parameter files and the rviz config: everything they name exists."""
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hrc_perception.ros.graph import EXECUTABLES, GraphError, load_graph, node_parameters
+
+REPO = Path(__file__).resolve().parents[1]
+GRAPHS = yaml.safe_load((REPO / "config" / "graphs.yaml").read_text())
+
+
+def _node_class(executable):
+    pytest.importorskip("rclpy")
+    from hrc_perception.ros.bringup import node_class
+    return node_class(executable)
+
+
+@pytest.mark.parametrize("launch_file", sorted((REPO / "launch").glob("*.launch.py")))
+def test_launch_file_uses_an_existing_graph(launch_file):
+    tree = ast.parse(launch_file.read_text())
+    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert "generate_launch_description" in names
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "generate"]
+    assert len(calls) == 1
+    graph = calls[0].args[0].value
+    assert graph == launch_file.name.removesuffix(".launch.py") and graph in GRAPHS
+    if len(calls[0].args) > 1:   # extra launch arguments set parameters of nodes in the graph
+        extra = ast.literal_eval(calls[0].args[1])
+        nodes = {gn.name: gn for gn in load_graph(graph).nodes}
+        for _, (_, _, target) in extra.items():
+            node, param = target.split(".")
+            assert node in nodes
+            assert param in {s.name for s in _node_class(nodes[node].executable).PARAMS}
+
+
+@pytest.mark.parametrize("graph", sorted(GRAPHS))
+def test_graph_nodes_exist_with_their_parameters(graph):
+    from hrc_perception.ros.node_base import COMMON_PARAMS
+    g = load_graph(graph)
+    assert g.nodes and g.namespace.startswith("/")
+    for gn in g.nodes:
+        assert (REPO / "nodes" / gn.executable).is_file(), f"nodes/{gn.executable} missing"
+        cls = _node_class(gn.executable)
+        known = {s.name: s for s in COMMON_PARAMS + tuple(cls.PARAMS)}
+        for name, value in node_parameters(gn).items():
+            assert name in known, f"{graph}: {gn.name} has no parameter {name!r}"
+            v = float(value) if isinstance(known[name].default, float) and isinstance(value, int) else value
+            assert known[name].check(v) is None, f"{graph}: {gn.name}.{name}={value!r}: {known[name].check(v)}"
+
+
+def test_every_executable_has_a_node_script():
+    for exe in EXECUTABLES:
+        script = REPO / "nodes" / exe
+        assert script.is_file() and script.stat().st_mode & 0o111, f"nodes/{exe} missing or not executable"
+        assert "main" in script.read_text()
+
+
+def test_unknown_executable_and_missing_parameter_file(tmp_path):
+    bad = tmp_path / "graphs.yaml"
+    bad.write_text("g:\n  nodes:\n    - executable: teleporter\n")
+    with pytest.raises(GraphError, match="unknown executable 'teleporter'"):
+        load_graph("g", bad)
+    bad.write_text("g:\n  nodes:\n    - executable: rgbd_capture\n      parameters: nope.yaml\n")
+    with pytest.raises(GraphError, match="parameter file not found: .*nope.yaml"):
+        load_graph("g", bad)
+    with pytest.raises(GraphError, match="no graph 'h'"):
+        load_graph("h", bad)
+
+
+def test_rviz_config_shows_images_markers_and_tf():
+    rviz = yaml.safe_load((REPO / "config" / "hrc_perception.rviz").read_text())
+    displays = rviz["Visualization Manager"]["Displays"]
+    classes = {d["Class"] for d in displays}
+    assert {"rviz_default_plugins/Image", "rviz_default_plugins/MarkerArray", "rviz_default_plugins/TF"} <= classes
+    topics = {d["Topic"]["Value"] for d in displays if "Topic" in d}
+    assert "/cell/camera/color/image_raw" in topics and "/cell/visualizer/markers" in topics
+    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "camera_color_optical_frame"
