@@ -17,6 +17,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 # executable name -> (module, node class). One entry per file in nodes/.
 EXECUTABLES: dict[str, tuple[str, str]] = {
     "rgbd_capture": ("hrc_perception.ros.rgbd_capture", "RgbdCaptureNode"),
+    "visualizer": ("hrc_perception.ros.visualizer", "VisualizerNode"),
 }
 
 

@@ -3,7 +3,8 @@
 Each row is one frame read back from the bag: colour with instance masks, robot
 and human skeletons (filled dots: visible joints, rings: occluded) and part
 axes (x red, y green, z blue) drawn from the ground-truth sidecar; the noisy
-depth as a colour map; the instance mask.
+depth as a colour map; the instance mask. The drawing itself is
+:mod:`hrc_perception.viz.draw` (shared with the visualizer node).
 """
 from __future__ import annotations
 
@@ -12,84 +13,37 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from hrc_perception.geometry import project, transform_points
 from hrc_perception.io.bag import read_bag_frames
 from hrc_perception.io.ground_truth import read_ground_truth
 from hrc_perception.sim.export import read_meta
-from hrc_perception.sim.frame import VIS_OUTSIDE, VIS_VISIBLE
 from hrc_perception.skeletons import COCO17_BONES, chain_bones
+from hrc_perception.viz.draw import depth_colormap, draw_axes, draw_masks, draw_skeleton, instance_colors
 
 PANEL_SCALE = 0.5
 AXIS_LENGTH_M = 0.06
+ROBOT_COLOR = (255, 140, 0)
+HUMAN_COLOR = (0, 255, 255)
 
-def instance_colors(n: int) -> np.ndarray:
-    """[n, 3] uint8 distinct colours (golden-angle hues); colour 0 is black."""
-    h = (np.arange(n) * 0.618034) % 1.0
-    rgb = np.stack([np.abs(h * 6 - 3) - 1, 2 - np.abs(h * 6 - 2), 2 - np.abs(h * 6 - 4)], -1)
-    out = (np.clip(rgb, 0, 1) * 0.75 + 0.25) * 255
-    out[0] = 0
-    return out.astype(np.uint8)
-
-
-def depth_colormap(depth_mm: np.ndarray) -> np.ndarray:
-    """[H, W, 3] uint8 rainbow colour map of a depth image (near red .. far blue,
-    spread over the 2nd..98th percentile of the valid depths; 0 = invalid: black)."""
-    valid = depth_mm > 0
-    rgb = np.zeros(depth_mm.shape + (3,), dtype=np.uint8)
-    if not valid.any():
-        return rgb
-    lo, hi = np.percentile(depth_mm[valid], [2, 98])
-    x = np.clip((depth_mm.astype(np.float32) - lo) / max(hi - lo, 1.0), 0, 1)
-    stops = np.linspace(0.0, 1.0, 5)      # red, yellow, green, cyan, blue
-    colors = np.array([[230, 40, 40], [240, 220, 40], [40, 200, 60], [40, 200, 230], [50, 60, 230]])
-    for c in range(3):
-        rgb[..., c][valid] = np.interp(x[valid], stops, colors[:, c]).astype(np.uint8)
-    return rgb
-
-
-def _dot(draw, uv, visible, color, r=4):
-    box = [uv[0] - r, uv[1] - r, uv[0] + r, uv[1] + r]
-    if visible:
-        draw.ellipse(box, fill=tuple(color), outline=(0, 0, 0))
-    else:
-        draw.ellipse(box, outline=tuple(color), width=2)
-
-
-def _skeleton(draw, kp: dict, limbs, color):
-    uv = np.asarray(kp["uv_px"])
-    vis = np.asarray(kp["visibility"])
-    for a, b in limbs:
-        if vis[a] != VIS_OUTSIDE and vis[b] != VIS_OUTSIDE:
-            draw.line([tuple(uv[a]), tuple(uv[b])], fill=tuple(color), width=3)
-    for j in range(len(uv)):
-        if vis[j] != VIS_OUTSIDE:
-            _dot(draw, uv[j], vis[j] == VIS_VISIBLE, color)
+__all__ = ["contact_sheet", "overlay", "instance_colors", "depth_colormap"]
 
 
 def overlay(rgb: np.ndarray, mask: np.ndarray | None, record: dict) -> Image.Image:
-    """Colour image with ground truth drawn on it (full resolution)."""
-    img = rgb.astype(np.float32)
-    if mask is not None:
-        colors = instance_colors(int(mask.max()) + 1).astype(np.float32)
-        m = mask > 0
-        img[m] = 0.55 * img[m] + 0.45 * colors[mask[m]]
-    pil = Image.fromarray(img.astype(np.uint8))
+    """Colour image with ground truth drawn on it (full resolution).
+
+    rgb: [H, W, 3] uint8; mask: [H, W] instance ids or None; record: a ground-truth
+    sidecar record (K, robot and human keypoints in pixels, part poses T_cam_obj).
+    """
+    pil = Image.fromarray(draw_masks(rgb, mask) if mask is not None else np.asarray(rgb, np.uint8))
     draw = ImageDraw.Draw(pil)
     K = np.asarray(record["K"])
     robot_kp = record["robot"]["keypoints"]
     n = len(robot_kp["names"])
-    _skeleton(draw, robot_kp, chain_bones(n), (255, 140, 0))
+    draw_skeleton(draw, robot_kp["uv_px"], chain_bones(n), ROBOT_COLOR, visibility=robot_kp["visibility"])
     for hum in record["humans"]:
-        _skeleton(draw, hum["keypoints"], COCO17_BONES, (0, 255, 255))
+        kp = hum["keypoints"]
+        draw_skeleton(draw, kp["uv_px"], COCO17_BONES, HUMAN_COLOR, visibility=kp["visibility"])
     for part in record["parts"]:
-        T = np.asarray(part["T_cam_obj"])
-        pts = transform_points(T, np.vstack([np.zeros(3), np.eye(3) * AXIS_LENGTH_M]))
-        if np.any(pts[:, 2] <= 0.05):
-            continue
-        uv = project(pts, K)
-        for k, c in enumerate([(255, 0, 0), (0, 255, 0), (0, 90, 255)]):
-            draw.line([tuple(uv[0]), tuple(uv[k + 1])], fill=c, width=3)
-        draw.text((uv[0][0] + 4, uv[0][1] + 4), part["class_name"], fill=(255, 255, 255))
+        draw_axes(draw, np.asarray(part["T_cam_obj"]), K, AXIS_LENGTH_M, label=part["class_name"])
     return pil
 
 
