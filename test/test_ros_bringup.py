@@ -1,9 +1,7 @@
 """The graphs run in one process: demo (synthetic source) and replay (bag source) through
 bringup, recorded with the recorder, outputs checked against what went in."""
-import time
 
 import numpy as np
-import pytest
 from conftest import spin_until
 from rclpy.executors import MultiThreadedExecutor
 

@@ -91,7 +91,7 @@ def topic_statistics(bag: Path) -> list[dict]:
                 stamps.append(_header_stamp_ns(bytes(raw)))
             row = {"topic": conn.topic, "type": conn.msgtype, "count": len(recv)}
             span = (max(recv) - min(recv)) / 1e9 if len(recv) > 1 else 0.0
-            row["rate_hz"] = (len(recv) - 1) / span if span > 0 else float("nan")
+            row["rate_hz"] = (len(recv) - 1) / span if span > 0 and len(recv) >= 3 else float("nan")
             lat = [(r - s) / 1e6 for r, s in zip(recv, stamps) if s]
             plausible = [x for x in lat if -1e3 < x < 60e3]   # stamped messages only
             row["latency_ms_median"] = float(np.median(plausible)) if plausible else float("nan")

@@ -251,3 +251,42 @@ class HrcNode(LifecycleNode):
 
     def on_cleanup_hook(self) -> None:
         """Release what configure made."""
+
+
+def run_node(node_class, args: list[str] | None = None) -> int:
+    """Entry point of a node executable: init, construct, spin until Ctrl-C.
+
+    Returns the exit status: 0 after Ctrl-C / shutdown, 2 for an invalid parameter
+    (one log line naming node, parameter and reason).
+    """
+    import rclpy
+    import rclpy.logging
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = node_class()
+        except ParameterError as e:
+            rclpy.logging.get_logger(node_class.__name__).error(" ".join(str(e).split()))
+            return 2
+        if not rclpy.ok():   # Ctrl-C while starting up (a model or the synthetic cell takes seconds)
+            return 0
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        finally:
+            executor.shutdown()
+        return 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    except Exception:
+        if not rclpy.ok():   # an error caused by Ctrl-C shutting the context down under a callback
+            return 0
+        raise
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -44,7 +44,7 @@ from hrc_perception.capture.sources import (BagSource, CaptureFrame, FolderSourc
                                             SourceError, SyntheticSource, frame_problem)
 from hrc_perception.ros.convert import CameraInfoError, ImageConversionError, K_to_camera_info, numpy_to_image, \
     ns_to_stamp
-from hrc_perception.ros.node_base import HrcNode, ParameterError, ParamSpec
+from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 
 COLOR_TOPIC = "camera/color/image_raw"
 DEPTH_TOPIC = "camera/depth/image_raw"
@@ -328,36 +328,5 @@ class RgbdCaptureNode(HrcNode):
 def main(args: list[str] | None = None) -> int:
     """``ros2 run hrc_perception rgbd_capture [--ros-args -p source:=bag -p bag_path:=...]``.
 
-    Returns the exit status: 0 after Ctrl-C / shutdown, 2 for an invalid parameter.
-    """
-    import rclpy
-    import rclpy.logging
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = RgbdCaptureNode()
-        except ParameterError as e:
-            rclpy.logging.get_logger("rgbd_capture").error(" ".join(str(e).split()))
-            return 2
-        if not rclpy.ok():   # Ctrl-C while starting up (the synthetic cell takes seconds to build)
-            return 0
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        finally:
-            executor.shutdown()
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    except Exception:
-        if not rclpy.ok():   # an error caused by Ctrl-C shutting the context down under a callback
-            return 0
-        raise
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    Exit status: 0 after Ctrl-C, 2 for an invalid parameter."""
+    return run_node(RgbdCaptureNode, args)

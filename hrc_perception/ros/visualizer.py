@@ -68,7 +68,7 @@ from hrc_perception.ros.convert import (ImageConversionError, camera_info_to_K, 
 from hrc_perception.ros.ground_truth_msgs import (GT_HUMAN_SKELETONS_TOPIC, GT_INSTANCES_TOPIC,
                                                   GT_OBJECT_POSES_TOPIC, GT_ROBOT_SKELETON_TOPIC,
                                                   skeleton_to_arrays)
-from hrc_perception.ros.node_base import HrcNode, ParameterError, ParamSpec
+from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.skeletons import COCO17_BONES, chain_bones
 from hrc_perception.viz.draw import (draw_axes, draw_boxes, draw_latency_table, draw_mask_outlines, draw_masks,
                                      draw_safety_banner, draw_skeleton, draw_text_block, id_color)
@@ -581,30 +581,5 @@ class _Frame:
 def main(args: list[str] | None = None) -> int:
     """``ros2 run hrc_perception visualizer [--ros-args -p show_ground_truth:=false ...]``.
 
-    Returns the exit status: 0 after Ctrl-C / shutdown, 2 for an invalid parameter.
-    """
-    import rclpy
-    import rclpy.logging
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    rclpy.init(args=args)
-    node = None
-    try:
-        try:
-            node = VisualizerNode()
-        except ParameterError as e:
-            rclpy.logging.get_logger("visualizer").error(" ".join(str(e).split()))
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        try:
-            executor.spin()
-        finally:
-            executor.shutdown()
-        return 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    Exit status: 0 after Ctrl-C, 2 for an invalid parameter."""
+    return run_node(VisualizerNode, args)
