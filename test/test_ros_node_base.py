@@ -65,6 +65,7 @@ def test_descriptors_carry_description_and_range(ros_context):
     (Parameter("rate_hz", value=500.0), "rate_hz: 500.0 is above the maximum 100.0"),
     (Parameter("mode", value="turbo"), "mode: 'turbo' is not one of fast, slow"),
     (Parameter("input_reliability", value="sometimes"), "input_reliability"),
+    (Parameter("rate_hertz", value=5.0), "unknown parameter rate_hertz (known: "),
 ])
 def test_invalid_start_up_value_is_a_clear_error(ros_context, override, message):
     with pytest.raises(ParameterError, match="node 'probe': invalid parameter") as e:

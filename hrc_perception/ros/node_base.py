@@ -136,6 +136,12 @@ class HrcNode(LifecycleNode):
             why = spec.check(self.get_parameter(spec.name).value)
             if why:
                 problems.append(f"{spec.name}: {why}")
+        # rclpy keeps overrides of undeclared names silently: a typo must not go unnoticed
+        unknown = sorted(name for name in self._parameter_overrides
+                         if name not in self._specs and not self.has_parameter(name)
+                         and not name.startswith("qos_overrides."))
+        if unknown:
+            problems.append(f"unknown parameter {', '.join(unknown)} (known: {', '.join(sorted(self._specs))})")
         if problems:
             raise ParameterError(f"node '{self.get_name()}': invalid parameter " + "; ".join(problems))
         self.add_on_set_parameters_callback(self._validate_set)
