@@ -15,4 +15,11 @@ fi
 if [ -z "${ROS_DISTRO:-}" ]; then
   "$VENV/bin/python" -m pip install --quiet -r requirements-ros-wheels.txt
 fi
+# torch + torchvision: see requirements-torch.txt. Where pip is configured with a find-links
+# folder (a local CPU-only torch), install these two with pip's configuration ignored.
+torch_args=()
+if [ -n "${PIP_FIND_LINKS:-}" ] || "$VENV/bin/python" -m pip config list 2>/dev/null | grep -q "find-links"; then
+  torch_args=(--isolated)
+fi
+PIP_FIND_LINKS= "$VENV/bin/python" -m pip "${torch_args[@]}" install --quiet -r requirements-torch.txt
 "$VENV/bin/python" -m pip install --quiet --no-deps -e .
