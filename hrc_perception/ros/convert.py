@@ -279,6 +279,16 @@ def roi_image_to_mask(roi: RegionOfInterest, image: Image, height: int, width: i
     Raises ImageConversionError when the image is not mono8, its size differs from
     the ROI's, or the ROI does not fit in height x width.
     """
+    crop, rows, cols = roi_crop(roi, image, height, width)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[rows, cols] = crop
+    return mask
+
+
+def roi_crop(roi: RegionOfInterest, image: Image, height: int, width: int) -> tuple[np.ndarray, slice, slice]:
+    """The checked crop of a mask: bool [roi.height, roi.width] (True inside) and the
+    (rows, cols) slices of the height x width image it covers. Raises
+    ImageConversionError as roi_image_to_mask does."""
     if image.encoding != "mono8":
         raise ImageConversionError(f"a mask image must be mono8, got {image.encoding!r}")
     crop = image_to_numpy(image)
@@ -289,9 +299,7 @@ def roi_image_to_mask(roi: RegionOfInterest, image: Image, height: int, width: i
     if x0 + rw > width or y0 + rh > height:
         raise ImageConversionError(
             f"ROI x={x0} y={y0} {rw}x{rh} does not fit in a {width}x{height} image")
-    mask = np.zeros((height, width), dtype=bool)
-    mask[y0:y0 + rh, x0:x0 + rw] = crop > 0
-    return mask
+    return crop > 0, slice(y0, y0 + rh), slice(x0, x0 + rw)
 
 
 # --------------------------------------------------------------------- stamps

@@ -38,8 +38,8 @@ from std_msgs.msg import Header
 from hrc_perception.msg import Instance as InstanceMsg
 from hrc_perception.msg import (InstanceArray, ObjectPose, ObjectPoseArray, Skeleton,
                                 SkeletonArray)
-from hrc_perception.ros.convert import (ImageConversionError, image_to_numpy, mask_to_roi_image,
-                                        matrix_to_pose, ns_to_stamp)
+from hrc_perception.ros.convert import (ImageConversionError, mask_to_roi_image, matrix_to_pose, ns_to_stamp,
+                                        roi_crop)
 from hrc_perception.sim.frame import Frame, HumanGT, Instance, Keypoints, PartGT, RobotGT
 
 GT_ROBOT_SKELETON_TOPIC = "ground_truth/robot/skeleton"
@@ -169,18 +169,11 @@ def instances_to_mask(msg: InstanceArray, height: int, width: int) -> np.ndarray
     for inst in msg.instances:
         if inst.mask.width == 0 or inst.mask.height == 0:
             continue
-        if inst.mask.encoding != "mono8":
-            raise ImageConversionError(f"instance {inst.id}: mask must be mono8, got {inst.mask.encoding!r}")
-        crop = image_to_numpy(inst.mask)
-        r = inst.roi
-        x0, y0, rw, rh = int(r.x_offset), int(r.y_offset), int(r.width), int(r.height)
-        if crop.shape != (rh, rw):
-            raise ImageConversionError(
-                f"instance {inst.id}: mask image is {crop.shape[1]}x{crop.shape[0]} but its ROI is {rw}x{rh}")
-        if x0 + rw > width or y0 + rh > height:
-            raise ImageConversionError(
-                f"instance {inst.id}: ROI x={x0} y={y0} {rw}x{rh} does not fit in a {width}x{height} image")
-        out[y0:y0 + rh, x0:x0 + rw][crop > 0] = inst.id
+        try:
+            crop, rows, cols = roi_crop(inst.roi, inst.mask, height, width)
+        except ImageConversionError as e:
+            raise ImageConversionError(f"instance {inst.id}: {e}") from None
+        out[rows, cols][crop] = inst.id
     return out
 
 
