@@ -100,14 +100,12 @@ def topic_statistics(bag: Path) -> list[dict]:
     return rows
 
 
-def _images(bag: Path, topic_suffix: str, limit: int | None = None):
+def _images(bag: Path, topic_suffix: str):
     """(stamp_ns, rgb) of an rgb8 image topic of the bag, in order."""
     from hrc_perception.io.bag import TYPESTORE, image_from_msg
     with Reader(bag) as reader:
         conns = [c for c in reader.connections if c.topic.endswith("/" + topic_suffix)]
-        for k, (conn, t, raw) in enumerate(reader.messages(connections=conns)):
-            if limit is not None and k >= limit:
-                return
+        for conn, t, raw in reader.messages(connections=conns):
             msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
             yield t, image_from_msg(msg)
 
