@@ -69,6 +69,26 @@ def cmd_bench_ros(args) -> int:
     return 0
 
 
+def cmd_train_segmentation(args) -> int:
+    from hrc_perception.segmentation.train import train
+    card = train(Path(args.data), Path(args.out), Path(args.val) if args.val else None, epochs=args.epochs,
+                 batch_size=args.batch_size, lr=args.lr, input_short_side=args.input_short_side,
+                 device=args.device, seed=args.seed, max_steps=args.max_steps,
+                 checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads)
+    print(f"wrote {args.out}/model.pt and model_card.json ({card['steps']} steps, {card['training_time_s']:.0f} s)")
+    return 0
+
+
+def cmd_eval_segmentation(args) -> int:
+    from hrc_perception.segmentation.evaluate import evaluate, print_table, write_json
+    metrics = evaluate(Path(args.weights), Path(args.data), device=args.device, max_images=args.max_images)
+    print_table(metrics)
+    if args.json:
+        write_json(metrics, Path(args.json), command="hrc-perception " + " ".join(sys.argv[1:]),
+                   weights=args.weights, data=args.data)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hrc-perception", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,6 +124,34 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--frames", type=int, default=200)
     br.add_argument("--json", help="also write the figures to this JSON file")
     br.set_defaults(func=cmd_bench_ros)
+
+    t = sub.add_parser("train", help="train a learned component")
+    tsub = t.add_subparsers(dest="what", required=True)
+    ts = tsub.add_parser("segmentation", help="Mask R-CNN on a synth output's COCO data (resumable)")
+    ts.add_argument("--data", required=True, help="synth output directory (with coco/) or a COCO folder")
+    ts.add_argument("--out", default="models/segmentation", help="output directory (checkpoint, log, model, card)")
+    ts.add_argument("--val", help="held-out synth output (another seed) for the model card's metrics")
+    ts.add_argument("--epochs", type=int, default=12)
+    ts.add_argument("--max-steps", type=int, help="stop after this many steps (overrides --epochs)")
+    ts.add_argument("--batch-size", type=int, default=2)
+    ts.add_argument("--lr", type=float, default=0.01)
+    ts.add_argument("--input-short-side", type=int, default=320)
+    ts.add_argument("--device", default="cpu", help="cpu or cuda")
+    ts.add_argument("--seed", type=int, default=0)
+    ts.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    ts.add_argument("--workers", type=int, default=1, help="data loader processes")
+    ts.add_argument("--threads", type=int, help="torch CPU threads")
+    ts.set_defaults(func=cmd_train_segmentation)
+
+    e = sub.add_parser("eval", help="evaluate a learned component")
+    esub = e.add_subparsers(dest="what", required=True)
+    es = esub.add_parser("segmentation", help="COCO box and mask AP on held-out data")
+    es.add_argument("--weights", default="models/segmentation/model.pt")
+    es.add_argument("--data", required=True, help="held-out synth output (with coco/) or a COCO folder")
+    es.add_argument("--device", default="cpu")
+    es.add_argument("--max-images", type=int)
+    es.add_argument("--json", help="also write the figures to this JSON file")
+    es.set_defaults(func=cmd_eval_segmentation)
 
     r = sub.add_parser("record", help="record live ROS 2 topics into an MCAP bag (rclpy, no rosbag2)")
     r.add_argument("--out", required=True, help="bag directory to create (written as OUT.partial until stopped)")

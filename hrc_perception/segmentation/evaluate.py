@@ -1,0 +1,105 @@
+"""`hrc-perception eval segmentation`: COCO box and mask AP of a model on a COCO dataset.
+
+    hrc-perception eval segmentation --weights models/segmentation/model.pt --data SYNTH_OUT [--json FILE]
+
+Metrics (pycocotools): AP (IoU 0.50:0.95), AP50 and AP75 for boxes and masks, and
+mask AP50 per class. The data must not be the training data (another seed).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from PIL import Image
+
+
+def _coco_dir(path: Path) -> Path:
+    path = Path(path)
+    return path / "coco" if (path / "coco" / "annotations.json").is_file() else path
+
+
+def predictions(predictor, coco: COCO, root: Path, max_images: int | None = None) -> tuple[list[dict], list[float]]:
+    """COCO result dicts (bbox and segmentation) of every image, and seconds per image."""
+    name_to_cat = {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
+    results, times = [], []
+    for img_id in sorted(coco.getImgIds())[:max_images]:
+        info = coco.loadImgs(img_id)[0]
+        rgb = np.asarray(Image.open(root / info["file_name"]).convert("RGB"))
+        t0 = time.perf_counter()
+        det = predictor.predict(rgb)
+        times.append(time.perf_counter() - t0)
+        for box, name, score, mask in zip(det.boxes_xyxy, det.class_names, det.scores, det.masks):
+            if name not in name_to_cat:
+                continue
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            rle["counts"] = rle["counts"].decode("ascii")
+            x0, y0, x1, y1 = (float(v) for v in box)
+            results.append({"image_id": img_id, "category_id": name_to_cat[name], "score": float(score),
+                            "bbox": [x0, y0, x1 - x0, y1 - y0], "segmentation": rle})
+    return results, times
+
+
+def coco_metrics(coco: COCO, results: list[dict], img_ids: list[int]) -> dict:
+    """AP, AP50, AP75 for boxes and masks, and per-class mask AP50 (None for a class
+    with no ground truth in the data)."""
+    out = {}
+    if not results:
+        return {"bbox_AP": 0.0, "bbox_AP50": 0.0, "segm_AP": 0.0, "segm_AP50": 0.0, "per_class_segm_AP50": {}}
+    dt = coco.loadRes(results)
+    for iou_type in ("bbox", "segm"):
+        ev = COCOeval(coco, dt, iou_type)
+        ev.params.imgIds = img_ids
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        out[f"{iou_type}_AP"], out[f"{iou_type}_AP50"], out[f"{iou_type}_AP75"] = (float(v) for v in ev.stats[:3])
+        if iou_type == "segm":
+            # precision [T, R, K, A, M]: IoU 0.5 is T=0, area all A=0, maxDets 100 M=-1
+            prec = ev.eval["precision"][0, :, :, 0, -1]
+            per = {}
+            for k, cat_id in enumerate(ev.params.catIds):
+                p = prec[:, k]
+                per[coco.cats[int(cat_id)]["name"]] = float(p[p > -1].mean()) if (p > -1).any() else None
+            out["per_class_segm_AP50"] = per
+    return out
+
+
+def evaluate(weights: Path, data: Path, device: str = "cpu", score_threshold: float = 0.05,
+             max_images: int | None = None) -> dict:
+    """Metrics of a model file on a COCO dataset directory (or a synth output with coco/)."""
+    from hrc_perception.segmentation.predictor import SegmentationPredictor
+    root = _coco_dir(data)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(root / "annotations.json"))
+    predictor = SegmentationPredictor(weights, device=device, score_threshold=score_threshold)
+    results, times = predictions(predictor, coco, root, max_images)
+    img_ids = sorted(coco.getImgIds())[:max_images]
+    metrics = coco_metrics(coco, results, img_ids)
+    metrics["images"] = len(img_ids)
+    metrics["seconds_per_image_median"] = float(np.median(times)) if times else None
+    return metrics
+
+
+def print_table(metrics: dict, file=sys.stdout) -> None:
+    print(f"{'metric':<24}{'value':>8}", file=file)
+    for k in ("bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"):
+        if k in metrics:
+            print(f"{k:<24}{metrics[k]:>8.3f}", file=file)
+    for name, v in metrics.get("per_class_segm_AP50", {}).items():
+        print(f"{'segm_AP50 ' + name:<24}{v:>8.3f}" if v is not None else f"{'segm_AP50 ' + name:<24}{'-':>8}",
+              file=file)
+    print(f"{'images':<24}{metrics.get('images', 0):>8d}", file=file)
+
+
+def write_json(metrics: dict, path: Path, **extra) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({**metrics, **extra}, indent=2) + "\n")
