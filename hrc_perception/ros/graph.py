@@ -18,6 +18,8 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 EXECUTABLES: dict[str, tuple[str, str]] = {
     "rgbd_capture": ("hrc_perception.ros.rgbd_capture", "RgbdCaptureNode"),
     "visualizer": ("hrc_perception.ros.visualizer", "VisualizerNode"),
+    "segmentation": ("hrc_perception.ros.segmentation_node", "SegmentationNode"),
+    "tracker": ("hrc_perception.ros.tracker_node", "TrackerNode"),
 }
 
 

@@ -66,12 +66,6 @@ class SegmentationPredictor:
     def __init__(self, weights_path: str | Path | None = None, class_names: list[str] | None = None,
                  device: str = "cpu", score_threshold: float = 0.5, max_instances: int = 50,
                  input_short_side: int | None = None, optimize: bool = True):
-        if not 0.0 <= float(score_threshold) <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
-        if int(max_instances) < 1:
-            raise ValueError(f"max_instances must be >= 1, got {max_instances}")
-        if input_short_side is not None and int(input_short_side) < 32:
-            raise ValueError(f"input_short_side must be >= 32 px, got {input_short_side}")
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
@@ -90,18 +84,29 @@ class SegmentationPredictor:
                 raise ValueError(f"{weights_path}: the weights were trained for classes {trained}, "
                                  f"but class_names {list(class_names)} were given")
         self.class_names: list[str] = list(model.hrc_config["class_names"])
-        self.score_threshold = float(score_threshold)
-        self.max_instances = int(max_instances)
-        self.input_short_side = int(input_short_side or model.hrc_config["input_short_side"])
-        model.transform.min_size = (self.input_short_side,)
-        model.transform.max_size = max(model.transform.max_size, -(-self.input_short_side * 16 // 9))
-        model.roi_heads.score_thresh = self.score_threshold
-        model.roi_heads.detections_per_img = self.max_instances
+        self.model = model
+        self.set_options(score_threshold, max_instances, input_short_side or model.hrc_config["input_short_side"])
         model.eval().to(self.device)
         if optimize:
             optimize_for_inference(model)
-        self.model = model
         self.embedding_dim = int(model.roi_heads.embedding.dim)
+
+    def set_options(self, score_threshold: float, max_instances: int, input_short_side: int) -> None:
+        """Detection threshold (0..1), most instances per image (>= 1) and the short
+        side the image is resized to (pixels, >= 32); ValueError otherwise."""
+        if not 0.0 <= float(score_threshold) <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        if int(max_instances) < 1:
+            raise ValueError(f"max_instances must be >= 1, got {max_instances}")
+        if int(input_short_side) < 32:
+            raise ValueError(f"input_short_side must be >= 32 px, got {input_short_side}")
+        self.score_threshold = float(score_threshold)
+        self.max_instances = int(max_instances)
+        self.input_short_side = int(input_short_side)
+        self.model.transform.min_size = (self.input_short_side,)
+        self.model.transform.max_size = max(self.model.transform.max_size, -(-self.input_short_side * 16 // 9))
+        self.model.roi_heads.score_thresh = self.score_threshold
+        self.model.roi_heads.detections_per_img = self.max_instances
 
     @staticmethod
     def _check_image(rgb) -> np.ndarray:

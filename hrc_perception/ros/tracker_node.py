@@ -1,0 +1,272 @@
+"""The tracker node: Deep SORT (or SORT) identities for the segmentation node's instances.
+
+Subscribes (relative names; launch puts them under a namespace, default ``/cell``):
+
+| topic                      | type                          | QoS                                  |
+|----------------------------|-------------------------------|--------------------------------------|
+| ``segmentation/instances`` | hrc_perception/InstanceArray  | reliable, depth 10 (a result stream) |
+
+Publishes, once per accepted InstanceArray, with its header (same stamp, same frame):
+
+| topic              | type                        |
+|--------------------|-----------------------------|
+| ``tracking/tracks``| hrc_perception/TrackArray   |
+
+Each ``Track``: ``track_id`` (stable while the track lives, unique, increasing from 1),
+``instance_id`` (the ``Instance.id`` matched in this array; 0 when coasting),
+``class_name`` / ``class_id`` (the class the track started with), ``state``
+(TENTATIVE, CONFIRMED; a track deleted by this array is listed once more as DELETED,
+then never again), ``score`` (of the last matched instance), ``hits`` / ``age`` /
+``time_since_update`` (counted in arrays, i.e. images), ``roi`` (the Kalman box
+after this array's update, or its prediction when coasting: pixels, rounded to
+whole pixels, left/top clipped at 0; the right/bottom edge is not clipped because
+the array does not carry the image size), ``velocity_u_px_s`` / ``velocity_v_px_s``
+(box-centre velocity, pixels per second, u = columns, v = rows).
+
+No markers: tracks are 2D boxes in pixels and this node has no depth, so there is
+nothing to place in 3D; the visualizer draws the track boxes and ids on the image.
+
+Per InstanceArray: ``dt`` = its header stamp minus the previous accepted one
+(seconds; 0 for the first), ``Tracker.predict(dt)``, detections from the instances
+(``roi`` -> tlwh box, ``class_id``, ``score``, ``embedding`` (empty -> no appearance:
+IoU matching only), ``id``), ``Tracker.update``. Any gap forward in time is fine
+(the Kalman filter takes dt).
+
+Bad input never stops the node (each counted with ``report()``):
+- ``stamp_out_of_order``: a stamp not after the previous accepted one, by at most
+  ``max_backward_jump_s``: the array is skipped (no output).
+- ``time_jump_back``: a stamp more than ``max_backward_jump_s`` before the previous
+  one (a bag that loops, a restarted source): a new sequence; the tracker restarts
+  (ids from 1 again) and the array is processed.
+- ``bad_instance``: an instance with an empty ROI (width or height 0); skipped, the
+  other instances are tracked.
+- ``tracker_error``: any other failure of the tracker on one array; that array
+  gives no output, the tracker restarts.
+
+Parameters ``use_appearance``, ``max_iou_distance``, ``max_cosine_distance``,
+``nn_budget``, ``per_class`` and ``nominal_frame_rate_hz`` apply from the next
+array; ``max_age`` and ``n_init`` to tracks started after the change.
+
+Numpy's BLAS is limited to one thread around each update where ``threadpoolctl`` is
+installed (the tracker's matrix products are tiny; BLAS threads only add overhead).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+from sensor_msgs.msg import RegionOfInterest
+from std_msgs.msg import Header
+
+from hrc_perception.msg import InstanceArray, Track, TrackArray
+from hrc_perception.ros.convert import stamp_to_ns
+from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
+from hrc_perception.tracking import Detection, KalmanFilter, NearestNeighborDistanceMetric, Tracker
+
+INSTANCES_TOPIC = "segmentation/instances"
+TRACKS_TOPIC = "tracking/tracks"
+NS_PER_S = 1_000_000_000
+
+
+def _copy_header(h: Header) -> Header:
+    out = Header(frame_id=h.frame_id)
+    out.stamp.sec, out.stamp.nanosec = h.stamp.sec, h.stamp.nanosec
+    return out
+
+
+def _blas_single_thread():
+    """A callable giving a context that limits BLAS to one thread (threadpoolctl), or a no-op context."""
+    try:
+        from threadpoolctl import ThreadpoolController
+        controller = ThreadpoolController()
+    except Exception:  # noqa: BLE001 - not installed (or broken): leave BLAS as it is
+        return contextlib.nullcontext
+    return lambda: controller.limit(limits=1, user_api="blas")
+
+
+def instances_to_detections(msg: InstanceArray) -> tuple[list[Detection], list[str], list[str]]:
+    """(detections, their class names, problems) of an InstanceArray.
+
+    Each instance with a non-empty ROI gives a Detection: tlwh = (x_offset, y_offset,
+    width, height) pixels, class_id, score, feature = the embedding ([D] float32, None
+    when empty), instance_id = id. Instances with an empty ROI are left out and named
+    in ``problems``.
+    """
+    dets, names, problems = [], [], []
+    for inst in msg.instances:
+        r = inst.roi
+        if r.width == 0 or r.height == 0:
+            problems.append(f"instance {inst.id} ({inst.class_name}) has an empty roi {r.width}x{r.height}")
+            continue
+        emb = np.asarray(inst.embedding, np.float32)
+        dets.append(Detection(tlwh=(r.x_offset, r.y_offset, r.width, r.height), score=float(inst.score),
+                              class_id=int(inst.class_id), feature=emb if emb.size else None,
+                              instance_id=int(inst.id)))
+        names.append(inst.class_name)
+    return dets, names, problems
+
+
+def _roi_of_tlwh(tlwh: np.ndarray) -> RegionOfInterest:
+    """ROI of a float tlwh box (pixels): corners rounded, left/top clipped at 0, size >= 0."""
+    x0, y0, w, h = (float(v) for v in tlwh)
+    if not all(np.isfinite((x0, y0, w, h))):
+        return RegionOfInterest()
+    c0, r0 = max(int(round(x0)), 0), max(int(round(y0)), 0)
+    c1, r1 = max(int(round(x0 + w)), c0), max(int(round(y0 + h)), r0)
+    return RegionOfInterest(x_offset=c0, y_offset=r0, width=c1 - c0, height=r1 - r0, do_rectify=False)
+
+
+class TrackerNode(HrcNode):
+    """Deep SORT over segmentation/instances (see the module doc); node name default 'tracker'.
+
+    After construction: ``tracker`` is the core Tracker (None unless configured),
+    ``arrays_tracked`` counts TrackArrays published since configure.
+    """
+
+    PARAMS = (
+        ParamSpec("use_appearance", True, "Deep SORT: match on the instances' appearance embeddings first; "
+                  "false = SORT (motion and IoU only)"),
+        ParamSpec("max_age", 30, "images a confirmed track may go unmatched before it is deleted",
+                  min_value=0, max_value=100000),
+        ParamSpec("n_init", 3, "consecutive matched images that confirm a track", min_value=1, max_value=1000),
+        ParamSpec("max_iou_distance", 0.7, "largest 1 - IoU accepted in the IoU matching stage",
+                  min_value=0.0, max_value=1.0),
+        ParamSpec("max_cosine_distance", 0.2, "largest appearance cosine distance accepted as a match",
+                  min_value=0.0, max_value=2.0),
+        ParamSpec("nn_budget", 100, "appearance features kept per track (most recent); 0 = all",
+                  min_value=0, max_value=100000),
+        ParamSpec("per_class", True, "a track only matches instances of its own class"),
+        ParamSpec("nominal_frame_rate_hz", 15.0, "camera frame rate (Hz) at which Deep SORT's per-frame "
+                  "Kalman noise applies (time steps come from the stamps)", min_value=0.1, max_value=1000.0),
+        ParamSpec("max_backward_jump_s", 1.0, "a stamp up to this much (seconds) before the previous one is "
+                  "out of order (skipped); further back starts a new sequence (tracker restarted)",
+                  min_value=0.0, max_value=1e6),
+    )
+
+    def __init__(self, node_name: str = "tracker", **kwargs):
+        self.tracker: Tracker | None = None
+        self.arrays_tracked = 0
+        self._sub = None
+        self._tracks_pub = None
+        self._last_stamp_ns: int | None = None
+        self._class_names: dict[int, str] = {}
+        self._blas = _blas_single_thread()
+        super().__init__(node_name, **kwargs)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def on_configure_hook(self) -> None:
+        self._reset_tracker()
+        self._tracks_pub = self.create_publisher(TrackArray, TRACKS_TOPIC, self.output_qos())
+        self._sub = self.create_subscription(InstanceArray, INSTANCES_TOPIC, self._on_instances, self.output_qos())
+        self.arrays_tracked = 0
+
+    def on_cleanup_hook(self) -> None:
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+        if self._tracks_pub is not None:
+            self.destroy_publisher(self._tracks_pub)
+        self._sub = self._tracks_pub = None
+        self.tracker = None
+        self._last_stamp_ns = None
+
+    def _reset_tracker(self) -> None:
+        budget = self.param("nn_budget")
+        self.tracker = Tracker(
+            metric=NearestNeighborDistanceMetric(self.param("max_cosine_distance"), budget or None),
+            max_iou_distance=self.param("max_iou_distance"), max_age=self.param("max_age"),
+            n_init=self.param("n_init"), per_class=self.param("per_class"),
+            use_appearance=self.param("use_appearance"),
+            kf=KalmanFilter(nominal_dt_s=1.0 / self.param("nominal_frame_rate_hz")))
+        self._last_stamp_ns = None
+        self._class_names = {}
+
+    def _on_parameters_set(self, params) -> None:
+        t = self.tracker
+        if t is None:
+            return
+        for p in params:
+            if p.name == "use_appearance":
+                t.use_appearance = bool(p.value)
+            elif p.name == "max_age":
+                t.max_age = int(p.value)
+            elif p.name == "n_init":
+                t.n_init = int(p.value)
+            elif p.name == "max_iou_distance":
+                t.max_iou_distance = float(p.value)
+            elif p.name == "max_cosine_distance":
+                t.metric.matching_threshold = float(p.value)
+            elif p.name == "nn_budget":
+                t.metric.budget = int(p.value) or None
+            elif p.name == "per_class":
+                t.per_class = bool(p.value)
+            elif p.name == "nominal_frame_rate_hz":
+                t.kf.nominal_dt_s = 1.0 / float(p.value)
+
+    # -- instances --------------------------------------------------------------------
+    def _on_instances(self, msg: InstanceArray) -> None:
+        if not self.is_active or self.tracker is None:
+            return
+        out = self.track(msg)
+        if out is not None:
+            self._tracks_pub.publish(out)
+            self.arrays_tracked += 1
+
+    def _time_step_s(self, stamp_ns: int) -> float | None:
+        """Seconds since the previous accepted stamp (0 for the first); None to skip this array."""
+        last = self._last_stamp_ns
+        if last is None:
+            return 0.0
+        if stamp_ns > last:
+            return (stamp_ns - last) / NS_PER_S
+        back_s = (last - stamp_ns) / NS_PER_S
+        if back_s > self.param("max_backward_jump_s"):
+            self.report("time_jump_back", f"{INSTANCES_TOPIC}: stamp {back_s:.3f} s before the previous one: "
+                        "new sequence, tracks restarted")
+            self._reset_tracker()
+            return 0.0
+        self.report("stamp_out_of_order", f"{INSTANCES_TOPIC}: stamp {stamp_ns} ns is not after the previous "
+                    f"{last} ns: array skipped")
+        return None
+
+    def track(self, msg: InstanceArray) -> TrackArray | None:
+        """Run the tracker on one InstanceArray; the TrackArray to publish, or None when skipped."""
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        dt_s = self._time_step_s(stamp_ns)
+        if dt_s is None:
+            return None
+        dets, names, problems = instances_to_detections(msg)
+        for p in problems:
+            self.report("bad_instance", f"{INSTANCES_TOPIC}: {p}")
+        for d, name in zip(dets, names):
+            self._class_names[d.class_id] = name
+        try:
+            with self._blas():
+                before = list(self.tracker.tracks)
+                self.tracker.predict(dt_s)
+                self.tracker.update(dets)
+        except Exception as e:  # noqa: BLE001 - a tracker failure must not stop the node
+            self.report("tracker_error", f"{type(e).__name__}: {e}; tracks restarted")
+            self._reset_tracker()
+            return None
+        self._last_stamp_ns = stamp_ns
+        alive = {id(t) for t in self.tracker.tracks}
+        deleted = [t for t in before if id(t) not in alive]
+        out = TrackArray(header=_copy_header(msg.header))
+        out.tracks = [self._track_msg(t) for t in self.tracker.tracks + deleted]
+        return out
+
+    def _track_msg(self, t) -> Track:
+        vu, vv = (float(v) for v in t.velocity_px_s())
+        return Track(track_id=t.track_id, instance_id=t.instance_id if t.time_since_update == 0 else 0,
+                     class_name=self._class_names.get(t.class_id, ""), class_id=t.class_id, state=int(t.state),
+                     score=float(t.score), hits=int(t.hits), age=int(t.age),
+                     time_since_update=int(t.time_since_update), roi=_roi_of_tlwh(t.to_tlwh()),
+                     velocity_u_px_s=vu if np.isfinite(vu) else 0.0, velocity_v_px_s=vv if np.isfinite(vv) else 0.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run hrc_perception tracker [--ros-args -p use_appearance:=false ...]``.
+
+    Exit status: 0 after Ctrl-C, 2 for an invalid parameter."""
+    return run_node(TrackerNode, args)

@@ -1,0 +1,374 @@
+"""Segmentation and tracker nodes on real rclpy + DDS: headers, masks vs ROIs, embeddings, parameters,
+bad input (encodings, empty images, missing / mismatched weights, out-of-order stamps, no embeddings).
+
+The segmentation node runs an untrained checkpoint made here (classes of the small synthetic cell,
+mask logits biased so every mask covers its box) with score_threshold 0, so it always finds instances.
+"""
+import json
+
+import numpy as np
+import pytest
+from conftest import spin_until
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, RegionOfInterest
+
+from hrc_perception.msg import Instance, InstanceArray, Track, TrackArray
+from hrc_perception.ros.convert import image_to_numpy, ns_to_stamp, numpy_to_image
+from hrc_perception.ros import segmentation_node as seg_module
+from hrc_perception.ros.ground_truth_msgs import make_header
+from hrc_perception.ros.segmentation_node import (COLOR_TOPIC, DEBUG_IMAGE_TOPIC, INSTANCES_TOPIC,
+                                                  NO_WEIGHTS_MESSAGE, SegmentationNode, detections_to_msg)
+from hrc_perception.ros.tracker_node import TRACKS_TOPIC, TrackerNode
+
+FRAME_ID = "camera_color_optical_frame"
+QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+INFERENCE_TIMEOUT_S = 90.0   # an untrained Mask R-CNN on a busy 2-core machine
+FPS = 15.0
+NS_PER_FRAME = round(1e9 / FPS)
+
+
+# ------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def cell_classes(small_run):
+    return [c.name for c in sorted(small_run.classes, key=lambda c: c.class_id)]
+
+
+@pytest.fixture(scope="module")
+def cell_rgb(small_run):
+    return small_run.frame(0).rgb
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, cell_classes):
+    """An untrained checkpoint for the small cell's classes; every mask fills its box."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    from hrc_perception.segmentation.model import build_maskrcnn, save_checkpoint
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_maskrcnn(cell_classes, input_short_side=160, pretrained_trunk=False)
+    with torch.no_grad():
+        model.roi_heads.mask_predictor.mask_fcn_logits.bias.fill_(8.0)
+    path = tmp_path_factory.mktemp("seg_weights") / "model.pt"
+    save_checkpoint(model, path, {"note": "untrained, for tests"})
+    return path
+
+
+class Harness:
+    """A node under test, a publisher/listener node, and one executor for both."""
+
+    def __init__(self, ctx, node, in_topic, in_type, outputs):
+        import rclpy.node
+        self.node = node
+        self.io = rclpy.node.Node(f"{node.get_name()}_test_io", context=ctx)
+        self.pub = self.io.create_publisher(in_type, in_topic, QOS)
+        self.received = {topic: [] for topic in outputs}
+        for topic, msg_type in outputs.items():
+            self.io.create_subscription(msg_type, topic, self.received[topic].append, QOS)
+        self.ex = SingleThreadedExecutor(context=ctx)
+        self.ex.add_node(node)
+        self.ex.add_node(self.io)
+        assert spin_until(self.ex, lambda: self.pub.get_subscription_count() > 0
+                          and all(self.io.count_publishers(t) > 0 for t in outputs), 10.0)
+
+    def send(self, msg, topic, timeout_s=10.0):
+        """Publish msg; the first new message on topic (None if none within timeout_s)."""
+        n = len(self.received[topic])
+        self.pub.publish(msg)
+        spin_until(self.ex, lambda: len(self.received[topic]) > n, timeout_s)
+        return self.received[topic][n] if len(self.received[topic]) > n else None
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+        self.io.destroy_node()
+
+
+def _seg_node(ctx, weights, **params):
+    overrides = [Parameter("weights", value=str(weights)), Parameter("input_reliability", value="reliable")]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    return SegmentationNode(context=ctx, parameter_overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def seg(ros_context, checkpoint):
+    node = _seg_node(ros_context, checkpoint, score_threshold=0.0, max_instances=4)
+    assert node.lifecycle_state == "active", node.configure_error
+    h = Harness(ros_context, node, COLOR_TOPIC, Image, {INSTANCES_TOPIC: InstanceArray, DEBUG_IMAGE_TOPIC: Image})
+    yield h
+    h.close()
+
+
+def _same_header(a, b) -> bool:
+    return (a.frame_id, a.stamp.sec, a.stamp.nanosec) == (b.frame_id, b.stamp.sec, b.stamp.nanosec)
+
+
+# --------------------------------------------------------------------- segmentation
+
+def test_segmentation_instances_masks_embeddings_and_header(seg, cell_rgb, cell_classes):
+    header = make_header(12 * 10**9 + 345, FRAME_ID)
+    h, w = cell_rgb.shape[:2]
+    out = seg.send(numpy_to_image(cell_rgb, "rgb8", header), INSTANCES_TOPIC, INFERENCE_TIMEOUT_S)
+    assert out is not None, "no InstanceArray for a good image"
+    assert _same_header(out.header, header)
+    assert 1 <= len(out.instances) <= 4
+    assert [i.id for i in out.instances] == list(range(1, len(out.instances) + 1))
+    scores = [i.score for i in out.instances]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    for inst in out.instances:
+        assert 1 <= inst.class_id <= len(cell_classes) and inst.class_name == cell_classes[inst.class_id - 1]
+        r = inst.roi
+        assert r.width > 0 and r.height > 0 and r.x_offset + r.width <= w and r.y_offset + r.height <= h
+        assert inst.mask.encoding == "mono8" and (inst.mask.height, inst.mask.width) == (r.height, r.width)
+        crop = image_to_numpy(inst.mask)
+        assert set(np.unique(crop)) <= {0, 255}
+        # tight crop: the mask touches every side of its ROI
+        assert crop[0].any() and crop[-1].any() and crop[:, 0].any() and crop[:, -1].any()
+        assert _same_header(inst.mask.header, header)
+        emb = np.asarray(inst.embedding)
+        assert emb.shape == (128,) and np.linalg.norm(emb) == pytest.approx(1.0, abs=1e-3)
+
+    assert spin_until(seg.ex, lambda: seg.received[DEBUG_IMAGE_TOPIC], 10.0)
+    dbg = seg.received[DEBUG_IMAGE_TOPIC][-1]
+    assert _same_header(dbg.header, header)
+    assert (dbg.encoding, dbg.height, dbg.width) == ("rgb8", h, w)
+    assert not np.array_equal(image_to_numpy(dbg), cell_rgb)   # something was drawn
+
+
+def test_segmentation_parameters_apply_to_the_next_image(seg, cell_rgb):
+    try:
+        assert seg.node.set_parameters([Parameter("max_instances", value=2)])[0].successful
+        out = seg.send(numpy_to_image(cell_rgb, "rgb8", make_header(13 * 10**9, FRAME_ID)), INSTANCES_TOPIC,
+                       INFERENCE_TIMEOUT_S)
+        assert out is not None and 1 <= len(out.instances) <= 2
+        assert seg.node.set_parameters([Parameter("score_threshold", value=1.0)])[0].successful
+        out = seg.send(numpy_to_image(cell_rgb, "rgb8", make_header(14 * 10**9, FRAME_ID)), INSTANCES_TOPIC,
+                       INFERENCE_TIMEOUT_S)
+        assert out is not None and len(out.instances) == 0   # nothing scores above 1
+        bad = seg.node.set_parameters([Parameter("score_threshold", value=1.5)])[0]
+        assert not bad.successful and "score_threshold" in bad.reason
+        assert not seg.node.set_parameters([Parameter("device", value="cuda")])[0].successful   # read-only
+    finally:
+        seg.node.set_parameters([Parameter("score_threshold", value=0.0), Parameter("max_instances", value=4)])
+
+
+@pytest.mark.parametrize("encoding, kind", [("16UC1", "bad_image"), ("yuv422", "bad_image"),
+                                            ("rgb8", "empty_image")])
+def test_segmentation_bad_image_gives_empty_array_with_header(seg, encoding, kind):
+    header = make_header(20 * 10**9 + 7, "some_frame")
+    if encoding == "16UC1":
+        msg = numpy_to_image(np.full((24, 32), 1000, np.uint16), "16UC1", header)
+    elif encoding == "rgb8":
+        msg = Image(header=header, encoding="rgb8")   # 0 x 0
+    else:
+        msg = numpy_to_image(np.zeros((24, 32, 3), np.uint8), "rgb8", header)
+        msg.encoding = encoding
+    before = seg.node.counters.get(kind, 0)
+    out = seg.send(msg, INSTANCES_TOPIC, 10.0)
+    assert out is not None and len(out.instances) == 0 and _same_header(out.header, header)
+    assert seg.node.counters.get(kind, 0) == before + 1
+    assert seg.node.is_active
+
+
+def test_detections_without_mask_pixels_keep_their_box():
+    pytest.importorskip("torch")
+    from hrc_perception.segmentation.predictor import Detections
+    det = Detections(boxes_xyxy=np.array([[10.4, 5.0, 30.2, 25.9], [-3.0, 2.0, 8.0, 50.0]], np.float32),
+                     labels=np.array([2, 1]), class_names=["person", "panda"], scores=np.array([0.9, 0.4], np.float32),
+                     masks=np.zeros((2, 40, 60), bool), embeddings=np.eye(2, 128, dtype=np.float32),
+                     image_size_hw=(40, 60))
+    det.masks[1, 3:7, 0:4] = True
+    header = make_header(5, FRAME_ID)
+    msg = detections_to_msg(det, header)
+    a, b = msg.instances
+    assert (a.roi.x_offset, a.roi.y_offset, a.roi.width, a.roi.height) == (10, 5, 21, 21)
+    assert a.mask.width == 0 and a.mask.height == 0
+    assert (b.roi.x_offset, b.roi.y_offset, b.roi.width, b.roi.height) == (0, 3, 4, 4)
+    assert image_to_numpy(b.mask).min() == 255
+    assert (a.id, a.class_id, a.class_name, b.id, b.class_id) == (1, 2, "person", 2, 1)
+    assert list(a.embedding)[:2] == [1.0, 0.0] and len(b.embedding) == 128
+
+
+def test_segmentation_missing_weights_fails_configure_and_stays_alive(ros_context, tmp_path, monkeypatch):
+    import rclpy.node
+    missing = tmp_path / "nope.pt"
+    node = _seg_node(ros_context, missing)
+    io = rclpy.node.Node("seg_diag_listener", context=ros_context)
+    try:
+        assert node.lifecycle_state == "unconfigured" and node.predictor is None
+        assert "not found" in node.configure_error and str(missing) in node.configure_error
+        from diagnostic_msgs.msg import DiagnosticArray
+        got = []
+        io.create_subscription(DiagnosticArray, "/diagnostics",
+                               lambda m: got.extend(s for s in m.status if s.name.endswith("/segmentation")), 10)
+        ex = SingleThreadedExecutor(context=ros_context)
+        ex.add_node(node)
+        ex.add_node(io)
+        assert spin_until(ex, lambda: got, 5.0), "the node stopped publishing diagnostics"
+        assert "unconfigured" in got[-1].message
+        ex.shutdown()
+    finally:
+        node.destroy_node()
+        io.destroy_node()
+
+    # weights '' and nothing shipped: the message says how to get weights
+    monkeypatch.setattr(seg_module, "shipped_weights_candidates", lambda: [tmp_path / "models/segmentation/model.pt"])
+    node = _seg_node(ros_context, "")
+    try:
+        assert node.lifecycle_state == "unconfigured" and NO_WEIGHTS_MESSAGE in node.configure_error
+    finally:
+        node.destroy_node()
+
+
+def test_segmentation_model_card_with_other_classes_fails_configure(ros_context, tmp_path, checkpoint, cell_classes):
+    weights = tmp_path / "model.pt"
+    weights.write_bytes(checkpoint.read_bytes())
+    (tmp_path / "model_card.json").write_text(json.dumps({"class_names": cell_classes[::-1]}))
+    node = _seg_node(ros_context, weights)
+    try:
+        assert node.lifecycle_state == "unconfigured" and "mismatched weights" in node.configure_error
+    finally:
+        node.destroy_node()
+
+
+def test_segmentation_cleanup_frees_the_model(ros_context, checkpoint):
+    node = _seg_node(ros_context, checkpoint, autostart=False)
+    try:
+        assert node.lifecycle_state == "unconfigured" and node.predictor is None
+        node.trigger_configure()
+        assert node.lifecycle_state == "inactive" and node.predictor is not None
+        node.trigger_cleanup()
+        assert node.lifecycle_state == "unconfigured" and node.predictor is None
+    finally:
+        node.destroy_node()
+
+
+# -------------------------------------------------------------------------- tracker
+
+def _unit(k: int, noise: float, rng) -> np.ndarray:
+    v = np.zeros(128, np.float32)
+    v[k] = 1.0
+    v += rng.normal(0, noise, 128).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _instances(frame: int, stamp_ns: int, rng, with_a=True, with_b=True) -> InstanceArray:
+    """Two boxes 40x80 px: A (person, with embeddings) moves right 6 px/frame (+90 px/s);
+    B (gear, no embedding) moves left 6 px/frame and down 3 px/frame (-90, +45 px/s)."""
+    msg = InstanceArray(header=make_header(stamp_ns, FRAME_ID))
+    if with_a:
+        msg.instances.append(Instance(id=1, class_name="person", class_id=2, score=0.9,
+                                      roi=RegionOfInterest(x_offset=50 + 6 * frame, y_offset=100, width=40, height=80),
+                                      embedding=_unit(0, 0.02, rng).tolist()))
+    if with_b:
+        msg.instances.append(Instance(id=len(msg.instances) + 1, class_name="gear", class_id=4, score=0.8,
+                                      roi=RegionOfInterest(x_offset=400 - 6 * frame, y_offset=60 + 3 * frame,
+                                                           width=40, height=80)))
+    return msg
+
+
+def _by_class(msg: TrackArray) -> dict[str, Track]:
+    live = [t for t in msg.tracks if t.state != Track.DELETED]
+    assert len({t.class_name for t in live}) == len(live)
+    return {t.class_name: t for t in live}
+
+
+@pytest.fixture
+def tracker(ros_context):
+    node = TrackerNode(context=ros_context, parameter_overrides=[Parameter("n_init", value=3)])
+    assert node.lifecycle_state == "active"
+    h = Harness(ros_context, node, "segmentation/instances", InstanceArray, {TRACKS_TOPIC: TrackArray})
+    yield h
+    h.close()
+
+
+def test_tracker_confirms_two_moving_boxes_with_stable_ids(tracker):
+    rng = np.random.default_rng(0)
+    t0 = 1_000 * 10**9
+    ids = None
+    for f in range(6):
+        header_stamp = t0 + f * NS_PER_FRAME
+        out = tracker.send(_instances(f, header_stamp, rng), TRACKS_TOPIC)
+        assert out is not None, f"no TrackArray for frame {f}"
+        assert (out.header.frame_id, out.header.stamp) == (FRAME_ID, ns_to_stamp(header_stamp))
+        tracks = _by_class(out)
+        assert set(tracks) == {"person", "gear"}
+        a, b = tracks["person"], tracks["gear"]
+        if ids is None:
+            ids = (a.track_id, b.track_id)
+        assert (a.track_id, b.track_id) == ids and ids[0] != ids[1]
+        assert (a.instance_id, b.instance_id) == (1, 2) and (a.class_id, b.class_id) == (2, 4)
+        assert (a.hits, a.age, a.time_since_update) == (f + 1, f + 1, 0)
+        want = Track.CONFIRMED if f + 1 >= 3 else Track.TENTATIVE
+        assert a.state == want and b.state == want
+        assert abs(a.roi.x_offset - (50 + 6 * f)) <= 2 and abs(a.roi.height - 80) <= 2
+    assert a.velocity_u_px_s > 20 and abs(a.velocity_v_px_s) < 20
+    assert b.velocity_u_px_s < -20 and b.velocity_v_px_s > 5
+    assert a.score == pytest.approx(0.9) and b.score == pytest.approx(0.8)
+
+    # out of order (an older stamp) and a repeated stamp: reported, skipped, nothing published
+    n = len(tracker.received[TRACKS_TOPIC])
+    for stamp in (t0 + 3 * NS_PER_FRAME, t0 + 5 * NS_PER_FRAME):
+        before = tracker.node.counters.get("stamp_out_of_order", 0)
+        tracker.pub.publish(_instances(3, stamp, rng))
+        assert spin_until(tracker.ex, lambda: tracker.node.counters.get("stamp_out_of_order", 0) == before + 1)
+    spin_until(tracker.ex, lambda: len(tracker.received[TRACKS_TOPIC]) > n, 0.5)
+    assert len(tracker.received[TRACKS_TOPIC]) == n
+
+    # the next frame continues the same tracks; B alone is missed: coasting, instance_id 0
+    out = tracker.send(_instances(6, t0 + 6 * NS_PER_FRAME, rng, with_b=False), TRACKS_TOPIC)
+    tracks = _by_class(out)
+    a, b = tracks["person"], tracks["gear"]
+    assert (a.track_id, b.track_id) == ids and a.instance_id == 1 and a.hits == 7
+    assert b.state == Track.CONFIRMED and b.instance_id == 0 and b.time_since_update == 1
+
+    # a 3 s gap forward is a normal time step (the boxes moved on; whether they still match is the
+    # Kalman gate's business): processed, not skipped
+    out = tracker.send(_instances(7, t0 + 3 * 10**9, rng), TRACKS_TOPIC)
+    assert out is not None and out.header.stamp == ns_to_stamp(t0 + 3 * 10**9) and out.tracks
+
+
+def test_tracker_time_jump_back_restarts_and_deleted_tracks_are_listed_once(ros_context):
+    node = TrackerNode(context=ros_context, parameter_overrides=[Parameter("n_init", value=2),
+                                                                  Parameter("max_age", value=1),
+                                                                  Parameter("use_appearance", value=False)])
+    try:
+        rng = np.random.default_rng(1)
+        t0 = 50 * 10**9
+        for f in range(3):
+            out = node.track(_instances(f, t0 + f * NS_PER_FRAME, rng))
+        assert {t.state for t in out.tracks} == {Track.CONFIRMED}
+        # both missed twice: coasting, then deleted (listed once as DELETED), then gone
+        out = node.track(_instances(3, t0 + 3 * NS_PER_FRAME, rng, with_a=False, with_b=False))
+        assert [t.time_since_update for t in out.tracks] == [1, 1]
+        out = node.track(_instances(4, t0 + 4 * NS_PER_FRAME, rng, with_a=False, with_b=False))
+        assert sorted(t.state for t in out.tracks) == [Track.DELETED, Track.DELETED]
+        out = node.track(_instances(5, t0 + 5 * NS_PER_FRAME, rng, with_a=False, with_b=False))
+        assert out.tracks == []
+        # a source that starts again 10 s earlier: a new sequence, not "out of order"
+        out = node.track(_instances(0, t0 - 10 * 10**9, rng))
+        assert out is not None and node.counters.get("time_jump_back") == 1
+        assert sorted(t.track_id for t in out.tracks) == [1, 2]
+        assert "stamp_out_of_order" not in node.counters
+    finally:
+        node.destroy_node()
+
+
+def test_tracker_bad_instances_are_skipped_and_parameters_validated(ros_context):
+    node = TrackerNode(context=ros_context)
+    try:
+        msg = _instances(0, 10**9, np.random.default_rng(2))
+        msg.instances.append(Instance(id=3, class_name="gear", class_id=4, roi=RegionOfInterest(width=0, height=5)))
+        msg.instances[0].embedding = [float("nan")] * 128   # unusable embedding: treated as none
+        out = node.track(msg)
+        assert len(out.tracks) == 2 and node.counters.get("bad_instance") == 1
+        assert not node.set_parameters([Parameter("n_init", value=0)])[0].successful
+        assert node.set_parameters([Parameter("use_appearance", value=False)])[0].successful
+        assert node.tracker.use_appearance is False
+        assert node.set_parameters([Parameter("nn_budget", value=0)])[0].successful
+        assert node.tracker.metric.budget is None
+    finally:
+        node.destroy_node()
