@@ -29,6 +29,7 @@ demo: setup
 bench: setup
 	$(ENV) hrc-perception bench synth --json benchmarks/results/synth.json
 	$(ENV) hrc-perception bench ros --json benchmarks/results/ros_transport.json
+	$(ENV) hrc-perception bench segmentation --json benchmarks/results/segmentation.json
 
 clean:
 	rm -rf $(VENV) build install log out

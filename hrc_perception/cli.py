@@ -63,6 +63,13 @@ def cmd_replay(args) -> int:
                       topics=args.topics, delay_s=args.delay)
 
 
+def cmd_bench_segmentation(args) -> int:
+    from hrc_perception.segmentation.bench import bench_segmentation
+    bench_segmentation(args.weights, frames=args.frames, reference_frames=args.reference_frames,
+                       json_path=args.json)
+    return 0
+
+
 def cmd_bench_ros(args) -> int:
     from hrc_perception.ros.bench_transport import bench_ros
     bench_ros(frames=args.frames, json_path=args.json)
@@ -119,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--json", help="also write the figures to this JSON file")
     bs.set_defaults(func=cmd_bench)
+    bg = bsub.add_parser("segmentation", help="segmentation time per 640x480 frame vs maskrcnn_resnet50_fpn")
+    bg.add_argument("--weights", default="models/segmentation/model.pt")
+    bg.add_argument("--frames", type=int, default=10)
+    bg.add_argument("--reference-frames", type=int, default=3)
+    bg.add_argument("--json", help="also write the figures to this JSON file")
+    bg.set_defaults(func=cmd_bench_segmentation)
     br = bsub.add_parser("ros", help="640x480 colour + depth through rclpy: frames/s and latency, "
                                      "one process and two")
     br.add_argument("--frames", type=int, default=200)
