@@ -30,6 +30,7 @@ bench: setup
 	$(ENV) hrc-perception bench synth --json benchmarks/results/synth.json
 	$(ENV) hrc-perception bench ros --json benchmarks/results/ros_transport.json
 	$(ENV) hrc-perception bench segmentation --json benchmarks/results/segmentation.json
+	$(ENV) hrc-perception bench tracking --json benchmarks/results/tracking.json
 
 clean:
 	rm -rf $(VENV) build install log out

@@ -70,6 +70,12 @@ def cmd_bench_segmentation(args) -> int:
     return 0
 
 
+def cmd_bench_tracking(args) -> int:
+    from hrc_perception.tracking.bench import bench_tracking
+    bench_tracking(frames=args.frames, json_path=args.json)
+    return 0
+
+
 def cmd_bench_ros(args) -> int:
     from hrc_perception.ros.bench_transport import bench_ros
     bench_ros(frames=args.frames, json_path=args.json)
@@ -132,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument("--reference-frames", type=int, default=3)
     bg.add_argument("--json", help="also write the figures to this JSON file")
     bg.set_defaults(func=cmd_bench_segmentation)
+    bt = bsub.add_parser("tracking", help="tracker time per frame: Deep SORT, SORT, deep-sort-realtime")
+    bt.add_argument("--frames", type=int, default=300)
+    bt.add_argument("--json", help="also write the figures to this JSON file")
+    bt.set_defaults(func=cmd_bench_tracking)
     br = bsub.add_parser("ros", help="640x480 colour + depth through rclpy: frames/s and latency, "
                                      "one process and two")
     br.add_argument("--frames", type=int, default=200)
