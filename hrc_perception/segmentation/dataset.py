@@ -77,6 +77,12 @@ class CocoInstances(torch.utils.data.Dataset):
         return image, target
 
 
+def coco_dir(path: str | Path) -> Path:
+    """The coco/ folder of a `hrc-perception synth` output, or the given folder itself."""
+    path = Path(path)
+    return path / "coco" if (path / "coco" / "annotations.json").is_file() else path
+
+
 def masks_to_boxes_xyxy(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Boxes [N, 4] float32 xyxy (pixel edges: x1 = last column + 1) of masks [N, H, W]
     and keep [N] bool (masks with at least one pixel and a box of >= 1 px)."""

@@ -20,10 +20,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from PIL import Image
 
-
-def _coco_dir(path: Path) -> Path:
-    path = Path(path)
-    return path / "coco" if (path / "coco" / "annotations.json").is_file() else path
+from hrc_perception.segmentation.dataset import coco_dir
 
 
 def predictions(predictor, coco: COCO, root: Path, max_images: int | None = None) -> tuple[list[dict], list[float]]:
@@ -77,7 +74,7 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", score_threshold: fl
              max_images: int | None = None) -> dict:
     """Metrics of a model file on a COCO dataset directory (or a synth output with coco/)."""
     from hrc_perception.segmentation.predictor import SegmentationPredictor
-    root = _coco_dir(data)
+    root = coco_dir(data)
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(root / "annotations.json"))
     predictor = SegmentationPredictor(weights, device=device, score_threshold=score_threshold)

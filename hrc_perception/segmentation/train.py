@@ -23,13 +23,7 @@ import numpy as np
 import torch
 
 from hrc_perception.io.atomic import atomic_write_json
-from hrc_perception.segmentation.dataset import Augment, CocoInstances, collate
-
-
-def _coco_dir(path: Path) -> Path:
-    """The coco/ folder of a synth output, or the folder itself."""
-    path = Path(path)
-    return path / "coco" if (path / "coco" / "annotations.json").is_file() else path
+from hrc_perception.segmentation.dataset import Augment, CocoInstances, coco_dir, collate
 
 
 def _data_spec(path: Path) -> dict:
@@ -58,7 +52,7 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    dataset = CocoInstances(_coco_dir(data), augment=Augment(), seed=seed)
+    dataset = CocoInstances(coco_dir(data), augment=Augment(), seed=seed)
     model = build_maskrcnn(dataset.class_names, input_short_side=input_short_side, pretrained_trunk=True)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -144,21 +138,13 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
     }
     model_path = out / "model.pt"
     model.eval()
-    save_checkpoint(model, model_path, card)
+    sha256 = save_checkpoint(model, model_path, card)
     if val is not None:
         from hrc_perception.segmentation.evaluate import evaluate
-        card["metrics_held_out"] = evaluate(model_path, _coco_dir(val), device=device)
+        card["metrics_held_out"] = evaluate(model_path, coco_dir(val), device=device)
         card["metrics_data"] = _data_spec(Path(val))
     card["weights"] = model_path.name
-    card["sha256"] = _sha256(model_path)
+    card["sha256"] = sha256
     atomic_write_json(out / "model_card.json", card, indent=2)
     return card
 
-
-def _sha256(path: Path) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
