@@ -127,11 +127,6 @@ def npz_bytes(arrays: Mapping[str, np.ndarray], compress: bool = True) -> bytes:
     return buf.getvalue()
 
 
-def atomic_write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write a compressed, reproducible ``.npz`` (:func:`npz_bytes`) atomically."""
-    atomic_write_bytes(path, npz_bytes(arrays))
-
-
 class PartialDir:
     """A directory built under ``<final_dir>.partial/`` and published by :meth:`commit`.
 

@@ -94,11 +94,10 @@ def _pose(T: np.ndarray):
 
 
 def _points_pose_array(points: np.ndarray, stamp_ns: int, frame_id: str):
-    poses = []
-    for p in points:
-        T = np.eye(4)
-        T[:3, 3] = p
-        poses.append(_pose(T))
+    """PoseArray of positions [N, 3] (identity orientations)."""
+    poses = [Pose(position=Point(x=float(x), y=float(y), z=float(z)), orientation=Quaternion(x=0.0, y=0.0, z=0.0,
+                                                                                             w=1.0))
+             for x, y, z in points]
     return PoseArray(header=_header(stamp_ns, frame_id), poses=poses)
 
 

@@ -124,7 +124,8 @@ class Episode:
 
         jit = cam.intrinsics_jitter
         self.K = make_K(cam.fx * (1 + rng.uniform(-jit, jit)), cam.fy * (1 + rng.uniform(-jit, jit)),
-                        cam.cx + cam.width * rng.uniform(-jit, jit) / 4, cam.cy + cam.height * rng.uniform(-jit, jit) / 4)
+                        cam.cx + cam.width * rng.uniform(-jit, jit) / 4,
+                        cam.cy + cam.height * rng.uniform(-jit, jit) / 4)
         self.T_world_cam = self._sample_camera_pose(rng)
         self.T_cam_world = invert_T(self.T_world_cam)
 
@@ -212,17 +213,15 @@ class Episode:
                         background_rgb=rng.uniform(0.0, 0.3, 3).astype(np.float32))
 
     # -- per frame --------------------------------------------------------------
-    def instances(self, t_s: float) -> list[Instance]:
-        """Instances present at time t_s (people who have left are not)."""
+    def instances(self, present_human_ids: set[int]) -> list[Instance]:
+        """The robot, every part and the people present (by instance id)."""
         a = self.assets
         robot_cls = a.classes[0]
         out = [Instance(ROBOT_INSTANCE_ID, CATEGORY_ROBOT, robot_cls.name, robot_cls.class_id)]
         for iid, c in zip(self.part_ids, self.part_class):
             cls = a.class_of(a.parts[c].name)
             out.append(Instance(iid, CATEGORY_PART, cls.name, cls.class_id))
-        for iid, script in zip(self.human_ids, self.human_scripts):
-            if script.present_at(t_s):
-                out.append(Instance(iid, CATEGORY_PERSON, "person", 2))
+        out += [Instance(iid, CATEGORY_PERSON, "person", 2) for iid in self.human_ids if iid in present_human_ids]
         return out
 
     def scene(self, k: int) -> "SceneState":
@@ -279,5 +278,6 @@ class Episode:
         return Frame(
             episode=self.index, index=index, time_s=st.time_s, stamp_ns=stamp_ns(index, self.cfg.sequence.fps),
             rgb=out.rgb, depth_mm=depth_mm, depth_clean_m=out.depth_m, instance_mask=out.instance_mask,
-            K=self.K.copy(), T_world_cam=self.T_world_cam.copy(), instances=self.instances(st.time_s),
+            K=self.K.copy(), T_world_cam=self.T_world_cam.copy(),
+            instances=self.instances({iid for iid, _ in st.humans}),
             robot=robot_gt, parts=parts_gt, humans=humans_gt)

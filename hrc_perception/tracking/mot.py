@@ -10,7 +10,6 @@ has 1 everywhere.
 """
 from __future__ import annotations
 
-import configparser
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -78,13 +77,6 @@ def write_mot_txt(path: str | Path, by_frame: Mapping[int, MotFrame]) -> None:
         for i, b, c in zip(fr.ids, fr.tlwh, fr.conf):
             lines.append(f"{f},{i},{b[0]:.2f},{b[1]:.2f},{b[2]:.2f},{b[3]:.2f},{c:.4f},-1,-1,-1")
     Path(path).write_text("\n".join(lines) + ("\n" if lines else ""))
-
-
-def read_seqinfo(path: str | Path) -> dict[str, str]:
-    """The ``[Sequence]`` section of a MOTChallenge ``seqinfo.ini`` (keys lower-cased)."""
-    cp = configparser.ConfigParser()
-    cp.read(path)
-    return dict(cp["Sequence"]) if cp.has_section("Sequence") else {}
 
 
 def track_mot_sequence(tracker: Tracker, det_by_frame: Mapping[int, MotFrame],

@@ -36,13 +36,6 @@ def normalize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, valid
 
 
-def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise cosine distance [N, M] between rows of a [N, D] and b [M, D], in [0, 2]."""
-    an, _ = normalize_rows(a)
-    bn, _ = normalize_rows(b)
-    return np.clip(1.0 - an @ bn.T, 0.0, 2.0)
-
-
 class NearestNeighborDistanceMetric:
     """Cosine nearest-neighbour distance with a per-target gallery.
 
