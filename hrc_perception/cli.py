@@ -87,7 +87,8 @@ def cmd_train_segmentation(args) -> int:
     card = train(Path(args.data), Path(args.out), Path(args.val) if args.val else None, epochs=args.epochs,
                  batch_size=args.batch_size, lr=args.lr, input_short_side=args.input_short_side,
                  device=args.device, seed=args.seed, max_steps=args.max_steps,
-                 checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads)
+                 checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads,
+                 init=Path(args.init) if args.init else None)
     print(f"wrote {args.out}/model.pt and model_card.json ({card['steps']} steps, {card['training_time_s']:.0f} s)")
     return 0
 
@@ -99,6 +100,35 @@ def cmd_eval_segmentation(args) -> int:
     if args.json:
         write_json(metrics, Path(args.json), command="hrc-perception " + " ".join(sys.argv[1:]),
                    weights=args.weights, data=args.data)
+    return 0
+
+
+def cmd_eval_tracking(args) -> int:
+    import json
+    import os
+    import platform
+
+    from hrc_perception.tracking.evaluate import evaluate_tracking, print_table
+    if args.data is None and args.mot15 is None:
+        print("eval tracking: give --data (a synth output) and/or --mot15 (a MOTChallenge sequence)", file=sys.stderr)
+        return 2
+    weights = None if args.no_segmentation or args.data is None else Path(args.weights)
+    res = evaluate_tracking(Path(args.data) if args.data else None, weights, seed=args.seed,
+                            box_noise=args.box_noise, dropout=args.dropout, max_sequences=args.max_sequences,
+                            mot15=Path(args.mot15) if args.mot15 else None)
+    print_table(res)
+    if args.json:
+        res["command"] = "hrc-perception " + " ".join(sys.argv[1:])
+        res["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+def cmd_bop2coco(args) -> int:
+    from hrc_perception.io.bop_coco import bop_scene_to_coco
+    summary = bop_scene_to_coco(Path(args.scene), Path(args.models), Path(args.out), mesh_units=args.mesh_units)
+    print(f"wrote {args.out}/annotations.json: {summary['images']} images, instances {summary['instances']}")
     return 0
 
 
@@ -164,7 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     ts.add_argument("--workers", type=int, default=1, help="data loader processes")
     ts.add_argument("--threads", type=int, help="torch CPU threads")
+    ts.add_argument("--init", help="start from these weights (model.pt with the same classes) instead of ImageNet")
     ts.set_defaults(func=cmd_train_segmentation)
+
+    bc = sub.add_parser("bop2coco", help="COCO masks of a real BOP scene, rendered from its ground-truth poses")
+    bc.add_argument("--scene", required=True, help="BOP scene folder (scene_gt.json, scene_camera.json, rgb/)")
+    bc.add_argument("--models", required=True, help="folder of obj_NNNNNN.ply meshes")
+    bc.add_argument("--mesh-units", default="mm", choices=["m", "mm"])
+    bc.add_argument("--out", required=True, help="output folder (annotations.json, images/)")
+    bc.set_defaults(func=cmd_bop2coco)
 
     e = sub.add_parser("eval", help="evaluate a learned component")
     esub = e.add_subparsers(dest="what", required=True)
@@ -175,6 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--max-images", type=int)
     es.add_argument("--json", help="also write the figures to this JSON file")
     es.set_defaults(func=cmd_eval_segmentation)
+    et = esub.add_parser("tracking", help="MOTA / IDF1 of Deep SORT, SORT and deep-sort-realtime on the same inputs")
+    et.add_argument("--data", help="synth output with coco/ (episodes with ground-truth identities)")
+    et.add_argument("--weights", default="models/segmentation/model.pt",
+                    help="segmentation model: detections for the second input, descriptors for both")
+    et.add_argument("--no-segmentation", action="store_true", help="noisy ground truth only, no appearance")
+    et.add_argument("--mot15", help="a MOTChallenge sequence folder (gt/, det/), e.g. ../shared/realdata/mot15/TUD-Campus")
+    et.add_argument("--box-noise", type=float, default=0.05, help="noise on each box edge, fraction of the box size")
+    et.add_argument("--dropout", type=float, default=0.1, help="share of ground-truth boxes dropped")
+    et.add_argument("--max-sequences", type=int)
+    et.add_argument("--seed", type=int, default=0)
+    et.add_argument("--json", help="also write the figures to this JSON file")
+    et.set_defaults(func=cmd_eval_tracking)
 
     r = sub.add_parser("record", help="record live ROS 2 topics into an MCAP bag (rclpy, no rosbag2)")
     r.add_argument("--out", required=True, help="bag directory to create (written as OUT.partial until stopped)")

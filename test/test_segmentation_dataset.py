@@ -47,12 +47,33 @@ def test_flip_moves_masks_with_the_image(coco_dir):
     assert t1["labels"].tolist() == t0["labels"].tolist()
 
 
-def test_scaled_sample_keeps_masks_aligned(coco_dir):
-    ds = CocoInstances(coco_dir, augment=Augment(hflip_p=0.0, scale_range=(1.5, 1.5), jitter=0.0, blur_p=0.0,
-                                                 noise_sigma=(0.0, 0.0)))
-    image, target = ds[0]
-    assert image.shape == (3, 360, 480) and target["masks"].shape[1:] == (360, 480)
-    assert len(target["boxes"]) == len(target["labels"]) == len(target["masks"])
+def _zoomed(coco_dir, s):
+    return CocoInstances(coco_dir, augment=Augment(hflip_p=0.0, scale_range=(s, s), jitter=0.0, blur_p=0.0,
+                                                   noise_sigma=(0.0, 0.0)))
+
+
+def test_zoom_out_shrinks_objects_inside_the_same_frame(coco_dir):
+    (im0, t0), (im1, t1) = CocoInstances(coco_dir)[0], _zoomed(coco_dir, 0.5)[0]
+    assert im1.shape == im0.shape and t1["masks"].shape[1:] == t0["masks"].shape[1:]
+    assert t1["labels"].tolist() == t0["labels"].tolist()          # nothing leaves the frame when zooming out
+    area0, area1 = t0["masks"].sum(dim=(1, 2)).double(), t1["masks"].sum(dim=(1, 2)).double()
+    big = area0 > 400
+    assert big.any()
+    np.testing.assert_allclose((area1[big] / area0[big]).numpy(), 0.25, rtol=0.15)
+    # the box shrinks by the zoom factor too, and the masks sit on the scaled image
+    w0 = t0["boxes"][big, 2] - t0["boxes"][big, 0]
+    w1 = t1["boxes"][big, 2] - t1["boxes"][big, 0]
+    np.testing.assert_allclose((w1 / w0).numpy(), 0.5, atol=0.1)
+    covered = t1["masks"].bool().any(dim=0).numpy()
+    pad = (im1.numpy() * 255).round() == np.array([124, 116, 104])[:, None, None]
+    assert not pad.all(axis=0)[covered].any()                        # no mask pixel on the grey padding
+
+
+def test_zoom_in_keeps_the_frame_size_and_crops(coco_dir):
+    (im0, t0), (im1, t1) = CocoInstances(coco_dir)[0], _zoomed(coco_dir, 2.0)[0]
+    assert im1.shape == im0.shape
+    assert len(t1["boxes"]) == len(t1["labels"]) == len(t1["masks"]) <= len(t0["labels"])
+    assert (t1["masks"].sum(dim=(1, 2)) > 0).all()
 
 
 def test_augmentation_is_reproducible_per_epoch(coco_dir):

@@ -235,6 +235,15 @@ def test_untrained_predictor_shapes(rgb_120x160):
     np.testing.assert_array_equal(det.embeddings, again.embeddings)
 
 
+def test_embed_boxes_matches_the_embeddings_of_predict(rgb_120x160):
+    pred = SegmentationPredictor(None, class_names=CLASSES, score_threshold=0.0, max_instances=5,
+                                 input_short_side=128)
+    det = pred.predict(rgb_120x160)
+    assert len(det) > 0
+    np.testing.assert_allclose(pred.embed_boxes(rgb_120x160, det.boxes_xyxy), det.embeddings, atol=1e-4)
+    assert pred.embed_boxes(rgb_120x160, np.zeros((0, 4))).shape == (0, EMBEDDING_DIM)
+
+
 def test_predictor_nothing_found_gives_empty_arrays(rgb_120x160):
     pred = SegmentationPredictor(None, class_names=CLASSES, score_threshold=1.0, input_short_side=128)
     det = pred.predict(rgb_120x160)

@@ -55,3 +55,24 @@ def test_resume_with_other_classes_is_refused(tiny_data, tmp_path, small_cell_ya
     assert main(["synth", "--config", str(cfg), "--frames", "2", "--out", str(other), "--dataset", "coco",
                  "--quiet"]) == 0
     assert main(base + ["--data", str(other)]) == 2
+
+
+def test_init_from_weights_and_calibrated_embedding_centre(tiny_data, tmp_path, capsys):
+    import torch
+
+    from hrc_perception.segmentation.model import load_checkpoint
+    first, second = tmp_path / "first", tmp_path / "second"
+    base = ["train", "segmentation", "--data", str(tiny_data / "train"), "--max-steps", "1", "--workers", "0",
+            "--input-short-side", "160"]
+    assert main(base + ["--out", str(first)]) == 0
+    model, _ = load_checkpoint(first / "model.pt")
+    assert model.roi_heads.embedding.center.abs().sum() > 0        # centred on the training boxes, not zero
+
+    assert main(base + ["--out", str(second), "--init", str(first / "model.pt"), "--lr", "0"]) == 0
+    assert "starting from" in capsys.readouterr().err
+    card = json.loads((second / "model_card.json").read_text())
+    assert card["initialised_from"]["sha256"] == json.loads((first / "model_card.json").read_text())["sha256"]
+    again, _ = load_checkpoint(second / "model.pt")
+    a, b = model.state_dict(), again.state_dict()
+    trunk = "backbone.body.18.0.weight"
+    assert torch.equal(a[trunk], b[trunk])                             # lr 0: the start weights are kept

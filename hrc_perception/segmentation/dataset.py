@@ -21,7 +21,8 @@ from pycocotools import mask as mask_utils
 class Augment:
     """Training augmentation (each draws from a per-sample generator).
 
-    hflip_p: horizontal flip. scale_range: isotropic resize factor. jitter:
+    hflip_p: horizontal flip. scale_range: zoom factor (rescale, then crop or pad back
+    to the frame size). jitter:
     brightness / contrast / saturation spread. blur_p, blur_radius_px: Gaussian
     blur. noise_sigma: std of additive pixel noise (8-bit units)."""
     hflip_p: float = 0.5
@@ -106,11 +107,7 @@ def _augment(img: Image.Image, masks: np.ndarray, aug: Augment, rng: np.random.G
         masks = masks[:, :, ::-1]
     s = rng.uniform(*aug.scale_range)
     if abs(s - 1.0) > 1e-3:
-        w, h = img.size
-        size = (max(8, round(w * s)), max(8, round(h * s)))
-        img = img.resize(size, Image.Resampling.BILINEAR)
-        masks = np.stack([np.asarray(Image.fromarray(m).resize(size, Image.Resampling.NEAREST)) for m in masks]) \
-            if len(masks) else np.zeros((0, size[1], size[0]), np.uint8)
+        img, masks = _zoom(img, masks, s, rng)
     a = np.asarray(img, dtype=np.float32)
     b, c, sat = 1 + rng.uniform(-aug.jitter, aug.jitter, 3)
     grey = a.mean(axis=2, keepdims=True)
@@ -121,6 +118,26 @@ def _augment(img: Image.Image, masks: np.ndarray, aug: Augment, rng: np.random.G
             ImageFilter.GaussianBlur(rng.uniform(*aug.blur_radius_px))), dtype=np.float32)
     a = a + rng.normal(0.0, rng.uniform(*aug.noise_sigma), a.shape)
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)), np.ascontiguousarray(masks)
+
+
+def _zoom(img: Image.Image, masks: np.ndarray, s: float, rng: np.random.Generator):
+    """Rescale by ``s`` about a random point and crop / pad (grey) back to the input's
+    W x H, so objects really change size in the frame (the model resizes every image to
+    its input short side, which would undo a plain resize)."""
+    w, h = img.size
+    sw, sh = max(8, round(w * s)), max(8, round(h * s))
+    img = img.resize((sw, sh), Image.Resampling.BILINEAR)
+    masks = np.stack([np.asarray(Image.fromarray(m).resize((sw, sh), Image.Resampling.NEAREST)) for m in masks]) \
+        if len(masks) else np.zeros((0, sh, sw), np.uint8)
+    # offset of the scaled image in the output frame: crop when larger, pad when smaller
+    ox = int(rng.integers(min(0, w - sw), max(0, w - sw) + 1))
+    oy = int(rng.integers(min(0, h - sh), max(0, h - sh) + 1))
+    out = Image.new("RGB", (w, h), (124, 116, 104))
+    out.paste(img, (ox, oy))
+    out_masks = np.zeros((len(masks), h, w), np.uint8)
+    x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + sw, w), min(oy + sh, h)
+    out_masks[:, y0:y1, x0:x1] = masks[:, y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    return out, out_masks
 
 
 def collate(batch):

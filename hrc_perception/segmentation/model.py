@@ -357,7 +357,7 @@ def optimize_for_inference(model: MaskRCNN) -> MaskRCNN:
 
 # --- checkpoints ---------------------------------------------------------------------------
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -402,7 +402,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | Path, model_card: dict, 
     torch.save({"format": CHECKPOINT_FORMAT, "build": dict(config), "state_dict": state, "model_card": card}, buf)
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
-    return _file_sha256(path)
+    return file_sha256(path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:

@@ -140,3 +140,20 @@ class SegmentationPredictor:
                 masks=(out["masks"][keep, 0] > MASK_THRESHOLD).cpu().numpy(),
                 embeddings=out["embeddings"][keep].float().cpu().numpy(),
                 image_size_hw=(h, w))
+
+    def embed_boxes(self, rgb: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """Appearance descriptors [N, D] float32 (unit norm) of given boxes [N, 4] (xyxy,
+        pixels) in rgb [H, W, 3] uint8: the same descriptor :meth:`predict` gives its own
+        detections, for boxes from elsewhere (another detector, ground truth)."""
+        rgb = self._check_image(rgb)
+        boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
+        if len(boxes) == 0:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        with torch.inference_mode():
+            x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1).float().div_(255.0)
+            images, targets = self.model.transform([x], [{"boxes": torch.from_numpy(boxes).to(self.device)}])
+            features = self.model.backbone(images.tensors)
+            heads = self.model.roi_heads
+            reps = heads.box_representations(features, [targets[0]["boxes"]], images.image_sizes)
+            return heads.embedding(reps).float().cpu().numpy()
+

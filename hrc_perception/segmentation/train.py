@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from hrc_perception.io.atomic import atomic_write_json
+from hrc_perception.segmentation.model import file_sha256
 from hrc_perception.segmentation.dataset import Augment, CocoInstances, coco_dir, collate
 
 
@@ -41,11 +42,40 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _calibrate_embedding(model, dataset: CocoInstances, n_images: int, device: str) -> None:
+    """Centre the appearance embedding on ground-truth boxes of ``n_images`` evenly
+    spaced training images (see ``calibrate_embedding_center``)."""
+    from hrc_perception.segmentation.model import calibrate_embedding_center
+    picks = np.linspace(0, len(dataset) - 1, min(n_images, len(dataset))).round().astype(int)
+    reps_images, reps_boxes = [], []
+    for k in picks:
+        image, target = dataset[int(k)]
+        if len(target["boxes"]):
+            reps_images.append(image.to(device))
+            reps_boxes.append(target["boxes"].to(device))
+    if not reps_boxes:
+        print("train segmentation: no boxes to calibrate the embedding centre on; left at zero", file=sys.stderr)
+        return
+    sums, count = 0.0, 0
+    for i in range(0, len(reps_images), 8):     # mean of per-chunk means, weighted by box count
+        n = sum(len(b) for b in reps_boxes[i:i + 8])
+        sums = sums + calibrate_embedding_center(model, reps_images[i:i + 8], reps_boxes[i:i + 8]) * n
+        count += n
+    model.roi_heads.embedding.center.copy_(sums / count)
+
+
 def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batch_size: int = 2, lr: float = 0.01,
           input_short_side: int = 320, device: str = "cpu", seed: int = 0, max_steps: int | None = None,
-          checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None) -> dict:
-    """Train (or resume) and write the model and its card; returns the card."""
-    from hrc_perception.segmentation.model import build_maskrcnn, save_checkpoint
+          checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None,
+          init: Path | None = None, calibration_images: int = 200) -> dict:
+    """Train (or resume) and write the model and its card; returns the card.
+
+    init: a model.pt to start from instead of the ImageNet trunk (fine-tuning; its
+    classes must equal the data's); ignored when resuming from a checkpoint.
+    calibration_images: training images (no augmentation) whose ground-truth boxes set
+    the appearance embedding's centre after training.
+    """
+    from hrc_perception.segmentation.model import build_maskrcnn, load_checkpoint, save_checkpoint
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +109,13 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
         scheduler.load_state_dict(ckpt["scheduler"])
         step, epoch, elapsed = ckpt["step"], ckpt["epoch"], ckpt["elapsed_s"]
         print(f"train segmentation: resuming at step {step} (epoch {epoch})", file=sys.stderr)
+    elif init is not None:
+        start_model, start_card = load_checkpoint(init)
+        if start_model.hrc_config["class_names"] != dataset.class_names:
+            raise ValueError(f"--init {init}: trained for classes {start_model.hrc_config['class_names']}, data has "
+                             f"{dataset.class_names}")
+        model.load_state_dict(start_model.state_dict())
+        print(f"train segmentation: starting from {init} ({start_card.get('steps', '?')} steps)", file=sys.stderr)
 
     def checkpoint():
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -136,6 +173,10 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
         "training_time_s": round(elapsed, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, device {device}",
     }
+    if init is not None:
+        card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(Path(init))}
+    _calibrate_embedding(model, CocoInstances(coco_dir(data), class_names=dataset.class_names), calibration_images,
+                         device)
     model_path = out / "model.pt"
     model.eval()
     sha256 = save_checkpoint(model, model_path, card)

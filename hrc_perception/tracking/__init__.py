@@ -9,6 +9,8 @@ Small modules, one job each, after the shape of the reference Deep SORT:
 - ``track`` / ``tracker``: track life cycle and the multi-target tracker
   (``use_appearance=False`` gives plain SORT with the same code).
 - ``mot``: MOTChallenge files and CLEAR-MOT / IDF1 evaluation (motmetrics).
+- ``evaluate``: ``hrc-perception eval tracking``: the trackers on synthetic episodes and
+  MOT15 (it imports the segmentation model, and torch, only when given weights).
 
 Units: pixels for boxes, seconds for time steps (``Tracker.predict(dt_s)``).
 """

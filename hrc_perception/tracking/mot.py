@@ -16,9 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from hrc_perception.tracking.detection import Detection
 from hrc_perception.tracking.iou_matching import iou_matrix
-from hrc_perception.tracking.tracker import Tracker
 
 
 @dataclass
@@ -79,32 +77,6 @@ def write_mot_txt(path: str | Path, by_frame: Mapping[int, MotFrame]) -> None:
     Path(path).write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
-def track_mot_sequence(tracker: Tracker, det_by_frame: Mapping[int, MotFrame],
-                       frame_interval_s: float, first_frame: int = 1,
-                       last_frame: int | None = None) -> dict[int, MotFrame]:
-    """Run a ``Tracker`` over MOT detections (motion only: no features, one class).
-
-    Every frame from ``first_frame`` to ``last_frame`` (default: the last frame with
-    detections) is one ``predict(frame_interval_s)`` + ``update``. Output per frame: the
-    confirmed tracks matched in that frame, with their Kalman-filtered ``tlwh`` box and
-    the matched detection's score as ``conf``.
-    """
-    if last_frame is None:
-        last_frame = max(det_by_frame, default=first_frame - 1)
-    hyp: dict[int, MotFrame] = {}
-    for f in range(first_frame, last_frame + 1):
-        fr = det_by_frame.get(f, MotFrame())
-        dets = [Detection(b, score=c, class_id=0, instance_id=k + 1)
-                for k, (b, c) in enumerate(zip(fr.tlwh, fr.conf)) if b[2] > 0 and b[3] > 0]
-        tracker.predict(frame_interval_s)
-        tracker.update(dets)
-        out = [t for t in tracker.tracks if t.is_confirmed() and t.time_since_update == 0]
-        hyp[f] = MotFrame([t.track_id for t in out],
-                          [t.to_tlwh() for t in out] if out else np.zeros((0, 4)),
-                          [t.score for t in out])
-    return hyp
-
-
 def iou_distance_matrix(gt_tlwh: np.ndarray, hyp_tlwh: np.ndarray,
                         iou_threshold: float = 0.5) -> np.ndarray:
     """[G, H] ``1 - IoU``, NaN (no match allowed) where IoU < ``iou_threshold``."""
@@ -134,20 +106,13 @@ def _as_frame(x) -> MotFrame:
     return MotFrame(ids, tlwh if len(ids) else np.zeros((0, 4)))
 
 
-def evaluate_mot(gt_by_frame: Mapping[int, MotFrame | Sequence],
-                 hyp_by_frame: Mapping[int, MotFrame | Sequence],
-                 iou_threshold: float = 0.5) -> dict[str, float]:
-    """CLEAR-MOT and identity metrics of hypotheses against ground truth (motmetrics).
+def accumulate(gt_by_frame: Mapping[int, MotFrame | Sequence], hyp_by_frame: Mapping[int, MotFrame | Sequence],
+               iou_threshold: float = 0.5):
+    """A motmetrics accumulator of one sequence.
 
-    Args:
-        gt_by_frame, hyp_by_frame: ``{frame: MotFrame}`` or ``{frame: (ids [N], tlwh [N, 4])}``;
-            boxes ``tlwh`` in pixels. Every frame present in either is evaluated.
-        iou_threshold: a hypothesis can match a ground-truth box only at IoU >= this.
-
-    Returns a dict: ``mota``, ``motp`` (mean 1 - IoU of matches), ``idf1``, ``idp``,
-    ``idr``, ``precision``, ``recall`` (floats) and ``id_switches``, ``fragmentations``,
-    ``mostly_tracked``, ``partially_tracked``, ``mostly_lost``, ``false_positives``,
-    ``misses``, ``num_objects``, ``num_frames`` (ints).
+    gt_by_frame, hyp_by_frame: ``{frame: MotFrame}`` or ``{frame: (ids [N], tlwh [N, 4])}``;
+    boxes ``tlwh`` in pixels. Every frame present in either is evaluated; a hypothesis
+    can match a ground-truth box only at IoU >= ``iou_threshold``.
     """
     import motmetrics as mm
 
@@ -157,9 +122,32 @@ def evaluate_mot(gt_by_frame: Mapping[int, MotFrame | Sequence],
         h = _as_frame(hyp_by_frame.get(f, MotFrame()))
         acc.update(g.ids.tolist(), h.ids.tolist(),
                    iou_distance_matrix(g.tlwh, h.tlwh, iou_threshold), frameid=int(f))
-    summary = mm.metrics.create().compute(acc, metrics=list(_METRICS.values()), name="seq")
+    return acc
+
+
+def summarize(accumulators: Sequence) -> dict[str, float]:
+    """CLEAR-MOT and identity metrics over one or more accumulators (sequences; summed
+    as motmetrics' OVERALL row when several): ``mota``, ``motp`` (mean 1 - IoU of
+    matches), ``idf1``, ``idp``, ``idr``, ``precision``, ``recall`` (floats) and
+    ``id_switches``, ``fragmentations``, ``mostly_tracked``, ``partially_tracked``,
+    ``mostly_lost``, ``false_positives``, ``misses``, ``num_objects``, ``num_frames`` (ints).
+    """
+    import motmetrics as mm
+
+    accumulators = list(accumulators)
+    names = [f"seq{k}" for k in range(len(accumulators))]
+    summary = mm.metrics.create().compute_many(accumulators, metrics=list(_METRICS.values()), names=names,
+                                               generate_overall=len(accumulators) > 1)
+    row = summary.loc["OVERALL" if len(accumulators) > 1 else names[0]]
     out: dict[str, float] = {}
     for key, mm_key in _METRICS.items():
-        v = summary[mm_key].iloc[0]
+        v = row[mm_key]
         out[key] = int(v) if key in _INT_METRICS else float(v)
     return out
+
+
+def evaluate_mot(gt_by_frame: Mapping[int, MotFrame | Sequence],
+                 hyp_by_frame: Mapping[int, MotFrame | Sequence],
+                 iou_threshold: float = 0.5) -> dict[str, float]:
+    """Metrics of one sequence: :func:`summarize` of :func:`accumulate`."""
+    return summarize([accumulate(gt_by_frame, hyp_by_frame, iou_threshold)])
