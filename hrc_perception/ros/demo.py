@@ -1,7 +1,7 @@
 """`make demo`: the synthetic cell through the node graph, recorded and reported.
 
-Runs the ``demo`` graph of config/graphs.yaml in this process (real rclpy, real
-DDS) for a number of seconds while a recorder writes every topic of the
+Runs the ``demo`` graph of config/graphs.yaml, one process per node (real rclpy,
+real DDS), for a number of seconds while a recorder writes every topic of the
 namespace to ``OUT/demo.mcap``; then reads the bag back and writes
 
 - ``OUT/report.md``: per-topic message counts and rates, per-topic latency
@@ -18,7 +18,9 @@ import argparse
 import os
 import platform
 import shutil
+import signal
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -27,48 +29,88 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-ACCURACY_CHECKS: dict = {}
-"""(estimate topic, ground-truth topic) -> function(pairs of deserialized messages)
--> dict of metric name to value. The estimator nodes add theirs."""
+ACCURACY_CHECKS: dict = {
+    ("segmentation/instances", "ground_truth/segmentation/instances"): "segmentation_accuracy",
+    ("tracking/tracks", "ground_truth/segmentation/instances"): "tracking_accuracy",
+}
+"""(estimate topic, ground-truth topic) -> name of a function of
+:mod:`hrc_perception.ros.accuracy` taking (pairs of deserialized messages with the
+same header stamp, image height, image width) and returning metric name -> value."""
 
 OVERLAY_TOPIC = "visualizer/debug_image"
 COLOR_TOPIC = "camera/color/image_raw"
 
 
-def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, overrides: dict) -> None:
-    """Start the demo graph and a recorder of `namespace` in one process for duration_s."""
+SOURCE_EXECUTABLES = ("rgbd_capture",)
+"""Started last (once the other nodes are up) and stopped first."""
+
+
+def _node_process(graph_name: str, node_name: str, overrides: dict, env: dict) -> subprocess.Popen:
+    sets = [f"--set={node_name}.{k}={v}" for k, v in overrides.get(node_name, {}).items()]
+    cmd = [sys.executable, "-m", "hrc_perception.ros.bringup", graph_name, "--only", node_name, *sets]
+    return subprocess.Popen(cmd, env=env)
+
+
+def _stop(procs: list[subprocess.Popen], timeout_s: float = 10.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, overrides: dict,
+                         start_timeout_s: float = 120.0) -> None:
+    """Run each node of the demo graph in its own process (``bringup --only``, as
+    ``ros2 launch`` would) and a recorder of ``namespace`` in this one, for duration_s
+    seconds after the source starts. The source starts once every other node is
+    discovered, so no frame is lost to a node still loading its model."""
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     from hrc_perception.ros.bag_record import BagRecorder
-    from hrc_perception.ros.bringup import start_graph
     from hrc_perception.ros.graph import load_graph
 
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    graph = load_graph("demo")
+    domain = int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40)))
-    executor = MultiThreadedExecutor(context=context)
+    rclpy.init(context=context, domain_id=domain)
+    executor = SingleThreadedExecutor(context=context)
     recorder = BagRecorder(out_bag_dir, topic_namespace=namespace, context=context)
     executor.add_node(recorder)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    nodes = []
+    sources = [n for n in graph.nodes if n.executable in SOURCE_EXECUTABLES]
+    others = [n for n in graph.nodes if n.executable not in SOURCE_EXECUTABLES]
+    procs_others, procs_sources = [], []
     try:
-        graph = load_graph("demo")
-        nodes = start_graph(graph, context=context, overrides=overrides)
-        for n in nodes:
-            executor.add_node(n)
-        print(f"demo: running {', '.join(n.get_name() for n in nodes)} for {duration_s:.0f} s", file=sys.stderr)
+        procs_others = [_node_process(graph.name, n.name, overrides, env) for n in others]
+        wanted = {n.name for n in others}
+        t0 = time.monotonic()
+        while not wanted <= set(recorder.get_node_names()):
+            if time.monotonic() - t0 > start_timeout_s or any(p.poll() is not None for p in procs_others):
+                raise RuntimeError(f"demo: nodes {sorted(wanted - set(recorder.get_node_names()))} did not come up "
+                                   f"(exit codes {[p.poll() for p in procs_others]})")
+            time.sleep(0.2)
+        print(f"demo: {', '.join(sorted(wanted))} up after {time.monotonic() - t0:.1f} s; starting "
+              f"{', '.join(n.name for n in sources)} for {duration_s:.0f} s", file=sys.stderr)
+        procs_sources = [_node_process(graph.name, n.name, overrides, env) for n in sources]
         time.sleep(duration_s)
-        for n in nodes:   # stop the sources first so the recorder gets the last messages
-            n.trigger_deactivate()
-        time.sleep(0.5)
+        _stop(procs_sources)
+        time.sleep(1.0)   # the last frames through the pipeline
+        _stop(procs_others)
         recorder.stop()
     finally:
+        _stop(procs_sources + procs_others)
         executor.shutdown()
         spinner.join(timeout=5)
-        for n in nodes + [recorder]:
-            n.destroy_node()
+        recorder.destroy_node()
         context.try_shutdown()
 
 
@@ -140,8 +182,34 @@ def write_video_and_sheet(bag: Path, out_dir: Path, fps: float) -> tuple[str, in
     return topic, len(frames)
 
 
+def accuracy(bag: Path) -> dict[tuple[str, str], dict]:
+    """Run every ACCURACY_CHECKS entry whose two topics are in the bag."""
+    from hrc_perception.io.bag import TYPESTORE
+    from hrc_perception.ros import accuracy as checks
+
+    wanted = {t for pair in ACCURACY_CHECKS for t in pair} | {"camera/color/camera_info"}
+    by_topic: dict[str, dict[int, object]] = {t: {} for t in wanted}
+    with Reader(bag) as reader:
+        conns = [c for c in reader.connections if any(c.topic.endswith("/" + t) for t in wanted)]
+        for conn, _, raw in reader.messages(connections=conns):
+            topic = next(t for t in wanted if conn.topic.endswith("/" + t))
+            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            by_topic[topic][msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = msg
+    infos = list(by_topic["camera/color/camera_info"].values())
+    if not infos:
+        return {}
+    height, width = int(infos[0].height), int(infos[0].width)
+    out = {}
+    for (est, gt), fn in ACCURACY_CHECKS.items():
+        stamps = sorted(set(by_topic[est]) & set(by_topic[gt]))
+        if stamps:
+            out[(est, gt)] = getattr(checks, fn)([(by_topic[est][s], by_topic[gt][s]) for s in stamps],
+                                                 height, width)
+    return out
+
+
 def write_report(out_dir: Path, stats: list[dict], video_topic: str, video_frames: int, duration_s: float,
-                 command: str) -> Path:
+                 command: str, scores: dict[tuple[str, str], dict] | None = None) -> Path:
     lines = ["# hrc_perception demo report", "",
              f"- command: `{command}`",
              f"- graph: `demo` (config/graphs.yaml), {duration_s:.0f} s, machine: {platform.machine()}, "
@@ -157,12 +225,14 @@ def write_report(out_dir: Path, stats: list[dict], video_topic: str, video_frame
         lines.append(f"| `{r['topic']}` | {r['type']} | {r['count']} | {r['rate_hz']:.1f} | "
                      f"{r['latency_ms_median']:.1f} | {r['latency_ms_p95']:.1f} |")
     lines += ["", "## Accuracy against ground truth", ""]
-    if ACCURACY_CHECKS:
-        lines += [f"- `{est}` vs `{gt}`" for est, gt in ACCURACY_CHECKS]
+    if scores:
+        lines += ["Every estimate whose header stamp has ground truth (the frames the node processed).", ""]
+        for (est, gt), metrics in scores.items():
+            lines += [f"### `{est}` vs `{gt}`", "", "| metric | value |", "|---|---|"]
+            lines += [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
+            lines.append("")
     else:
-        lines.append("No estimator is in the graph yet (segmentation, tracking, part poses, robot and human "
-                     "pose and safety join with their issues); the ground truth topics above are what they "
-                     "will be scored against.")
+        lines.append("No estimate with ground truth was recorded.")
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -193,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     stats = topic_statistics(bag)
     topic, n = write_video_and_sheet(bag, out, fps=15.0)
     report = write_report(out, stats, topic, n, args.duration,
-                          "python -m hrc_perception.ros.demo " + " ".join(argv if argv is not None else sys.argv[1:]))
+                          "python -m hrc_perception.ros.demo " + " ".join(argv if argv is not None else sys.argv[1:]),
+                          accuracy(bag))
     print(f"demo: wrote {bag}, {report}, {out / 'overview.mp4'}, {out / 'contact_sheet.png'}", file=sys.stderr)
     return 0
 

@@ -1,0 +1,105 @@
+"""Accuracy of the nodes' recorded outputs against the recorded ground truth.
+
+Inputs are deserialized messages as a bag reader gives them (rosbags or rclpy types:
+the same field names), paired by header stamp: ``pairs`` = [(estimate, ground truth)].
+Each function returns a flat dict of metric name -> number for the demo report.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hrc_perception.ros.convert import roi_crop
+
+MIN_GT_AREA_PX = 16
+"""Ground-truth instances with fewer visible pixels are not scored (as in training)."""
+
+
+def _mask(inst, height: int, width: int) -> np.ndarray | None:
+    """Full-image bool mask [height, width] of an Instance (None without a mask)."""
+    if inst.mask.width == 0 or inst.mask.height == 0:
+        return None
+    crop, rows, cols = roi_crop(inst.roi, inst.mask, height, width)
+    m = np.zeros((height, width), bool)
+    m[rows, cols] = crop
+    return m
+
+
+def _tlwh(roi) -> list[float]:
+    return [float(roi.x_offset), float(roi.y_offset), float(roi.width), float(roi.height)]
+
+
+def segmentation_accuracy(pairs: list, height: int, width: int) -> dict:
+    """COCO mask and box AP / AP50 of InstanceArray estimates against ground-truth
+    InstanceArrays ([height, width] images), plus per-class mask AP50. Ground truth
+    under MIN_GT_AREA_PX is a don't-care region (COCO ``iscrowd``)."""
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+
+    from hrc_perception.segmentation.evaluate import coco_metrics
+
+    names = sorted({i.class_name for _, gt in pairs for i in gt.instances}
+                   | {i.class_name for est, _ in pairs for i in est.instances})
+    cat = {n: k + 1 for k, n in enumerate(names)}
+    images, anns, results = [], [], []
+    for img_id, (est, gt) in enumerate(pairs):
+        images.append({"id": img_id, "height": height, "width": width})
+        for inst in gt.instances:
+            m = _mask(inst, height, width)
+            if m is None:
+                continue
+            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+            anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": cat[inst.class_name],
+                         "segmentation": rle, "area": float(m.sum()), "bbox": _tlwh(inst.roi),
+                         "iscrowd": int(m.sum() < MIN_GT_AREA_PX)})   # tiny: don't care
+        for inst in est.instances:
+            m = _mask(inst, height, width)
+            if m is None:
+                continue
+            results.append({"image_id": img_id, "category_id": cat[inst.class_name], "score": float(inst.score),
+                            "segmentation": mask_utils.encode(np.asfortranarray(m.astype(np.uint8))),
+                            "bbox": _tlwh(inst.roi)})
+    coco = COCO()
+    coco.dataset = {"images": images, "annotations": anns,
+                    "categories": [{"id": v, "name": n} for n, v in cat.items()]}
+    coco.createIndex()
+    m = coco_metrics(coco, results, [im["id"] for im in images])
+    out = {"frames": len(pairs), "segm_AP50": m["segm_AP50"], "segm_AP": m["segm_AP"],
+           "bbox_AP50": m["bbox_AP50"]}
+    out.update({f"segm_AP50 {k}": v for k, v in m.get("per_class_segm_AP50", {}).items() if v is not None})
+    return out
+
+
+def _area_px(inst) -> int:
+    """Pixels inside an Instance's mask (0 without a mask)."""
+    return int(np.count_nonzero(np.asarray(inst.mask.data))) if inst.mask.width and inst.mask.height else 0
+
+
+def tracking_accuracy(pairs: list, height: int, width: int) -> dict:
+    """MOTA, IDF1, ID switches of TrackArray estimates (confirmed tracks matched in
+    that image) against ground-truth InstanceArrays (instance ids as identities),
+    per class, summed over classes (motmetrics). Ground truth under MIN_GT_AREA_PX is
+    a don't-care region: tracks on it (box IoU >= 0.5) are neither hits nor false positives."""
+    del height, width
+    from hrc_perception.tracking.iou_matching import iou_matrix
+    from hrc_perception.tracking.mot import MotFrame, accumulate, summarize
+
+    classes = sorted({i.class_name for _, gt in pairs for i in gt.instances})
+    accs = []
+    for cls in classes:
+        gt_frames, hyp_frames = {}, {}
+        for f, (est, gt) in enumerate(pairs):
+            g_all = [i for i in gt.instances if i.class_name == cls]
+            g = [i for i in g_all if _area_px(i) >= MIN_GT_AREA_PX]
+            small = np.array([_tlwh(i.roi) for i in g_all if _area_px(i) < MIN_GT_AREA_PX]).reshape(-1, 4)
+            h = [t for t in est.tracks if t.class_name == cls and t.state == 1 and t.time_since_update == 0]
+            if len(small) and h:
+                on_small = (iou_matrix(np.array([_tlwh(t.roi) for t in h]), small) >= 0.5).any(axis=1)
+                h = [t for t, drop in zip(h, on_small) if not drop]
+            gt_frames[f] = MotFrame([i.id for i in g], [_tlwh(i.roi) for i in g] or np.zeros((0, 4)))
+            hyp_frames[f] = MotFrame([t.track_id for t in h], [_tlwh(t.roi) for t in h] or np.zeros((0, 4)))
+        accs.append(accumulate(gt_frames, hyp_frames))
+    if not accs:
+        return {"frames": len(pairs)}
+    m = summarize(accs)
+    return {"frames": len(pairs), "mota": m["mota"], "idf1": m["idf1"], "id_switches": m["id_switches"],
+            "objects": m["num_objects"]}

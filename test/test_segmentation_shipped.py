@@ -1,0 +1,45 @@
+"""The shipped segmentation weights: they load, match their model card, and find the
+people and the robot of a synthetic frame they were not trained on."""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from hrc_perception.segmentation.predictor import SegmentationPredictor  # noqa: E402
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models/segmentation"
+
+
+@pytest.fixture(scope="module")
+def card():
+    return json.loads((MODEL_DIR / "model_card.json").read_text())
+
+
+def test_card_describes_the_weights(card):
+    assert hashlib.sha256((MODEL_DIR / card["weights"]).read_bytes()).hexdigest() == card["sha256"]
+    pred = SegmentationPredictor(MODEL_DIR / card["weights"])
+    assert pred.class_names == card["classes"] and pred.input_short_side == card["input_short_side"]
+    assert card["data"]["seed"] != card["metrics_data"]["seed"]          # held-out metrics
+    assert (MODEL_DIR / card["weights"]).stat().st_size < 25e6
+
+
+def test_finds_people_and_robot_in_an_unseen_frame(small_frames):
+    """Every person and the robot with >= 2000 visible pixels in the fixture's frames
+    (another seed and a smaller image than training) is found: a detection of its
+    class with mask IoU >= 0.5."""
+    pred = SegmentationPredictor(MODEL_DIR / "model.pt")
+    checked = 0
+    for frame in small_frames:
+        det = pred.predict(frame.rgb)
+        for inst in frame.instances:
+            gt = frame.instance_mask == inst.instance_id
+            if inst.class_name not in ("person", "panda") or gt.sum() < 2000:
+                continue
+            ious = [(m & gt).sum() / (m | gt).sum() for m, c in zip(det.masks, det.class_names) if c == inst.class_name]
+            assert max(ious, default=0.0) >= 0.5, (inst.class_name, gt.sum(), ious)
+            checked += 1
+    assert checked >= 3
