@@ -118,7 +118,8 @@ class SegmentationPredictor:
             raise ValueError(f"image is empty (shape {rgb.shape})")
         if rgb.dtype != np.uint8:
             raise ValueError(f"image must be uint8, got {rgb.dtype}")
-        return np.ascontiguousarray(rgb)
+        rgb = np.ascontiguousarray(rgb)
+        return rgb if rgb.flags.writeable else rgb.copy()   # torch.from_numpy wants writable memory
 
     def predict(self, rgb: np.ndarray) -> Detections:
         """Instances of an RGB image rgb [H, W, 3] uint8 (ValueError on an empty image
