@@ -6,6 +6,9 @@ Each function returns a flat dict of metric name -> number for the demo report.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 
 from hrc_perception.ros.convert import roi_crop
@@ -61,7 +64,8 @@ def segmentation_accuracy(pairs: list, height: int, width: int) -> dict:
     coco = COCO()
     coco.dataset = {"images": images, "annotations": anns,
                     "categories": [{"id": v, "name": n} for n, v in cat.items()]}
-    coco.createIndex()
+    with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints progress
+        coco.createIndex()
     m = coco_metrics(coco, results, [im["id"] for im in images])
     out = {"frames": len(pairs), "segm_AP50": m["segm_AP50"], "segm_AP": m["segm_AP"],
            "bbox_AP50": m["bbox_AP50"]}

@@ -15,6 +15,7 @@ namespace to ``OUT/demo.mcap``; then reads the bag back and writes
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -46,7 +47,7 @@ SOURCE_EXECUTABLES = ("rgbd_capture",)
 
 
 def _node_process(graph_name: str, node_name: str, overrides: dict, env: dict) -> subprocess.Popen:
-    sets = [f"--set={node_name}.{k}={v}" for k, v in overrides.get(node_name, {}).items()]
+    sets = [f"--set={node_name}.{k}={json.dumps(v)}" for k, v in overrides.get(node_name, {}).items()]  # YAML reads JSON
     cmd = [sys.executable, "-m", "hrc_perception.ros.bringup", graph_name, "--only", node_name, *sets]
     return subprocess.Popen(cmd, env=env)
 
@@ -101,7 +102,12 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
         print(f"demo: {', '.join(sorted(wanted))} up after {time.monotonic() - t0:.1f} s; starting "
               f"{', '.join(n.name for n in sources)} for {duration_s:.0f} s", file=sys.stderr)
         procs_sources = [_node_process(graph.name, n.name, overrides, env) for n in sources]
-        time.sleep(duration_s)
+        t_end = time.monotonic() + duration_s
+        while time.monotonic() < t_end:
+            if any(p.poll() is not None for p in procs_sources + procs_others):
+                raise RuntimeError(f"demo: a node process exited early (exit codes: sources "
+                                   f"{[p.poll() for p in procs_sources]}, others {[p.poll() for p in procs_others]})")
+            time.sleep(0.2)
         _stop(procs_sources)
         time.sleep(1.0)   # the last frames through the pipeline
         _stop(procs_others)
@@ -184,16 +190,24 @@ def write_video_and_sheet(bag: Path, out_dir: Path, fps: float) -> tuple[str, in
 
 def accuracy(bag: Path) -> dict[tuple[str, str], dict]:
     """Run every ACCURACY_CHECKS entry whose two topics are in the bag."""
-    from hrc_perception.io.bag import TYPESTORE
+    import importlib
+
+    from rclpy.serialization import deserialize_message
+
     from hrc_perception.ros import accuracy as checks
+
+    def msg_class(msgtype: str):   # 'pkg/msg/Name' -> the generated Python class
+        pkg, _, name = msgtype.split("/")
+        return getattr(importlib.import_module(f"{pkg}.msg"), name)
 
     wanted = {t for pair in ACCURACY_CHECKS for t in pair} | {"camera/color/camera_info"}
     by_topic: dict[str, dict[int, object]] = {t: {} for t in wanted}
     with Reader(bag) as reader:
         conns = [c for c in reader.connections if any(c.topic.endswith("/" + t) for t in wanted)]
         for conn, _, raw in reader.messages(connections=conns):
-            topic = next(t for t in wanted if conn.topic.endswith("/" + t))
-            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            # the longest match: ".../ground_truth/segmentation/instances" also ends in "/segmentation/instances"
+            topic = max((t for t in wanted if conn.topic.endswith("/" + t)), key=len)
+            msg = deserialize_message(bytes(raw), msg_class(conn.msgtype))
             by_topic[topic][msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = msg
     infos = list(by_topic["camera/color/camera_info"].values())
     if not infos:

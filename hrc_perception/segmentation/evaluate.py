@@ -50,7 +50,8 @@ def coco_metrics(coco: COCO, results: list[dict], img_ids: list[int]) -> dict:
     out = {}
     if not results:
         return {"bbox_AP": 0.0, "bbox_AP50": 0.0, "segm_AP": 0.0, "segm_AP50": 0.0, "per_class_segm_AP50": {}}
-    dt = coco.loadRes(results)
+    with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints progress
+        dt = coco.loadRes(results)
     for iou_type in ("bbox", "segm"):
         ev = COCOeval(coco, dt, iou_type)
         ev.params.imgIds = img_ids
