@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     ts.add_argument("--workers", type=int, default=1, help="data loader processes")
     ts.add_argument("--threads", type=int, help="torch CPU threads")
-    ts.add_argument("--init", help="start from these weights (model.pt with the same classes) instead of ImageNet")
+    ts.add_argument("--init", help="start from these weights instead of ImageNet (other classes: the class-specific "
+                    "output layers start fresh)")
     ts.set_defaults(func=cmd_train_segmentation)
 
     bc = sub.add_parser("bop2coco", help="COCO masks of a real BOP scene, rendered from its ground-truth poses")

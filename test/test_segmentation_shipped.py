@@ -27,18 +27,19 @@ def test_card_describes_the_weights(card):
 
 
 def test_finds_people_and_robot_in_an_unseen_frame(small_frames):
-    """Every person and the robot with >= 2000 visible pixels in the fixture's frames
-    (another seed and a smaller image than training) is found: a detection of its
-    class with mask IoU >= 0.5."""
+    """Every person and the robot with >= 1500 visible pixels, not cut by the image
+    border, in the fixture's frames (another seed and a smaller image than training)
+    is found: a detection of its class with mask IoU >= 0.5."""
     pred = SegmentationPredictor(MODEL_DIR / "model.pt")
     checked = 0
     for frame in small_frames:
         det = pred.predict(frame.rgb)
         for inst in frame.instances:
             gt = frame.instance_mask == inst.instance_id
-            if inst.class_name not in ("person", "panda") or gt.sum() < 2000:
+            on_border = gt[0].any() or gt[-1].any() or gt[:, 0].any() or gt[:, -1].any()
+            if inst.class_name not in ("person", "panda") or gt.sum() < 1500 or on_border:
                 continue
             ious = [(m & gt).sum() / (m | gt).sum() for m, c in zip(det.masks, det.class_names) if c == inst.class_name]
             assert max(ious, default=0.0) >= 0.5, (inst.class_name, gt.sum(), ious)
             checked += 1
-    assert checked >= 3
+    assert checked >= 10

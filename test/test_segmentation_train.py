@@ -76,3 +76,27 @@ def test_init_from_weights_and_calibrated_embedding_centre(tiny_data, tmp_path, 
     a, b = model.state_dict(), again.state_dict()
     trunk = "backbone.body.18.0.weight"
     assert torch.equal(a[trunk], b[trunk])                             # lr 0: the start weights are kept
+
+
+def test_init_from_a_model_with_other_classes_keeps_the_shared_layers(tiny_data, tmp_path, small_cell_yaml, capsys):
+    import torch
+
+    from hrc_perception.segmentation.model import load_checkpoint
+    first = tmp_path / "first"
+    base = ["train", "segmentation", "--max-steps", "1", "--workers", "0", "--input-short-side", "160"]
+    assert main(base + ["--data", str(tiny_data / "train"), "--out", str(first)]) == 0
+    other = tmp_path / "other"
+    cfg = tmp_path / "two_parts.yaml"
+    cfg.write_text(small_cell_yaml.read_text() + "parts: {names: [gear, bolt], count: [2, 2]}\n")
+    assert main(["synth", "--config", str(cfg), "--frames", "2", "--out", str(other), "--dataset", "coco",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--data", str(other), "--out", str(tmp_path / "second"), "--init",
+                        str(first / "model.pt"), "--lr", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "start fresh" in err and "box_predictor.cls_score.weight" in err
+    a, _ = load_checkpoint(first / "model.pt")
+    b, card = load_checkpoint(tmp_path / "second/model.pt")
+    assert card["class_names"] == ["panda", "person", "gear", "bolt"]
+    assert torch.equal(a.state_dict()["backbone.fpn.layer_blocks.0.0.weight"],
+                       b.state_dict()["backbone.fpn.layer_blocks.0.0.weight"])

@@ -87,7 +87,8 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", score_threshold: fl
     return metrics
 
 
-def print_table(metrics: dict, file=sys.stdout) -> None:
+def print_table(metrics: dict, file=None) -> None:
+    file = file or sys.stdout
     print(f"{'metric':<24}{'value':>8}", file=file)
     for k in ("bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"):
         if k in metrics:

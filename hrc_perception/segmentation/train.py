@@ -70,8 +70,9 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
           init: Path | None = None, calibration_images: int = 200) -> dict:
     """Train (or resume) and write the model and its card; returns the card.
 
-    init: a model.pt to start from instead of the ImageNet trunk (fine-tuning; its
-    classes must equal the data's); ignored when resuming from a checkpoint.
+    init: a model.pt to start from instead of the ImageNet trunk (fine-tuning); when
+    its classes differ from the data's, the class-specific output layers start fresh
+    and everything else is kept. Ignored when resuming from a checkpoint.
     calibration_images: training images (no augmentation) whose ground-truth boxes set
     the appearance embedding's centre after training.
     """
@@ -111,11 +112,13 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
         print(f"train segmentation: resuming at step {step} (epoch {epoch})", file=sys.stderr)
     elif init is not None:
         start_model, start_card = load_checkpoint(init)
-        if start_model.hrc_config["class_names"] != dataset.class_names:
-            raise ValueError(f"--init {init}: trained for classes {start_model.hrc_config['class_names']}, data has "
-                             f"{dataset.class_names}")
-        model.load_state_dict(start_model.state_dict())
-        print(f"train segmentation: starting from {init} ({start_card.get('steps', '?')} steps)", file=sys.stderr)
+        own = model.state_dict()
+        start = {k: v for k, v in start_model.state_dict().items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(start, strict=False)
+        skipped = sorted(set(own) - set(start))
+        print(f"train segmentation: starting from {init} ({start_card.get('steps', '?')} steps)"
+              + (f"; its classes differ, so {len(skipped)} class-specific tensors start fresh: {', '.join(skipped)}"
+                 if skipped else ""), file=sys.stderr)
 
     def checkpoint():
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
