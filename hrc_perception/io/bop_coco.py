@@ -22,8 +22,7 @@ import numpy as np
 
 from hrc_perception.io.atomic import atomic_write_json
 from hrc_perception.io.coco import encode_mask
-
-UNIT_SCALES = {"m": 1.0, "mm": 1e-3}
+from hrc_perception.sim.parts import UNIT_SCALES
 
 
 def _load_meshes(models_dir: Path, obj_ids: set[int], scale: float) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -11,20 +11,15 @@ import io
 
 import numpy as np
 
-from hrc_perception.ros.convert import roi_crop
+from hrc_perception.ros.convert import roi_image_to_mask
 
 MIN_GT_AREA_PX = 16
 """Ground-truth instances with fewer visible pixels are not scored (as in training)."""
 
 
-def _mask(inst, height: int, width: int) -> np.ndarray | None:
-    """Full-image bool mask [height, width] of an Instance (None without a mask)."""
-    if inst.mask.width == 0 or inst.mask.height == 0:
-        return None
-    crop, rows, cols = roi_crop(inst.roi, inst.mask, height, width)
-    m = np.zeros((height, width), bool)
-    m[rows, cols] = crop
-    return m
+def _area_px(inst) -> int:
+    """Pixels inside an Instance's mask (0 without a mask)."""
+    return int(np.count_nonzero(np.asarray(inst.mask.data))) if inst.mask.width and inst.mask.height else 0
 
 
 def _tlwh(roi) -> list[float]:
@@ -47,17 +42,17 @@ def segmentation_accuracy(pairs: list, height: int, width: int) -> dict:
     for img_id, (est, gt) in enumerate(pairs):
         images.append({"id": img_id, "height": height, "width": width})
         for inst in gt.instances:
-            m = _mask(inst, height, width)
-            if m is None:
+            if not _area_px(inst):
                 continue
+            m = roi_image_to_mask(inst.roi, inst.mask, height, width)
             rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
             anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": cat[inst.class_name],
                          "segmentation": rle, "area": float(m.sum()), "bbox": _tlwh(inst.roi),
                          "iscrowd": int(m.sum() < MIN_GT_AREA_PX)})   # tiny: don't care
         for inst in est.instances:
-            m = _mask(inst, height, width)
-            if m is None:
+            if not _area_px(inst):
                 continue
+            m = roi_image_to_mask(inst.roi, inst.mask, height, width)
             results.append({"image_id": img_id, "category_id": cat[inst.class_name], "score": float(inst.score),
                             "segmentation": mask_utils.encode(np.asfortranarray(m.astype(np.uint8))),
                             "bbox": _tlwh(inst.roi)})
@@ -71,11 +66,6 @@ def segmentation_accuracy(pairs: list, height: int, width: int) -> dict:
            "bbox_AP50": m["bbox_AP50"]}
     out.update({f"segm_AP50 {k}": v for k, v in m.get("per_class_segm_AP50", {}).items() if v is not None})
     return out
-
-
-def _area_px(inst) -> int:
-    """Pixels inside an Instance's mask (0 without a mask)."""
-    return int(np.count_nonzero(np.asarray(inst.mask.data))) if inst.mask.width and inst.mask.height else 0
 
 
 def tracking_accuracy(pairs: list, height: int, width: int) -> dict:
@@ -92,10 +82,10 @@ def tracking_accuracy(pairs: list, height: int, width: int) -> dict:
     for cls in classes:
         gt_frames, hyp_frames = {}, {}
         for f, (est, gt) in enumerate(pairs):
-            g_all = [i for i in gt.instances if i.class_name == cls]
-            g = [i for i in g_all if _area_px(i) >= MIN_GT_AREA_PX]
-            small = np.array([_tlwh(i.roi) for i in g_all if _area_px(i) < MIN_GT_AREA_PX]).reshape(-1, 4)
-            h = [t for t in est.tracks if t.class_name == cls and t.state == 1 and t.time_since_update == 0]
+            g_all = [(i, _area_px(i) >= MIN_GT_AREA_PX) for i in gt.instances if i.class_name == cls]
+            g = [i for i, big in g_all if big]
+            small = np.array([_tlwh(i.roi) for i, big in g_all if not big]).reshape(-1, 4)
+            h = [t for t in est.tracks if t.class_name == cls and t.state == t.CONFIRMED and t.time_since_update == 0]
             if len(small) and h:
                 on_small = (iou_matrix(np.array([_tlwh(t.roi) for t in h]), small) >= 0.5).any(axis=1)
                 h = [t for t, drop in zip(h, on_small) if not drop]

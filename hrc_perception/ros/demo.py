@@ -78,8 +78,8 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
 
     graph = load_graph("demo")
     domain = int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     context = rclpy.context.Context()
     rclpy.init(context=context, domain_id=domain)
     executor = SingleThreadedExecutor(context=context)

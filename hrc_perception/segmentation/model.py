@@ -300,24 +300,30 @@ def build_maskrcnn(class_names: Sequence[str], input_short_side: int = 320, pret
 
 
 @torch.no_grad()
-def calibrate_embedding_center(model: MaskRCNN, images: Sequence[Tensor], boxes_xyxy: Sequence[Tensor]) -> Tensor:
+def calibrate_embedding_center(model: MaskRCNN, images: Sequence[Tensor], boxes_xyxy: Sequence[Tensor],
+                               batch_size: int = 8) -> Tensor:
     """Set the embedding's ``center`` to the mean box-head representation of the given
     boxes (e.g. ground-truth boxes of a few hundred training images, after training).
 
-    images: [3, H, W] float in [0, 1]; boxes_xyxy: [N_i, 4] pixels of each image.
-    Returns the new center [R]. The model's train/eval mode is restored.
+    images: [3, H, W] float in [0, 1]; boxes_xyxy: [N_i, 4] pixels of each image;
+    batch_size: images per forward pass. Returns the new center [R]. The model's
+    train/eval mode is restored.
     """
     was_training = model.training
     model.eval()
     try:
-        targets = [{"boxes": b.to(torch.float32)} for b in boxes_xyxy]
-        image_list, targets = model.transform(list(images), targets)
-        features = model.backbone(image_list.tensors)
-        reps = model.roi_heads.box_representations(features, [t["boxes"] for t in targets],
-                                                   image_list.image_sizes)
-        if len(reps) == 0:
+        total, count = None, 0
+        for i in range(0, len(images), batch_size):
+            targets = [{"boxes": b.to(torch.float32)} for b in boxes_xyxy[i:i + batch_size]]
+            image_list, targets = model.transform(list(images[i:i + batch_size]), targets)
+            features = model.backbone(image_list.tensors)
+            reps = model.roi_heads.box_representations(features, [t["boxes"] for t in targets],
+                                                       image_list.image_sizes)
+            total = reps.sum(dim=0) if total is None else total + reps.sum(dim=0)
+            count += len(reps)
+        if count == 0:
             raise ValueError("calibrate_embedding_center: no boxes given")
-        center = reps.mean(dim=0)
+        center = total / count
         model.roi_heads.embedding.center.copy_(center)
     finally:
         model.train(was_training)

@@ -56,12 +56,7 @@ def _calibrate_embedding(model, dataset: CocoInstances, n_images: int, device: s
     if not reps_boxes:
         print("train segmentation: no boxes to calibrate the embedding centre on; left at zero", file=sys.stderr)
         return
-    sums, count = 0.0, 0
-    for i in range(0, len(reps_images), 8):     # mean of per-chunk means, weighted by box count
-        n = sum(len(b) for b in reps_boxes[i:i + 8])
-        sums = sums + calibrate_embedding_center(model, reps_images[i:i + 8], reps_boxes[i:i + 8]) * n
-        count += n
-    model.roi_heads.embedding.center.copy_(sums / count)
+    calibrate_embedding_center(model, reps_images, reps_boxes)
 
 
 def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batch_size: int = 2, lr: float = 0.01,

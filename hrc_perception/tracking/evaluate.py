@@ -39,9 +39,8 @@ TRACKERS = ("deep_sort", "sort", "deep_sort_realtime")
 
 @dataclass
 class FrameInput:
-    """One frame of a sequence: image path and detections (tlwh [N, 4] pixels, scores
-    [N], class names, features [N, D] or None) fed to every tracker."""
-    image: Path | None
+    """Detections of one frame fed to every tracker: tlwh [N, 4] pixels, scores [N],
+    class names, features [N, D] or None."""
     tlwh: np.ndarray
     scores: np.ndarray
     classes: list[str]
@@ -92,8 +91,8 @@ def load_sequences(coco_root: Path, min_area_px: float = 16.0, fps: float | None
     return [seqs[k] for k in sorted(seqs)]
 
 
-MOT15_FPS = {"TUD-Campus": 25.0, "TUD-Stadtmitte": 25.0, "PETS09-S2L1": 7.0, "ETH-Bahnhof": 14.0}
-"""Frame rates of MOT15 sequences whose seqinfo.ini gives none (from the benchmark's paper)."""
+MOT15_FPS = {"TUD-Campus": 25.0}
+"""Frame rates of MOT15 sequences whose seqinfo.ini gives none."""
 
 
 def mot15_inputs(seq_dir: Path, min_det_conf: float = 0.5) -> tuple[Sequence, list[FrameInput]]:
@@ -116,7 +115,7 @@ def mot15_inputs(seq_dir: Path, min_det_conf: float = 0.5) -> tuple[Sequence, li
         g, d = gt.get(f, MotFrame()), det.get(f, MotFrame())
         seq.images.append(None)
         seq.gt.append(GroundTruthFrame(g.ids, g.tlwh, ["person"] * len(g)))
-        frames.append(FrameInput(None, d.tlwh, d.conf, ["person"] * len(d)))
+        frames.append(FrameInput(d.tlwh, d.conf, ["person"] * len(d)))
     return seq, frames
 
 
@@ -137,7 +136,7 @@ def noisy_gt_inputs(seq: Sequence, rng: np.random.Generator, predictor=None, box
         xyxy = np.c_[tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]] + rng.normal(0.0, box_noise, tlwh.shape) * size
         xyxy[:, 2:] = np.maximum(xyxy[:, 2:], xyxy[:, :2] + 1.0)
         feats = predictor.embed_boxes(_read_rgb(path), xyxy) if predictor is not None else None
-        out.append(FrameInput(path, np.c_[xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], np.ones(len(xyxy)),
+        out.append(FrameInput(np.c_[xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], np.ones(len(xyxy)),
                               [c for c, k in zip(gt.classes, keep) if k], feats))
     return out
 
@@ -148,7 +147,7 @@ def segmentation_inputs(seq: Sequence, predictor) -> list[FrameInput]:
     for path in seq.images:
         det = predictor.predict(_read_rgb(path))
         b = det.boxes_xyxy.astype(np.float64)
-        out.append(FrameInput(path, np.c_[b[:, :2], b[:, 2:] - b[:, :2]].reshape(-1, 4), det.scores.astype(float),
+        out.append(FrameInput(np.c_[b[:, :2], b[:, 2:] - b[:, :2]].reshape(-1, 4), det.scores.astype(float),
                               list(det.class_names), det.embeddings))
     return out
 
@@ -161,20 +160,24 @@ def run_ours(frames: list[FrameInput], dt_s: float, use_appearance: bool) -> tup
     """This package's tracker (Deep SORT, or SORT without appearance) over a sequence:
     confirmed tracks updated in each frame, and the update time of each frame (s)."""
     tracker = Tracker(use_appearance=use_appearance, kf=KalmanFilter(nominal_dt_s=dt_s))
-    class_ids: dict[str, int] = {}
+    class_ids: dict[str, int] = {}   # name -> tracker class id; class_names is its inverse
+    class_names: dict[int, str] = {}
     hyp, times = [], []
     for fr in frames:
-        dets = [Detection(b, s, class_ids.setdefault(c, len(class_ids) + 1),
+        for c in fr.classes:
+            if c not in class_ids:
+                class_ids[c] = len(class_ids) + 1
+                class_names[class_ids[c]] = c
+        dets = [Detection(b, s, class_ids[c],
                           fr.features[k] if fr.features is not None else None)
                 for k, (b, s, c) in enumerate(zip(fr.tlwh, fr.scores, fr.classes)) if b[2] > 0 and b[3] > 0]
         t0 = time.perf_counter()
         tracker.predict(dt_s)
         tracker.update(dets)
         times.append(time.perf_counter() - t0)
-        names = {v: k for k, v in class_ids.items()}
         out = [t for t in tracker.tracks if t.is_confirmed() and t.time_since_update == 0]
         hyp.append((np.array([t.track_id for t in out], np.int64),
-                    np.array([t.to_tlwh() for t in out]).reshape(-1, 4), [names[t.class_id] for t in out]))
+                    np.array([t.to_tlwh() for t in out]).reshape(-1, 4), [class_names[t.class_id] for t in out]))
     return hyp, times
 
 
