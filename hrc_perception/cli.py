@@ -93,6 +93,19 @@ def cmd_train_segmentation(args) -> int:
     return 0
 
 
+def cmd_train_embedding(args) -> int:
+    from hrc_perception.segmentation.reid import learn_embedding_for_weights
+    out = Path(args.out) if args.out else Path(args.weights).parent
+    card = learn_embedding_for_weights(Path(args.weights), Path(args.data), out, Path(args.val) if args.val else None,
+                                       max_images=args.images, steps=args.steps, seed=args.seed)
+    sep = card["appearance_embedding"].get("separation_held_out", {}).get("learned")
+    if sep:
+        print(f"held-out: same object median cosine distance {sep['same_object'].get('median', float('nan')):.3f}, "
+              f"other object of the class {sep['other_object_same_class'].get('median', float('nan')):.3f}")
+    print(f"wrote {out}/model.pt and model_card.json")
+    return 0
+
+
 def cmd_eval_segmentation(args) -> int:
     from hrc_perception.segmentation.evaluate import evaluate, print_table, write_json
     metrics = evaluate(Path(args.weights), Path(args.data), device=args.device, max_images=args.max_images)
@@ -197,6 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--init", help="start from these weights instead of ImageNet (other classes: the class-specific "
                     "output layers start fresh)")
     ts.set_defaults(func=cmd_train_segmentation)
+    tm = tsub.add_parser("embedding", help="learn a segmentation model's appearance embedding (Deep SORT's "
+                                           "descriptor) from the identities of a synth output; detector unchanged")
+    tm.add_argument("--weights", default="models/segmentation/model.pt", help="trained segmentation model")
+    tm.add_argument("--data", required=True, help="synth output (with coco/ carrying episode and track_id)")
+    tm.add_argument("--val", help="held-out synth output (another seed) for the card's separation figures")
+    tm.add_argument("--out", help="output directory (default: the folder of --weights, replaced in place)")
+    tm.add_argument("--images", type=int, default=1200, help="training images sampled (evenly spaced)")
+    tm.add_argument("--steps", type=int, default=600)
+    tm.add_argument("--seed", type=int, default=0)
+    tm.set_defaults(func=cmd_train_embedding)
 
     bc = sub.add_parser("bop2coco", help="COCO masks of a real BOP scene, rendered from its ground-truth poses")
     bc.add_argument("--scene", required=True, help="BOP scene folder (scene_gt.json, scene_camera.json, rgb/)")

@@ -50,3 +50,14 @@ def spin_until(executor, predicate, timeout_s: float = 5.0) -> bool:
     while not predicate() and time.monotonic() < end:
         executor.spin_once(timeout_sec=0.05)
     return predicate()
+
+
+@pytest.fixture(scope="session")
+def tiny_seg_data(tmp_path_factory, small_cell_yaml):
+    """Synth COCO outputs of the small cell: train/ (4 frames, seed 11), val/ (seed 12)."""
+    from hrc_perception.cli import main
+    root = tmp_path_factory.mktemp("segdata")
+    for name, seed in (("train", 11), ("val", 12)):
+        assert main(["synth", "--config", str(small_cell_yaml), "--frames", "4", "--seed", str(seed),
+                     "--out", str(root / name), "--dataset", "coco", "--quiet"]) == 0
+    return root

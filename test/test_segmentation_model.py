@@ -13,7 +13,7 @@ from torchvision.ops import box_iou  # noqa: E402
 
 from hrc_perception.segmentation.masks import crop_mask, paste_mask  # noqa: E402
 from hrc_perception.segmentation.model import (EMBEDDING_DIM, BoxEmbedding, build_maskrcnn,  # noqa: E402
-                                               calibrate_embedding_center, default_trunk_weights_path,
+                                               default_trunk_weights_path,
                                                load_mobilenet_v2_trunk, optimize_for_inference)
 from hrc_perception.segmentation.predictor import (Detections, SegmentationPredictor,  # noqa: E402
                                                    load_checkpoint, save_checkpoint)
@@ -166,15 +166,6 @@ def test_box_embedding_unit_norm_even_for_zero_input():
     torch.testing.assert_close(y.norm(dim=1), torch.ones(4))
     with pytest.raises(ValueError):
         BoxEmbedding(8, dim=16)
-
-
-def test_calibrate_embedding_center(image_120x160):
-    model = _small_model()
-    boxes = torch.tensor([[10.0, 10.0, 60.0, 90.0], [80.0, 20.0, 150.0, 110.0]])
-    center = calibrate_embedding_center(model, [image_120x160], [boxes])
-    assert center.shape == (model.roi_heads.box_head.fc7.out_features,)
-    torch.testing.assert_close(model.roi_heads.embedding.center, center)
-    assert not model.training
 
 
 def test_optimize_for_inference_keeps_outputs(image_120x160):

@@ -8,12 +8,8 @@ from hrc_perception.cli import main
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, small_cell_yaml):
-    root = tmp_path_factory.mktemp("segtrain")
-    for name, seed in (("train", 11), ("val", 12)):
-        assert main(["synth", "--config", str(small_cell_yaml), "--frames", "4", "--seed", str(seed),
-                     "--out", str(root / name), "--dataset", "coco", "--quiet"]) == 0
-    return root
+def tiny_data(tiny_seg_data):
+    return tiny_seg_data
 
 
 def test_train_resume_and_evaluate(tiny_data, tmp_path, capsys):
@@ -57,7 +53,7 @@ def test_resume_with_other_classes_is_refused(tiny_data, tmp_path, small_cell_ya
     assert main(base + ["--data", str(other)]) == 2
 
 
-def test_init_from_weights_and_calibrated_embedding_centre(tiny_data, tmp_path, capsys):
+def test_init_from_weights_and_learned_embedding(tiny_data, tmp_path, capsys):
     import torch
 
     from hrc_perception.segmentation.model import load_checkpoint
@@ -67,6 +63,8 @@ def test_init_from_weights_and_calibrated_embedding_centre(tiny_data, tmp_path, 
     assert main(base + ["--out", str(first)]) == 0
     model, _ = load_checkpoint(first / "model.pt")
     assert model.roi_heads.embedding.center.abs().sum() > 0        # centred on the training boxes, not zero
+    section = json.loads((first / "model_card.json").read_text())["appearance_embedding"]
+    assert section["samples"] > 0 and section["identities"] > 1    # learned from the data's identities
 
     assert main(base + ["--out", str(second), "--init", str(first / "model.pt"), "--lr", "0"]) == 0
     assert "starting from" in capsys.readouterr().err

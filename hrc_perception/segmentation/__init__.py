@@ -10,7 +10,7 @@ import importlib
 
 _EXPORTS = {
     "build_maskrcnn": "model", "load_mobilenet_v2_trunk": "model", "optimize_for_inference": "model",
-    "calibrate_embedding_center": "model", "EMBEDDING_DIM": "model",
+    "EMBEDDING_DIM": "model", "learn_embedding": "reid",
     "SegmentationPredictor": "predictor", "Detections": "predictor", "save_checkpoint": "model",
     "load_checkpoint": "model",
     "crop_mask": "masks", "paste_mask": "masks",

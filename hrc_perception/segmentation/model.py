@@ -128,24 +128,22 @@ def load_mobilenet_v2_trunk(features_module: nn.Module, weights_path: str | Path
 
 
 class BoxEmbedding(nn.Module):
-    """Appearance descriptor of a box: the box head's representation, centred, a fixed
-    projection to ``dim`` dims, L2-normalised.
+    """Appearance descriptor of a box: the box head's representation, centred,
+    projected to ``dim`` dims, L2-normalised.
 
     Input [N, R] (the TwoMLPHead output of the final boxes, R = representation size);
     output [N, dim] float32 with unit L2 norm (a zero vector, which a ReLU head can
     produce, maps to the first basis vector so the norm is always 1).
 
-    Why a fixed projection rather than a learned one: the box-head representation
-    is what the trained detector already computes for every box (RoIAlign of the FPN
-    features, 7x7, through the two-layer MLP), so it costs one extra RoIAlign+MLP on
-    <= max_instances boxes and no second CNN. A learned projection would need an
-    identity (re-id) loss during training; a random projection with orthonormal
-    rows (fixed seed ``EMBEDDING_SEED``, independent of the global RNG) keeps the
-    inner products of the representation up to a small distortion
-    (Johnson-Lindenstrauss), needs no training and cannot overfit. ``center`` (zero
-    by default, see :func:`calibrate_embedding_center`) removes the common
-    component of the non-negative ReLU features so cosine distances spread out.
-    Both are buffers: saved with the model and identical after loading.
+    The box-head representation is what the trained detector already computes for
+    every box (RoIAlign of the FPN features, 7x7, through the two-layer MLP), so a
+    descriptor costs one extra RoIAlign+MLP on <= max_instances boxes and no second
+    CNN. ``projection`` [dim, R] starts as a random matrix with orthonormal rows (fixed
+    seed ``EMBEDDING_SEED``, independent of the global RNG; it keeps inner products up
+    to a small distortion) and ``center`` [R] at zero; the embedding stage after
+    training (:mod:`hrc_perception.segmentation.reid`) sets the centre to the mean
+    training representation and learns the projection from synthetic identities.
+    Both are buffers: saved with the model (float32) and identical after loading.
     """
 
     def __init__(self, in_features: int, dim: int = EMBEDDING_DIM, seed: int = EMBEDDING_SEED):
@@ -270,7 +268,7 @@ def build_maskrcnn(class_names: Sequence[str], input_short_side: int = 320, pret
     kwargs = dict(min_size=input_short_side, max_size=max_size, image_mean=list(IMAGENET_MEAN),
                   image_std=list(IMAGENET_STD),
                   rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=600,
-                  rpn_pre_nms_top_n_test=600, rpn_post_nms_top_n_test=300,
+                  rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=150,
                   box_batch_size_per_image=256, box_detections_per_img=50)
     kwargs.update(maskrcnn_kwargs)
     model = MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchors, rpn_head=rpn_head,
@@ -297,37 +295,6 @@ def build_maskrcnn(class_names: Sequence[str], input_short_side: int = 320, pret
                             maskrcnn_kwargs={k: v for k, v in maskrcnn_kwargs.items()
                                              if isinstance(v, (int, float, str, bool))})
     return model
-
-
-@torch.no_grad()
-def calibrate_embedding_center(model: MaskRCNN, images: Sequence[Tensor], boxes_xyxy: Sequence[Tensor],
-                               batch_size: int = 8) -> Tensor:
-    """Set the embedding's ``center`` to the mean box-head representation of the given
-    boxes (e.g. ground-truth boxes of a few hundred training images, after training).
-
-    images: [3, H, W] float in [0, 1]; boxes_xyxy: [N_i, 4] pixels of each image;
-    batch_size: images per forward pass. Returns the new center [R]. The model's
-    train/eval mode is restored.
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        total, count = None, 0
-        for i in range(0, len(images), batch_size):
-            targets = [{"boxes": b.to(torch.float32)} for b in boxes_xyxy[i:i + batch_size]]
-            image_list, targets = model.transform(list(images[i:i + batch_size]), targets)
-            features = model.backbone(image_list.tensors)
-            reps = model.roi_heads.box_representations(features, [t["boxes"] for t in targets],
-                                                       image_list.image_sizes)
-            total = reps.sum(dim=0) if total is None else total + reps.sum(dim=0)
-            count += len(reps)
-        if count == 0:
-            raise ValueError("calibrate_embedding_center: no boxes given")
-        center = total / count
-        model.roi_heads.embedding.center.copy_(center)
-    finally:
-        model.train(was_training)
-    return center
 
 
 def _as_batchnorm(bn: nn.Module) -> nn.BatchNorm2d:

@@ -42,34 +42,17 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _calibrate_embedding(model, dataset: CocoInstances, n_images: int, device: str) -> None:
-    """Centre the appearance embedding on ground-truth boxes of ``n_images`` evenly
-    spaced training images (see ``calibrate_embedding_center``)."""
-    from hrc_perception.segmentation.model import calibrate_embedding_center
-    picks = np.linspace(0, len(dataset) - 1, min(n_images, len(dataset))).round().astype(int)
-    reps_images, reps_boxes = [], []
-    for k in picks:
-        image, target = dataset[int(k)]
-        if len(target["boxes"]):
-            reps_images.append(image.to(device))
-            reps_boxes.append(target["boxes"].to(device))
-    if not reps_boxes:
-        print("train segmentation: no boxes to calibrate the embedding centre on; left at zero", file=sys.stderr)
-        return
-    calibrate_embedding_center(model, reps_images, reps_boxes)
-
-
 def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batch_size: int = 2, lr: float = 0.01,
           input_short_side: int = 320, device: str = "cpu", seed: int = 0, max_steps: int | None = None,
           checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None,
-          init: Path | None = None, calibration_images: int = 200) -> dict:
+          init: Path | None = None, embedding_images: int = 1200) -> dict:
     """Train (or resume) and write the model and its card; returns the card.
 
     init: a model.pt to start from instead of the ImageNet trunk (fine-tuning); when
     its classes differ from the data's, the class-specific output layers start fresh
     and everything else is kept. Ignored when resuming from a checkpoint.
-    calibration_images: training images (no augmentation) whose ground-truth boxes set
-    the appearance embedding's centre after training.
+    embedding_images: training images (no augmentation) whose ground-truth boxes and
+    identities teach the appearance embedding after training (:mod:`reid`).
     """
     from hrc_perception.segmentation.model import build_maskrcnn, load_checkpoint, save_checkpoint
 
@@ -173,10 +156,11 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
     }
     if init is not None:
         card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(Path(init))}
-    _calibrate_embedding(model, CocoInstances(coco_dir(data), class_names=dataset.class_names), calibration_images,
-                         device)
-    model_path = out / "model.pt"
+    from hrc_perception.segmentation.reid import learn_embedding
     model.eval()
+    card["appearance_embedding"] = learn_embedding(model, Path(data), Path(val) if val is not None else None,
+                                                   max_images=embedding_images, seed=seed)
+    model_path = out / "model.pt"
     sha256 = save_checkpoint(model, model_path, card)
     if val is not None:
         from hrc_perception.segmentation.evaluate import evaluate

@@ -1,6 +1,7 @@
 """One detection in one image: the tracker's input."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,14 +32,15 @@ class Detection:
 
     def __post_init__(self) -> None:
         self.tlwh = np.asarray(self.tlwh, dtype=np.float64).reshape(4)
-        if not np.all(np.isfinite(self.tlwh)) or self.tlwh[2] <= 0 or self.tlwh[3] <= 0:
+        x, y, w, h = self.tlwh.tolist()
+        if not all(map(math.isfinite, (x, y, w, h))) or w <= 0 or h <= 0:
             raise ValueError(f"Detection needs a finite tlwh box with w, h > 0, got {self.tlwh}")
         self.score = float(self.score)
         self.class_id = int(self.class_id)
         self.instance_id = int(self.instance_id)
         if self.feature is not None:
             f = np.asarray(self.feature, dtype=np.float32).reshape(-1)
-            if f.size == 0 or not np.all(np.isfinite(f)) or not np.any(f):
+            if f.size == 0 or not np.isfinite(f).all() or not f.any():
                 f = None
             self.feature = f
 

@@ -84,12 +84,13 @@ class NearestNeighborDistanceMetric:
         if not valid.any():
             return cost
         q = feats[valid].astype(np.float32).T  # [D, n_valid]
-        cols = np.flatnonzero(valid)
+        best = np.full((len(targets), q.shape[1]), np.nan, dtype=np.float32)  # best similarity
         for row, t in enumerate(targets):
             g = self.samples.get(int(t))
-            if g is None or g.shape[1] != q.shape[0]:
-                continue
-            # one small product per target: a single large one triggers multi-threaded
-            # BLAS, which is far slower on a few shared cores
-            cost[row, cols] = np.clip(1.0 - (g @ q).max(axis=0), 0.0, 2.0)
+            if g is not None and g.shape[1] == q.shape[0]:
+                # one small product per target: a single large one triggers multi-threaded
+                # BLAS, which is far slower on a few shared cores
+                best[row] = (g @ q).max(axis=0)
+        known = ~np.isnan(best)
+        cost[:, valid] = np.where(known, np.clip(1.0 - best, 0.0, 2.0), MAX_COSINE_DISTANCE)
         return cost
