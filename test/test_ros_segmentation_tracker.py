@@ -372,3 +372,60 @@ def test_tracker_bad_instances_are_skipped_and_parameters_validated(ros_context)
         assert node.tracker.metric.budget is None
     finally:
         node.destroy_node()
+
+
+def test_tracker_markers_at_the_instances_depth(ros_context):
+    """Depth and camera_info over DDS; markers for the confirmed tracks at the median depth
+    of their instance (A: box at 1.5 m with a hole, B: too few valid depth pixels)."""
+    from hrc_perception.geometry import make_K
+    from hrc_perception.ros.convert import K_to_camera_info
+    from hrc_perception.ros.tracker_node import CAMERA_INFO_TOPIC, DEPTH_TOPIC, MARKERS_TOPIC
+    from visualization_msgs.msg import Marker, MarkerArray
+    from sensor_msgs.msg import CameraInfo
+
+    node = TrackerNode(context=ros_context, parameter_overrides=[Parameter("n_init", value=1)])
+    h = Harness(ros_context, node, "segmentation/instances", InstanceArray,
+                {TRACKS_TOPIC: TrackArray, MARKERS_TOPIC: MarkerArray})
+    try:
+        depth_pub = h.io.create_publisher(Image, DEPTH_TOPIC, QOS)
+        info_pub = h.io.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, QOS)
+        assert spin_until(h.ex, lambda: depth_pub.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0)
+        K = make_K(500.0, 500.0, 320.0, 240.0)
+        t0 = 3_000 * 10**9
+        depth_mm = np.full((480, 640), 4000, np.uint16)      # background at 4 m
+        depth_mm[100:180, 50:90] = 1500                      # A's box (roi x 50..89, y 100..179) at 1.5 m
+        depth_mm[100:110, 50:60] = 0                         # a hole in it
+        depth_mm[60:140, 400:440] = 0                        # B's box: no depth but 5 pixels
+        depth_mm[70, 410:415] = 2000
+        info_pub.publish(K_to_camera_info(K, 640, 480, make_header(t0, FRAME_ID)))
+        depth_pub.publish(numpy_to_image(depth_mm, "16UC1", make_header(t0, FRAME_ID)))
+        assert spin_until(h.ex, lambda: t0 in node._depth_by_stamp and node._camera_info is not None)
+
+        rng = np.random.default_rng(3)
+        assert h.send(_instances(0, t0, rng), TRACKS_TOPIC) is not None
+        assert spin_until(h.ex, lambda: len(h.received[MARKERS_TOPIC]) == 1)
+        markers = h.received[MARKERS_TOPIC][0].markers
+        assert [(m.ns, m.type) for m in markers] == [("tracks", Marker.SPHERE), ("track_labels", Marker.TEXT_VIEW_FACING)]
+        sphere, label = markers
+        assert sphere.header.stamp == ns_to_stamp(t0) and sphere.header.frame_id == FRAME_ID
+        assert sphere.pose.position.z == pytest.approx(1.5)
+        rows, cols = np.nonzero(depth_mm[100:180, 50:90] == 1500)
+        u, v = 50 + np.median(cols), 100 + np.median(rows)
+        assert sphere.pose.position.x == pytest.approx((u - 320.0) / 500.0 * 1.5)
+        assert sphere.pose.position.y == pytest.approx((v - 240.0) / 500.0 * 1.5)
+        person = next(t for t in h.received[TRACKS_TOPIC][0].tracks if t.class_name == "person")
+        assert label.text == f"{person.track_id} person" and sphere.id == label.id == person.track_id
+        assert node.counters.get("marker_without_depth") == 1        # B: 5 valid pixels < 10
+
+        # no depth image with the next stamp: tracks, no markers; unreadable depth: reported
+        assert h.send(_instances(1, t0 + NS_PER_FRAME, rng), TRACKS_TOPIC) is not None
+        assert node.counters.get("no_depth_for_markers") == 1
+        t2 = t0 + 2 * NS_PER_FRAME
+        depth_pub.publish(numpy_to_image(np.zeros((480, 640, 3), np.uint8), "rgb8", make_header(t2, FRAME_ID)))
+        assert spin_until(h.ex, lambda: t2 in node._depth_by_stamp)
+        assert h.send(_instances(2, t2, rng), TRACKS_TOPIC) is not None
+        assert node.counters.get("bad_depth") == 1
+        spin_until(h.ex, lambda: len(h.received[MARKERS_TOPIC]) > 1, 0.5)
+        assert len(h.received[MARKERS_TOPIC]) == 1
+    finally:
+        h.close()

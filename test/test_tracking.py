@@ -554,3 +554,21 @@ def test_eval_tracking_command_writes_json(track_data, tmp_path, capsys):
     assert res["sequences"] == 2 and set(res["noisy_gt"]["trackers"]) == set(evaluate.TRACKERS)
     assert "segmentation" not in res and "MOTA" in capsys.readouterr().out
     assert main(["eval", "tracking"]) == 2
+
+
+def test_mask_point_is_the_median_depth_at_the_median_pixel():
+    from hrc_perception.geometry import make_K, mask_point_cam_m
+    K = make_K(100.0, 200.0, 10.0, 5.0)
+    depth = np.zeros((20, 30))
+    depth[4:7, 10:16] = 2.0                 # the object
+    depth[4, 10] = 9.0                      # one background pixel seen through the mask edge
+    depth[5, 15] = np.nan                   # invalid
+    mask = np.zeros((20, 30), bool)
+    mask[4:7, 10:16] = True
+    p = mask_point_cam_m(mask, depth, K)
+    rows, cols = np.nonzero(mask & np.isfinite(depth) & (depth > 0))
+    u, v = np.median(cols), np.median(rows)
+    np.testing.assert_allclose(p, [(u - 10.0) / 100.0 * 2.0, (v - 5.0) / 200.0 * 2.0, 2.0])
+    assert mask_point_cam_m(mask, depth, K, min_valid_px=18) is None     # 17 valid pixels
+    with pytest.raises(ValueError, match="differ in size"):
+        mask_point_cam_m(mask[:10], depth, K)

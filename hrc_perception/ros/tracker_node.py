@@ -23,8 +23,19 @@ whole pixels, left/top clipped at 0; the right/bottom edge is not clipped becaus
 the array does not carry the image size), ``velocity_u_px_s`` / ``velocity_v_px_s``
 (box-centre velocity, pixels per second, u = columns, v = rows).
 
-No markers: tracks are 2D boxes in pixels and this node has no depth, so there is
-nothing to place in 3D; the visualizer draws the track boxes and ids on the image.
+Markers (parameter ``markers``, default on): the node also subscribes to
+``camera/depth/image_raw`` (16UC1 mm or 32FC1 m, aligned to colour) and
+``camera/color/camera_info`` (input QoS). For an InstanceArray whose stamp equals a
+received depth image's, it publishes ``tracker/markers`` (MarkerArray, the array's
+header): per confirmed track matched in that image, a SPHERE (namespace ``tracks``,
+colour per track id) and a TEXT_VIEW_FACING label "track_id class" (namespace
+``track_labels``) at the instance's 3D point -- the median depth of its mask pixels
+with valid depth, back-projected at their median pixel
+(:func:`hrc_perception.geometry.mask_point_cam_m`); marker id = track id; lifetime
+``marker_lifetime_s``. No depth for that stamp, no markers (counted
+``no_depth_for_markers``); a track whose mask has under 10 pixels of valid depth gets
+none (``marker_without_depth``). The visualizer also draws the track boxes and ids
+on the image.
 
 Per InstanceArray: ``dt`` = its header stamp minus the previous accepted one
 (seconds; 0 for the first), ``Tracker.predict(dt)``, detections from the instances
@@ -42,6 +53,9 @@ Bad input never stops the node (each counted with ``report()``):
   other instances are tracked.
 - ``tracker_error``: any other failure of the tracker on one array; that array
   gives no output, the tracker restarts.
+- ``bad_depth`` / ``bad_camera_info`` / ``bad_mask``: a depth image that cannot be
+  read, unusable camera_info (zero K, ...), a mask that does not fit its ROI or the
+  depth image: no markers for that array (or that track); tracks are unaffected.
 
 Parameters ``use_appearance``, ``max_iou_distance``, ``max_cosine_distance``,
 ``motion_weight``, ``iou_for_lost_tracks``, ``nn_budget``, ``per_class`` and
@@ -54,19 +68,30 @@ installed (the tracker's matrix products are tiny; BLAS threads only add overhea
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 
 import numpy as np
-from sensor_msgs.msg import RegionOfInterest
-from std_msgs.msg import Header
+from builtin_interfaces.msg import Duration
+from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
 
+from hrc_perception.geometry import mask_point_cam_m
 from hrc_perception.msg import InstanceArray, Track, TrackArray
-from hrc_perception.ros.convert import stamp_to_ns
+from hrc_perception.ros.convert import (CameraInfoError, ImageConversionError, camera_info_to_K, depth_to_meters,
+                                        roi_image_to_mask, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.tracking import Detection, KalmanFilter, NearestNeighborDistanceMetric, Tracker
+from hrc_perception.viz.draw import id_color
 
 INSTANCES_TOPIC = "segmentation/instances"
 TRACKS_TOPIC = "tracking/tracks"
+DEPTH_TOPIC = "camera/depth/image_raw"
+CAMERA_INFO_TOPIC = "camera/color/camera_info"
+MARKERS_TOPIC = "tracker/markers"
 NS_PER_S = 1_000_000_000
+DEPTH_IMAGES_KEPT = 30      # recent depth images waiting for their InstanceArray
+MARKER_SIZE_M = 0.08
 
 
 def _copy_header(h: Header) -> Header:
@@ -144,6 +169,8 @@ class TrackerNode(HrcNode):
         ParamSpec("per_class", True, "a track only matches instances of its own class"),
         ParamSpec("nominal_frame_rate_hz", 15.0, "camera frame rate (Hz) at which Deep SORT's per-frame "
                   "Kalman noise applies (time steps come from the stamps)", min_value=0.1, max_value=1000.0),
+        ParamSpec("markers", True, "publish tracker/markers (track spheres and id labels in 3D from depth)"),
+        ParamSpec("marker_lifetime_s", 0.5, "lifetime of each marker (s)", min_value=0.0, max_value=3600.0),
         ParamSpec("max_backward_jump_s", 1.0, "a stamp up to this much (seconds) before the previous one is "
                   "out of order (skipped); further back starts a new sequence (tracker restarted)",
                   min_value=0.0, max_value=1e6),
@@ -154,6 +181,10 @@ class TrackerNode(HrcNode):
         self.arrays_tracked = 0
         self._sub = None
         self._tracks_pub = None
+        self._markers_pub = None
+        self._input_subs: list = []
+        self._depth_by_stamp: OrderedDict[int, Image] = OrderedDict()
+        self._camera_info: CameraInfo | None = None
         self._last_stamp_ns: int | None = None
         self._class_names: dict[int, str] = {}
         self._blas = _blas_single_thread()
@@ -164,15 +195,24 @@ class TrackerNode(HrcNode):
     def on_configure_hook(self) -> None:
         self._reset_tracker()
         self._tracks_pub = self.create_publisher(TrackArray, TRACKS_TOPIC, self.output_qos())
+        self._markers_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, self.output_qos())
         self._sub = self.create_subscription(InstanceArray, INSTANCES_TOPIC, self._on_instances, self.output_qos())
+        self._input_subs = [
+            self.create_subscription(Image, DEPTH_TOPIC, self._on_depth, self.input_qos()),
+            self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, self.input_qos())]
         self.arrays_tracked = 0
 
     def on_cleanup_hook(self) -> None:
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-        if self._tracks_pub is not None:
-            self.destroy_publisher(self._tracks_pub)
-        self._sub = self._tracks_pub = None
+        for sub in [self._sub, *self._input_subs]:
+            if sub is not None:
+                self.destroy_subscription(sub)
+        for pub in (self._tracks_pub, self._markers_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self._sub = self._tracks_pub = self._markers_pub = None
+        self._input_subs = []
+        self._depth_by_stamp.clear()
+        self._camera_info = None
         self.tracker = None
         self._last_stamp_ns = None
 
@@ -222,6 +262,82 @@ class TrackerNode(HrcNode):
         if out is not None:
             self._tracks_pub.publish(out)
             self.arrays_tracked += 1
+            if self.param("markers"):
+                markers = self.markers(msg, out)
+                if markers is not None:
+                    self._markers_pub.publish(markers)
+
+    def _on_depth(self, msg: Image) -> None:
+        if not self.is_active or not self.param("markers"):
+            return
+        self._depth_by_stamp[stamp_to_ns(msg.header.stamp)] = msg
+        while len(self._depth_by_stamp) > DEPTH_IMAGES_KEPT:
+            self._depth_by_stamp.popitem(last=False)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    # -- markers ----------------------------------------------------------------------
+    def markers(self, instances: InstanceArray, tracks: TrackArray) -> MarkerArray | None:
+        """Markers of the confirmed tracks matched in this array (see the module doc), or
+        None without a depth image of the same stamp or without usable camera_info."""
+        depth_msg = self._depth_by_stamp.get(stamp_to_ns(instances.header.stamp))
+        if depth_msg is None or self._camera_info is None:
+            self.report("no_depth_for_markers", f"no {DEPTH_TOPIC} image (or no {CAMERA_INFO_TOPIC}) with the stamp "
+                        "of this InstanceArray: no markers")
+            return None
+        try:
+            depth_m = depth_to_meters(depth_msg)
+        except ImageConversionError as e:
+            self.report("bad_depth", f"{DEPTH_TOPIC}: {e}")
+            return None
+        try:
+            K, _, _ = camera_info_to_K(self._camera_info)
+        except CameraInfoError as e:
+            self.report("bad_camera_info", f"{CAMERA_INFO_TOPIC}: {e}")
+            return None
+        h, w = depth_m.shape
+        by_id = {inst.id: inst for inst in instances.instances}
+        out = MarkerArray()
+        for t in tracks.tracks:
+            inst = by_id.get(t.instance_id)
+            if t.state != Track.CONFIRMED or t.instance_id == 0 or inst is None:
+                continue
+            try:
+                if inst.mask.width and inst.mask.height:
+                    mask = roi_image_to_mask(inst.roi, inst.mask, h, w)
+                else:   # no mask: the box
+                    mask = np.zeros((h, w), bool)
+                    mask[inst.roi.y_offset:inst.roi.y_offset + inst.roi.height,
+                         inst.roi.x_offset:inst.roi.x_offset + inst.roi.width] = True
+            except ImageConversionError as e:
+                self.report("bad_mask", f"instance {inst.id} ({inst.class_name}): {e}")
+                continue
+            point = mask_point_cam_m(mask, depth_m, K)
+            if point is None:
+                self.report("marker_without_depth", f"track {t.track_id}: too few mask pixels with valid depth")
+                continue
+            out.markers += self._track_markers(instances.header, t, point)
+        return out
+
+    def _track_markers(self, header: Header, t: Track, point_m: np.ndarray) -> list[Marker]:
+        r, g, b = id_color(t.track_id)
+        lifetime = self.param("marker_lifetime_s")
+        sec = int(lifetime)
+        markers = []
+        for ns, kind, z_up_m in (("tracks", Marker.SPHERE, 0.0), ("track_labels", Marker.TEXT_VIEW_FACING, 0.1)):
+            m = Marker(header=_copy_header(header), ns=ns, id=int(t.track_id), type=kind, action=Marker.ADD)
+            m.pose.position.x, m.pose.position.y = float(point_m[0]), float(point_m[1]) - z_up_m  # optical y is down
+            m.pose.position.z = float(point_m[2])
+            m.pose.orientation.w = 1.0
+            m.scale.x = m.scale.y = m.scale.z = MARKER_SIZE_M
+            m.color = ColorRGBA(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=0.9)
+            m.lifetime = Duration(sec=sec, nanosec=int(round((lifetime - sec) * 1e9)))
+            if kind == Marker.TEXT_VIEW_FACING:
+                m.text = f"{t.track_id} {t.class_name}"
+                m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+            markers.append(m)
+        return markers
 
     def _time_step_s(self, stamp_ns: int) -> float | None:
         """Seconds since the previous accepted stamp (0 for the first); None to skip this array."""
