@@ -82,6 +82,7 @@ from hrc_perception.ros.convert import (CameraInfoError, ImageConversionError, c
                                         roi_image_to_mask, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.tracking import Detection, KalmanFilter, NearestNeighborDistanceMetric, Tracker
+from hrc_perception.tracking.nn_matching import DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET
 from hrc_perception.viz.draw import id_color
 
 INSTANCES_TOPIC = "segmentation/instances"
@@ -157,14 +158,15 @@ class TrackerNode(HrcNode):
         ParamSpec("n_init", 3, "consecutive matched images that confirm a track", min_value=1, max_value=1000),
         ParamSpec("max_iou_distance", 0.7, "largest 1 - IoU accepted in the IoU matching stage",
                   min_value=0.0, max_value=1.0),
-        ParamSpec("max_cosine_distance", 0.2, "largest appearance cosine distance accepted as a match",
+        ParamSpec("max_cosine_distance", DEFAULT_MAX_COSINE_DISTANCE,
+                  "largest appearance cosine distance accepted as a match",
                   min_value=0.0, max_value=2.0),
         ParamSpec("motion_weight", 0.0, "weight in [0, 1] of the Kalman (Mahalanobis) distance beside the "
                   "appearance distance in Deep SORT's cascade: breaks ties between look-alike objects",
                   min_value=0.0, max_value=1.0),
         ParamSpec("iou_for_lost_tracks", True, "IoU matching also for confirmed tracks lost more than one image "
                   "(false: the original Deep SORT, only those missed in the last image)"),
-        ParamSpec("nn_budget", 100, "appearance features kept per track (most recent); 0 = all",
+        ParamSpec("nn_budget", DEFAULT_NN_BUDGET, "appearance features kept per track (most recent); 0 = all",
                   min_value=0, max_value=100000),
         ParamSpec("per_class", True, "a track only matches instances of its own class"),
         ParamSpec("nominal_frame_rate_hz", 15.0, "camera frame rate (Hz) at which Deep SORT's per-frame "

@@ -18,6 +18,10 @@ import numpy as np
 
 #: Distance given to pairs without an appearance feature on one side.
 MAX_COSINE_DISTANCE = 2.0
+#: Default matching threshold (the tracker's ``max_cosine_distance``) and gallery size,
+#: chosen with ``hrc-perception eval tracking`` on a tuning set (see the README).
+DEFAULT_MAX_COSINE_DISTANCE = 0.2
+DEFAULT_NN_BUDGET = 100
 
 
 def normalize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,7 +39,8 @@ import numpy as np
 from hrc_perception.tracking import iou_matching, linear_assignment
 from hrc_perception.tracking.detection import Detection
 from hrc_perception.tracking.kalman import KalmanFilter
-from hrc_perception.tracking.nn_matching import MAX_COSINE_DISTANCE, NearestNeighborDistanceMetric
+from hrc_perception.tracking.nn_matching import (DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET,
+                                                MAX_COSINE_DISTANCE, NearestNeighborDistanceMetric)
 from hrc_perception.tracking.track import Track
 
 
@@ -47,7 +48,8 @@ class Tracker:
     """Deep SORT / SORT multi-target tracker on image boxes (pixels, seconds).
 
     Args:
-        metric: appearance metric; None gives ``NearestNeighborDistanceMetric(0.2, 100)``.
+        metric: appearance metric; None gives ``NearestNeighborDistanceMetric`` with
+            ``DEFAULT_MAX_COSINE_DISTANCE`` and ``DEFAULT_NN_BUDGET``.
             Not used when ``use_appearance`` is False.
         max_iou_distance: largest ``1 - IoU`` accepted in the IoU matching stage.
         max_age: images a confirmed track may go unmatched before it is deleted (also the
@@ -73,7 +75,9 @@ class Tracker:
             raise ValueError(f"motion_weight must be in [0, 1], got {motion_weight}")
         self.motion_weight = float(motion_weight)
         self.iou_for_lost_tracks = bool(iou_for_lost_tracks)
-        self.metric = metric if metric is not None else NearestNeighborDistanceMetric(0.2, 100)
+        if metric is None:
+            metric = NearestNeighborDistanceMetric(DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET)
+        self.metric = metric
         self.max_iou_distance = float(max_iou_distance)
         self.max_age = int(max_age)
         self.n_init = int(n_init)
