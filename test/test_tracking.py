@@ -268,44 +268,6 @@ def test_gate_cost_matrix():
     np.testing.assert_array_equal(cost, [[0.0, linear_assignment.INFTY_COST]])
 
 
-def test_gate_cost_matrix_motion_weight_hand_values():
-    kf = KalmanFilter()
-    mean, cov = kf.initiate([100.0, 100.0, 0.5, 100.0])
-    tracks = [SimpleNamespace(mean=mean, cov=cov)]
-    dets = [Detection([76, 51, 50, 100]), Detection([75, 50, 50, 100]), Detection([300, 50, 50, 100])]
-    d2 = kf.gating_distance(mean, cov, np.stack([d.to_xyah() for d in dets]))
-    inf = linear_assignment.INFTY_COST
-    cost = np.array([[0.1, 0.1, 0.1]])
-    out = linear_assignment.gate_cost_matrix(kf, cost.copy(), tracks, dets, [0], [0, 1, 2], motion_weight=0.25)
-    expected = 0.75 * 0.1 + 0.25 * d2[:2] / CHI2_95[4]
-    np.testing.assert_allclose(out[0, :2], expected)
-    assert out[0, 2] == inf                       # outside the gate whatever the weight
-    assert out[0, 0] > out[0, 1]                 # the better-placed detection is cheaper
-    # a pair already forbidden stays forbidden, even with all the weight on motion
-    cost = np.array([[inf, 0.1, 0.1]])
-    out = linear_assignment.gate_cost_matrix(kf, cost, tracks, dets, [0], [0, 1, 2], motion_weight=1.0)
-    assert out[0, 0] == inf and out[0, 2] == inf
-
-
-def test_motion_weight_breaks_appearance_ties_by_position():
-    """Two look-alike objects 8 px apart (same feature, each inside the other's gate),
-    both missed for a frame, so
-    both tracks meet the returning detections at the same cascade level. With
-    appearance alone every pair costs the same and the solver's choice (here: in
-    order) swaps them; with a motion weight each track gets the detection at its place."""
-    feat = np.ones(8, np.float32)
-    boxes = [[100, 100, 100, 100], [108, 100, 100, 100]]
-    for weight, keeps in ((0.0, False), (0.2, True)):
-        tr = Tracker(n_init=1, max_age=5, motion_weight=weight)
-        for _ in range(5):
-            ids = _step(tr, boxes, features=[feat, feat])
-        _step(tr, [])
-        out = _step(tr, [boxes[1], boxes[0]], features=[feat, feat])  # the other order
-        assert (out == {0: ids[1], 1: ids[0]}) == keeps, weight
-    with pytest.raises(ValueError, match="motion_weight"):
-        Tracker(motion_weight=1.5)
-
-
 def test_iou_fallback_for_tracks_lost_several_images():
     """A confirmed track missed for two images comes back in place but looking
     different (appearance fails): the IoU stage for lost tracks keeps its id; the

@@ -58,8 +58,8 @@ Bad input never stops the node (each counted with ``report()``):
   depth image: no markers for that array (or that track); tracks are unaffected.
 
 Parameters ``use_appearance``, ``max_iou_distance``, ``max_cosine_distance``,
-``motion_weight``, ``iou_for_lost_tracks``, ``nn_budget``, ``per_class`` and
-``nominal_frame_rate_hz`` apply from the next array; ``max_age`` and ``n_init`` to
+``iou_for_lost_tracks``, ``nn_budget``, ``per_class`` and ``nominal_frame_rate_hz``
+apply from the next array; ``max_age`` and ``n_init`` to
 tracks started after the change.
 
 Numpy's BLAS is limited to one thread around each update where ``threadpoolctl`` is
@@ -161,9 +161,6 @@ class TrackerNode(HrcNode):
         ParamSpec("max_cosine_distance", DEFAULT_MAX_COSINE_DISTANCE,
                   "largest appearance cosine distance accepted as a match",
                   min_value=0.0, max_value=2.0),
-        ParamSpec("motion_weight", 0.0, "weight in [0, 1] of the Kalman (Mahalanobis) distance beside the "
-                  "appearance distance in Deep SORT's cascade: breaks ties between look-alike objects",
-                  min_value=0.0, max_value=1.0),
         ParamSpec("iou_for_lost_tracks", True, "IoU matching also for confirmed tracks lost more than one image "
                   "(false: the original Deep SORT, only those missed in the last image)"),
         ParamSpec("nn_budget", DEFAULT_NN_BUDGET, "appearance features kept per track (most recent); 0 = all",
@@ -224,8 +221,7 @@ class TrackerNode(HrcNode):
             metric=NearestNeighborDistanceMetric(self.param("max_cosine_distance"), budget or None),
             max_iou_distance=self.param("max_iou_distance"), max_age=self.param("max_age"),
             n_init=self.param("n_init"), per_class=self.param("per_class"),
-            use_appearance=self.param("use_appearance"), motion_weight=self.param("motion_weight"),
-            iou_for_lost_tracks=self.param("iou_for_lost_tracks"),
+            use_appearance=self.param("use_appearance"), iou_for_lost_tracks=self.param("iou_for_lost_tracks"),
             kf=KalmanFilter(nominal_dt_s=1.0 / self.param("nominal_frame_rate_hz")))
         self._last_stamp_ns = None
         self._class_names = {}
@@ -245,8 +241,6 @@ class TrackerNode(HrcNode):
                 t.max_iou_distance = float(p.value)
             elif p.name == "max_cosine_distance":
                 t.metric.matching_threshold = float(p.value)
-            elif p.name == "motion_weight":
-                t.motion_weight = float(p.value)
             elif p.name == "iou_for_lost_tracks":
                 t.iou_for_lost_tracks = bool(p.value)
             elif p.name == "nn_budget":

@@ -269,7 +269,7 @@ def evaluate_tracking(data: Path | None, weights: Path | None, seed: int = 0, bo
     t = Tracker()
     res["tracker_options"] = {"max_cosine_distance": t.metric.matching_threshold, "nn_budget": t.metric.budget,
                               "max_age": t.max_age, "n_init": t.n_init, "max_iou_distance": t.max_iou_distance,
-                              "motion_weight": t.motion_weight, "iou_for_lost_tracks": t.iou_for_lost_tracks}
+                              "iou_for_lost_tracks": t.iou_for_lost_tracks}
     res.update({"data": str(data), "sequences": len(sequences), "frames": n_frames, "seed": seed,
                 "noisy_gt": {"box_noise": box_noise, "dropout": dropout}})
     print(f"eval tracking: {len(sequences)} sequences, {n_frames} frames", file=log)

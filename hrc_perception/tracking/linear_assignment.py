@@ -94,15 +94,11 @@ def matching_cascade(distance_fn: DistanceFn, max_distance: float, cascade_depth
 
 def gate_cost_matrix(kf: KalmanFilter, cost: np.ndarray, tracks: Sequence, detections: Sequence,
                      track_indices: Sequence[int], detection_indices: Sequence[int],
-                     gated_cost: float = INFTY_COST, only_position: bool = False,
-                     motion_weight: float = 0.0) -> np.ndarray:
+                     gated_cost: float = INFTY_COST, only_position: bool = False) -> np.ndarray:
     """Set ``cost[row, col] = gated_cost`` where the detection lies outside the track's
-    95 % chi-square gate (squared Mahalanobis distance ``d2`` of ``xyah`` to the track's
-    predicted measurement; 4 dof, or 2 dof with ``only_position``). Inside the gate, with
-    ``motion_weight`` w in [0, 1], a cost below ``gated_cost`` becomes
-    ``(1 - w) * cost + w * d2 / gate`` (the weighted sum of the Deep SORT paper, motion
-    scaled to [0, 1] by the gate).
-    Modifies and returns ``cost`` [len(track_indices), len(detection_indices)].
+    95 % chi-square gate (squared Mahalanobis distance of ``xyah`` to the track's
+    predicted measurement; 4 dof, or 2 dof with ``only_position``). Modifies and returns
+    ``cost`` [len(track_indices), len(detection_indices)].
     """
     if len(track_indices) == 0 or len(detection_indices) == 0:
         return cost
@@ -111,9 +107,5 @@ def gate_cost_matrix(kf: KalmanFilter, cost: np.ndarray, tracks: Sequence, detec
     means = np.stack([tracks[i].mean for i in track_indices])
     covs = np.stack([tracks[i].cov for i in track_indices])
     d2 = kf.gating_distance(means, covs, measurements, only_position)  # [T, N]
-    if motion_weight > 0.0:
-        allowed = cost < gated_cost
-        cost[allowed] = ((1.0 - motion_weight) * cost[allowed]
-                         + motion_weight * np.minimum(d2[allowed] / threshold, 1.0))
     cost[d2 > threshold] = gated_cost
     return cost

@@ -6,13 +6,10 @@ confirmed tracks out of matching. Ages (``max_age``, ``time_since_update``) coun
 i.e. ``predict`` calls; time gaps enter through ``dt_s`` in the Kalman filter.
 
 Deep SORT matching (``use_appearance=True``):
-1. Matching cascade over the confirmed tracks, most recently seen first. A pair is
-   admissible when its cosine appearance distance (``metric``) is at most
-   ``metric.matching_threshold`` and the detection lies inside the track's Kalman 95 %
-   chi-square gate (squared Mahalanobis distance d2, 4 dof). Admissible pairs cost
-   ``(1 - motion_weight) * cosine + motion_weight * d2 / gate``: with 0 (the paper's
-   default) appearance alone; a small weight breaks ties between look-alike objects
-   (identical parts, duplicate detections of one object) by position.
+1. Matching cascade over the confirmed tracks, most recently seen first, on the cosine
+   appearance distance (``metric``), with pairs outside the Kalman 95 % chi-square gate
+   (squared Mahalanobis distance, 4 dof) forbidden; accepted up to
+   ``metric.matching_threshold``.
 2. IoU matching (``1 - IoU <= max_iou_distance``) of the remaining detections with the
    tentative tracks and the confirmed tracks the cascade left unmatched: all of them
    with ``iou_for_lost_tracks`` (the default), else (the original Deep SORT) only those
@@ -55,8 +52,6 @@ class Tracker:
         max_age: images a confirmed track may go unmatched before it is deleted (also the
             depth of the matching cascade).
         n_init: detections needed to confirm a track.
-        motion_weight: weight in [0, 1] of the Mahalanobis distance in the cascade's cost
-            (see the module doc); not used when ``use_appearance`` is False.
         iou_for_lost_tracks: IoU stage over every confirmed track the cascade left
             unmatched (True) or only over those missed in this image alone (False).
         per_class: forbid matches between different ``class_id``.
@@ -67,13 +62,9 @@ class Tracker:
     def __init__(self, metric: NearestNeighborDistanceMetric | None = None,
                  max_iou_distance: float = 0.7, max_age: int = 30, n_init: int = 3,
                  per_class: bool = True, use_appearance: bool = True,
-                 kf: KalmanFilter | None = None, motion_weight: float = 0.0,
-                 iou_for_lost_tracks: bool = True) -> None:
+                 kf: KalmanFilter | None = None, iou_for_lost_tracks: bool = True) -> None:
         if max_age < 0 or n_init < 1:
             raise ValueError(f"need max_age >= 0 and n_init >= 1, got {max_age}, {n_init}")
-        if not 0.0 <= motion_weight <= 1.0:
-            raise ValueError(f"motion_weight must be in [0, 1], got {motion_weight}")
-        self.motion_weight = float(motion_weight)
         self.iou_for_lost_tracks = bool(iou_for_lost_tracks)
         if metric is None:
             metric = NearestNeighborDistanceMetric(DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET)
@@ -155,10 +146,9 @@ class Tracker:
         return tc[:, None] != dc[None, :]
 
     def _appearance_cost(self, tracks, detections, track_indices, detection_indices):
-        """Cascade cost [T, D]: the cosine distance (plus the weighted motion term), or
-        ``INFTY_COST`` where the pair is not admissible (cosine above the threshold,
-        outside the gate, other class). Detections without a feature (or, in one image,
-        of differing feature sizes) are never admissible."""
+        """Gated cosine cost [T, D]: ``INFTY_COST`` outside the Kalman gate and between
+        classes; detections without a feature (or, in one image, of differing feature
+        sizes) stay at ``MAX_COSINE_DISTANCE``."""
         cost = np.full((len(track_indices), len(detection_indices)), MAX_COSINE_DISTANCE)
         cols = [c for c, j in enumerate(detection_indices) if detections[j].feature is not None]
         if cols:
@@ -167,10 +157,8 @@ class Tracker:
                 feats = np.stack([detections[detection_indices[c]].feature for c in cols])
                 targets = [tracks[i].track_id for i in track_indices]
                 cost[:, cols] = self.metric.distance(feats, targets)
-        cost[cost > self.metric.matching_threshold] = linear_assignment.INFTY_COST
         cost = linear_assignment.gate_cost_matrix(
-            self.kf, cost, tracks, detections, track_indices, detection_indices,
-            motion_weight=self.motion_weight)
+            self.kf, cost, tracks, detections, track_indices, detection_indices)
         cost[self._class_mask(detections, track_indices, detection_indices)] = \
             linear_assignment.INFTY_COST
         return cost
@@ -199,10 +187,8 @@ class Tracker:
         def cascade_cost(_tracks, _detections, track_indices, detection_indices):
             return full_cost[np.ix_([row_of[t] for t in track_indices], detection_indices)]
 
-        # every pair left below INFTY_COST is admissible (appearance and motion gates)
-        max_cost = (1.0 - self.motion_weight) * self.metric.matching_threshold + self.motion_weight
         matches_a, unmatched_a, unmatched_detections = linear_assignment.matching_cascade(
-            cascade_cost, max_cost, self.max_age,
+            cascade_cost, self.metric.matching_threshold, self.max_age,
             self.tracks, detections, confirmed, all_detections)
 
         if self.iou_for_lost_tracks:
