@@ -122,3 +122,12 @@ def test_data_without_identities_leaves_the_embedding(tiny_synth, tmp_path):
     section = reid.learn_embedding(model, plain, steps=5)
     assert "no track_id" in section["reason"]
     assert torch.equal(model.roi_heads.embedding.projection, projection)
+    # one object per episode: nothing to contrast, the same
+    for a in ann["annotations"]:
+        a["track_id"] = 1
+    ann["annotations"] = [a for a in ann["annotations"] if a["category_id"] == ann["annotations"][0]["category_id"]]
+    ann["annotations"] = list({a["image_id"]: a for a in ann["annotations"]}.values())
+    (plain / "annotations.json").write_text(json.dumps(ann))
+    section = reid.learn_embedding(model, plain, steps=5)
+    assert "two or more identities" in section["reason"]
+    assert torch.equal(model.roi_heads.embedding.projection, projection)

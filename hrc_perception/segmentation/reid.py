@@ -199,11 +199,11 @@ def learn_embedding(model, data: Path, val: Path | None = None, max_images: int 
     emb = model.roi_heads.embedding
     try:
         samples = collect_identity_samples(model, coco_dir(data), max_images=max_images, seed=seed, log=log)
+        projection, center = fit_projection(samples, emb.projection.cpu(), steps=steps, temperature=temperature,
+                                            seed=seed, log=log)
     except ValueError as e:
         print(f"appearance embedding not learned: {e}", file=log)
         return {"method": "not learned (kept as it was)", "reason": str(e)}
-    projection, center = fit_projection(samples, emb.projection.cpu(), steps=steps, temperature=temperature,
-                                        seed=seed, log=log)
     section = {"method": "box-head representation, centred, linear projection learned with a supervised "
                          "contrastive loss on synthetic identities (hrc_perception.segmentation.reid)",
                "data": str(data), "images": int(len(np.unique(samples.frame))), "samples": len(samples),
