@@ -51,14 +51,16 @@ def backproject_pixels(uv_px: np.ndarray, depth_m: np.ndarray, K: np.ndarray) ->
     return np.stack([x, y, depth_m], axis=-1)
 
 
-def mask_point_cam_m(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray,
+def mask_point_cam_m(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, origin_uv_px: tuple[int, int] = (0, 0),
                      min_valid_px: int = 10) -> np.ndarray | None:
     """Camera-frame point [3] (metres) of an instance seen in a depth image.
 
-    mask [H, W] bool and depth_m [H, W] z-depth (0 or non-finite = invalid) of the same
-    image. Among the mask's pixels with valid depth: the median depth, placed at their
-    median pixel (u, v) -- robust to the background seen through a ragged mask edge.
-    None when fewer than ``min_valid_px`` mask pixels have a valid depth.
+    mask [h, w] bool and depth_m [h, w] z-depth (0 or non-finite = invalid) of the same
+    image region, whose top-left pixel is ``origin_uv_px`` (column, row) in the image K
+    belongs to (e.g. the instance's ROI; (0, 0) for whole images). Among the mask's
+    pixels with valid depth: the median depth, placed at their median pixel (u, v) --
+    robust to the background seen through a ragged mask edge. None when fewer than
+    ``min_valid_px`` mask pixels have a valid depth.
     """
     if mask.shape != depth_m.shape:
         raise ValueError(f"mask {mask.shape} and depth {depth_m.shape} differ in size")
@@ -66,7 +68,7 @@ def mask_point_cam_m(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray,
     if len(rows) < max(int(min_valid_px), 1):
         return None
     z = float(np.median(depth_m[rows, cols]))
-    uv = np.array([[np.median(cols), np.median(rows)]], dtype=np.float64)
+    uv = np.array([[origin_uv_px[0] + np.median(cols), origin_uv_px[1] + np.median(rows)]], dtype=np.float64)
     return backproject_pixels(uv, np.array([z]), K)[0]
 
 

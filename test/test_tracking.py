@@ -532,5 +532,7 @@ def test_mask_point_is_the_median_depth_at_the_median_pixel():
     u, v = np.median(cols), np.median(rows)
     np.testing.assert_allclose(p, [(u - 10.0) / 100.0 * 2.0, (v - 5.0) / 200.0 * 2.0, 2.0])
     assert mask_point_cam_m(mask, depth, K, min_valid_px=18) is None     # 17 valid pixels
+    # the same from the ROI alone: crops and the ROI's top-left pixel
+    np.testing.assert_allclose(mask_point_cam_m(mask[4:7, 10:16], depth[4:7, 10:16], K, (10, 4)), p)
     with pytest.raises(ValueError, match="differ in size"):
         mask_point_cam_m(mask[:10], depth, K)

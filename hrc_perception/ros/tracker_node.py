@@ -79,7 +79,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from hrc_perception.geometry import mask_point_cam_m
 from hrc_perception.msg import InstanceArray, Track, TrackArray
 from hrc_perception.ros.convert import (CameraInfoError, ImageConversionError, camera_info_to_K, depth_to_meters,
-                                        roi_image_to_mask, stamp_to_ns)
+                                        roi_crop, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.tracking import Detection, KalmanFilter, NearestNeighborDistanceMetric, Tracker
 from hrc_perception.tracking.nn_matching import DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET
@@ -299,17 +299,18 @@ class TrackerNode(HrcNode):
             inst = by_id.get(t.instance_id)
             if t.state != Track.CONFIRMED or t.instance_id == 0 or inst is None:
                 continue
-            try:
+            r = inst.roi
+            try:   # work in the ROI only
                 if inst.mask.width and inst.mask.height:
-                    mask = roi_image_to_mask(inst.roi, inst.mask, h, w)
-                else:   # no mask: the box
-                    mask = np.zeros((h, w), bool)
-                    mask[inst.roi.y_offset:inst.roi.y_offset + inst.roi.height,
-                         inst.roi.x_offset:inst.roi.x_offset + inst.roi.width] = True
+                    crop, rows, cols = roi_crop(r, inst.mask, h, w)
+                else:   # no mask: the box, clipped to the image
+                    rows = slice(r.y_offset, min(r.y_offset + r.height, h))
+                    cols = slice(r.x_offset, min(r.x_offset + r.width, w))
+                    crop = np.ones(depth_m[rows, cols].shape, bool)
             except ImageConversionError as e:
                 self.report("bad_mask", f"instance {inst.id} ({inst.class_name}): {e}")
                 continue
-            point = mask_point_cam_m(mask, depth_m, K)
+            point = mask_point_cam_m(crop, depth_m[rows, cols], K, (cols.start, rows.start))
             if point is None:
                 self.report("marker_without_depth", f"track {t.track_id}: too few mask pixels with valid depth")
                 continue

@@ -57,52 +57,38 @@ def collect_identity_samples(model, coco_root: Path, max_images: int = 900, box_
                              min_area_px: float = 16.0, seed: int = 0, batch_size: int = 4,
                              log=None) -> IdentitySamples:
     """Representations of the (jittered) ground-truth boxes of up to ``max_images``
-    frames of a synth COCO folder, evenly spaced over all its images. The model is put
-    in eval mode. ValueError when the annotations have no ``track_id``/``episode``."""
+    frames of a synth COCO folder (read by :func:`tracking.evaluate.load_sequences`),
+    evenly spaced over all its frames. The model is put in eval mode. ValueError when
+    the annotations have no ``track_id`` or no box."""
+    from hrc_perception.tracking.evaluate import jittered_boxes_xyxy, load_sequences
     log = log or sys.stderr
-    ann = json.loads((Path(coco_root) / "annotations.json").read_text())
-    names = {c["id"]: c["name"] for c in ann["categories"]}
-    images = sorted(ann["images"], key=lambda im: im["id"])
-    if images and "episode" not in images[0]:
-        raise ValueError(f"{coco_root}: images have no 'episode' (not a hrc-perception synth output)")
-    frame_of = {im["id"]: k for k, im in enumerate(images)}
-    by_image: dict[int, list] = {im["id"]: [] for im in images}
-    for a in ann["annotations"]:
-        if "track_id" not in a:
-            raise ValueError(f"{coco_root}: annotations have no track_id (not a hrc-perception synth output)")
-        if a["area"] >= min_area_px and a["category_id"] in names:
-            by_image[a["image_id"]].append(a)
-    picks = [images[int(k)] for k in np.unique(np.linspace(0, len(images) - 1, min(max_images, len(images)))
-                                                .round().astype(int))]
+    frames = [(seq.episode, path, gt) for seq in load_sequences(Path(coco_root), min_area_px)
+              for path, gt in zip(seq.images, seq.gt)]
+    picks = [int(k) for k in np.unique(np.linspace(0, len(frames) - 1, min(max_images, len(frames))).round())
+             if len(frames[int(k)][2].ids)]
     rng = np.random.default_rng(seed)
     model.eval()
     device = next(model.parameters()).device
     reps, identity, episode, frame, cls = [], [], [], [], []
     with torch.inference_mode():
         for start in range(0, len(picks), batch_size):
-            batch = [im for im in picks[start:start + batch_size] if by_image[im["id"]]]
-            if not batch:
-                continue
             tensors, targets = [], []
-            for im in batch:
-                rgb = np.asarray(Image.open(Path(coco_root) / im["file_name"]).convert("RGB"), dtype=np.float32)
+            for k in picks[start:start + batch_size]:
+                ep, path, gt = frames[k]
+                rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
                 tensors.append(torch.from_numpy(rgb / 255.0).permute(2, 0, 1).contiguous().to(device))
-                tlwh = np.array([a["bbox"] for a in by_image[im["id"]]], dtype=np.float64).reshape(-1, 4)
-                size = np.c_[tlwh[:, 2:], tlwh[:, 2:]]
-                xyxy = np.c_[tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]] + rng.normal(0.0, box_jitter, tlwh.shape) * size
-                xyxy[:, 2:] = np.maximum(xyxy[:, 2:], xyxy[:, :2] + 1.0)
+                xyxy = jittered_boxes_xyxy(gt.tlwh, rng, box_jitter)
                 targets.append({"boxes": torch.from_numpy(xyxy.astype(np.float32)).to(device)})
-                for a in by_image[im["id"]]:
-                    identity.append(int(im["episode"]) * IDENTITY_STRIDE + int(a["track_id"]))
-                    episode.append(int(im["episode"]))
-                    frame.append(frame_of[im["id"]])
-                    cls.append(names[a["category_id"]])
+                identity += [ep * IDENTITY_STRIDE + int(i) for i in gt.ids]
+                episode += [ep] * len(gt.ids)
+                frame += [k] * len(gt.ids)
+                cls += gt.classes
             image_list, targets = model.transform(tensors, targets)
             features = model.backbone(image_list.tensors)
             reps.append(model.roi_heads.box_representations(features, [t["boxes"] for t in targets],
                                                             image_list.image_sizes).float().cpu().numpy())
             if (start // batch_size) % 50 == 0:
-                print(f"embedding samples: {start + len(batch)}/{len(picks)} images", file=log)
+                print(f"embedding samples: {start + len(tensors)}/{len(picks)} images", file=log)
     if not reps:
         raise ValueError(f"{coco_root}: no boxes to learn the appearance embedding from")
     return IdentitySamples(np.concatenate(reps), np.array(identity, np.int64), np.array(episode, np.int64),

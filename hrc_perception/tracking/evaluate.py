@@ -124,6 +124,16 @@ def _read_rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def jittered_boxes_xyxy(tlwh: np.ndarray, rng: np.random.Generator, rel_sigma: float) -> np.ndarray:
+    """Boxes tlwh [N, 4] (pixels) as xyxy [N, 4] with N(0, rel_sigma * box size) added to
+    each edge, as a detector's boxes scatter; each at least 1 px wide and high."""
+    tlwh = np.asarray(tlwh, np.float64).reshape(-1, 4)
+    size = np.c_[tlwh[:, 2:], tlwh[:, 2:]]
+    xyxy = np.c_[tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]] + rng.normal(0.0, rel_sigma, tlwh.shape) * size
+    xyxy[:, 2:] = np.maximum(xyxy[:, 2:], xyxy[:, :2] + 1.0)
+    return xyxy
+
+
 def noisy_gt_inputs(seq: Sequence, rng: np.random.Generator, predictor=None, box_noise: float = 0.05,
                     dropout: float = 0.1) -> list[FrameInput]:
     """Ground-truth boxes with N(0, box_noise * size) on each edge, each dropped with
@@ -131,10 +141,7 @@ def noisy_gt_inputs(seq: Sequence, rng: np.random.Generator, predictor=None, box
     out = []
     for path, gt in zip(seq.images, seq.gt):
         keep = rng.random(len(gt.ids)) >= dropout
-        tlwh = gt.tlwh[keep]
-        size = np.c_[tlwh[:, 2:], tlwh[:, 2:]]
-        xyxy = np.c_[tlwh[:, :2], tlwh[:, :2] + tlwh[:, 2:]] + rng.normal(0.0, box_noise, tlwh.shape) * size
-        xyxy[:, 2:] = np.maximum(xyxy[:, 2:], xyxy[:, :2] + 1.0)
+        xyxy = jittered_boxes_xyxy(gt.tlwh[keep], rng, box_noise)
         feats = predictor.embed_boxes(_read_rgb(path), xyxy) if predictor is not None else None
         out.append(FrameInput(np.c_[xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], np.ones(len(xyxy)),
                               [c for c, k in zip(gt.classes, keep) if k], feats))
