@@ -107,6 +107,29 @@ def cmd_train_embedding(args) -> int:
     return 0
 
 
+def cmd_train_object_pose(args) -> int:
+    from hrc_perception.object_pose.train import train
+    card = train(Path(args.data), Path(args.out), Path(args.val) if args.val else None, steps=args.steps,
+                 refine_steps=args.refine_steps, batch_size=args.batch_size, lr=args.lr, refine_lr=args.refine_lr,
+                 n_points=args.points, refine_iterations=args.refine_iterations, device=args.device, seed=args.seed,
+                 checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads)
+    print(f"wrote {args.out}/model.pt and model_card.json ({card['steps']} + {card['refine_steps']} steps)")
+    return 0
+
+
+def cmd_eval_object_pose(args) -> int:
+    from hrc_perception.object_pose.evaluate import evaluate, print_table
+    from hrc_perception.segmentation.evaluate import write_json
+    from hrc_perception.training import machine_line
+    res = evaluate(Path(args.weights), Path(args.data), device=args.device, baselines=not args.no_baselines,
+                   max_instances=args.max_instances)
+    print_table(res["summary"])
+    if args.json:
+        write_json(res, Path(args.json), command="hrc-perception " + " ".join(sys.argv[1:]),
+                   weights=args.weights, data=args.data, machine=machine_line(args.device))
+    return 0
+
+
 def cmd_eval_segmentation(args) -> int:
     from hrc_perception.segmentation.evaluate import evaluate, print_table, write_json
     metrics = evaluate(Path(args.weights), Path(args.data), device=args.device, max_images=args.max_images)
@@ -225,6 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
     tm.add_argument("--seed", type=int, default=0)
     tm.set_defaults(func=cmd_train_embedding)
 
+    to = tsub.add_parser("object_pose", help="DenseFusion (pose network, then refiner) on a synth output's BOP "
+                                             "data (resumable)")
+    to.add_argument("--data", required=True, help="synth output directory (with bop/)")
+    to.add_argument("--out", default="models/object_pose", help="output directory (checkpoint, log, model, card)")
+    to.add_argument("--val", help="held-out synth output (another seed) for the model card's metrics")
+    to.add_argument("--steps", type=int, default=6000, help="pose network steps")
+    to.add_argument("--refine-steps", type=int, default=3000, help="refiner steps (pose network frozen)")
+    to.add_argument("--batch-size", type=int, default=16)
+    to.add_argument("--lr", type=float, default=1e-3)
+    to.add_argument("--refine-lr", type=float, default=3e-4)
+    to.add_argument("--points", type=int, default=128, help="points (masked pixels with depth) per instance")
+    to.add_argument("--refine-iterations", type=int, default=2, help="refiner passes (training and inference)")
+    to.add_argument("--device", default="cpu", help="cpu or cuda")
+    to.add_argument("--seed", type=int, default=0)
+    to.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    to.add_argument("--workers", type=int, default=1, help="data loader processes")
+    to.add_argument("--threads", type=int, help="torch CPU threads")
+    to.set_defaults(func=cmd_train_object_pose)
+
     bc = sub.add_parser("bop2coco", help="COCO masks of a real BOP scene, rendered from its ground-truth poses")
     bc.add_argument("--scene", required=True, help="BOP scene folder (scene_gt.json, scene_camera.json, rgb/)")
     bc.add_argument("--models", required=True, help="folder of obj_NNNNNN.ply meshes")
@@ -241,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--max-images", type=int)
     es.add_argument("--json", help="also write the figures to this JSON file")
     es.set_defaults(func=cmd_eval_segmentation)
+    eo = esub.add_parser("object_pose", help="ADD(-S) accuracy and AUC per part: DenseFusion with and without "
+                                            "refinement, and ICP baselines, on held-out data")
+    eo.add_argument("--weights", default="models/object_pose/model.pt")
+    eo.add_argument("--data", required=True, help="held-out synth output (with bop/) or a BOP folder")
+    eo.add_argument("--device", default="cpu")
+    eo.add_argument("--max-instances", type=int, help="an evenly spaced subset of this many instances")
+    eo.add_argument("--no-baselines", action="store_true", help="DenseFusion only (no ICP)")
+    eo.add_argument("--json", help="also write the figures to this JSON file")
+    eo.set_defaults(func=cmd_eval_object_pose)
     et = esub.add_parser("tracking", help="MOTA / IDF1 of Deep SORT, SORT and deep-sort-realtime on the same inputs")
     et.add_argument("--data", help="synth output with coco/ (episodes with ground-truth identities)")
     et.add_argument("--weights", default="models/segmentation/model.pt",

