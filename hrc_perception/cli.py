@@ -71,6 +71,12 @@ def cmd_bench_segmentation(args) -> int:
     return 0
 
 
+def cmd_bench_object_pose(args) -> int:
+    from hrc_perception.object_pose.bench import bench_object_pose
+    bench_object_pose(args.weights, frames=args.frames, seed=args.seed, json_path=args.json)
+    return 0
+
+
 def cmd_bench_tracking(args) -> int:
     from hrc_perception.tracking.bench import bench_tracking
     bench_tracking(frames=args.frames, json_path=args.json)
@@ -208,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument("--reference-frames", type=int, default=3)
     bg.add_argument("--json", help="also write the figures to this JSON file")
     bg.set_defaults(func=cmd_bench_segmentation)
+    bo = bsub.add_parser("object_pose", help="DenseFusion time per part instance and per frame vs ICP baselines")
+    bo.add_argument("--weights", default="models/object_pose/model.pt")
+    bo.add_argument("--frames", type=int, default=12, help="synthetic close-up frames (about 5 parts each)")
+    bo.add_argument("--seed", type=int, default=900)
+    bo.add_argument("--json", help="also write the figures to this JSON file")
+    bo.set_defaults(func=cmd_bench_object_pose)
     bt = bsub.add_parser("tracking", help="tracker time per frame: Deep SORT, SORT, deep-sort-realtime")
     bt.add_argument("--frames", type=int, default=300)
     bt.add_argument("--json", help="also write the figures to this JSON file")

@@ -61,3 +61,41 @@ def tiny_seg_data(tmp_path_factory, small_cell_yaml):
         assert main(["synth", "--config", str(small_cell_yaml), "--frames", "4", "--seed", str(seed),
                      "--out", str(root / name), "--dataset", "coco", "--quiet"]) == 0
     return root
+
+
+try:   # ROS test helpers (rclpy is there wherever the ROS tests run)
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+except ImportError:
+    QOS = None
+
+
+class Harness:
+    """A node under test, a publisher/listener node, and one executor for both."""
+
+    def __init__(self, ctx, node, in_topic, in_type, outputs):
+        import rclpy.node
+        from rclpy.executors import SingleThreadedExecutor
+        self.node = node
+        self.io = rclpy.node.Node(f"{node.get_name()}_test_io", context=ctx)
+        self.pub = self.io.create_publisher(in_type, in_topic, QOS)
+        self.received = {topic: [] for topic in outputs}
+        for topic, msg_type in outputs.items():
+            self.io.create_subscription(msg_type, topic, self.received[topic].append, QOS)
+        self.ex = SingleThreadedExecutor(context=ctx)
+        self.ex.add_node(node)
+        self.ex.add_node(self.io)
+        assert spin_until(self.ex, lambda: self.pub.get_subscription_count() > 0
+                          and all(self.io.count_publishers(t) > 0 for t in outputs), 10.0)
+
+    def send(self, msg, topic, timeout_s=10.0):
+        """Publish msg; the first new message on topic (None if none within timeout_s)."""
+        n = len(self.received[topic])
+        self.pub.publish(msg)
+        spin_until(self.ex, lambda: len(self.received[topic]) > n, timeout_s)
+        return self.received[topic][n] if len(self.received[topic]) > n else None
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+        self.io.destroy_node()

@@ -8,22 +8,20 @@ import json
 
 import numpy as np
 import pytest
-from conftest import spin_until
+from conftest import QOS, Harness, spin_until
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, RegionOfInterest
 
 from hrc_perception.msg import Instance, InstanceArray, Track, TrackArray
 from hrc_perception.ros.convert import image_to_numpy, ns_to_stamp, numpy_to_image
-from hrc_perception.ros import segmentation_node as seg_module
+from hrc_perception.ros import weights as weights_module
 from hrc_perception.ros.ground_truth_msgs import make_header
 from hrc_perception.ros.segmentation_node import (COLOR_TOPIC, DEBUG_IMAGE_TOPIC, INSTANCES_TOPIC,
                                                   NO_WEIGHTS_MESSAGE, SegmentationNode, detections_to_msg)
 from hrc_perception.ros.tracker_node import TRACKS_TOPIC, TrackerNode
 
 FRAME_ID = "camera_color_optical_frame"
-QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 INFERENCE_TIMEOUT_S = 90.0   # an untrained Mask R-CNN on a busy 2-core machine
 FPS = 15.0
 NS_PER_FRAME = round(1e9 / FPS)
@@ -55,36 +53,6 @@ def checkpoint(tmp_path_factory, cell_classes):
     path = tmp_path_factory.mktemp("seg_weights") / "model.pt"
     save_checkpoint(model, path, {"note": "untrained, for tests"})
     return path
-
-
-class Harness:
-    """A node under test, a publisher/listener node, and one executor for both."""
-
-    def __init__(self, ctx, node, in_topic, in_type, outputs):
-        import rclpy.node
-        self.node = node
-        self.io = rclpy.node.Node(f"{node.get_name()}_test_io", context=ctx)
-        self.pub = self.io.create_publisher(in_type, in_topic, QOS)
-        self.received = {topic: [] for topic in outputs}
-        for topic, msg_type in outputs.items():
-            self.io.create_subscription(msg_type, topic, self.received[topic].append, QOS)
-        self.ex = SingleThreadedExecutor(context=ctx)
-        self.ex.add_node(node)
-        self.ex.add_node(self.io)
-        assert spin_until(self.ex, lambda: self.pub.get_subscription_count() > 0
-                          and all(self.io.count_publishers(t) > 0 for t in outputs), 10.0)
-
-    def send(self, msg, topic, timeout_s=10.0):
-        """Publish msg; the first new message on topic (None if none within timeout_s)."""
-        n = len(self.received[topic])
-        self.pub.publish(msg)
-        spin_until(self.ex, lambda: len(self.received[topic]) > n, timeout_s)
-        return self.received[topic][n] if len(self.received[topic]) > n else None
-
-    def close(self):
-        self.ex.shutdown()
-        self.node.destroy_node()
-        self.io.destroy_node()
 
 
 def _seg_node(ctx, weights, **params):
@@ -215,7 +183,7 @@ def test_segmentation_missing_weights_fails_configure_and_stays_alive(ros_contex
         io.destroy_node()
 
     # weights '' and nothing shipped: the message says how to get weights
-    monkeypatch.setattr(seg_module, "shipped_weights_candidates", lambda: [tmp_path / "models/segmentation/model.pt"])
+    monkeypatch.setattr(weights_module, "shipped_weights_candidates", lambda relpath: [tmp_path / relpath])
     node = _seg_node(ros_context, "")
     try:
         assert node.lifecycle_state == "unconfigured" and NO_WEIGHTS_MESSAGE in node.configure_error

@@ -20,6 +20,7 @@ EXECUTABLES: dict[str, tuple[str, str]] = {
     "visualizer": ("hrc_perception.ros.visualizer", "VisualizerNode"),
     "segmentation": ("hrc_perception.ros.segmentation_node", "SegmentationNode"),
     "tracker": ("hrc_perception.ros.tracker_node", "TrackerNode"),
+    "object_pose": ("hrc_perception.ros.object_pose_node", "ObjectPoseNode"),
 }
 
 

@@ -211,9 +211,14 @@ class HrcNode(LifecycleNode):
             status.message = state
         status.values = [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counters.items())]
         status.values += [KeyValue(key=f"last {k}", value=m) for k, m in sorted(self._last_message.items())]
+        status.values += [KeyValue(key=k, value=v) for k, v in self.diagnostic_values().items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics.publish(msg)
+
+    def diagnostic_values(self) -> dict[str, str]:
+        """Extra key/values for the diagnostics of a subclass (counts that are not problems)."""
+        return {}
 
     # -- lifecycle ------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:

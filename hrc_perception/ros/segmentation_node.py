@@ -64,6 +64,7 @@ from std_msgs.msg import Header
 from hrc_perception.msg import Instance, InstanceArray
 from hrc_perception.ros.convert import ImageConversionError, image_to_rgb, mask_to_roi_image, numpy_to_image
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
+from hrc_perception.ros.weights import resolve_weights
 from hrc_perception.viz.draw import draw_boxes, draw_masks, id_color
 
 COLOR_TOPIC = "camera/color/image_raw"
@@ -73,33 +74,6 @@ DEBUG_IMAGE_TOPIC = "segmentation/debug_image"
 WEIGHTS_RELPATH = Path("models") / "segmentation" / "model.pt"
 NO_WEIGHTS_MESSAGE = "no segmentation weights: train with `hrc-perception train segmentation` or set weights"
 MIN_SHORT_SIDE = 32   # the predictor's smallest input_short_side (pixels)
-
-
-def shipped_weights_candidates() -> list[Path]:
-    """Where the shipped weights may be: the source tree's ``models/``, then the installed share dir."""
-    out = [Path(__file__).resolve().parents[2] / WEIGHTS_RELPATH]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        out.append(Path(get_package_share_directory("hrc_perception")) / WEIGHTS_RELPATH)
-    except Exception:  # noqa: BLE001 - not installed, or no ament_index: the source tree only
-        pass
-    return out
-
-
-def resolve_weights(weights: str) -> Path:
-    """Path of the weights to load: ``weights`` itself, or for '' the first shipped file that exists.
-
-    Raises FileNotFoundError (message :data:`NO_WEIGHTS_MESSAGE` plus where it looked)
-    when '' is given and no shipped weights exist. A given path is returned as is
-    (the loader says when it is missing).
-    """
-    if weights:
-        return Path(weights).expanduser()
-    candidates = shipped_weights_candidates()
-    for p in candidates:
-        if p.is_file():
-            return p
-    raise FileNotFoundError(f"{NO_WEIGHTS_MESSAGE} (looked for {', '.join(str(p) for p in candidates)})")
 
 
 def check_model_card(weights_path: Path, class_names: list[str]) -> None:
@@ -230,7 +204,7 @@ class SegmentationNode(HrcNode):
         if 0 < short_side < MIN_SHORT_SIDE:
             raise ValueError(f"input_short_side must be 0 (the checkpoint's) or >= {MIN_SHORT_SIDE} px, "
                              f"got {short_side}")
-        path = resolve_weights(self.param("weights"))
+        path = resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE)
         predictor = SegmentationPredictor(path, device=self.param("device"),
                                           score_threshold=self.param("score_threshold"),
                                           max_instances=self.param("max_instances"),

@@ -1,0 +1,84 @@
+"""`hrc-perception bench object_pose`: time per part instance and per frame on this machine.
+
+On synthetic close-up frames of the default parts (``config/cell_parts_closeup.yaml``,
+a seed of its own): DenseFusion one instance at a time (main network, and main
+network + refinement), DenseFusion per frame (all of the frame's parts in one
+batch), and in the same run the ICP baselines on the same instances, with each
+method's ADD(-S) accuracy at 0.1 d so speed is compared at known accuracy.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from hrc_perception.training import machine_line
+
+BENCH_CONFIG = Path(__file__).resolve().parents[2] / "config" / "cell_parts_closeup.yaml"
+
+
+def bench_object_pose(weights: str, frames: int = 12, seed: int = 900, threads: int = 2,
+                      json_path: str | None = None) -> dict:
+    from hrc_perception.cli import main as cli_main
+    from hrc_perception.object_pose.evaluate import evaluate_samples, summarise
+    from hrc_perception.object_pose.predictor import ObjectPosePredictor
+    from hrc_perception.object_pose.train import load_bop_split
+
+    torch.set_num_threads(threads)
+    predictor = ObjectPosePredictor(weights)
+    with tempfile.TemporaryDirectory() as tmp:
+        if cli_main(["synth", "--config", str(BENCH_CONFIG), "--frames", str(frames), "--seed", str(seed),
+                     "--out", tmp, "--dataset", "bop", "--quiet"]) != 0:
+            raise RuntimeError("synth failed")
+        parts_by_id, samples = load_bop_split(Path(tmp), crop_px=predictor.build.crop_px, quiet=True)
+    predictor.estimate([(samples[0].crop, 0, samples[0].K)])       # warm-up
+    rows = evaluate_samples(predictor, samples, parts_by_id, baselines=True, quiet=True)
+    summary = summarise(rows, {p.name: p for p in parts_by_id.values()})
+
+    by_frame: dict[tuple, list] = {}
+    for s in samples:
+        name = parts_by_id[s.obj_id].name
+        if name in predictor.classes:
+            by_frame.setdefault((s.scene, s.image_id), []).append((s.crop, predictor.classes.index(name), s.K))
+    frame_times, frame_sizes = [], []
+    for items in by_frame.values():
+        t0 = time.perf_counter()
+        predictor.estimate(items)
+        frame_times.append(time.perf_counter() - t0)
+        frame_sizes.append(len(items))
+
+    def med_ms(method):
+        return summary[method]["all"]["ms_per_instance_median"]
+
+    def acc(method):
+        return summary[method]["all"]["add_s_accuracy_0.1d"]
+
+    res = {
+        "instances": len(samples), "frames": len(frame_times), "threads": threads, "weights": weights,
+        "data": f"hrc-perception synth --config config/cell_parts_closeup.yaml --frames {frames} --seed {seed}",
+        "per_instance_ms_median": {m: med_ms(m) for m in summary},
+        "add_s_accuracy_0.1d": {m: acc(m) for m in summary},
+        "per_frame_ms_median": statistics.median(frame_times) * 1e3,
+        "parts_per_frame_median": statistics.median(frame_sizes),
+        "speedup_refined_vs_icp_global": med_ms("icp_global") / med_ms("densefusion_refined"),
+        "speedup_refined_vs_icp_centroid": med_ms("icp_centroid") / med_ms("densefusion_refined"),
+        "command": "hrc-perception " + " ".join(sys.argv[1:]),
+        "machine": machine_line("cpu"),
+    }
+    print(f"bench object_pose: {len(samples)} instances in {len(frame_times)} frames, {threads} threads, "
+          f"{res['machine']}")
+    for m in summary:
+        print(f"  {m:<21} median {med_ms(m):7.1f} ms/instance   ADD(-S)<0.1d {acc(m):.3f}")
+    print(f"  densefusion_refined per frame ({res['parts_per_frame_median']:.0f} parts, one batch) median "
+          f"{res['per_frame_ms_median']:.1f} ms")
+    print(f"  ratio icp_global / densefusion_refined: {res['speedup_refined_vs_icp_global']:.1f}x")
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(res, indent=2) + "\n")
+    return res
+

@@ -1,0 +1,32 @@
+"""Where a model node finds its weights: a path parameter, or '' for the shipped file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def shipped_weights_candidates(relpath: Path) -> list[Path]:
+    """Where shipped weights ``relpath`` (e.g. models/segmentation/model.pt) may be: the
+    source tree, then the installed share dir."""
+    out = [Path(__file__).resolve().parents[2] / relpath]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        out.append(Path(get_package_share_directory("hrc_perception")) / relpath)
+    except Exception:  # noqa: BLE001 - not installed, or no ament_index: the source tree only
+        pass
+    return out
+
+
+def resolve_weights(weights: str, relpath: Path, missing_message: str) -> Path:
+    """Path of the weights to load: ``weights`` itself, or for '' the first shipped file that exists.
+
+    Raises FileNotFoundError (``missing_message`` plus where it looked) when '' is given
+    and no shipped weights exist. A given path is returned as is (the loader says when
+    it is missing).
+    """
+    if weights:
+        return Path(weights).expanduser()
+    candidates = shipped_weights_candidates(relpath)
+    for p in candidates:
+        if p.is_file():
+            return p
+    raise FileNotFoundError(f"{missing_message} (looked for {', '.join(str(p) for p in candidates)})")
