@@ -46,3 +46,28 @@ def test_missing_instances_and_switched_ids_are_counted(gt_msgs, small_frames):
     pairs = [(_tracks_of(g, 0 if k < half else 1000), g) for k, g in enumerate(gt_msgs)]
     trk = tracking_accuracy(pairs, h, w)
     assert trk["id_switches"] > 0 and trk["idf1"] < 1.0
+
+
+def test_object_pose_accuracy_matches_by_class_and_distance(small_frames):
+    import numpy as np
+
+    from hrc_perception.msg import ObjectPose, ObjectPoseArray
+    from hrc_perception.ros.accuracy import object_pose_accuracy
+    from hrc_perception.ros.convert import matrix_to_pose, pose_to_matrix
+    gt = frame_ground_truth_msgs(small_frames[0], "camera")["ground_truth/objects/poses"]
+    assert len(gt.poses) == 3
+    est = ObjectPoseArray(header=gt.header)
+    exact, shifted = copy.deepcopy(gt.poses[0]), copy.deepcopy(gt.poses[1])
+    T = pose_to_matrix(shifted.pose)
+    T[:3, 3] += [0.0, 0.0, 0.03]                 # 3 cm off: more than 10% of any default part's diameter
+    shifted.pose = matrix_to_pose(T)
+    wrong_class = ObjectPose(class_name="not_a_part", pose=gt.poses[2].pose)
+    est.poses = [shifted, exact, wrong_class]
+    m = object_pose_accuracy([(est, gt)], 240, 320)
+    assert m["parts"] == 3 and m["matched"] == 2
+    assert m["add_s_accuracy_0.1d"] == pytest.approx(0.5)
+    assert m["t_err_median_cm"] == pytest.approx(1.5, abs=1e-6)      # median of 0 and 3 cm
+    per_class = {k.split(" ", 1)[1]: v for k, v in m.items() if k.startswith("matched ")}
+    assert sum(int(v.split("/")[0]) for v in per_class.values()) == 2
+    assert sum(int(v.split("/")[1]) for v in per_class.values()) == 3
+    assert np.isfinite(m["add_s_accuracy_0.1d"])

@@ -97,3 +97,61 @@ def tracking_accuracy(pairs: list, height: int, width: int) -> dict:
     m = summarize(accs)
     return {"frames": len(pairs), "mota": m["mota"], "idf1": m["idf1"], "id_switches": m["id_switches"],
             "objects": m["num_objects"]}
+
+
+def _part_models(names) -> dict:
+    """{name: PartInfo} of the procedural parts among ``names`` (the synthetic cell's
+    default parts); other names are left out."""
+    from hrc_perception.object_pose.data import PartInfo, sample_surface_m
+    from hrc_perception.sim.parts import procedural_part
+    out = {}
+    for name in names:
+        try:
+            part = procedural_part(name)
+        except (KeyError, ValueError):
+            continue
+        pts = sample_surface_m(np.asarray(part.mesh.vertices), np.asarray(part.mesh.faces), 500, seed=0)
+        out[name] = PartInfo(name, pts, float(part.diameter_m),
+                             bool(len(part.symmetries_continuous) or len(part.symmetries_discrete)))
+    return out
+
+
+def object_pose_accuracy(pairs: list, height: int, width: int) -> dict:
+    """Part poses (ObjectPoseArray) against ground truth: each estimate is matched to the
+    unmatched ground-truth part of its class nearest in translation (within one
+    diameter; greedy, nearest pairs first); per part and overall, the share of matched
+    estimates with ADD(-S) under 10% of the diameter (ADD-S for symmetric parts), the
+    median translation error (cm), and how many ground-truth parts got an estimate."""
+    del height, width
+    from hrc_perception.object_pose.metrics import add_or_adds_m
+    from hrc_perception.ros.convert import pose_to_matrix
+
+    models = _part_models({p.class_name for _, gt in pairs for p in gt.poses})
+    rows, gt_count = [], {}
+    for est, gt in pairs:
+        g = [(p.class_name, pose_to_matrix(p.pose)) for p in gt.poses if p.class_name in models]
+        for name, _ in g:
+            gt_count[name] = gt_count.get(name, 0) + 1
+        e = [(p.class_name, pose_to_matrix(p.pose)) for p in est.poses if p.class_name in models]
+        cand = sorted((float(np.linalg.norm(Te[:3, 3] - Tg[:3, 3])), i, j) for i, (ne, Te) in enumerate(e)
+                      for j, (ng, Tg) in enumerate(g) if ne == ng)
+        used_e, used_g = set(), set()
+        for dist, i, j in cand:
+            name = e[i][0]
+            if i in used_e or j in used_g or dist > models[name].diameter_m:
+                continue
+            used_e.add(i)
+            used_g.add(j)
+            m, Te, Tg = models[name], e[i][1], g[j][1]
+            d = add_or_adds_m(m.points_m, m.symmetric, Te[:3, :3], Te[:3, 3], Tg[:3, :3], Tg[:3, 3])
+            rows.append((name, d < 0.1 * m.diameter_m, dist))
+    out = {"frames": len(pairs), "parts": sum(gt_count.values()), "matched": len(rows)}
+    if rows:
+        out["add_s_accuracy_0.1d"] = float(np.mean([r[1] for r in rows]))
+        out["t_err_median_cm"] = float(np.median([r[2] for r in rows]) * 100)
+    for name in sorted(gt_count):
+        sel = [r for r in rows if r[0] == name]
+        out[f"matched {name}"] = f"{len(sel)}/{gt_count[name]}"
+        if sel:
+            out[f"add_s_accuracy_0.1d {name}"] = float(np.mean([r[1] for r in sel]))
+    return out

@@ -33,6 +33,7 @@ from rosbags.rosbag2 import Reader
 ACCURACY_CHECKS: dict = {
     ("segmentation/instances", "ground_truth/segmentation/instances"): "segmentation_accuracy",
     ("tracking/tracks", "ground_truth/segmentation/instances"): "tracking_accuracy",
+    ("objects/poses", "ground_truth/objects/poses"): "object_pose_accuracy",
 }
 """(estimate topic, ground-truth topic) -> name of a function of
 :mod:`hrc_perception.ros.accuracy` taking (pairs of deserialized messages with the

@@ -62,7 +62,7 @@ from hrc_perception.msg import InstanceArray, ObjectPose, ObjectPoseArray, Track
 from hrc_perception.ros.convert import (CameraInfoError, ImageConversionError, camera_info_to_K, depth_to_meters,
                                         image_to_rgb, matrix_to_pose, roi_image_to_mask, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
-from hrc_perception.ros.weights import resolve_weights
+from hrc_perception.ros.weights import load_error_text, resolve_weights
 
 COLOR_TOPIC = "camera/color/image_raw"
 DEPTH_TOPIC = "camera/depth/image_raw"
@@ -165,8 +165,7 @@ class ObjectPoseNode(HrcNode):
             self.predictor = ObjectPosePredictor(path, device=self.param("device"))
             self.weights_path = path
         except Exception as e:   # the base logs it as one line and fails the transition
-            self.configure_error = str(e) if isinstance(e, (FileNotFoundError, ValueError)) \
-                else f"{type(e).__name__}: {e}"
+            self.configure_error = load_error_text(e)
             self.predictor = None
             raise
         self._poses_pub = self.create_publisher(ObjectPoseArray, POSES_TOPIC, self.output_qos())

@@ -64,7 +64,7 @@ from std_msgs.msg import Header
 from hrc_perception.msg import Instance, InstanceArray
 from hrc_perception.ros.convert import ImageConversionError, image_to_rgb, mask_to_roi_image, numpy_to_image
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
-from hrc_perception.ros.weights import resolve_weights
+from hrc_perception.ros.weights import load_error_text, resolve_weights
 from hrc_perception.viz.draw import draw_boxes, draw_masks, id_color
 
 COLOR_TOPIC = "camera/color/image_raw"
@@ -186,8 +186,7 @@ class SegmentationNode(HrcNode):
         try:
             self._load_predictor()
         except Exception as e:   # the base logs it as one line and fails the transition
-            self.configure_error = str(e) if isinstance(e, (FileNotFoundError, ValueError)) \
-                else f"{type(e).__name__}: {e}"
+            self.configure_error = load_error_text(e)
             self.predictor = None
             raise
         self._instances_pub = self.create_publisher(InstanceArray, INSTANCES_TOPIC, self.output_qos())

@@ -30,3 +30,9 @@ def resolve_weights(weights: str, relpath: Path, missing_message: str) -> Path:
         if p.is_file():
             return p
     raise FileNotFoundError(f"{missing_message} (looked for {', '.join(str(p) for p in candidates)})")
+
+
+def load_error_text(e: Exception) -> str:
+    """One line for a model node's ``configure_error``: the message of a missing or
+    mismatched file as it is, the type and message of anything else."""
+    return str(e) if isinstance(e, (FileNotFoundError, ValueError)) else f"{type(e).__name__}: {e}"
