@@ -128,8 +128,12 @@ def cmd_eval_object_pose(args) -> int:
     from hrc_perception.segmentation.evaluate import write_json
     from hrc_perception.training import machine_line
     res = evaluate(Path(args.weights), Path(args.data), device=args.device, baselines=not args.no_baselines,
-                   max_instances=args.max_instances)
+                   max_instances=args.max_instances, models=Path(args.models) if args.models else None,
+                   seg_weights=Path(args.seg_weights) if args.seg_weights else None)
     print_table(res["summary"])
+    if "notes" in res:
+        print(f"masks: {res['notes']['mask_source']}; objects without a matching detection: "
+              f"{res['notes']['missed'] or 'none'}")
     if args.json:
         write_json(res, Path(args.json), command="hrc-perception " + " ".join(sys.argv[1:]),
                    weights=args.weights, data=args.data, machine=machine_line(args.device))
@@ -302,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     eo.add_argument("--device", default="cpu")
     eo.add_argument("--max-instances", type=int, help="an evenly spaced subset of this many instances")
     eo.add_argument("--no-baselines", action="store_true", help="DenseFusion only (no ICP)")
+    eo.add_argument("--models", help="--data is a real BOP scene folder (e.g. ../shared/realdata/lmo/test/000002) "
+                    "and this its models folder; masks rendered from the ground-truth poses")
+    eo.add_argument("--seg-weights", help="with --models: use this segmentation model's masks instead")
     eo.add_argument("--json", help="also write the figures to this JSON file")
     eo.set_defaults(func=cmd_eval_object_pose)
     et = esub.add_parser("tracking", help="MOTA / IDF1 of Deep SORT, SORT and deep-sort-realtime on the same inputs")

@@ -95,20 +95,87 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
     return rows
 
 
+def real_scene_samples(scene_dir: Path, models_dir: Path, crop_px: int, seg_weights: Path | None = None,
+                       min_visible_px: int = 50) -> tuple[dict[int, PartInfo], list[PoseSample], dict]:
+    """Instances of a real BOP scene (e.g. Linemod-Occluded) in its frames that have a
+    depth image: (parts by obj_id, named like the synthetic cell names mesh-folder
+    parts, ``obj_000001``; samples; notes). Ground-truth visible masks are rendered from
+    the poses and meshes (occlusion by the other objects and by the measured depth,
+    :func:`hrc_perception.io.bop_coco.visible_masks`). With ``seg_weights`` the masks are
+    the segmentation model's instead: per object, the detection of its class with the
+    highest mask IoU with the ground-truth mask (at least 0.5); objects without one are
+    counted as missed in the notes."""
+    import json
+
+    from PIL import Image
+
+    from hrc_perception.io.bop_coco import _load_meshes, visible_masks
+    from hrc_perception.object_pose.data import iter_scene_samples, load_bop_parts, read_depth_m
+    parts = load_bop_parts(models_dir)
+    gt = json.loads((scene_dir / "scene_gt.json").read_text())
+    cams = json.loads((scene_dir / "scene_camera.json").read_text())
+    meshes = _load_meshes(Path(models_dir), set(parts), 1e-3)
+    seg = None
+    if seg_weights is not None:
+        from hrc_perception.segmentation.predictor import SegmentationPredictor
+        seg = SegmentationPredictor(seg_weights, score_threshold=0.3)
+    masks, notes = {}, {"mask_source": "segmentation model" if seg else "rendered ground truth", "missed": {}}
+    for key in sorted(gt, key=int):
+        depth_path = scene_dir / "depth" / f"{int(key):06d}.png"
+        rgb_path = next((p for p in (scene_dir / "rgb" / f"{int(key):06d}.{e}" for e in ("png", "jpg")) if p.is_file()),
+                        None)
+        if not depth_path.is_file() or rgb_path is None:
+            continue
+        K = np.asarray(cams[key]["cam_K"], np.float64).reshape(3, 3)
+        depth = read_depth_m(depth_path, float(cams[key].get("depth_scale", 1.0)))
+        posed = []
+        for e in gt[key]:
+            T = np.eye(4)
+            T[:3, :3] = np.asarray(e["cam_R_m2c"], np.float64).reshape(3, 3)
+            T[:3, 3] = np.asarray(e["cam_t_m2c"], np.float64) * 1e-3
+            posed.append((*meshes[int(e["obj_id"])], T))
+        rendered = visible_masks(K, depth.shape[1], depth.shape[0], posed, depth)
+        det = seg.predict(np.asarray(Image.open(rgb_path).convert("RGB"))) if seg is not None else None
+        for k, (e, m) in enumerate(zip(gt[key], rendered)):
+            if det is None:
+                masks[(int(key), k)] = m
+                continue
+            name = parts[int(e["obj_id"])].name
+            ious = [float((m & d).sum() / max((m | d).sum(), 1)) if c == name else 0.0
+                    for c, d in zip(det.class_names, det.masks)]
+            if ious and max(ious) >= 0.5:
+                masks[(int(key), k)] = det.masks[int(np.argmax(ious))]
+            else:
+                notes["missed"][name] = notes["missed"].get(name, 0) + 1
+    samples = list(iter_scene_samples(scene_dir, crop_px, min_visible_px, masks=masks))
+    return parts, samples, notes
+
+
 def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = True,
-             max_instances: int | None = None, quiet: bool = False) -> dict:
+             max_instances: int | None = None, quiet: bool = False, models: Path | None = None,
+             seg_weights: Path | None = None) -> dict:
     """Figures of a model on a ``synth --dataset bop`` output: {"summary": per method,
     per part (see :func:`summarise`), "instances": n}. max_instances: an evenly spaced
-    subset of that many instances."""
+    subset of that many instances. models: ``data`` is a real BOP scene folder and
+    this its models folder (:func:`real_scene_samples`; seg_weights: with the
+    segmentation model's masks)."""
     from hrc_perception.object_pose.predictor import ObjectPosePredictor
     from hrc_perception.object_pose.train import load_bop_split
     predictor = ObjectPosePredictor(weights, device=device)
-    parts_by_id, samples = load_bop_split(Path(data), crop_px=predictor.build.crop_px, quiet=quiet)
+    notes = None
+    if models is not None:
+        parts_by_id, samples, notes = real_scene_samples(Path(data), Path(models), predictor.build.crop_px,
+                                                         seg_weights)
+    else:
+        parts_by_id, samples = load_bop_split(Path(data), crop_px=predictor.build.crop_px, quiet=quiet)
     if max_instances is not None and len(samples) > max_instances:
         samples = [samples[i] for i in np.linspace(0, len(samples) - 1, max_instances).round().astype(int)]
     rows = evaluate_samples(predictor, samples, parts_by_id, baselines=baselines, quiet=quiet)
     parts = {p.name: p for p in parts_by_id.values()}
-    return {"summary": summarise(rows, parts), "instances": len(samples)}
+    out = {"summary": summarise(rows, parts), "instances": len(samples)}
+    if notes is not None:
+        out["notes"] = notes
+    return out
 
 
 def print_table(summary: dict, file=None) -> None:
