@@ -47,9 +47,11 @@ def test_finds_people_and_robot_in_an_unseen_frame(small_frames):
 
 def test_card_records_a_learned_appearance_embedding(card):
     """The embedding stage ran on the detector's own training data and, on held-out
-    episodes, separates other objects of a class far better than the starting projection."""
+    episodes, separates other objects of a class at least as well as the projection it
+    started from (the previous model's, for a fine-tuned model), and well in absolute terms."""
     section = card["appearance_embedding"]
     assert section["data"] == card["data"]["path"] and section["identities"] > 100
     before, learned = section["separation_held_out"]["before"], section["separation_held_out"]["learned"]
-    assert learned["other_object_same_class"]["under_threshold"] < 0.25 * before["other_object_same_class"]["under_threshold"]
+    assert learned["other_object_same_class"]["under_threshold"] <= before["other_object_same_class"]["under_threshold"]
+    assert learned["other_object_same_class"]["under_threshold"] < 0.01
     assert learned["same_object"]["median"] < 0.25 * learned["other_object_same_class"]["median"]
