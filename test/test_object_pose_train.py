@@ -106,3 +106,15 @@ def test_predictor_bad_input_gives_reasons_not_poses(trained):
     nan_depth = np.full_like(depth, np.nan)
     assert pred.predict(rgb, nan_depth, K, [("gear", mask)]) == ["few_depth_pixels"]
     assert pred.predict(rgb, depth, K, []) == []
+
+
+def test_init_from_a_model_and_refuse_other_parts(trained, tiny_bop, tmp_path, capsys):
+    out, _ = trained
+    args = ["train", "object_pose", "--data", str(tiny_bop / "train"), "--batch-size", "4", "--workers", "0",
+            "--points", "32", "--steps", "1", "--refine-steps", "0", "--init", str(out / "model.pt")]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert "starting from" in capsys.readouterr().err
+    card = json.loads((tmp_path / "a" / "model_card.json").read_text())
+    assert card["initialised_from"]["weights"] == str(out / "model.pt")
+    args[args.index("--points") + 1] = "64"                      # another build: refused
+    assert main(args + ["--out", str(tmp_path / "b")]) == 2

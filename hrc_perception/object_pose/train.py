@@ -81,8 +81,12 @@ def refine_passes(refiner, batch: dict, R: torch.Tensor, t: torch.Tensor, col: t
 def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, refine_steps: int = 3000,
           batch_size: int = 16, lr: float = 1e-3, refine_lr: float = 3e-4, n_points: int = 128,
           crop_px: int = CROP_PX, refine_iterations: int = 2, device: str = "cpu", seed: int = 0,
-          checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None) -> dict:
-    """Train (or resume) both stages and write the model and its card; returns the card."""
+          checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None,
+          init: Path | None = None) -> dict:
+    """Train (or resume) both stages and write the model and its card; returns the card.
+
+    init: a model file to start both networks from (same parts, same build) instead of
+    random weights; ignored when resuming from a checkpoint."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if threads:
@@ -124,6 +128,16 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         print(f"train object_pose: resuming {stage} at step {step}", file=sys.stderr)
+    elif init is not None:
+        from hrc_perception.object_pose.model import load_model
+        init_build, init_net, init_ref, init_card = load_model(init)
+        if init_card["classes"] != class_names or init_build != build:
+            raise ValueError(f"{init}: a model for parts {init_card['classes']} built as {init_build}; this run "
+                             f"needs parts {class_names} built as {build}")
+        posenet.load_state_dict(init_net.state_dict())
+        if init_ref is not None:
+            refiner.load_state_dict(init_ref.state_dict())
+        print(f"train object_pose: starting from {init}", file=sys.stderr)
 
     def checkpoint():
         save_atomic({"posenet": posenet.state_dict(), "refiner": refiner.state_dict(), "stage": stage, "step": step,
@@ -198,6 +212,9 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
         "training_time_s": {k: round(v, 1) for k, v in elapsed.items()},
         "machine": machine_line(device),
     }
+    if init is not None:
+        from hrc_perception.segmentation.model import file_sha256
+        card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(Path(init))}
     model_path = out / "model.pt"
     save_model(model_path, build, posenet, refiner, card)
     if val is not None:
