@@ -118,3 +118,27 @@ def test_init_from_a_model_and_refuse_other_parts(trained, tiny_bop, tmp_path, c
     assert card["initialised_from"]["weights"] == str(out / "model.pt")
     args[args.index("--points") + 1] = "64"                      # another build: refused
     assert main(args + ["--out", str(tmp_path / "b")]) == 2
+
+
+def test_refiner_perturbation_moves_half_within_bounds():
+    import torch
+
+    from hrc_perception.object_pose.train import perturb_estimates
+
+    torch.manual_seed(3)
+    B = 400
+    R = torch.linalg.qr(torch.randn(B, 3, 3, dtype=torch.float64))[0]
+    R = R * torch.det(R).sign().view(B, 1, 1)  # proper rotations
+    t = torch.randn(B, 3, dtype=torch.float64)
+    R2, t2 = perturb_estimates(R, t, max_deg=10.0, max_shift_m=0.01)
+    eye = torch.eye(3, dtype=torch.float64).expand(B, 3, 3)
+    assert torch.allclose(R2 @ R2.transpose(1, 2), eye, atol=1e-9)
+    assert torch.allclose(torch.det(R2), torch.ones(B, dtype=torch.float64))
+    cos = ((R2 @ R.transpose(1, 2)).diagonal(dim1=1, dim2=2).sum(1) - 1) / 2
+    angle_deg = torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
+    shift = (t2 - t).abs().max(1).values
+    moved = ~((R2 == R).flatten(1).all(1) & (t2 == t).all(1))
+    assert 0.4 < moved.double().mean() < 0.6
+    assert angle_deg.max() <= 10.0 + 1e-6 and shift.max() <= 0.01
+    assert angle_deg[moved].median() > 3.0  # spread over the range, not tiny
+    assert shift[moved].min() > 0

@@ -4,7 +4,8 @@
         [--val OTHER_SYNTH_OUT] [--steps 6000] [--refine-steps 3000]
 
 Two stages, as DenseFusion trains them: the pose network first, then (the pose
-network frozen) the refiner, on the main network's own estimates. The run resumes
+network frozen) the refiner, on the main network's own estimates (half of them moved
+further off by up to 10 degrees and 1 cm, so it also learns larger corrections). The run resumes
 from ``OUT/checkpoint.pt`` (stage, step, both networks, optimizer, schedule;
 written atomically every ``--checkpoint-every`` steps). ``OUT/train_log.jsonl``
 gets one line per logged step. At the end ``OUT/model.pt`` and
@@ -30,6 +31,10 @@ from hrc_perception.object_pose.network import compose_correction, quaternion_to
 from hrc_perception.training import data_spec, machine_line, save_atomic, warmup_cosine
 
 STAGES = ("posenet", "refiner")
+# The refiner also learns from estimates moved further off: a random half of each batch
+# gets an extra rotation (random axis, up to this angle) and shift (per axis, up to this).
+REFINE_PERTURB_DEG = 10.0
+REFINE_PERTURB_M = 0.01
 
 
 def bop_root(synth_dir: Path) -> Path:
@@ -61,6 +66,21 @@ def _loader(dataset: PoseDataset, batch_size: int, epoch: int, seed: int, skip: 
     order = np.random.default_rng([seed, epoch]).permutation(len(dataset))[skip * batch_size:]
     return torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size,
                                        num_workers=workers, drop_last=True)
+
+
+def perturb_estimates(R: torch.Tensor, t: torch.Tensor, max_deg: float = REFINE_PERTURB_DEG,
+                      max_shift_m: float = REFINE_PERTURB_M) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random half of the estimates (R [B, 3, 3], t [B, 3] metres) turned about a random
+    axis through their origin by up to ``max_deg`` and shifted by up to ``max_shift_m``
+    per axis; the others unchanged. Uses torch's global generator."""
+    B = R.shape[0]
+    axis = torch.nn.functional.normalize(torch.randn(B, 3, dtype=R.dtype, device=R.device), dim=1)
+    half_angle = torch.rand(B, 1, dtype=R.dtype, device=R.device) * np.deg2rad(max_deg) / 2
+    moved = (torch.rand(B, device=R.device) < 0.5).to(R.dtype)
+    half_angle = half_angle * moved.unsqueeze(1)
+    dR = quaternion_to_matrix(torch.cat([half_angle.cos(), half_angle.sin() * axis], dim=1))
+    shift = (torch.rand(B, 3, dtype=R.dtype, device=R.device) * 2 - 1) * max_shift_m * moved.unsqueeze(1)
+    return dR @ R, t + shift
 
 
 def refine_passes(refiner, batch: dict, R: torch.Tensor, t: torch.Tensor, col: torch.Tensor, iterations: int
@@ -168,7 +188,7 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
                         q, t_pts, conf, col = posenet(batch["crop"], batch["points"], batch["choose"], batch["cls"])
                         pick = conf.argmax(1)
                         rows = torch.arange(len(pick))
-                        R0, t0 = quaternion_to_matrix(q[rows, pick]), t_pts[rows, pick]
+                        R0, t0 = perturb_estimates(quaternion_to_matrix(q[rows, pick]), t_pts[rows, pick])
                     loss, R, t = refine_passes(refiner, batch, R0, t0, col, refine_iterations)
                     with torch.no_grad():
                         best = refiner_loss(R, t, batch["model_pts"], batch["R_gt"], batch["t_gt"],
