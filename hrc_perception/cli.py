@@ -130,8 +130,11 @@ def cmd_eval_object_pose(args) -> int:
     from hrc_perception.training import machine_line
     res = evaluate(Path(args.weights), Path(args.data), device=args.device, baselines=not args.no_baselines,
                    max_instances=args.max_instances, models=Path(args.models) if args.models else None,
-                   seg_weights=Path(args.seg_weights) if args.seg_weights else None)
+                   seg_weights=Path(args.seg_weights) if args.seg_weights else None,
+                   figure=Path(args.figure) if args.figure else None)
     print_table(res["summary"])
+    if "figure" in res:
+        print(f"wrote {res['figure']}")
     if "notes" in res:
         print(f"masks: {res['notes']['mask_source']}; objects without a matching detection: "
               f"{res['notes']['missed'] or 'none'}")
@@ -312,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "and this its models folder; masks rendered from the ground-truth poses")
     eo.add_argument("--seg-weights", help="with --models: use this segmentation model's masks instead")
     eo.add_argument("--json", help="also write the figures to this JSON file")
+    eo.add_argument("--figure", help="also draw the refined poses on 4 frames into this image (.jpg/.png)")
     eo.set_defaults(func=cmd_eval_object_pose)
     et = esub.add_parser("tracking", help="MOTA / IDF1 of Deep SORT, SORT and deep-sort-realtime on the same inputs")
     et.add_argument("--data", help="synth output with coco/ (episodes with ground-truth identities)")

@@ -67,12 +67,14 @@ def test_eval_with_baselines_writes_json(trained, tiny_bop, tmp_path, capsys):
     out, _ = trained
     js = tmp_path / "eval.json"
     assert main(["eval", "object_pose", "--weights", str(out / "model.pt"), "--data", str(tiny_bop / "val"),
-                 "--max-instances", "3", "--json", str(js)]) == 0
+                 "--max-instances", "3", "--json", str(js), "--figure", str(tmp_path / "poses.jpg")]) == 0
     printed = capsys.readouterr().out
     assert "icp_global" in printed and "ADD(-S)<0.1d" in printed
     saved = json.loads(js.read_text())
     assert saved["instances"] == 3 and saved["summary"]["icp_centroid"]["all"]["instances"] == 3
     assert "command" in saved and "machine" in saved
+    from PIL import Image
+    assert Image.open(tmp_path / "poses.jpg").width in (640, 2 * 640)   # the 3 instances' frames, 2 per row
 
 
 def test_resume_with_other_parts_is_refused(trained, tmp_path, tiny_bop):

@@ -151,16 +151,32 @@ def real_scene_samples(scene_dir: Path, models_dir: Path, crop_px: int, seg_weig
     return parts, samples, notes
 
 
+def _refined_pose(predictor, parts_by_id: dict[int, PartInfo], s: PoseSample) -> np.ndarray | None:
+    name = parts_by_id[s.obj_id].name
+    if name not in predictor.classes:
+        return None
+    return getattr(predictor.estimate([(s.crop, predictor.classes.index(name), s.K)])[0], "T_cam_obj", None)
+
+
+def _scene_rgb(scene_root: Path, s: PoseSample) -> np.ndarray:
+    """The colour image of a sample: ``scene_root/SCENE/rgb`` (synth) or ``scene_root/rgb`` (a real scene)."""
+    from PIL import Image
+    scene = scene_root / s.scene if (scene_root / s.scene).is_dir() else scene_root
+    path = next(p for p in (scene / "rgb" / f"{s.image_id:06d}.{e}" for e in ("png", "jpg")) if p.is_file())
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = True,
              max_instances: int | None = None, quiet: bool = False, models: Path | None = None,
-             seg_weights: Path | None = None) -> dict:
+             seg_weights: Path | None = None, figure: Path | None = None) -> dict:
     """Figures of a model on a ``synth --dataset bop`` output: {"summary": per method,
     per part (see :func:`summarise`), "instances": n}. max_instances: an evenly spaced
     subset of that many instances. models: ``data`` is a real BOP scene folder and
     this its models folder (:func:`real_scene_samples`; seg_weights: with the
-    segmentation model's masks)."""
+    segmentation model's masks). figure: also draw the refined poses on 4 of the
+    frames (:func:`hrc_perception.object_pose.figure.pose_figure`)."""
     from hrc_perception.object_pose.predictor import ObjectPosePredictor
-    from hrc_perception.object_pose.train import load_bop_split
+    from hrc_perception.object_pose.train import bop_root, load_bop_split
     predictor = ObjectPosePredictor(weights, device=device)
     notes = None
     if models is not None:
@@ -173,6 +189,11 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = T
     rows = evaluate_samples(predictor, samples, parts_by_id, baselines=baselines, quiet=quiet)
     parts = {p.name: p for p in parts_by_id.values()}
     out = {"summary": summarise(rows, parts), "instances": len(samples)}
+    if figure is not None:
+        from hrc_perception.object_pose.figure import pose_figure
+        scene_root = Path(data) if models is not None else bop_root(Path(data)) / "train"
+        out["figure"] = str(pose_figure(samples, parts_by_id, lambda s: _refined_pose(predictor, parts_by_id, s),
+                                        lambda s: _scene_rgb(scene_root, s), figure))
     if notes is not None:
         out["notes"] = notes
     return out
