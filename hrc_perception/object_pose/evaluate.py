@@ -173,8 +173,8 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = T
     per part (see :func:`summarise`), "instances": n}. max_instances: an evenly spaced
     subset of that many instances. models: ``data`` is a real BOP scene folder and
     this its models folder (:func:`real_scene_samples`; seg_weights: with the
-    segmentation model's masks). figure: also draw the refined poses on 4 of the
-    frames (:func:`hrc_perception.object_pose.figure.pose_figure`)."""
+    segmentation model's masks). figure: also draw the refined poses of every
+    instance of 4 of the frames (:func:`hrc_perception.object_pose.figure.pose_figure`)."""
     from hrc_perception.object_pose.predictor import ObjectPosePredictor
     from hrc_perception.object_pose.train import bop_root, load_bop_split
     predictor = ObjectPosePredictor(weights, device=device)
@@ -184,6 +184,7 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = T
                                                          seg_weights)
     else:
         parts_by_id, samples = load_bop_split(Path(data), crop_px=predictor.build.crop_px, quiet=quiet)
+    all_samples = samples
     if max_instances is not None and len(samples) > max_instances:
         samples = [samples[i] for i in np.linspace(0, len(samples) - 1, max_instances).round().astype(int)]
     rows = evaluate_samples(predictor, samples, parts_by_id, baselines=baselines, quiet=quiet)
@@ -192,7 +193,7 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = T
     if figure is not None:
         from hrc_perception.object_pose.figure import pose_figure
         scene_root = Path(data) if models is not None else bop_root(Path(data)) / "train"
-        out["figure"] = str(pose_figure(samples, parts_by_id, lambda s: _refined_pose(predictor, parts_by_id, s),
+        out["figure"] = str(pose_figure(all_samples, parts_by_id, lambda s: _refined_pose(predictor, parts_by_id, s),
                                         lambda s: _scene_rgb(scene_root, s), figure))
     if notes is not None:
         out["notes"] = notes
