@@ -119,7 +119,7 @@ def cmd_train_object_pose(args) -> int:
                  refine_steps=args.refine_steps, batch_size=args.batch_size, lr=args.lr, refine_lr=args.refine_lr,
                  n_points=args.points, refine_iterations=args.refine_iterations, device=args.device, seed=args.seed,
                  checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads,
-                 init=Path(args.init) if args.init else None)
+                 init=Path(args.init) if args.init else None, fresh_refiner=args.fresh_refiner)
     print(f"wrote {args.out}/model.pt and model_card.json ({card['steps']} + {card['refine_steps']} steps)")
     return 0
 
@@ -286,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     to.add_argument("--workers", type=int, default=1, help="data loader processes")
     to.add_argument("--threads", type=int, help="torch CPU threads")
     to.add_argument("--init", help="start both networks from this model file (same parts and build)")
+    to.add_argument("--fresh-refiner", action="store_true", help="with --init: the refiner starts from scratch")
     to.set_defaults(func=cmd_train_object_pose)
 
     bc = sub.add_parser("bop2coco", help="COCO masks of a real BOP scene, rendered from its ground-truth poses")

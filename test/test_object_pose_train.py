@@ -122,6 +122,26 @@ def test_init_from_a_model_and_refuse_other_parts(trained, tiny_bop, tmp_path, c
     assert main(args + ["--out", str(tmp_path / "b")]) == 2
 
 
+def test_init_with_a_fresh_refiner_keeps_only_the_pose_network(trained, tiny_bop, tmp_path):
+    import torch
+
+    from hrc_perception.object_pose.model import load_model
+    out, _ = trained
+    args = ["train", "object_pose", "--data", str(tiny_bop / "train"), "--batch-size", "4", "--workers", "0",
+            "--points", "32"]
+    assert main(args + ["--steps", "1", "--refine-steps", "2", "--init", str(out / "model.pt"),
+                        "--out", str(tmp_path / "a")]) == 0                      # a trained refiner
+    assert main(args + ["--steps", "0", "--refine-steps", "0", "--init", str(tmp_path / "a" / "model.pt"),
+                        "--fresh-refiner", "--out", str(tmp_path / "c")]) == 0
+    _, net_a, ref_a, _ = load_model(tmp_path / "a" / "model.pt")
+    _, net_c, ref_c, card = load_model(tmp_path / "c" / "model.pt")
+    for (k, va), vc in zip(net_a.state_dict().items(), net_c.state_dict().values()):
+        assert torch.equal(va, vc), k
+    assert torch.count_nonzero(ref_a.rot[-1].weight) > 0                          # moved by training
+    assert torch.count_nonzero(ref_c.rot[-1].weight) == 0                         # the identity start
+    assert card["initialised_from"]["networks"] == "pose network"
+
+
 def test_refiner_perturbation_moves_half_within_bounds():
     import torch
 

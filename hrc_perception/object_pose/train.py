@@ -102,11 +102,12 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
           batch_size: int = 16, lr: float = 1e-3, refine_lr: float = 3e-4, n_points: int = 128,
           crop_px: int = CROP_PX, refine_iterations: int = 2, device: str = "cpu", seed: int = 0,
           checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None,
-          init: Path | None = None) -> dict:
+          init: Path | None = None, fresh_refiner: bool = False) -> dict:
     """Train (or resume) both stages and write the model and its card; returns the card.
 
     init: a model file to start both networks from (same parts, same build) instead of
-    random weights; ignored when resuming from a checkpoint."""
+    random weights; ignored when resuming from a checkpoint. fresh_refiner: with init,
+    only the pose network comes from it and the refiner starts from scratch."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if threads:
@@ -155,9 +156,10 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
             raise ValueError(f"{init}: a model for parts {init_card['classes']} built as {init_build}; this run "
                              f"needs parts {class_names} built as {build}")
         posenet.load_state_dict(init_net.state_dict())
-        if init_ref is not None:
+        if init_ref is not None and not fresh_refiner:
             refiner.load_state_dict(init_ref.state_dict())
-        print(f"train object_pose: starting from {init}", file=sys.stderr)
+        print(f"train object_pose: starting from {init}{' (pose network only)' if fresh_refiner else ''}",
+              file=sys.stderr)
 
     def checkpoint():
         save_atomic({"posenet": posenet.state_dict(), "refiner": refiner.state_dict(), "stage": stage, "step": step,
@@ -234,7 +236,8 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
     }
     if init is not None:
         from hrc_perception.segmentation.model import file_sha256
-        card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(Path(init))}
+        card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(Path(init)),
+                                    "networks": "pose network" if fresh_refiner else "pose network and refiner"}
     model_path = out / "model.pt"
     save_model(model_path, build, posenet, refiner, card)
     if val is not None:
