@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     to.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     to.add_argument("--workers", type=int, default=1, help="data loader processes")
     to.add_argument("--threads", type=int, help="torch CPU threads")
-    to.add_argument("--init", help="start both networks from this model file (same parts and build)")
+    to.add_argument("--init", help="start both networks from this model file (same parts and crop; --points may "
+                    "differ)")
     to.add_argument("--fresh-refiner", action="store_true", help="with --init: the refiner starts from scratch")
     to.set_defaults(func=cmd_train_object_pose)
 

@@ -118,8 +118,13 @@ def test_init_from_a_model_and_refuse_other_parts(trained, tiny_bop, tmp_path, c
     assert "starting from" in capsys.readouterr().err
     card = json.loads((tmp_path / "a" / "model_card.json").read_text())
     assert card["initialised_from"]["weights"] == str(out / "model.pt")
-    args[args.index("--points") + 1] = "64"                      # another build: refused
-    assert main(args + ["--out", str(tmp_path / "b")]) == 2
+    args[args.index("--points") + 1] = "64"                      # more points: the same weights fit
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "model_card.json").read_text())["n_points"] == 64
+    from hrc_perception.object_pose.train import train
+    with pytest.raises(ValueError, match="crop_px 32"):          # another crop side: refused
+        train(tiny_bop / "train", tmp_path / "c", steps=1, refine_steps=0, batch_size=4, n_points=32, crop_px=32,
+              workers=0, init=out / "model.pt")
 
 
 def test_init_with_a_fresh_refiner_keeps_only_the_pose_network(trained, tiny_bop, tmp_path):

@@ -36,6 +36,12 @@ class BuildConfig:
     def build(self) -> tuple[PoseNet, PoseRefiner]:
         return PoseNet(self.num_classes, self.embed_dim), PoseRefiner(self.num_classes, self.embed_dim)
 
+    def same_weights_as(self, other: "BuildConfig") -> bool:
+        """Whether the weights of one build fit the other and mean the same: equal
+        classes, embedding and crop side (points per instance and refiner passes
+        do not change the weights)."""
+        return (self.num_classes, self.embed_dim, self.crop_px) == (other.num_classes, other.embed_dim, other.crop_px)
+
 
 def _half(sd: dict) -> dict:
     return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}

@@ -105,8 +105,8 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
           init: Path | None = None, fresh_refiner: bool = False) -> dict:
     """Train (or resume) both stages and write the model and its card; returns the card.
 
-    init: a model file to start both networks from (same parts, same build) instead of
-    random weights; ignored when resuming from a checkpoint. fresh_refiner: with init,
+    init: a model file to start both networks from (same parts, embedding and crop
+    side; the points per instance may differ) instead of random weights; ignored when resuming from a checkpoint. fresh_refiner: with init,
     only the pose network comes from it and the refiner starts from scratch."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,9 +152,10 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
     elif init is not None:
         from hrc_perception.object_pose.model import load_model
         init_build, init_net, init_ref, init_card = load_model(init)
-        if init_card["classes"] != class_names or init_build != build:
+        if init_card["classes"] != class_names or not init_build.same_weights_as(build):
             raise ValueError(f"{init}: a model for parts {init_card['classes']} built as {init_build}; this run "
-                             f"needs parts {class_names} built as {build}")
+                             f"needs parts {class_names} with embed_dim {build.embed_dim} and crop_px "
+                             f"{build.crop_px}")
         posenet.load_state_dict(init_net.state_dict())
         if init_ref is not None and not fresh_refiner:
             refiner.load_state_dict(init_ref.state_dict())
