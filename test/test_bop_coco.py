@@ -91,3 +91,15 @@ def test_lmo_frame_with_depth_matches_bop_visible_pixel_counts(tmp_path):
     assert set(ours) == set(bop)
     for oid in ours:
         assert abs(ours[oid] - bop[oid]) <= max(0.03 * bop[oid], 15), (oid, ours[oid], bop[oid])
+
+
+def test_gt_pose_and_rgb_path_readers(tmp_path):
+    from hrc_perception.io.bop import gt_pose_T, scene_rgb_path
+    entry = {"cam_R_m2c": [0, -1, 0, 1, 0, 0, 0, 0, 1], "cam_t_m2c": [10.0, -20.0, 500.0], "obj_id": 3}
+    T = gt_pose_T(entry)                                     # mm -> m
+    assert np.allclose(T[:3, 3], [0.01, -0.02, 0.5]) and np.allclose(T[:3, :3], [[0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    assert np.allclose(gt_pose_T(entry, 1.0)[:3, 3], [10.0, -20.0, 500.0])
+    assert scene_rgb_path(tmp_path, 7) is None
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "rgb" / "000007.jpg").write_bytes(b"x")
+    assert scene_rgb_path(tmp_path, 7) == tmp_path / "rgb" / "000007.jpg"

@@ -33,6 +33,7 @@ as part of the full silhouette.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -44,6 +45,24 @@ from hrc_perception.sim.frame import ClassInfo, Frame, PartGT
 
 M_TO_MM = 1000.0
 SilhouetteFn = Callable[[Frame, PartGT], np.ndarray]
+
+
+# ----------------------------------------------------------------------------- reading
+
+def scene_rgb_path(scene_dir: str | os.PathLike, image_id: int) -> Path | None:
+    """The colour image of ``image_id`` in a BOP scene folder (``rgb/{id:06d}.png`` or
+    ``.jpg``), or None when it has none."""
+    return next((p for p in (Path(scene_dir) / "rgb" / f"{int(image_id):06d}.{ext}" for ext in ("png", "jpg"))
+                 if p.is_file()), None)
+
+
+def gt_pose_T(entry: dict, unit_to_m: float = 1.0 / M_TO_MM) -> np.ndarray:
+    """T_cam_obj [4, 4] (translation in metres) of one ``scene_gt.json`` entry
+    (``cam_R_m2c`` row-major, ``cam_t_m2c`` in the mesh unit; ``unit_to_m`` metres per unit)."""
+    T = np.eye(4)
+    T[:3, :3] = np.asarray(entry["cam_R_m2c"], np.float64).reshape(3, 3)
+    T[:3, 3] = np.asarray(entry["cam_t_m2c"], np.float64) * unit_to_m
+    return T
 
 
 # ----------------------------------------------------------------------------- models

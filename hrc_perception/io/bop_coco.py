@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from hrc_perception.io.atomic import atomic_write_json
+from hrc_perception.io.bop import gt_pose_T, scene_rgb_path
 from hrc_perception.io.coco import encode_mask
 from hrc_perception.sim.parts import UNIT_SCALES
 
 
-def _load_meshes(models_dir: Path, obj_ids: set[int], scale: float) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def load_meshes(models_dir: Path, obj_ids: set[int], scale: float) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """{obj_id: (vertices [V, 3] metres, faces [F, 3] int)} from ``obj_%06d.ply``."""
     import trimesh
     out = {}
@@ -83,24 +84,20 @@ def bop_scene_to_coco(scene_dir: str | Path, models_dir: str | Path, out_dir: st
                                     f"scene_camera.json and rgb/)")
     scene_gt = json.loads((scene_dir / "scene_gt.json").read_text())
     cameras = json.loads((scene_dir / "scene_camera.json").read_text())
-    meshes = _load_meshes(models_dir, {int(o["obj_id"]) for objs in scene_gt.values() for o in objs}, scale)
+    meshes = load_meshes(models_dir, {int(o["obj_id"]) for objs in scene_gt.values() for o in objs}, scale)
     from PIL import Image
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     images, annotations, counts = [], [], {}
     for key in sorted(scene_gt, key=int):
-        rgb = next((scene_dir / "rgb" / f"{int(key):06d}{ext}" for ext in (".png", ".jpg")
-                    if (scene_dir / "rgb" / f"{int(key):06d}{ext}").is_file()), None)
+        rgb = scene_rgb_path(scene_dir, int(key))
         if rgb is None:
             continue
         width, height = Image.open(rgb).size
         K = np.asarray(cameras[key]["cam_K"], np.float64).reshape(3, 3)
         posed, ids = [], []
         for obj in scene_gt[key]:
-            T = np.eye(4)
-            T[:3, :3] = np.asarray(obj["cam_R_m2c"], np.float64).reshape(3, 3)
-            T[:3, 3] = np.asarray(obj["cam_t_m2c"], np.float64) * scale
             verts, faces = meshes[int(obj["obj_id"])]
-            posed.append((verts, faces, T))
+            posed.append((verts, faces, gt_pose_T(obj, scale)))
             ids.append(int(obj["obj_id"]))
         depth_png = scene_dir / "depth" / f"{int(key):06d}.png"
         depth_m = None

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from hrc_perception.geometry import backproject_pixels
+from hrc_perception.io.bop import gt_pose_T, scene_rgb_path
 
 CROP_PX = 64
 """Side of the square colour/depth/mask crop fed to the network (pixels)."""
@@ -235,8 +236,7 @@ def iter_scene_samples(scene_dir: Path, crop_px: int = CROP_PX, min_visible_px: 
         entries = gt[key]
         if obj_ids is not None and not any(e["obj_id"] in obj_ids for e in entries):
             continue
-        rgb_path = next((p for p in (scene_dir / "rgb" / f"{image_id:06d}.{ext}" for ext in ("jpg", "png"))
-                         if p.is_file()), None)
+        rgb_path = scene_rgb_path(scene_dir, image_id)
         depth_path = scene_dir / "depth" / f"{image_id:06d}.png"
         if rgb_path is None or not depth_path.is_file():
             continue
@@ -261,7 +261,4 @@ def iter_scene_samples(scene_dir: Path, crop_px: int = CROP_PX, min_visible_px: 
             crop = crop_instance(rgb, depth, mask, crop_px)
             if crop is None or len(valid_pixels(crop)) == 0:
                 continue
-            T = np.eye(4)
-            T[:3, :3] = np.asarray(e["cam_R_m2c"], np.float64).reshape(3, 3)
-            T[:3, 3] = np.asarray(e["cam_t_m2c"], np.float64) * MM_TO_M
-            yield PoseSample(crop, K, int(e["obj_id"]), T, scene_dir.name, image_id, k)
+            yield PoseSample(crop, K, int(e["obj_id"]), gt_pose_T(e), scene_dir.name, image_id, k)

@@ -109,12 +109,13 @@ def real_scene_samples(scene_dir: Path, models_dir: Path, crop_px: int, seg_weig
 
     from PIL import Image
 
-    from hrc_perception.io.bop_coco import _load_meshes, visible_masks
+    from hrc_perception.io.bop import gt_pose_T, scene_rgb_path
+    from hrc_perception.io.bop_coco import load_meshes, visible_masks
     from hrc_perception.object_pose.data import iter_scene_samples, load_bop_parts, read_depth_m
     parts = load_bop_parts(models_dir)
     gt = json.loads((scene_dir / "scene_gt.json").read_text())
     cams = json.loads((scene_dir / "scene_camera.json").read_text())
-    meshes = _load_meshes(Path(models_dir), set(parts), 1e-3)
+    meshes = load_meshes(Path(models_dir), set(parts), 1e-3)
     seg = None
     if seg_weights is not None:
         from hrc_perception.segmentation.predictor import SegmentationPredictor
@@ -122,18 +123,12 @@ def real_scene_samples(scene_dir: Path, models_dir: Path, crop_px: int, seg_weig
     masks, notes = {}, {"mask_source": "segmentation model" if seg else "rendered ground truth", "missed": {}}
     for key in sorted(gt, key=int):
         depth_path = scene_dir / "depth" / f"{int(key):06d}.png"
-        rgb_path = next((p for p in (scene_dir / "rgb" / f"{int(key):06d}.{e}" for e in ("png", "jpg")) if p.is_file()),
-                        None)
+        rgb_path = scene_rgb_path(scene_dir, int(key))
         if not depth_path.is_file() or rgb_path is None:
             continue
         K = np.asarray(cams[key]["cam_K"], np.float64).reshape(3, 3)
         depth = read_depth_m(depth_path, float(cams[key].get("depth_scale", 1.0)))
-        posed = []
-        for e in gt[key]:
-            T = np.eye(4)
-            T[:3, :3] = np.asarray(e["cam_R_m2c"], np.float64).reshape(3, 3)
-            T[:3, 3] = np.asarray(e["cam_t_m2c"], np.float64) * 1e-3
-            posed.append((*meshes[int(e["obj_id"])], T))
+        posed = [(*meshes[int(e["obj_id"])], gt_pose_T(e)) for e in gt[key]]
         rendered = visible_masks(K, depth.shape[1], depth.shape[0], posed, depth)
         det = seg.predict(np.asarray(Image.open(rgb_path).convert("RGB"))) if seg is not None else None
         for k, (e, m) in enumerate(zip(gt[key], rendered)):
@@ -161,9 +156,10 @@ def _refined_pose(predictor, parts_by_id: dict[int, PartInfo], s: PoseSample) ->
 def _scene_rgb(scene_root: Path, s: PoseSample) -> np.ndarray:
     """The colour image of a sample: ``scene_root/SCENE/rgb`` (synth) or ``scene_root/rgb`` (a real scene)."""
     from PIL import Image
+
+    from hrc_perception.io.bop import scene_rgb_path
     scene = scene_root / s.scene if (scene_root / s.scene).is_dir() else scene_root
-    path = next(p for p in (scene / "rgb" / f"{s.image_id:06d}.{e}" for e in ("png", "jpg")) if p.is_file())
-    return np.asarray(Image.open(path).convert("RGB"))
+    return np.asarray(Image.open(scene_rgb_path(scene, s.image_id)).convert("RGB"))
 
 
 def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = True,
