@@ -402,3 +402,15 @@ def test_agrees_with_cv_bridge(encoding):
         got = image_to_numpy(msg)
         assert got.dtype == expected.dtype and got.shape == expected.shape
         np.testing.assert_array_equal(got, expected)
+
+
+def test_copy_header_is_independent_and_duration_msg_splits_seconds():
+    from hrc_perception.ros.convert import copy_header, duration_msg
+    h = Header(frame_id="camera_color_optical_frame")
+    h.stamp.sec, h.stamp.nanosec = 12, 345
+    c = copy_header(h)
+    h.stamp.sec, h.frame_id = 99, "other"
+    assert (c.stamp.sec, c.stamp.nanosec, c.frame_id) == (12, 345, "camera_color_optical_frame")
+    d = duration_msg(2.25)
+    assert (d.sec, d.nanosec) == (2, 250_000_000)
+    assert (duration_msg(0.0).sec, duration_msg(0.0).nanosec) == (0, 0)

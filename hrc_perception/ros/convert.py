@@ -28,7 +28,7 @@ import array
 from dataclasses import dataclass
 
 import numpy as np
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Point, Pose, Quaternion, Transform, Vector3
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header
@@ -303,6 +303,17 @@ def roi_crop(roi: RegionOfInterest, image: Image, height: int, width: int) -> tu
 
 
 # --------------------------------------------------------------------- stamps
+
+def copy_header(header: Header) -> Header:
+    """An independent copy (messages keep references: one shared object could be mutated)."""
+    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec), frame_id=header.frame_id)
+
+
+def duration_msg(seconds: float) -> Duration:
+    """builtin_interfaces/Duration of non-negative seconds (e.g. a marker lifetime)."""
+    sec = int(seconds)
+    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
+
 
 def stamp_to_ns(stamp: Time) -> int:
     """Integer nanoseconds of a builtin_interfaces/Time."""

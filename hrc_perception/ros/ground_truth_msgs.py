@@ -30,7 +30,6 @@ import array
 from typing import Any, Sequence
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point
 from scipy import ndimage
 from std_msgs.msg import Header
@@ -38,8 +37,8 @@ from std_msgs.msg import Header
 from hrc_perception.msg import Instance as InstanceMsg
 from hrc_perception.msg import (InstanceArray, ObjectPose, ObjectPoseArray, Skeleton,
                                 SkeletonArray)
-from hrc_perception.ros.convert import (ImageConversionError, mask_to_roi_image, matrix_to_pose, ns_to_stamp,
-                                        roi_crop)
+from hrc_perception.ros.convert import (ImageConversionError, copy_header, mask_to_roi_image, matrix_to_pose,
+                                        ns_to_stamp, roi_crop)
 from hrc_perception.sim.frame import Frame, HumanGT, Instance, Keypoints, PartGT, RobotGT
 
 GT_ROBOT_SKELETON_TOPIC = "ground_truth/robot/skeleton"
@@ -57,12 +56,6 @@ def make_header(stamp_ns: int, frame_id: str) -> Header:
     return Header(stamp=ns_to_stamp(stamp_ns), frame_id=str(frame_id))
 
 
-def _copy_header(header: Header) -> Header:
-    """An independent copy (messages keep references: one shared object could be mutated)."""
-    return Header(stamp=Time(sec=header.stamp.sec, nanosec=header.stamp.nanosec),
-                  frame_id=header.frame_id)
-
-
 # ------------------------------------------------------------------ skeletons
 
 def _skeleton(model: str, id_: int, kp: Keypoints, header: Header) -> Skeleton:
@@ -76,7 +69,7 @@ def _skeleton(model: str, id_: int, kp: Keypoints, header: Header) -> Skeleton:
     if np.any((vis < 0) | (vis > Skeleton.VIS_VISIBLE)):
         raise ValueError(f"skeleton {model!r} id {id_}: visibility must be 0, 1 or 2, got {vis.tolist()}")
     return Skeleton(
-        header=_copy_header(header), model=str(model), id=int(id_),
+        header=copy_header(header), model=str(model), id=int(id_),
         joint_names=[str(s) for s in kp.names],
         positions=[Point(x=x, y=y, z=z) for x, y, z in xyz.tolist()],
         confidence=array.array("f", np.ones(n, np.float32).tobytes()),
@@ -95,7 +88,7 @@ def robot_skeleton_msg(robot: RobotGT | None, header: Header) -> Skeleton:
     no joints (model '', id 0).
     """
     if robot is None:
-        return Skeleton(header=_copy_header(header))
+        return Skeleton(header=copy_header(header))
     return _skeleton(robot.model, robot.instance_id, robot.keypoints, header)
 
 
@@ -103,7 +96,7 @@ def human_skeletons_msg(humans: Sequence[HumanGT], header: Header) -> SkeletonAr
     """SkeletonArray of every person (model 'coco17', id = identity = instance_id),
     in the given order; joints as in :func:`robot_skeleton_msg`. No humans: an empty
     array with the header."""
-    return SkeletonArray(header=_copy_header(header),
+    return SkeletonArray(header=copy_header(header),
                          skeletons=[_skeleton(HUMAN_MODEL, h.instance_id, h.keypoints, header)
                                     for h in humans])
 
@@ -114,7 +107,7 @@ def part_poses_msg(parts: Sequence[PartGT], header: Header) -> ObjectPoseArray:
     """ObjectPoseArray of the parts: instance_id, class_name, pose = ``T_cam_obj``
     (model frame in the camera optical frame, metres, quaternion x, y, z, w with
     w >= 0), confidence 1. No parts: an empty array with the header."""
-    return ObjectPoseArray(header=_copy_header(header), poses=[
+    return ObjectPoseArray(header=copy_header(header), poses=[
         ObjectPose(instance_id=int(p.instance_id), class_name=str(p.class_name),
                    pose=matrix_to_pose(p.T_cam_obj), confidence=1.0) for p in parts])
 
@@ -137,7 +130,7 @@ def instances_msg(instance_mask: np.ndarray, instances: Sequence[Instance], head
     m = np.asarray(instance_mask)
     if m.ndim != 2 or m.dtype.kind not in "ui":
         raise ValueError(f"instance_mask must be an [H, W] integer array, got {m.dtype} {m.shape}")
-    out = InstanceArray(header=_copy_header(header))
+    out = InstanceArray(header=copy_header(header))
     ids = [int(i.instance_id) for i in instances if int(i.instance_id) > 0]
     if not ids or m.size == 0:
         return out
@@ -149,7 +142,7 @@ def instances_msg(instance_mask: np.ndarray, instances: Sequence[Instance], head
         if iid <= 0 or boxes[iid - 1] is None:
             continue
         rows, cols = boxes[iid - 1]
-        roi, image = mask_to_roi_image(m[rows, cols] == iid, _copy_header(header))
+        roi, image = mask_to_roi_image(m[rows, cols] == iid, copy_header(header))
         roi.x_offset += cols.start
         roi.y_offset += rows.start
         out.instances.append(InstanceMsg(id=iid, class_name=str(inst.class_name),

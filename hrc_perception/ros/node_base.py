@@ -27,6 +27,8 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)
 
+from hrc_perception.ros.convert import CameraInfoError, ImageConversionError
+
 ERROR_LOG_PERIOD_S = 5.0
 
 
@@ -198,6 +200,15 @@ class HrcNode(LifecycleNode):
         if now - self._last_log.get(kind, -1e9) >= self.param("error_log_period_s"):
             self._last_log[kind] = now
             self.get_logger().warning(f"{kind}: {message} (x{self.counters[kind]} so far)")
+
+    def converted(self, convert, msg, kind: str, topic: str):
+        """``convert(msg)`` (a :mod:`~hrc_perception.ros.convert` reader), or None after
+        ``report(kind, ...)`` when the message cannot be converted."""
+        try:
+            return convert(msg)
+        except (ImageConversionError, CameraInfoError) as e:
+            self.report(kind, f"{topic}: {e}")
+            return None
 
     def publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name=self.get_fully_qualified_name(), hardware_id="hrc_perception")

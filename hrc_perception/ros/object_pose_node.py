@@ -52,15 +52,14 @@ import time
 from collections import Counter, OrderedDict
 from pathlib import Path
 
-from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.msg import InstanceArray, ObjectPose, ObjectPoseArray, TrackArray
-from hrc_perception.ros.convert import (CameraInfoError, ImageConversionError, camera_info_to_K, depth_to_meters,
-                                        image_to_rgb, matrix_to_pose, roi_image_to_mask, stamp_to_ns)
+from hrc_perception.ros.convert import (ImageConversionError, camera_info_to_K, copy_header, depth_to_meters,
+                                        duration_msg, image_to_rgb, matrix_to_pose, roi_image_to_mask, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.weights import load_error_text, resolve_weights
 
@@ -77,20 +76,14 @@ NS_PER_S = 1_000_000_000
 AXIS_COLORS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
 
-def _copy_header(h: Header) -> Header:
-    out = Header(frame_id=h.frame_id)
-    out.stamp.sec, out.stamp.nanosec = h.stamp.sec, h.stamp.nanosec
-    return out
-
-
 def pose_markers(header: Header, poses: list[ObjectPose], diameters_m: dict[str, float],
                  lifetime_s: float) -> MarkerArray:
     """Axes and labels of part poses (see the module doc)."""
     out = MarkerArray()
-    life = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1.0) * 1e9))
+    life = duration_msg(lifetime_s)
     for i, p in enumerate(poses):
         length = 0.5 * diameters_m.get(p.class_name, 0.1)
-        axes = Marker(header=_copy_header(header), ns="part_axes", id=i, type=Marker.LINE_LIST, action=Marker.ADD,
+        axes = Marker(header=copy_header(header), ns="part_axes", id=i, type=Marker.LINE_LIST, action=Marker.ADD,
                       pose=p.pose, lifetime=life)
         axes.scale.x = max(length / 15.0, 0.002)
         for k, (r, g, b) in enumerate(AXIS_COLORS):
@@ -98,7 +91,7 @@ def pose_markers(header: Header, poses: list[ObjectPose], diameters_m: dict[str,
             tip[k] = length
             axes.points += [Point(), Point(x=tip[0], y=tip[1], z=tip[2])]
             axes.colors += [ColorRGBA(r=r, g=g, b=b, a=1.0)] * 2
-        label = Marker(header=_copy_header(header), ns="part_labels", id=i, type=Marker.TEXT_VIEW_FACING,
+        label = Marker(header=copy_header(header), ns="part_labels", id=i, type=Marker.TEXT_VIEW_FACING,
                        action=Marker.ADD, lifetime=life, text=f"{p.class_name} {p.confidence:.2f}")
         label.pose.position.x, label.pose.position.z = p.pose.position.x, p.pose.position.z
         label.pose.position.y = p.pose.position.y - length - 0.02      # optical y points down: above the part
@@ -154,6 +147,7 @@ class ObjectPoseNode(HrcNode):
         self._depth: OrderedDict[int, Image] = OrderedDict()
         self._tracks: OrderedDict[int, dict[int, int]] = OrderedDict()
         self._camera_info: CameraInfo | None = None
+        self._diameters_m: dict[str, float] = {}
         super().__init__(node_name, **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -179,6 +173,7 @@ class ObjectPoseNode(HrcNode):
             self.create_subscription(InstanceArray, INSTANCES_TOPIC, self._on_instances, self.output_qos())]
         self.arrays_processed = 0
         p = self.predictor
+        self._diameters_m = dict(zip(p.card.get("classes", []), p.card.get("diameters_m", [])))
         self.get_logger().info(f"weights {self.weights_path}: parts {', '.join(p.classes)}; "
                                f"{p.n_points} points, refiner {'yes' if p.refiner is not None else 'none'}")
 
@@ -196,10 +191,11 @@ class ObjectPoseNode(HrcNode):
         self.predictor = None
 
     # -- inputs -----------------------------------------------------------------------
-    def _keep(self, store: OrderedDict, msg) -> None:
+    def _keep(self, store: OrderedDict, msg, value=None) -> None:
+        """Store ``value`` (default the message) under the message's stamp; keep the last frames_kept."""
         if not self.is_active:
             return
-        store[stamp_to_ns(msg.header.stamp)] = msg
+        store[stamp_to_ns(msg.header.stamp)] = msg if value is None else value
         while len(store) > self.param("frames_kept"):
             store.popitem(last=False)
 
@@ -207,12 +203,7 @@ class ObjectPoseNode(HrcNode):
         self._camera_info = msg
 
     def _on_tracks(self, msg: TrackArray) -> None:
-        if not self.is_active:
-            return
-        self._tracks[stamp_to_ns(msg.header.stamp)] = {int(t.instance_id): int(t.track_id)
-                                                       for t in msg.tracks if t.instance_id}
-        while len(self._tracks) > self.param("frames_kept"):
-            self._tracks.popitem(last=False)
+        self._keep(self._tracks, msg, {int(t.instance_id): int(t.track_id) for t in msg.tracks if t.instance_id})
 
     def _on_instances(self, msg: InstanceArray) -> None:
         if not self.is_active or self.predictor is None:
@@ -221,9 +212,7 @@ class ObjectPoseNode(HrcNode):
         self._poses_pub.publish(out)
         self.arrays_processed += 1
         if self.param("markers") and out.poses:
-            card = self.predictor.card
-            diam = dict(zip(card.get("classes", []), card.get("diameters_m", [])))
-            self._markers_pub.publish(pose_markers(out.header, list(out.poses), diam,
+            self._markers_pub.publish(pose_markers(out.header, list(out.poses), self._diameters_m,
                                                    self.param("marker_lifetime_s")))
 
     def _depth_for(self, stamp_ns: int) -> Image | None:
@@ -244,21 +233,12 @@ class ObjectPoseNode(HrcNode):
         if self._camera_info is None:
             self.report("no_camera_info", f"no {CAMERA_INFO_TOPIC} received yet")
             return None
-        try:
-            K, w, h = camera_info_to_K(self._camera_info)
-        except CameraInfoError as e:
-            self.report("bad_camera_info", f"{CAMERA_INFO_TOPIC}: {e}")
+        intrinsics = self.converted(camera_info_to_K, self._camera_info, "bad_camera_info", CAMERA_INFO_TOPIC)
+        rgb = None if intrinsics is None else self.converted(image_to_rgb, color, "bad_image", COLOR_TOPIC)
+        depth_m = None if rgb is None else self.converted(depth_to_meters, depth, "bad_depth", DEPTH_TOPIC)
+        if depth_m is None:
             return None
-        try:
-            rgb = image_to_rgb(color)
-        except ImageConversionError as e:
-            self.report("bad_image", f"{COLOR_TOPIC}: {e}")
-            return None
-        try:
-            depth_m = depth_to_meters(depth)
-        except ImageConversionError as e:
-            self.report("bad_depth", f"{DEPTH_TOPIC}: {e}")
-            return None
+        K, w, h = intrinsics
         if rgb.shape[:2] != depth_m.shape or depth_m.shape != (h, w):
             self.report("size_mismatch", f"colour {rgb.shape[1]}x{rgb.shape[0]}, depth {depth_m.shape[1]}x"
                         f"{depth_m.shape[0]}, camera_info {w}x{h}: they must agree (depth aligned to colour)")
@@ -267,7 +247,7 @@ class ObjectPoseNode(HrcNode):
 
     def estimate(self, msg: InstanceArray) -> ObjectPoseArray:
         """Poses of the part instances of one InstanceArray (see the module doc)."""
-        out = ObjectPoseArray(header=_copy_header(msg.header))
+        out = ObjectPoseArray(header=copy_header(msg.header))
         p = self.predictor
         wanted = []
         for inst in sorted(msg.instances, key=lambda i: -i.score):

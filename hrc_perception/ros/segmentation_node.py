@@ -62,7 +62,7 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from hrc_perception.msg import Instance, InstanceArray
-from hrc_perception.ros.convert import ImageConversionError, image_to_rgb, mask_to_roi_image, numpy_to_image
+from hrc_perception.ros.convert import copy_header, image_to_rgb, mask_to_roi_image, numpy_to_image
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.weights import load_error_text, resolve_weights
 from hrc_perception.viz.draw import draw_boxes, draw_masks, id_color
@@ -91,12 +91,6 @@ def check_model_card(weights_path: Path, class_names: list[str]) -> None:
                          f"{card_path.name} says {list(names)}: mismatched weights file")
 
 
-def _copy_header(h: Header) -> Header:
-    out = Header(frame_id=h.frame_id)
-    out.stamp.sec, out.stamp.nanosec = h.stamp.sec, h.stamp.nanosec
-    return out
-
-
 def _box_roi(box_xyxy: np.ndarray, height: int, width: int) -> RegionOfInterest:
     """ROI of an xyxy box (pixel edges), rounded outwards to whole pixels and clipped to the image."""
     x0, y0, x1, y1 = (float(v) for v in box_xyxy)
@@ -109,10 +103,10 @@ def _box_roi(box_xyxy: np.ndarray, height: int, width: int) -> RegionOfInterest:
 
 def detections_to_msg(det, header: Header) -> InstanceArray:
     """InstanceArray of a predictor's Detections (see the module doc) with a copy of ``header``."""
-    out = InstanceArray(header=_copy_header(header))
+    out = InstanceArray(header=copy_header(header))
     h, w = det.masks.shape[1:] if det.masks.ndim == 3 else (0, 0)
     for i in range(len(det)):
-        roi, mask = mask_to_roi_image(det.masks[i], _copy_header(header))
+        roi, mask = mask_to_roi_image(det.masks[i], copy_header(header))
         if roi.width == 0 or roi.height == 0:   # no mask pixel: keep the box, no mask
             roi = _box_roi(det.boxes_xyxy[i], h, w)
         emb = np.ascontiguousarray(det.embeddings[i], np.float32) if len(det.embeddings) > i \
@@ -256,10 +250,7 @@ class SegmentationNode(HrcNode):
         """Segment one colour image and publish the results; returns the InstanceArray published
         (empty, with the image's header, when the image cannot be segmented)."""
         det, rgb = None, None
-        try:
-            rgb = image_to_rgb(msg)
-        except ImageConversionError as e:
-            self.report("bad_image", f"{COLOR_TOPIC}: {e}")
+        rgb = self.converted(image_to_rgb, msg, "bad_image", COLOR_TOPIC)
         if rgb is not None and (rgb.shape[0] == 0 or rgb.shape[1] == 0):
             self.report("empty_image", f"{COLOR_TOPIC}: image is {msg.width}x{msg.height}")
             rgb = None
@@ -270,7 +261,7 @@ class SegmentationNode(HrcNode):
             except Exception as e:  # noqa: BLE001 - a failed prediction must not stop the node
                 self.report("predict_error", f"{type(e).__name__}: {e}")
             self.last_inference_s = time.perf_counter() - t0
-        out = InstanceArray(header=_copy_header(msg.header))
+        out = InstanceArray(header=copy_header(msg.header))
         if det is not None:
             try:
                 out = detections_to_msg(det, msg.header)
@@ -280,7 +271,7 @@ class SegmentationNode(HrcNode):
         self.frames_processed += 1
         if det is not None and self.param("publish_debug_image"):
             try:
-                self._debug_pub.publish(numpy_to_image(draw_detections(rgb, det), "rgb8", _copy_header(msg.header)))
+                self._debug_pub.publish(numpy_to_image(draw_detections(rgb, det), "rgb8", copy_header(msg.header)))
             except Exception as e:  # noqa: BLE001 - drawing is extra
                 self.report("draw_error", f"{type(e).__name__}: {e}")
         return out

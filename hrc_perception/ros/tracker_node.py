@@ -71,15 +71,14 @@ import contextlib
 from collections import OrderedDict
 
 import numpy as np
-from builtin_interfaces.msg import Duration
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.geometry import mask_point_cam_m
 from hrc_perception.msg import InstanceArray, Track, TrackArray
-from hrc_perception.ros.convert import (CameraInfoError, ImageConversionError, camera_info_to_K, depth_to_meters,
-                                        roi_crop, stamp_to_ns)
+from hrc_perception.ros.convert import (ImageConversionError, camera_info_to_K, copy_header, depth_to_meters,
+                                        duration_msg, roi_crop, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.tracking import Detection, KalmanFilter, NearestNeighborDistanceMetric, Tracker
 from hrc_perception.tracking.nn_matching import DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET
@@ -93,12 +92,6 @@ MARKERS_TOPIC = "tracker/markers"
 NS_PER_S = 1_000_000_000
 DEPTH_IMAGES_KEPT = 30      # recent depth images waiting for their InstanceArray
 MARKER_SIZE_M = 0.08
-
-
-def _copy_header(h: Header) -> Header:
-    out = Header(frame_id=h.frame_id)
-    out.stamp.sec, out.stamp.nanosec = h.stamp.sec, h.stamp.nanosec
-    return out
 
 
 def _blas_single_thread():
@@ -282,16 +275,12 @@ class TrackerNode(HrcNode):
             self.report("no_depth_for_markers", f"no {DEPTH_TOPIC} image (or no {CAMERA_INFO_TOPIC}) with the stamp "
                         "of this InstanceArray: no markers")
             return None
-        try:
-            depth_m = depth_to_meters(depth_msg)
-        except ImageConversionError as e:
-            self.report("bad_depth", f"{DEPTH_TOPIC}: {e}")
+        depth_m = self.converted(depth_to_meters, depth_msg, "bad_depth", DEPTH_TOPIC)
+        intrinsics = None if depth_m is None else self.converted(camera_info_to_K, self._camera_info,
+                                                                 "bad_camera_info", CAMERA_INFO_TOPIC)
+        if intrinsics is None:
             return None
-        try:
-            K, _, _ = camera_info_to_K(self._camera_info)
-        except CameraInfoError as e:
-            self.report("bad_camera_info", f"{CAMERA_INFO_TOPIC}: {e}")
-            return None
+        K = intrinsics[0]
         h, w = depth_m.shape
         by_id = {inst.id: inst for inst in instances.instances}
         out = MarkerArray()
@@ -320,16 +309,15 @@ class TrackerNode(HrcNode):
     def _track_markers(self, header: Header, t: Track, point_m: np.ndarray) -> list[Marker]:
         r, g, b = id_color(t.track_id)
         lifetime = self.param("marker_lifetime_s")
-        sec = int(lifetime)
         markers = []
         for ns, kind, z_up_m in (("tracks", Marker.SPHERE, 0.0), ("track_labels", Marker.TEXT_VIEW_FACING, 0.1)):
-            m = Marker(header=_copy_header(header), ns=ns, id=int(t.track_id), type=kind, action=Marker.ADD)
+            m = Marker(header=copy_header(header), ns=ns, id=int(t.track_id), type=kind, action=Marker.ADD)
             m.pose.position.x, m.pose.position.y = float(point_m[0]), float(point_m[1]) - z_up_m  # optical y is down
             m.pose.position.z = float(point_m[2])
             m.pose.orientation.w = 1.0
             m.scale.x = m.scale.y = m.scale.z = MARKER_SIZE_M
             m.color = ColorRGBA(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=0.9)
-            m.lifetime = Duration(sec=sec, nanosec=int(round((lifetime - sec) * 1e9)))
+            m.lifetime = duration_msg(lifetime)
             if kind == Marker.TEXT_VIEW_FACING:
                 m.text = f"{t.track_id} {t.class_name}"
                 m.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
@@ -376,7 +364,7 @@ class TrackerNode(HrcNode):
         self._last_stamp_ns = stamp_ns
         alive = {id(t) for t in self.tracker.tracks}
         deleted = [t for t in before if id(t) not in alive]
-        out = TrackArray(header=_copy_header(msg.header))
+        out = TrackArray(header=copy_header(msg.header))
         out.tracks = [self._track_msg(t) for t in self.tracker.tracks + deleted]
         return out
 

@@ -52,7 +52,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
 from PIL import Image as PilImage
 from PIL import ImageDraw
@@ -63,8 +62,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 from hrc_perception.geometry import project, transform_points
 from hrc_perception.msg import (InstanceArray, ObjectPoseArray, SafetyStatus, Skeleton, SkeletonArray,
                                 TrackArray)
-from hrc_perception.ros.convert import (ImageConversionError, camera_info_to_K, image_to_numpy, image_to_rgb,
-                                        numpy_to_image, pose_to_matrix, stamp_to_ns)
+from hrc_perception.ros.convert import (ImageConversionError, camera_info_to_K, copy_header, duration_msg,
+                                        image_to_numpy, image_to_rgb, numpy_to_image, pose_to_matrix, stamp_to_ns)
 from hrc_perception.ros.ground_truth_msgs import (GT_HUMAN_SKELETONS_TOPIC, GT_INSTANCES_TOPIC,
                                                   GT_OBJECT_POSES_TOPIC, GT_ROBOT_SKELETON_TOPIC,
                                                   skeleton_to_arrays)
@@ -125,12 +124,6 @@ class _Picked:
 class _Pending:
     msg: Image
     arrived: float      # time.monotonic()
-
-
-def _copy_header(h: Header) -> Header:
-    out = Header(frame_id=h.frame_id)
-    out.stamp.sec, out.stamp.nanosec = h.stamp.sec, h.stamp.nanosec
-    return out
 
 
 def _rgba(color, alpha: float = 1.0) -> ColorRGBA:
@@ -345,10 +338,8 @@ class VisualizerNode(HrcNode):
 
     def render(self, msg: Image) -> tuple[Image, MarkerArray] | None:
         """(debug image, markers) for one colour image, or None when the image cannot be read."""
-        try:
-            rgb = image_to_rgb(msg)
-        except ImageConversionError as e:
-            self.report("bad_image", f"{COLOR_TOPIC}: {e}")
+        rgb = self.converted(image_to_rgb, msg, "bad_image", COLOR_TOPIC)
+        if rgb is None:
             return None
         h, w = rgb.shape[:2]
         stamp_ns = stamp_to_ns(msg.header.stamp)
@@ -401,7 +392,7 @@ class VisualizerNode(HrcNode):
             box = draw_latency_table(pil, self._latency_rows())
             if box is not None:
                 self.last_regions["latency"] = box
-        return numpy_to_image(np.asarray(pil), "rgb8", _copy_header(msg.header)), markers
+        return numpy_to_image(np.asarray(pil), "rgb8", copy_header(msg.header)), markers
 
 
 class _Frame:
@@ -440,7 +431,7 @@ class _Frame:
         return None
 
     def _header(self, msg) -> Header:
-        return _copy_header(msg.header)
+        return copy_header(msg.header)
 
     # -- masks ------------------------------------------------------------------------
     def masks(self, rgb: np.ndarray, t: ResultTopic, msg: InstanceArray) -> np.ndarray:
@@ -518,8 +509,7 @@ class _Frame:
         m = Marker(header=self._header(msg), ns=t.topic, id=int(marker_id), type=marker_type, action=Marker.ADD)
         m.pose.orientation.w = 1.0
         m.color = _rgba(color, alpha)
-        sec = int(self.lifetime)
-        m.lifetime = Duration(sec=sec, nanosec=int(round((self.lifetime - sec) * 1e9)))
+        m.lifetime = duration_msg(self.lifetime)
         return m
 
     # -- skeletons --------------------------------------------------------------------
