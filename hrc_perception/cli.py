@@ -186,6 +186,15 @@ def cmd_bop2coco(args) -> int:
     return 0
 
 
+def _add_training_run_args(p: argparse.ArgumentParser) -> None:
+    """Options every training command shares: device, seed, checkpoints, loader and threads."""
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--workers", type=int, default=1, help="data loader processes")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hrc-perception", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -249,11 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--batch-size", type=int, default=2)
     ts.add_argument("--lr", type=float, default=0.01)
     ts.add_argument("--input-short-side", type=int, default=320)
-    ts.add_argument("--device", default="cpu", help="cpu or cuda")
-    ts.add_argument("--seed", type=int, default=0)
-    ts.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
-    ts.add_argument("--workers", type=int, default=1, help="data loader processes")
-    ts.add_argument("--threads", type=int, help="torch CPU threads")
+    _add_training_run_args(ts)
     ts.add_argument("--init", help="start from these weights instead of ImageNet (other classes: the class-specific "
                     "output layers start fresh)")
     ts.set_defaults(func=cmd_train_segmentation)
@@ -280,11 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     to.add_argument("--refine-lr", type=float, default=3e-4)
     to.add_argument("--points", type=int, default=128, help="points (masked pixels with depth) per instance")
     to.add_argument("--refine-iterations", type=int, default=2, help="refiner passes (training and inference)")
-    to.add_argument("--device", default="cpu", help="cpu or cuda")
-    to.add_argument("--seed", type=int, default=0)
-    to.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
-    to.add_argument("--workers", type=int, default=1, help="data loader processes")
-    to.add_argument("--threads", type=int, help="torch CPU threads")
+    _add_training_run_args(to)
     to.add_argument("--init", help="start both networks from this model file (same parts and crop; --points may "
                     "differ)")
     to.add_argument("--fresh-refiner", action="store_true", help="with --init: the refiner starts from scratch")

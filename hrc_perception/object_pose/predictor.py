@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hrc_perception.geometry import make_T
 from hrc_perception.object_pose.data import InstanceCrop, crop_instance, valid_source_pixels
 from hrc_perception.object_pose.dataset import network_inputs
 from hrc_perception.object_pose.model import load_model
@@ -53,12 +54,6 @@ def run_networks(posenet: PoseNet, refiner: PoseRefiner | None, crop: Tensor, po
         dq, dt = refiner(to_estimate_frame(points, R, t), col, cls)
         R, t = compose_correction(R, t, quaternion_to_matrix(dq), dt)
     return R_main, t_main, conf[rows, best], R, t
-
-
-def _T(R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3], T[:3, 3] = R, t
-    return T
 
 
 class ObjectPosePredictor:
@@ -105,7 +100,7 @@ class ObjectPosePredictor:
         R0, t0, conf, R, t = (x.double().cpu().numpy() for x in
                               run_networks(self.posenet, self.refiner, crop_t, pts, choose, cls_t, iterations))
         for j, i in enumerate(where):
-            T, T0 = _T(R[j], t[j]), _T(R0[j], t0[j])
+            T, T0 = make_T(R[j], t[j]), make_T(R0[j], t0[j])
             if not (np.isfinite(T).all() and np.isfinite(T0).all() and np.isfinite(conf[j])):
                 out[i] = "non_finite_pose"
                 continue
