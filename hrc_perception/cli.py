@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -77,6 +78,12 @@ def cmd_bench_object_pose(args) -> int:
     return 0
 
 
+def cmd_bench_robot_pose(args) -> int:
+    from hrc_perception.robot_pose.bench import bench_robot_pose
+    bench_robot_pose(args.weights, frames=args.frames, seed=args.seed, json_path=args.json)
+    return 0
+
+
 def cmd_bench_tracking(args) -> int:
     from hrc_perception.tracking.bench import bench_tracking
     bench_tracking(frames=args.frames, json_path=args.json)
@@ -121,6 +128,31 @@ def cmd_train_object_pose(args) -> int:
                  checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads,
                  init=Path(args.init) if args.init else None, fresh_refiner=args.fresh_refiner)
     print(f"wrote {args.out}/model.pt and model_card.json ({card['steps']} + {card['refine_steps']} steps)")
+    return 0
+
+
+def cmd_train_robot_pose(args) -> int:
+    from hrc_perception.robot_pose.train import train
+    card = train(Path(args.data), Path(args.out), Path(args.val) if args.val else None, steps=args.steps,
+                 batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
+                 checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads,
+                 init=Path(args.init) if args.init else None)
+    print(f"wrote {args.out}/model.pt and model_card.json ({card['steps']} steps, {card['training_time_s']:.0f} s)")
+    return 0
+
+
+def cmd_eval_robot_pose(args) -> int:
+    from hrc_perception.robot_pose.evaluate import evaluate, print_table
+    res = evaluate(Path(args.weights), Path(args.data), device=args.device, max_frames=args.max_frames,
+                   calib_frames=args.calib_frames, min_confidence=args.min_confidence, quiet=False)
+    print_table(res)
+    if args.figure:
+        from hrc_perception.robot_pose.figure import draw_figure
+        draw_figure(Path(args.weights), Path(args.data), Path(args.figure))
+        print(f"wrote {args.figure}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
     return 0
 
 
@@ -237,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     bo.add_argument("--seed", type=int, default=900)
     bo.add_argument("--json", help="also write the figures to this JSON file")
     bo.set_defaults(func=cmd_bench_object_pose)
+    bp = bsub.add_parser("robot_pose", help="SPDH robot pose time per 640x480 depth frame (goal <= 50 ms)")
+    bp.add_argument("--weights", default="models/robot_pose/model.pt")
+    bp.add_argument("--frames", type=int, default=30)
+    bp.add_argument("--seed", type=int, default=950)
+    bp.add_argument("--json", help="also write the figures to this JSON file")
+    bp.set_defaults(func=cmd_bench_robot_pose)
     bt = bsub.add_parser("tracking", help="tracker time per frame: Deep SORT, SORT, deep-sort-realtime")
     bt.add_argument("--frames", type=int, default=300)
     bt.add_argument("--json", help="also write the figures to this JSON file")
@@ -291,6 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
     to.add_argument("--fresh-refiner", action="store_true", help="with --init: the refiner starts from scratch")
     to.set_defaults(func=cmd_train_object_pose)
 
+    tr = tsub.add_parser("robot_pose", help="SPDH heatmap network on a synth output's keypoints data (resumable)")
+    tr.add_argument("--data", required=True, help="synth output directory (with keypoints/)")
+    tr.add_argument("--out", default="models/robot_pose", help="output directory (checkpoint, log, model, card)")
+    tr.add_argument("--val", help="held-out synth output (another seed) for the model card's metrics")
+    tr.add_argument("--steps", type=int, default=3000)
+    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--lr", type=float, default=2e-3)
+    _add_training_run_args(tr)
+    tr.add_argument("--init", help="start from this model file (same keypoints and build)")
+    tr.set_defaults(func=cmd_train_robot_pose)
+
     bc = sub.add_parser("bop2coco", help="COCO masks of a real BOP scene, rendered from its ground-truth poses")
     bc.add_argument("--scene", required=True, help="BOP scene folder (scene_gt.json, scene_camera.json, rgb/)")
     bc.add_argument("--models", required=True, help="folder of obj_NNNNNN.ply meshes")
@@ -320,6 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     eo.add_argument("--json", help="also write the figures to this JSON file")
     eo.add_argument("--figure", help="also draw the refined poses on 4 frames into this image (.jpg/.png)")
     eo.set_defaults(func=cmd_eval_object_pose)
+    er = esub.add_parser("robot_pose", help="3D joint error, mAP at 2-10 cm and camera-to-robot error: SPDH and "
+                                           "the 2D + depth baseline on held-out data")
+    er.add_argument("--weights", default="models/robot_pose/model.pt")
+    er.add_argument("--data", required=True, help="held-out synth output (with keypoints/)")
+    er.add_argument("--device", default="cpu")
+    er.add_argument("--max-frames", type=int)
+    er.add_argument("--calib-frames", type=int, default=45, help="frames per episode for the camera-to-robot fit")
+    er.add_argument("--min-confidence", type=float, default=0.3, help="joints below it are not used in the fit")
+    er.add_argument("--json", help="also write the figures to this JSON file")
+    er.add_argument("--figure", help="also draw predicted and true skeletons on 6 frames into this image")
+    er.set_defaults(func=cmd_eval_robot_pose)
     et = esub.add_parser("tracking", help="MOTA / IDF1 of Deep SORT, SORT and deep-sort-realtime on the same inputs")
     et.add_argument("--data", help="synth output with coco/ (episodes with ground-truth identities)")
     et.add_argument("--weights", default="models/segmentation/model.pt",

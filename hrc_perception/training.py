@@ -1,5 +1,6 @@
 """Helpers every training command shares: the data spec of a model card, atomic
-checkpoints, the learning-rate schedule, the machine line."""
+checkpoints, the learning-rate schedule, the epoch loader, the update step, the
+machine line."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -39,3 +41,29 @@ def warmup_cosine(step: int, total_steps: int, warmup: int) -> float:
 
 def machine_line(device: str) -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, device {device}"
+
+
+def epoch_loader(dataset, batch_size: int, epoch: int, seed: int, skip_batches: int, workers: int,
+                 collate_fn=None) -> torch.utils.data.DataLoader:
+    """The batches of one epoch in a shuffled order fixed by (seed, epoch), without the
+    first skip_batches (a resumed run continues mid-epoch). Sets ``dataset.epoch``
+    when the dataset has one (its augmentation draws depend on it)."""
+    if hasattr(dataset, "epoch"):
+        dataset.epoch = epoch
+    order = np.random.default_rng([seed, epoch]).permutation(len(dataset))[skip_batches * batch_size:]
+    return torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size,
+                                       num_workers=workers, drop_last=collate_fn is None, collate_fn=collate_fn)
+
+
+def optimizer_step(loss: torch.Tensor, optimizer, scheduler, what: str, clip_params=None,
+                   clip_norm: float | None = None) -> None:
+    """One update: FloatingPointError naming ``what`` for a non-finite loss, else
+    backward, optional gradient-norm clipping, the optimizer and scheduler steps."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{what}: loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_params is not None:
+        torch.nn.utils.clip_grad_norm_(clip_params, clip_norm)
+    optimizer.step()
+    scheduler.step()

@@ -71,3 +71,33 @@ def test_object_pose_accuracy_matches_by_class_and_distance(small_frames):
     assert sum(int(v.split("/")[0]) for v in per_class.values()) == 2
     assert sum(int(v.split("/")[1]) for v in per_class.values()) == 3
     assert np.isfinite(m["add_s_accuracy_0.1d"])
+
+
+def test_robot_skeleton_and_base_pose_accuracy(small_frames):
+    import numpy as np
+    from geometry_msgs.msg import Point
+
+    from hrc_perception.ros.accuracy import robot_base_pose_accuracy, robot_skeleton_accuracy
+    from hrc_perception.ros.convert import matrix_to_pose, pose_to_matrix
+    msgs = [frame_ground_truth_msgs(f, "camera") for f in small_frames[:3]]
+    pairs = []
+    for m in msgs:
+        gt = m["ground_truth/robot/skeleton"]
+        est = copy.deepcopy(gt)
+        p = est.positions[0]
+        est.positions[0] = Point(x=p.x + 0.03, y=p.y, z=p.z)           # 3 cm off
+        est.positions[1] = Point(x=float("nan"), y=float("nan"), z=float("nan"))   # not placed
+        pairs.append((est, gt))
+    r = robot_skeleton_accuracy(pairs, 240, 320)
+    in_view = r["joints_in_view"]
+    assert r["frames"] == 3 and in_view > 6
+    assert r["placed"] == pytest.approx((in_view - 3) / in_view)
+    assert r["acc_4cm"] == pytest.approx((in_view - 3) / in_view)
+    assert r["mean_err_cm"] == pytest.approx(3.0 * 3 / (in_view - 3), abs=1e-6)
+    base = [(copy.deepcopy(m["ground_truth/robot/base_pose"]), m["ground_truth/robot/base_pose"]) for m in msgs]
+    T = pose_to_matrix(base[-1][0].pose)
+    T[2, 3] += 0.05
+    base[-1][0].pose = matrix_to_pose(T)
+    b = robot_base_pose_accuracy(base, 240, 320)
+    assert b["t_err_median_cm"] == pytest.approx(0.0, abs=1e-6) and b["t_err_last_cm"] == pytest.approx(5.0)
+    assert np.isfinite(b["r_err_last_deg"])

@@ -13,6 +13,7 @@ pytest.importorskip("hrc_perception.msg")
 
 from builtin_interfaces.msg import Time  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from hrc_perception.io.ground_truth import frame_record  # noqa: E402
@@ -21,8 +22,8 @@ from hrc_perception.msg import (InstanceArray, ObjectPoseArray, Skeleton,  # noq
 from hrc_perception.ros.convert import (ImageConversionError, numpy_to_image,  # noqa: E402
                                         pose_to_matrix, stamp_to_ns)
 from hrc_perception.ros.ground_truth_msgs import (  # noqa: E402
-    GT_HUMAN_SKELETONS_TOPIC, GT_INSTANCES_TOPIC, GT_OBJECT_POSES_TOPIC, GT_ROBOT_SKELETON_TOPIC,
-    frame_ground_truth_msgs, human_skeletons_msg, instances_msg, instances_to_mask, make_header,
+    GT_HUMAN_SKELETONS_TOPIC, GT_INSTANCES_TOPIC, GT_OBJECT_POSES_TOPIC, GT_ROBOT_BASE_POSE_TOPIC,
+    GT_ROBOT_SKELETON_TOPIC, frame_ground_truth_msgs, human_skeletons_msg, instances_msg, instances_to_mask, make_header,
     part_poses_msg, record_ground_truth_msgs, robot_skeleton_msg, skeleton_to_arrays)
 from hrc_perception.sim.frame import Instance  # noqa: E402
 
@@ -33,7 +34,7 @@ sequence: {episode_frames: 3}
 humans: {count: [2, 2]}
 """
 TYPES = {GT_ROBOT_SKELETON_TOPIC: Skeleton, GT_HUMAN_SKELETONS_TOPIC: SkeletonArray,
-         GT_OBJECT_POSES_TOPIC: ObjectPoseArray, GT_INSTANCES_TOPIC: InstanceArray}
+         GT_OBJECT_POSES_TOPIC: ObjectPoseArray, GT_INSTANCES_TOPIC: InstanceArray, GT_ROBOT_BASE_POSE_TOPIC: PoseStamped}
 HEADER = Header(stamp=Time(sec=7, nanosec=123), frame_id=FRAME_ID)
 
 
@@ -79,6 +80,9 @@ def check_frame_msgs(frame, msgs):
     # robot
     check_skeleton(msgs[GT_ROBOT_SKELETON_TOPIC], frame.robot.keypoints, frame.robot.model,
                    frame.robot.instance_id, header)
+    base = msgs[GT_ROBOT_BASE_POSE_TOPIC]
+    assert base.header == header
+    np.testing.assert_allclose(pose_to_matrix(base.pose), frame.robot.T_cam_base, rtol=0, atol=1e-9)
     # humans
     sk = msgs[GT_HUMAN_SKELETONS_TOPIC]
     assert sk.header == header
@@ -160,6 +164,8 @@ def assert_msgs_close(a: dict, b: dict):
                 np.testing.assert_allclose(pose_to_matrix(pa.pose), pose_to_matrix(pb.pose), atol=1e-5)
         elif topic == GT_INSTANCES_TOPIC:
             assert ma == mb   # integers only: exactly equal
+        elif topic == GT_ROBOT_BASE_POSE_TOPIC:
+            np.testing.assert_allclose(pose_to_matrix(ma.pose), pose_to_matrix(mb.pose), atol=1e-5)
         else:
             sa = [ma] if topic == GT_ROBOT_SKELETON_TOPIC else list(ma.skeletons)
             sb = [mb] if topic == GT_ROBOT_SKELETON_TOPIC else list(mb.skeletons)

@@ -19,18 +19,18 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from hrc_perception.capture import (BagSource, CaptureFrame, FolderSource, RealSenseSource, SourceError,
                                     StampPacer, SyntheticSource, frame_problem)
 from hrc_perception.io.bag import BagWriter
-from hrc_perception.ros.convert import camera_info_to_K, image_to_numpy, stamp_to_ns
+from hrc_perception.ros.convert import camera_info_to_K, image_to_numpy, pose_to_matrix, stamp_to_ns
 from hrc_perception.ros.node_base import ParameterError
-from hrc_perception.ros.rgbd_capture import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, RgbdCaptureNode
+from hrc_perception.ros.rgbd_capture import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, JOINT_STATES_TOPIC, RgbdCaptureNode
 
 REPO = Path(__file__).resolve().parents[1]
 GT_TOPICS = ("ground_truth/robot/skeleton", "ground_truth/humans/skeletons", "ground_truth/objects/poses",
-             "ground_truth/segmentation/instances")
+             "ground_truth/segmentation/instances", "ground_truth/robot/base_pose")
 
 
 # ----------------------------------------------------------------- test data
@@ -219,7 +219,7 @@ class Listener:
         self.got = {t: [] for t in topics}
         self.arrival = []
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        types_ = {COLOR_TOPIC: Image, DEPTH_TOPIC: Image, INFO_TOPIC: CameraInfo}
+        types_ = {COLOR_TOPIC: Image, DEPTH_TOPIC: Image, INFO_TOPIC: CameraInfo, JOINT_STATES_TOPIC: JointState}
         for t in topics:
             msg_type = types_.get(t) or _gt_type(t)
             self.node.create_subscription(msg_type, t, self._cb(t), qos)
@@ -237,7 +237,8 @@ class Listener:
 
 def _gt_type(topic):
     from hrc_perception.msg import InstanceArray, ObjectPoseArray, Skeleton, SkeletonArray
-    return dict(zip(GT_TOPICS, (Skeleton, SkeletonArray, ObjectPoseArray, InstanceArray)))[topic]
+    from geometry_msgs.msg import PoseStamped
+    return dict(zip(GT_TOPICS, (Skeleton, SkeletonArray, ObjectPoseArray, InstanceArray, PoseStamped)))[topic]
 
 
 @pytest.fixture
@@ -278,8 +279,9 @@ def assert_same_headers(listener, i):
 
 def test_synthetic_source_publishes_camera_and_ground_truth(graph, small_cell_yaml, small_frames):
     node, lis, ex = graph({"source": "synthetic", "config": str(small_cell_yaml), "seed": 3, "realtime": False,
-                           "rate_hz": 30.0}, topics=(COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC) + GT_TOPICS)
-    assert node.is_active and set(node.output_publishers) == {COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, *GT_TOPICS}
+                           "rate_hz": 30.0}, topics=(COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, JOINT_STATES_TOPIC) + GT_TOPICS)
+    assert node.is_active and set(node.output_publishers) == {COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, JOINT_STATES_TOPIC,
+                                                              *GT_TOPICS}
     assert spin_until(ex, lambda: all(len(v) >= 2 for v in lis.got.values()), timeout_s=15)
     for i in range(2):
         header = assert_same_headers(lis, i)
@@ -297,6 +299,12 @@ def test_synthetic_source_publishes_camera_and_ground_truth(graph, small_cell_ya
     np.testing.assert_allclose(K, small_frames[0].K)
     assert (w, h) == (320, 240)
     assert lis.got["ground_truth/robot/skeleton"][0].model == "panda"
+    js = lis.got[JOINT_STATES_TOPIC][0]       # the simulated robot's driver: its joints at the frame's stamp
+    assert js.header.stamp == lis.got[COLOR_TOPIC][0].header.stamp
+    assert list(js.name) == list(small_frames[0].robot.joint_names)
+    np.testing.assert_allclose(js.position, small_frames[0].robot.joint_positions_rad)
+    np.testing.assert_allclose(pose_to_matrix(lis.got["ground_truth/robot/base_pose"][0].pose),
+                               small_frames[0].robot.T_cam_base, atol=1e-9)
     assert len(lis.got["ground_truth/humans/skeletons"][0].skeletons) == len(small_frames[0].humans)
     # restamp (changed while running): ground truth follows the new stamp
     assert node.set_parameters([Parameter("restamp", value=True)])[0].successful

@@ -11,13 +11,12 @@ A model file is one ``torch.save`` dict (loads with ``weights_only=True``)::
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from hrc_perception.io.atomic import atomic_write_bytes
+from hrc_perception.io.model_file import float_state, half_state, read_model_file, write_model_file
 from hrc_perception.object_pose.network import EMBED_DIM, PoseNet, PoseRefiner
 
 MODEL_FORMAT = "hrc_perception.object_pose/1"
@@ -43,45 +42,30 @@ class BuildConfig:
         return (self.num_classes, self.embed_dim, self.crop_px) == (other.num_classes, other.embed_dim, other.crop_px)
 
 
-def _half(sd: dict) -> dict:
-    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
-
-
 def save_model(path: str | Path, build: BuildConfig, posenet: PoseNet, refiner: PoseRefiner | None,
                model_card: dict) -> None:
     """Write the model file atomically (weights in fp16)."""
-    blob = {"format": MODEL_FORMAT, "build": dict(build.__dict__), "posenet": _half(posenet.state_dict()),
+    blob = {"format": MODEL_FORMAT, "build": dict(build.__dict__), "posenet": half_state(posenet.state_dict()),
             "model_card": model_card}
     if refiner is not None:
-        blob["refiner"] = _half(refiner.state_dict())
-    buf = io.BytesIO()
-    torch.save(blob, buf)
-    atomic_write_bytes(path, buf.getvalue())
+        blob["refiner"] = half_state(refiner.state_dict())
+    write_model_file(path, blob)
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu"
                ) -> tuple[BuildConfig, PoseNet, PoseRefiner | None, dict]:
     """(build, posenet, refiner or None, model_card) of a model file, in eval mode, fp32.
     FileNotFoundError / ValueError with the reason for a missing or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: object pose weights not found")
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:   # torch raises several types for a file that is not a checkpoint
-        raise ValueError(f"{path}: not a readable object pose model file ({e})") from e
-    if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not an object pose model file (format {blob.get('format') if isinstance(blob, dict) else None!r}, "
-                         f"expected {MODEL_FORMAT!r})")
+    blob = read_model_file(path, MODEL_FORMAT, "object pose", map_location)
     build = BuildConfig(**blob["build"])
     card = blob["model_card"]
     if len(card.get("classes", [])) != build.num_classes:
         raise ValueError(f"{path}: model card lists {len(card.get('classes', []))} classes, the network has "
                          f"{build.num_classes}")
     posenet, refiner = build.build()
-    posenet.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["posenet"].items()})
+    posenet.load_state_dict(float_state(blob["posenet"]))
     if "refiner" in blob:
-        refiner.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["refiner"].items()})
+        refiner.load_state_dict(float_state(blob["refiner"]))
     else:
         refiner = None
     posenet.eval()

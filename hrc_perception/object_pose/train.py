@@ -28,7 +28,8 @@ from hrc_perception.object_pose.dataset import PoseAugment, PoseDataset
 from hrc_perception.object_pose.loss import densefusion_loss, refiner_loss
 from hrc_perception.object_pose.model import BuildConfig, save_model
 from hrc_perception.object_pose.network import compose_correction, quaternion_to_matrix, to_estimate_frame
-from hrc_perception.training import data_spec, machine_line, save_atomic, warmup_cosine
+from hrc_perception.training import (data_spec, epoch_loader, machine_line, optimizer_step, save_atomic,
+                                     warmup_cosine)
 
 STAGES = ("posenet", "refiner")
 # The refiner also learns from estimates moved further off: a random half of each batch
@@ -59,13 +60,6 @@ def load_bop_split(synth_dir: str | Path, split: str = "train", crop_px: int = C
     if not samples:
         raise ValueError(f"{root / split}: no part instances with at least {min_visible_px} visible pixels")
     return parts, samples
-
-
-def _loader(dataset: PoseDataset, batch_size: int, epoch: int, seed: int, skip: int, workers: int):
-    dataset.epoch = epoch
-    order = np.random.default_rng([seed, epoch]).permutation(len(dataset))[skip * batch_size:]
-    return torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=batch_size,
-                                       num_workers=workers, drop_last=True)
 
 
 def perturb_estimates(R: torch.Tensor, t: torch.Tensor, max_deg: float = REFINE_PERTURB_DEG,
@@ -106,8 +100,9 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
     """Train (or resume) both stages and write the model and its card; returns the card.
 
     init: a model file to start both networks from (same parts, embedding and crop
-    side; the points per instance may differ) instead of random weights; ignored when resuming from a checkpoint. fresh_refiner: with init,
-    only the pose network comes from it and the refiner starts from scratch."""
+    side; the points per instance may differ) instead of random weights; ignored when
+    resuming from a checkpoint. fresh_refiner: with init, only the pose network comes
+    from it and the refiner starts from scratch."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if threads:
@@ -179,7 +174,7 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
         t_last = time.perf_counter()
         while step < total:
             epoch = step // steps_per_epoch
-            for batch in _loader(dataset, batch_size, epoch, seed, step % steps_per_epoch, workers):
+            for batch in epoch_loader(dataset, batch_size, epoch, seed, step % steps_per_epoch, workers):
                 batch = {k: v.to(device) for k, v in batch.items()}
                 if stage == "posenet":
                     q, t_pts, conf, _ = posenet(batch["crop"], batch["points"], batch["choose"], batch["cls"])
@@ -196,12 +191,7 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
                     with torch.no_grad():
                         best = refiner_loss(R, t, batch["model_pts"], batch["R_gt"], batch["t_gt"],
                                             batch["symmetric"])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{stage} step {step}: loss is {loss.item()}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
+                optimizer_step(loss, optimizer, scheduler, f"{stage} step {step}")
                 step += 1
                 now = time.perf_counter()
                 elapsed[stage] += now - t_last

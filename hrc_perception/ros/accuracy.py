@@ -155,3 +155,43 @@ def object_pose_accuracy(pairs: list, height: int, width: int) -> dict:
         if sel:
             out[f"add_s_accuracy_0.1d {name}"] = float(np.mean([r[1] for r in sel]))
     return out
+
+
+def robot_skeleton_accuracy(pairs: list, height: int, width: int) -> dict:
+    """Robot skeletons (Skeleton) against ground truth, over the joints inside the image
+    (ground-truth visibility 1 or 2): the share the node placed (finite position), the
+    mean and median 3D error (cm) of those, and the share within 4 cm of all of them
+    (an unplaced joint counts as a miss)."""
+    del height, width
+    from hrc_perception.ros.ground_truth_msgs import skeleton_to_arrays
+    errs, inside = [], 0
+    for est, gt in pairs:
+        names_g, xyz_gt, _, vis_gt, _ = skeleton_to_arrays(gt)
+        names_e, xyz_e, _, _, _ = skeleton_to_arrays(est)
+        if names_e != names_g:
+            continue
+        sel = vis_gt > 0
+        inside += int(sel.sum())
+        errs += list(np.linalg.norm(xyz_e[sel] - xyz_gt[sel], axis=1))
+    e = np.array(errs, dtype=np.float64)
+    placed = np.isfinite(e)
+    out = {"frames": len(pairs), "joints_in_view": inside}
+    if inside:
+        out["placed"] = float(placed.mean())
+        out["acc_4cm"] = float(np.mean(np.where(placed, e, np.inf) < 0.04))
+    if placed.any():
+        out["mean_err_cm"] = float(100 * e[placed].mean())
+        out["median_err_cm"] = float(100 * np.median(e[placed]))
+    return out
+
+
+def robot_base_pose_accuracy(pairs: list, height: int, width: int) -> dict:
+    """Camera-to-robot estimates (PoseStamped) against the true base pose: median and
+    last translation (cm) and rotation (deg) error."""
+    del height, width
+    from hrc_perception.robot_pose.extrinsics import pose_error
+    from hrc_perception.ros.convert import pose_to_matrix
+    errs = np.array([pose_error(pose_to_matrix(e.pose), pose_to_matrix(g.pose)) for e, g in pairs])
+    return {"estimates": len(pairs), "t_err_median_cm": float(100 * np.median(errs[:, 0])),
+            "r_err_median_deg": float(np.median(errs[:, 1])), "t_err_last_cm": float(100 * errs[-1, 0]),
+            "r_err_last_deg": float(errs[-1, 1])}

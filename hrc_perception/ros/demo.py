@@ -34,6 +34,8 @@ ACCURACY_CHECKS: dict = {
     ("segmentation/instances", "ground_truth/segmentation/instances"): "segmentation_accuracy",
     ("tracking/tracks", "ground_truth/segmentation/instances"): "tracking_accuracy",
     ("objects/poses", "ground_truth/objects/poses"): "object_pose_accuracy",
+    ("robot/skeleton", "ground_truth/robot/skeleton"): "robot_skeleton_accuracy",
+    ("robot/base_pose", "ground_truth/robot/base_pose"): "robot_base_pose_accuracy",
 }
 """(estimate topic, ground-truth topic) -> name of a function of
 :mod:`hrc_perception.ros.accuracy` taking (pairs of deserialized messages with the

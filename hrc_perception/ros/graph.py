@@ -21,6 +21,7 @@ EXECUTABLES: dict[str, tuple[str, str]] = {
     "segmentation": ("hrc_perception.ros.segmentation_node", "SegmentationNode"),
     "tracker": ("hrc_perception.ros.tracker_node", "TrackerNode"),
     "object_pose": ("hrc_perception.ros.object_pose_node", "ObjectPoseNode"),
+    "robot_pose": ("hrc_perception.ros.robot_pose_node", "RobotPoseNode"),
 }
 
 

@@ -8,6 +8,7 @@ Relative topic names (a launch file puts them under a namespace, default ``/cell
 | topic                                  | type              |
 |----------------------------------------|-------------------|
 | ``ground_truth/robot/skeleton``        | Skeleton          |
+| ``ground_truth/robot/base_pose``       | geometry_msgs/PoseStamped (robot base in the camera frame; absent without a robot) |
 | ``ground_truth/humans/skeletons``      | SkeletonArray     |
 | ``ground_truth/objects/poses``         | ObjectPoseArray   |
 | ``ground_truth/segmentation/instances``| InstanceArray     |
@@ -30,7 +31,7 @@ import array
 from typing import Any, Sequence
 
 import numpy as np
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, PoseStamped
 from scipy import ndimage
 from std_msgs.msg import Header
 
@@ -42,6 +43,7 @@ from hrc_perception.ros.convert import (ImageConversionError, copy_header, mask_
 from hrc_perception.sim.frame import Frame, HumanGT, Instance, Keypoints, PartGT, RobotGT
 
 GT_ROBOT_SKELETON_TOPIC = "ground_truth/robot/skeleton"
+GT_ROBOT_BASE_POSE_TOPIC = "ground_truth/robot/base_pose"
 GT_HUMAN_SKELETONS_TOPIC = "ground_truth/humans/skeletons"
 GT_OBJECT_POSES_TOPIC = "ground_truth/objects/poses"
 GT_INSTANCES_TOPIC = "ground_truth/segmentation/instances"
@@ -190,13 +192,15 @@ def _all(header: Header, robot: RobotGT | None, humans, parts, mask, instances) 
         GT_HUMAN_SKELETONS_TOPIC: human_skeletons_msg(humans, header),
         GT_OBJECT_POSES_TOPIC: part_poses_msg(parts, header),
     }
+    if robot is not None:
+        out[GT_ROBOT_BASE_POSE_TOPIC] = PoseStamped(header=copy_header(header), pose=matrix_to_pose(robot.T_cam_base))
     if mask is not None:
         out[GT_INSTANCES_TOPIC] = instances_msg(mask, instances, header)
     return out
 
 
 def frame_ground_truth_msgs(frame: Frame, frame_id: str) -> dict[str, Any]:
-    """Ground-truth messages of a simulator Frame by relative topic name (the four
+    """Ground-truth messages of a simulator Frame by relative topic name (the
     ``GT_*_TOPIC``s), all with header stamp = ``frame.stamp_ns``, frame_id = frame_id."""
     return _all(make_header(frame.stamp_ns, frame_id), frame.robot, frame.humans, frame.parts,
                 frame.instance_mask, frame.instances)

@@ -220,6 +220,10 @@ class HrcNode(LifecycleNode):
         else:
             status.level = DiagnosticStatus.OK if state == "active" else DiagnosticStatus.WARN
             status.message = state
+        check = self.diagnostic_check()
+        if check is not None:
+            status.level = max(status.level, check[0])
+            status.message += f"; {check[1]}"
         status.values = [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counters.items())]
         status.values += [KeyValue(key=f"last {k}", value=m) for k, m in sorted(self._last_message.items())]
         status.values += [KeyValue(key=k, value=v) for k, v in self.diagnostic_values().items()]
@@ -230,6 +234,11 @@ class HrcNode(LifecycleNode):
     def diagnostic_values(self) -> dict[str, str]:
         """Extra key/values for the diagnostics of a subclass (counts that are not problems)."""
         return {}
+
+    def diagnostic_check(self) -> tuple[int, str] | None:
+        """A failed check of a subclass: (DiagnosticStatus level, one line), or None. The
+        status takes the worse of its level and the input-problem level."""
+        return None
 
     # -- lifecycle ------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:

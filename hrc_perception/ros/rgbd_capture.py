@@ -11,6 +11,7 @@ Publishes (relative names; launch puts them under a namespace, default ``/cell``
 | ``camera/color/image_raw``    | sensor_msgs/Image rgb8 |                                         |
 | ``camera/depth/image_raw``    | sensor_msgs/Image 16UC1| z-depth, millimetres, aligned to colour |
 | ``camera/color/camera_info``  | sensor_msgs/CameraInfo | pinhole K of the colour camera, no distortion |
+| ``joint_states``              | sensor_msgs/JointState | synthetic source only: the simulated robot's joints, as its driver would publish them |
 | ``ground_truth/*``            | see ``ground_truth_msgs`` | synthetic source only               |
 
 All messages of one frame carry the same header: stamp = the frame's recorded stamp
@@ -36,7 +37,7 @@ import threading
 import time
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 
 from hrc_perception.capture.pacing import StampPacer
@@ -49,6 +50,7 @@ from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 COLOR_TOPIC = "camera/color/image_raw"
 DEPTH_TOPIC = "camera/depth/image_raw"
 INFO_TOPIC = "camera/color/camera_info"
+JOINT_STATES_TOPIC = "joint_states"
 SOURCES = ("synthetic", "bag", "folder", "realsense")
 PACING_SLACK_S = 0.001   # a frame due within this is published now
 
@@ -85,6 +87,8 @@ class RgbdCaptureNode(HrcNode):
         ParamSpec("frame_id", "camera_color_optical_frame", "header frame_id: the colour camera's optical frame"),
         ParamSpec("publish_ground_truth", True, "synthetic: also publish ground_truth/* (exact skeletons, part "
                   "poses, instances)"),
+        ParamSpec("publish_joint_states", True, "synthetic: publish the simulated robot's joint_states (what a "
+                  "robot driver publishes; robot_pose needs them for the camera-to-robot pose)", read_only=True),
         ParamSpec("width", 640, "realsense: image width (pixels)", min_value=1, max_value=4096, read_only=True),
         ParamSpec("height", 480, "realsense: image height (pixels)", min_value=1, max_value=4096, read_only=True),
         ParamSpec("fps", 30, "realsense: frame rate (Hz)", min_value=1, max_value=300, read_only=True),
@@ -142,6 +146,9 @@ class RgbdCaptureNode(HrcNode):
                 self._camera_pubs = {COLOR_TOPIC: self.create_publisher(Image, COLOR_TOPIC, qos),
                                      DEPTH_TOPIC: self.create_publisher(Image, DEPTH_TOPIC, qos),
                                      INFO_TOPIC: self.create_publisher(CameraInfo, INFO_TOPIC, qos)}
+                if self.source.has_ground_truth and self.param("publish_joint_states"):
+                    self._camera_pubs[JOINT_STATES_TOPIC] = self.create_publisher(JointState, JOINT_STATES_TOPIC,
+                                                                                  self.output_qos())
                 if self.source.has_ground_truth and self.param("publish_ground_truth"):
                     self._create_ground_truth_publishers()
             except Exception:
@@ -164,11 +171,15 @@ class RgbdCaptureNode(HrcNode):
         return RealSenseSource(self.param("width"), self.param("height"), self.param("fps"))
 
     def _create_ground_truth_publishers(self) -> None:
+        from geometry_msgs.msg import PoseStamped
+
         from hrc_perception.msg import InstanceArray, ObjectPoseArray, Skeleton, SkeletonArray
         from hrc_perception.ros.ground_truth_msgs import (GT_HUMAN_SKELETONS_TOPIC, GT_INSTANCES_TOPIC,
-                                                          GT_OBJECT_POSES_TOPIC, GT_ROBOT_SKELETON_TOPIC)
+                                                          GT_OBJECT_POSES_TOPIC, GT_ROBOT_BASE_POSE_TOPIC,
+                                                          GT_ROBOT_SKELETON_TOPIC)
         for topic, msg_type in ((GT_ROBOT_SKELETON_TOPIC, Skeleton), (GT_HUMAN_SKELETONS_TOPIC, SkeletonArray),
-                                (GT_OBJECT_POSES_TOPIC, ObjectPoseArray), (GT_INSTANCES_TOPIC, InstanceArray)):
+                                (GT_OBJECT_POSES_TOPIC, ObjectPoseArray), (GT_INSTANCES_TOPIC, InstanceArray),
+                                (GT_ROBOT_BASE_POSE_TOPIC, PoseStamped)):
             if topic not in self._gt_pubs:
                 self._gt_pubs[topic] = self.create_publisher(msg_type, topic, self.output_qos())
 
@@ -301,6 +312,9 @@ class RgbdCaptureNode(HrcNode):
             self.report("bad_camera_info", str(e))
             return False
         gt = frame.ground_truth
+        if gt is not None and JOINT_STATES_TOPIC in self._camera_pubs:
+            msgs[JOINT_STATES_TOPIC] = JointState(header=self._header(stamp_ns, ""), name=list(gt.robot.joint_names),
+                                                  position=[float(q) for q in gt.robot.joint_positions_rad])
         if gt is not None and self.param("publish_ground_truth") and self._gt_pubs:
             from hrc_perception.ros.ground_truth_msgs import frame_ground_truth_msgs
             if gt.stamp_ns != stamp_ns:

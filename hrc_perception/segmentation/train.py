@@ -17,13 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hrc_perception.io.atomic import atomic_write_json
 from hrc_perception.segmentation.model import file_sha256
 from hrc_perception.segmentation.dataset import Augment, CocoInstances, coco_dir, collate
-from hrc_perception.training import data_spec, machine_line, save_atomic, warmup_cosine
+from hrc_perception.training import (data_spec, epoch_loader, machine_line, optimizer_step, save_atomic,
+                                     warmup_cosine)
 
 
 def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batch_size: int = 2, lr: float = 0.01,
@@ -86,23 +86,14 @@ def train(data: Path, out: Path, val: Path | None = None, epochs: int = 12, batc
     model.train()
     t_last = time.perf_counter()
     while step < total_steps:
-        dataset.epoch = epoch
-        order = np.random.default_rng([seed, epoch]).permutation(len(dataset))
-        start = (step % steps_per_epoch) * batch_size if step // steps_per_epoch == epoch else 0
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, order[start:].tolist()),
-                                             batch_size=batch_size, collate_fn=collate, num_workers=workers)
-        for images, targets in loader:
+        skip = step % steps_per_epoch if step // steps_per_epoch == epoch else 0
+        for images, targets in epoch_loader(dataset, batch_size, epoch, seed, skip, workers, collate_fn=collate):
             images = [im.to(device) for im in images]
             targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
             losses = model(images, targets)
             loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"step {step}: loss is {loss.item()} ({ {k: v.item() for k, v in losses.items()} })")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 10.0)
-            optimizer.step()
-            scheduler.step()
+            optimizer_step(loss, optimizer, scheduler, f"step {step} ({ {k: v.item() for k, v in losses.items()} })",
+                           clip_params=params, clip_norm=10.0)
             step += 1
             now = time.perf_counter()
             elapsed += now - t_last

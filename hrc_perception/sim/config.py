@@ -106,7 +106,8 @@ class RobotConfig:
     base_yaw_deg: base yaw range about world z. keypoints: link names whose frame
     origins are the robot's skeleton joints. joint_limit_margin_rad: targets keep
     this far from the URDF limits. max_joint_speed_rad_s: pick-and-place speed.
-    gripper_link: link that carries grasped parts."""
+    gripper_link: link that carries grasped parts. random_move_probability: chance
+    that the next move goes to a random free configuration instead of a pick."""
     urdf: str = "pybullet_data://franka_panda/panda.urdf"
     name: str = "panda"
     base_xy_m: tuple[float, float] = (-0.6, 0.0)
@@ -118,6 +119,7 @@ class RobotConfig:
     gripper_link: str = "panda_grasptarget"
     joint_limit_margin_rad: float = 0.1
     max_joint_speed_rad_s: float = 1.0
+    random_move_probability: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,7 @@ def validate(cfg: CellConfig, prefix: str = "") -> None:
     _check(r.joint_limit_margin_rad >= 0, prefix, "robot.joint_limit_margin_rad", "must be >= 0")
     _check(r.max_joint_speed_rad_s > 0, prefix, "robot.max_joint_speed_rad_s", "must be > 0")
     rng("robot.base_yaw_deg", r.base_yaw_deg, lo=-180, hi=180)
+    _check(0 <= r.random_move_probability <= 1, prefix, "robot.random_move_probability", "must be in [0, 1]")
 
     pc = cfg.parts
     _check(bool(pc.source), prefix, "parts.source", "must be 'procedural' or a mesh folder")

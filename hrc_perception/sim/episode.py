@@ -149,7 +149,8 @@ class Episode:
         tops = [float(np.asarray(assets.parts[c].mesh.vertices)[:, 2].max()) for c in self.part_class]
         self.robot_script = plan_robot_script(
             rng, robot, self.T_world_base, poses, radii, tops, table_h, cfg.parts.area_x_m, cfg.parts.area_y_m,
-            self.duration_s, cfg.robot.max_joint_speed_rad_s, cfg.robot.joint_limit_margin_rad)
+            self.duration_s, cfg.robot.max_joint_speed_rad_s, cfg.robot.joint_limit_margin_rad,
+            cfg.robot.random_move_probability)
 
         targets = [p[:3, 3] for p in poses] + [transform_points(self.T_world_base, np.array([0.4, s, 0.2]))
                                               for s in (-0.2, 0.2)]

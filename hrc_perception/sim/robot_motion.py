@@ -105,8 +105,10 @@ def _lifted(T: np.ndarray, dz_m: float) -> np.ndarray:
 def plan_robot_script(rng: np.random.Generator, robot: RobotModel, T_world_base: np.ndarray,
                       part_poses: list[np.ndarray], part_radii_m: list[float], part_tops_m: list[float],
                       table_z_m: float, area_x_m: tuple[float, float], area_y_m: tuple[float, float],
-                      duration_s: float, speed_rad_s: float, margin_rad: float) -> RobotScript:
-    """Plan pick-and-place over [0, duration_s].
+                      duration_s: float, speed_rad_s: float, margin_rad: float,
+                      random_move_probability: float = 0.2) -> RobotScript:
+    """Plan pick-and-place over [0, duration_s]; each move is, with probability
+    random_move_probability (always when no part is left), to a random free configuration.
 
     part_poses: initial T_world_obj of each part (resting on the table).
     part_radii_m: footprint radius of each part (keeps put-down spots apart).
@@ -136,7 +138,7 @@ def plan_robot_script(rng: np.random.Generator, robot: RobotModel, T_world_base:
 
     failures = 0
     while t < duration_s and failures < 20:
-        if not poses or rng.random() < 0.2:
+        if not poses or rng.random() < random_move_probability:
             q_rand = robot.clip(rng.uniform(robot.lower, robot.upper), margin_rad)
             q_rand[finger] = q[finger]
             kp_z = robot.keypoints(q_rand, T_world_base)[:, 2]

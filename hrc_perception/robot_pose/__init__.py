@@ -1,0 +1,1 @@
+"""SPDH robot pose from depth, and camera-to-robot calibration."""

@@ -1,0 +1,146 @@
+"""`hrc-perception eval robot_pose`: SPDH against the 2D + depth baseline on held-out data.
+
+Metrics (the SPDH paper's): mean per-joint 3D error, and the share of joints whose
+error is under 2, 4, 6, 8 and 10 cm (``acc_2cm`` ...; ``mAP`` is their mean), over
+the joints inside the image (visibility 1 or 2; a joint the method cannot place
+counts as a miss). Camera-to-robot: per episode, keypoints from forward kinematics
+of the ground-truth joint angles and from the network over the first
+``calib_frames`` frames, fitted with :class:`ExtrinsicsEstimator`; translation (cm)
+and rotation (deg) error against the true T_cam_base.
+"""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hrc_perception.robot_pose.dataset import load_robot_frames
+from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, pose_error
+from hrc_perception.robot_pose.predictor import METHODS, RobotPosePredictor
+from hrc_perception.sim.config import RobotConfig
+from hrc_perception.sim.robot import RobotModel
+
+THRESHOLDS_CM = (2, 4, 6, 8, 10)
+
+
+def robot_model_of_card(card: dict, config_dir: Path | None = None) -> RobotModel:
+    """The URDF robot a model card names (forward kinematics only, no meshes)."""
+    r = card["robot"]
+    return RobotModel(RobotConfig(urdf=r["urdf"], name=r["name"], keypoints=tuple(r["keypoints"]),
+                                  gripper_link=r["gripper_link"]), config_dir, load_meshes=False)
+
+
+def joint_metrics(err_m: np.ndarray) -> dict:
+    """Figures of joint errors err_m [M] (metres; NaN = not placed, a miss)."""
+    err_cm = 100 * np.asarray(err_m, dtype=np.float64)
+    found = np.isfinite(err_cm)
+    out = {"joints": int(len(err_cm)), "placed": round(float(found.mean()), 4) if len(err_cm) else 0.0,
+           "mean_err_cm": round(float(err_cm[found].mean()), 2) if found.any() else None,
+           "median_err_cm": round(float(np.median(err_cm[found])), 2) if found.any() else None}
+    for t in THRESHOLDS_CM:
+        out[f"acc_{t}cm"] = round(float(np.mean(np.where(found, err_cm, np.inf) < t)), 4) if len(err_cm) else 0.0
+    out["mAP"] = round(float(np.mean([out[f"acc_{t}cm"] for t in THRESHOLDS_CM])), 4)
+    return out
+
+
+def evaluate(weights: str | Path, data: str | Path, device: str = "cpu", max_frames: int | None = None,
+             calib_frames: int = 45, min_confidence: float = 0.3, quiet: bool = True) -> dict:
+    """Both methods on every frame of a keypoints dataset; returns summary, per-joint,
+    per-visibility and calibration figures (see module doc)."""
+    frames = load_robot_frames(data, max_frames)
+    predictors = {m: RobotPosePredictor(weights, device, min_confidence, method=m) for m in METHODS}
+    card = predictors["spdh"].card
+    if tuple(card["keypoints"]) != frames.keypoint_names:
+        raise ValueError(f"{weights}: keypoints {card['keypoints']} differ from the data's {frames.keypoint_names}")
+    robot = robot_model_of_card(card)
+    N, J = len(frames), len(frames.keypoint_names)
+    pred = {m: np.full((N, J, 3), np.nan) for m in METHODS}
+    conf = {m: np.zeros((N, J)) for m in METHODS}
+    valid = {m: np.zeros((N, J), dtype=bool) for m in METHODS}
+    times_ms = []
+    t_start = time.perf_counter()
+    for i in range(N):
+        xyz = frames.xyz_m[i].astype(np.float32)
+        for m, p in predictors.items():
+            t0 = time.perf_counter()
+            sk = p.predict_xyz(xyz, frames.K_xyz[i], frames.full_hw)
+            if m == "spdh":
+                times_ms.append(1000 * (time.perf_counter() - t0))
+            pred[m][i], conf[m][i], valid[m][i] = sk.xyz_cam_m, sk.confidence, sk.valid
+        if not quiet and ((i + 1) % 100 == 0 or i + 1 == N):
+            print(f"eval robot_pose: {i + 1}/{N} frames ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr)
+    inside = frames.robot_vis > 0
+    result = {"command": "hrc-perception " + " ".join(sys.argv[1:]), "weights": str(weights), "data": str(data),
+              "frames": N, "keypoints": list(frames.keypoint_names), "min_confidence": min_confidence,
+              "machine": f"{platform.machine()}, 2 cores" if device == "cpu" else device,
+              "ms_per_frame_network_and_decoding_median": round(float(np.median(times_ms)), 1)}
+    summary, per_joint, per_vis = {}, {}, {}
+    for m in METHODS:
+        err = np.linalg.norm(pred[m] - frames.robot_xyz_m, axis=2)
+        summary[m] = joint_metrics(err[inside])
+        per_joint[m] = {name: joint_metrics(err[:, j][inside[:, j]]) for j, name in enumerate(frames.keypoint_names)}
+        per_vis[m] = {"visible": joint_metrics(err[frames.robot_vis == 2]),
+                      "occluded": joint_metrics(err[frames.robot_vis == 1])}
+        conf_inside = valid[m][inside].mean()
+        summary[m]["valid_inside"] = round(float(conf_inside), 4)
+        summary[m]["valid_outside"] = round(float(valid[m][~inside].mean()), 4) if (~inside).any() else None
+    result["summary"] = summary
+    result["per_joint"] = per_joint
+    result["per_visibility"] = per_vis
+    result["calibration"] = {m: calibration_errors(frames, robot, pred[m], conf[m], valid[m], calib_frames)
+                             for m in METHODS}
+    for m in METHODS:
+        summary[m]["calib_t_err_cm_median"] = result["calibration"][m]["t_err_cm_median"]
+        summary[m]["calib_r_err_deg_median"] = result["calibration"][m]["r_err_deg_median"]
+    return result
+
+
+def calibration_errors(frames, robot: RobotModel, pred_cam: np.ndarray, conf: np.ndarray, valid: np.ndarray,
+                       calib_frames: int) -> dict:
+    """Per episode, T_cam_base fitted over its first calib_frames frames, against the truth."""
+    fps_dt = np.median(np.diff(frames.stamp_ns)) / 1e9 if len(frames) > 1 else 1 / 15
+    episodes = []
+    for ep in np.unique(frames.episode):
+        idx = np.flatnonzero(frames.episode == ep)[:calib_frames]
+        est = ExtrinsicsEstimator(window_s=len(idx) * fps_dt + 1.0)
+        for i in idx:
+            est.add(frames.stamp_ns[i] / 1e9, robot.keypoints(frames.q_rad[i]), pred_cam[i], conf[i], valid[i])
+        fit = est.estimate()
+        if fit is None:
+            episodes.append({"episode": int(ep), "frames": len(idx), "fitted": False})
+            continue
+        dt, dr = pose_error(fit.T, frames.T_cam_base[idx[0]])
+        episodes.append({"episode": int(ep), "frames": len(idx), "fitted": True, "t_err_cm": round(100 * dt, 2),
+                         "r_err_deg": round(dr, 2), "inliers": fit.num_inliers, "rms_cm": round(100 * fit.rms_m, 2)})
+    fitted = [e for e in episodes if e["fitted"]]
+    t = np.array([e["t_err_cm"] for e in fitted])
+    r = np.array([e["r_err_deg"] for e in fitted])
+    return {"calib_frames": calib_frames, "episodes": episodes, "fitted": f"{len(fitted)}/{len(episodes)}",
+            "t_err_cm_median": round(float(np.median(t)), 2) if len(t) else None,
+            "r_err_deg_median": round(float(np.median(r)), 2) if len(r) else None,
+            "t_err_cm_max": round(float(t.max()), 2) if len(t) else None,
+            "r_err_deg_max": round(float(r.max()), 2) if len(r) else None}
+
+
+def print_table(result: dict) -> None:
+    s = result["summary"]
+    print(f"robot_pose on {result['data']} ({result['frames']} frames), weights {result['weights']}")
+    print(f"{'method':<10} {'joints':>7} {'mean cm':>8} {'median':>7} " +
+          " ".join(f"{'<' + str(t) + 'cm':>6}" for t in THRESHOLDS_CM) + f" {'mAP':>6} {'calib cm':>9} {'deg':>6}")
+    def num(x):
+        return float("nan") if x is None else x
+
+    for m, v in s.items():
+        print(f"{m:<10} {v['joints']:>7} {num(v['mean_err_cm']):>8.2f} {num(v['median_err_cm']):>7.2f} "
+              + " ".join(f"{v[f'acc_{t}cm']:>6.3f}" for t in THRESHOLDS_CM)
+              + f" {v['mAP']:>6.3f} {num(v['calib_t_err_cm_median']):>9.2f} {num(v['calib_r_err_deg_median']):>6.2f}")
+    print("per joint (spdh): " + ", ".join(f"{k} {v['mean_err_cm']} cm / {v['acc_4cm']:.2f}"
+                                           for k, v in result["per_joint"]["spdh"].items()))
+    pv = result["per_visibility"]["spdh"]
+    print(f"spdh visible joints: mean {pv['visible']['mean_err_cm']} cm, <4cm {pv['visible']['acc_4cm']}; "
+          f"occluded: mean {pv['occluded']['mean_err_cm']} cm, <4cm {pv['occluded']['acc_4cm']}")
+    print(f"calibration fitted {result['calibration']['spdh']['fitted']} episodes; "
+          f"network + decoding {result['ms_per_frame_network_and_decoding_median']} ms/frame")

@@ -1,0 +1,141 @@
+"""`hrc-perception train robot_pose`: the SPDH network on a synth output's keypoints data.
+
+    hrc-perception train robot_pose --data SYNTH_OUT --out models/robot_pose
+        [--val OTHER_SYNTH_OUT] [--steps 3000] [--batch-size 8]
+
+Loss: mean squared error of both heatmap planes against the SPDH targets (Gaussians
+of sigma_px, peak 1; joints outside the image all zero), scaled by 1000. The run
+resumes from ``OUT/checkpoint.pt`` (written atomically every ``--checkpoint-every``
+steps); ``OUT/train_log.jsonl`` gets one line per logged step. At the end
+``OUT/model.pt`` and ``OUT/model_card.json``; with ``--val`` the card carries
+held-out metrics.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from hrc_perception.io.atomic import atomic_write_json
+from hrc_perception.robot_pose.dataset import RobotAugment, RobotPoseDataset, load_robot_frames
+from hrc_perception.robot_pose.model import BuildConfig, load_model, save_model
+from hrc_perception.sim.export import read_meta
+from hrc_perception.training import (data_spec, epoch_loader, machine_line, optimizer_step, save_atomic,
+                                     warmup_cosine)
+
+LOSS_SCALE = 1000.0
+
+
+def robot_of_run(synth_dir: Path) -> dict:
+    """The robot a synth output was rendered with: name, urdf, keypoint links (its meta.json)."""
+    r = read_meta(synth_dir)["config"]["robot"]
+    return {"name": r["name"], "urdf": r["urdf"], "keypoints": list(r["keypoints"]),
+            "gripper_link": r["gripper_link"]}
+
+
+def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, batch_size: int = 8,
+          lr: float = 2e-3, build: BuildConfig | None = None, device: str = "cpu", seed: int = 0,
+          checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None,
+          init: Path | None = None) -> dict:
+    """Train (or resume) and write the model and its card; returns the card.
+    init: a model file to start from (same build) when there is no checkpoint."""
+    data, out = Path(data), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    robot = robot_of_run(data)
+    frames = load_robot_frames(data)
+    names = list(frames.keypoint_names)
+    if build is None:
+        build = BuildConfig(num_joints=len(names), input_hw=tuple(frames.xyz_m.shape[1:3]))
+    if tuple(build.input_hw) != tuple(frames.xyz_m.shape[1:3]) or build.num_joints != len(names):
+        raise ValueError(f"{data}: XYZ images {frames.xyz_m.shape[1:3]} and {len(names)} keypoints do not fit "
+                         f"the build {build}")
+    dataset = RobotPoseDataset(frames, build.heatmap_spec, RobotAugment(), seed=seed)
+    net = build.build().to(device)
+    steps_per_epoch = len(dataset) // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{data}: {len(dataset)} frames, fewer than one batch of {batch_size}")
+    print(f"train robot_pose: {len(dataset)} frames, {len(names)} keypoints ({', '.join(names)}), "
+          f"{steps_per_epoch} steps per epoch, input {build.input_hw}, heatmaps {build.heatmap_spec.hw}",
+          file=sys.stderr)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    warmup = min(200, steps // 10 + 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps, warmup))
+    step, elapsed = 0, 0.0
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt["keypoints"] != names or ckpt["build"] != build.to_dict():
+            raise ValueError(f"{ckpt_path}: a run for keypoints {ckpt['keypoints']} built as {ckpt['build']}; "
+                             f"this one is {names}, {build.to_dict()}: use another --out")
+        net.load_state_dict(ckpt["net"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step, elapsed = ckpt["step"], ckpt["elapsed_s"]
+        print(f"train robot_pose: resuming at step {step}", file=sys.stderr)
+    elif init is not None:
+        init_build, init_net, init_card = load_model(init)
+        if init_build != build or init_card["keypoints"] != names:
+            raise ValueError(f"{init}: built as {init_build} for {init_card['keypoints']}; this run needs {build} "
+                             f"for {names}")
+        net.load_state_dict(init_net.state_dict())
+        print(f"train robot_pose: starting from {init}", file=sys.stderr)
+
+    def checkpoint():
+        save_atomic({"net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "step": step, "elapsed_s": elapsed,
+                     "keypoints": names, "build": build.to_dict()}, ckpt_path)
+
+    net.train()
+    t_last = time.perf_counter()
+    with open(out / "train_log.jsonl", "a") as log:
+        while step < steps:
+            epoch = step // steps_per_epoch
+            for x, target in epoch_loader(dataset, batch_size, epoch, seed, step % steps_per_epoch, workers):
+                x, target = x.to(device), target.to(device)
+                loss = LOSS_SCALE * torch.nn.functional.mse_loss(net(x), target)
+                optimizer_step(loss, optimizer, scheduler, f"step {step}")
+                step += 1
+                now = time.perf_counter()
+                elapsed += now - t_last
+                t_last = now
+                if step % log_every == 0 or step == steps:
+                    rec = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5),
+                           "lr": scheduler.get_last_lr()[0], "elapsed_s": round(elapsed, 1)}
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    print(f"train robot_pose: step {step}/{steps} loss {rec['loss']:.4f} "
+                          f"({elapsed / step:.2f} s/step)", file=sys.stderr)
+                if step % checkpoint_every == 0 or step == steps:
+                    checkpoint()
+                if step >= steps:
+                    break
+
+    card = {
+        "component": "robot_pose",
+        "architecture": "SPDH: U-Net on the XYZ image (strides 2-16, dilated residual blocks at stride 16), "
+                        "per joint a uv-plane and a uz-plane heatmap at stride 2",
+        "keypoints": names, "robot": robot,
+        "input_hw": list(build.input_hw), "heatmap_hw": list(build.heatmap_spec.hw),
+        "z_range_m": list(build.z_range_m), "sigma_px": build.sigma_px,
+        "data": data_spec(data), "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "training_command": "hrc-perception " + " ".join(sys.argv[1:]),
+        "training_time_s": round(elapsed, 1), "machine": machine_line(device),
+    }
+    model_path = out / "model.pt"
+    save_model(model_path, build, net, card)
+    if val is not None:
+        from hrc_perception.robot_pose.evaluate import evaluate
+        card["metrics_held_out"] = evaluate(model_path, Path(val), device=device)["summary"]
+        card["metrics_data"] = data_spec(Path(val))
+        save_model(model_path, build, net, card)
+    card["weights"] = model_path.name
+    from hrc_perception.segmentation.model import file_sha256
+    card["sha256"] = file_sha256(model_path)
+    atomic_write_json(out / "model_card.json", card, indent=2)
+    return card

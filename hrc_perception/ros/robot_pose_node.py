@@ -1,0 +1,336 @@
+"""The robot_pose node: the robot's skeleton from depth (SPDH) and, with joint_states,
+the camera-to-robot pose without markers.
+
+Subscribes (relative names; launch puts them under a namespace, default ``/cell``):
+
+| topic                        | type                        | QoS              |
+|------------------------------|-----------------------------|------------------|
+| ``camera/depth/image_raw``   | sensor_msgs/Image 16UC1 mm / 32FC1 m, aligned to colour | input QoS |
+| ``camera/color/camera_info`` | sensor_msgs/CameraInfo      | input QoS        |
+| ``joint_states``             | sensor_msgs/JointState      | reliable, depth 10 |
+
+Publishes, once per depth image, with its header (the colour image's stamp and frame):
+
+| topic                 | type                           | when                          |
+|-----------------------|--------------------------------|-------------------------------|
+| ``robot/skeleton``    | hrc_perception/Skeleton        | every depth image             |
+| ``robot/base_pose``   | geometry_msgs/PoseStamped      | with a camera-to-robot fit    |
+| ``robot_pose/markers``| visualization_msgs/MarkerArray | every skeleton                |
+
+and the TF camera -> robot base where ``tf2_ros`` is installed (the PyPI ROS wheels
+have none: then only ``robot/base_pose``).
+
+Skeleton: ``model`` = the robot's name (model card), ``id`` 0, the model card's
+keypoint names (URDF links), positions in the camera optical frame (metres) of the
+joints whose confidence is >= ``min_confidence``, NaN for the others (never an
+invented joint); confidence per joint; pixel u, v; visibility VIS_VISIBLE for a
+confident joint, VIS_OCCLUDED for an unconfident one inside the image, VIS_OUTSIDE
+outside it.
+
+Camera-to-robot: when a ``joint_states`` message no older (or newer) than
+``joint_states_max_age_s`` against the depth stamp names every arm joint of the
+robot's URDF, forward kinematics gives the keypoints in the base frame; the pairs of
+the last ``calibration_window_s`` seconds are fitted robustly
+(:class:`~hrc_perception.robot_pose.extrinsics.ExtrinsicsEstimator`) and published
+as ``robot/base_pose`` (the pose of the base link in the camera frame). With
+``expected_base_pose`` ([x, y, z, qx, qy, qz, qw], the extrinsic in use) the
+diagnostics carry ``calibration_drift`` (cm and deg) and go to WARN when it exceeds
+``drift_warn_m`` or ``drift_warn_deg``.
+
+Bad input never stops the node. Counted with ``report()``: ``no_camera_info``,
+``bad_camera_info``, ``bad_depth``, ``size_mismatch``, ``predict_error``,
+``joint_states_stale`` (none near the depth stamp), ``joint_states_unusable``
+(missing arm joints, unknown names only, non-finite values), ``fit_failed`` (too few
+confident keypoints in the window: no pose is published rather than a bad one).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import Point, PoseStamped
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from hrc_perception.msg import Skeleton
+from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg,
+                                        matrix_to_pose, matrix_to_transform, stamp_to_ns)
+from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
+from hrc_perception.ros.weights import load_error_text, resolve_weights
+
+DEPTH_TOPIC = "camera/depth/image_raw"
+CAMERA_INFO_TOPIC = "camera/color/camera_info"
+JOINT_STATES_TOPIC = "joint_states"
+SKELETON_TOPIC = "robot/skeleton"
+BASE_POSE_TOPIC = "robot/base_pose"
+MARKERS_TOPIC = "robot_pose/markers"
+WEIGHTS_RELPATH = Path("models") / "robot_pose" / "model.pt"
+NO_WEIGHTS_MESSAGE = "no robot pose weights: train with `hrc-perception train robot_pose` or set weights"
+NS_PER_S = 1_000_000_000
+
+
+def skeleton_msg(header: Header, model: str, sk, image_hw: tuple[int, int]) -> Skeleton:
+    """Skeleton message of a RobotSkeleton (see the module doc for the rules)."""
+    h, w = image_hw
+    u, v = sk.uv_px[:, 0], sk.uv_px[:, 1]
+    inside = np.isfinite(sk.uv_px).all(1) & (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
+    vis = np.where(sk.valid, Skeleton.VIS_VISIBLE, np.where(inside, Skeleton.VIS_OCCLUDED, Skeleton.VIS_OUTSIDE))
+    out = Skeleton(header=copy_header(header), model=model, id=0, joint_names=list(sk.names))
+    for j in range(len(sk.names)):
+        p = sk.xyz_cam_m[j] if sk.valid[j] else (np.nan, np.nan, np.nan)
+        out.positions.append(Point(x=float(p[0]), y=float(p[1]), z=float(p[2])))
+    out.confidence = [float(c) for c in sk.confidence]
+    out.pixel_u = [float(x) for x in u]
+    out.pixel_v = [float(x) for x in v]
+    out.visibility = [int(x) for x in vis]
+    return out
+
+
+def skeleton_markers(msg: Skeleton, lifetime_s: float) -> MarkerArray:
+    """The skeleton's confident joints as spheres and the links between them as lines."""
+    life = duration_msg(lifetime_s)
+    pts = [(j, p) for j, p in enumerate(msg.positions) if np.isfinite([p.x, p.y, p.z]).all()]
+    color = ColorRGBA(r=1.0, g=0.55, b=0.1, a=1.0)
+    joints = Marker(header=copy_header(msg.header), ns="robot_joints", id=0, type=Marker.SPHERE_LIST,
+                    action=Marker.ADD, lifetime=life, color=color)
+    joints.scale.x = joints.scale.y = joints.scale.z = 0.04
+    joints.pose.orientation.w = 1.0
+    joints.points = [p for _, p in pts]
+    links = Marker(header=copy_header(msg.header), ns="robot_links", id=0, type=Marker.LINE_LIST,
+                   action=Marker.ADD, lifetime=life, color=color)
+    links.scale.x = 0.015
+    links.pose.orientation.w = 1.0
+    present = dict(pts)
+    for j in range(len(msg.positions) - 1):
+        if j in present and j + 1 in present:
+            links.points += [present[j], present[j + 1]]
+    return MarkerArray(markers=[joints, links])
+
+
+class RobotPoseNode(HrcNode):
+    """SPDH on camera/depth/image_raw (see the module doc); node name default 'robot_pose'.
+
+    After construction: ``predictor`` (None unless configured), ``robot`` (the URDF
+    model for forward kinematics), ``weights_path``, ``configure_error``,
+    ``frames_processed``, ``last_fit`` (RigidFit or None), ``drift`` ((m, deg) or None),
+    ``last_inference_s``.
+    """
+
+    PARAMS = (
+        ParamSpec("weights", "", "robot pose model (hrc-perception train robot_pose); '' = the shipped "
+                  "models/robot_pose/model.pt", read_only=True),
+        ParamSpec("device", "cpu", "torch device of the model", choices=("cpu", "cuda"), read_only=True),
+        ParamSpec("min_confidence", 0.3, "joints below this heatmap peak are unknown (NaN), never guessed",
+                  min_value=0.0, max_value=1.0),
+        ParamSpec("joint_states_max_age_s", 0.1, "largest stamp difference (s) between a depth image and the "
+                  "joint_states used with it", min_value=0.0, max_value=10.0),
+        ParamSpec("calibration_window_s", 3.0, "seconds of frames pooled in the camera-to-robot fit",
+                  min_value=0.1, max_value=600.0),
+        ParamSpec("calibration_inlier_m", 0.04, "keypoints further than this from the fit are outliers (m)",
+                  min_value=0.001, max_value=1.0),
+        ParamSpec("calibration_min_points", 8, "fewest inlier keypoints (over the window) for a fit",
+                  min_value=3, max_value=100000),
+        ParamSpec("expected_base_pose", [""], "the extrinsic in use, robot base in the camera frame: "
+                  "[x, y, z, qx, qy, qz, qw] as strings ('' = none; then no drift check)"),
+        ParamSpec("drift_warn_m", 0.02, "calibration_drift warns above this translation (m)",
+                  min_value=0.0, max_value=10.0),
+        ParamSpec("drift_warn_deg", 2.0, "calibration_drift warns above this rotation (deg)",
+                  min_value=0.0, max_value=180.0),
+        ParamSpec("base_frame_id", "", "TF child frame of the robot base ('' = the URDF's root link)"),
+        ParamSpec("markers", True, "publish robot_pose/markers"),
+        ParamSpec("marker_lifetime_s", 0.5, "lifetime of each marker (s)", min_value=0.0, max_value=3600.0),
+    )
+
+    def __init__(self, node_name: str = "robot_pose", **kwargs):
+        self.predictor = None
+        self.robot = None
+        self.weights_path: Path | None = None
+        self.configure_error: str | None = None
+        self.frames_processed = 0
+        self.last_fit = None
+        self.drift: tuple[float, float] | None = None
+        self.last_inference_s = float("nan")
+        self._subs: list = []
+        self._pubs: dict = {}
+        self._camera_info: CameraInfo | None = None
+        self._joint_states: list[JointState] = []
+        self._estimator = None
+        self._expected_T = None
+        self._tf = None
+        super().__init__(node_name, **kwargs)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def on_configure_hook(self) -> None:
+        from hrc_perception.robot_pose.evaluate import robot_model_of_card
+        from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator
+        from hrc_perception.robot_pose.predictor import RobotPosePredictor
+        self.configure_error = None
+        try:
+            self._expected_T = self._parse_expected_pose(self.param("expected_base_pose"))
+            path = resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE)
+            self.predictor = RobotPosePredictor(path, device=self.param("device"))
+            self.robot = robot_model_of_card(self.predictor.card)
+            self.weights_path = path
+        except Exception as e:   # the base logs it as one line and fails the transition
+            self.configure_error = load_error_text(e)
+            self.predictor = None
+            raise
+        self._estimator = ExtrinsicsEstimator(self.param("calibration_window_s"), self.param("calibration_inlier_m"),
+                                              self.param("calibration_min_points"))
+        q = self.output_qos()
+        self._pubs = {"skeleton": self.create_publisher(Skeleton, SKELETON_TOPIC, q),
+                      "base_pose": self.create_publisher(PoseStamped, BASE_POSE_TOPIC, q),
+                      "markers": self.create_publisher(MarkerArray, MARKERS_TOPIC, q)}
+        self._subs = [self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, self.input_qos()),
+                      self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states, q),
+                      self.create_subscription(Image, DEPTH_TOPIC, self._on_depth, self.input_qos())]
+        try:
+            from tf2_ros import TransformBroadcaster
+            self._tf = TransformBroadcaster(self)
+        except ImportError:
+            self._tf = None
+        self.frames_processed = 0
+        self.get_logger().info(f"weights {self.weights_path}: robot {self.predictor.card['robot']['name']}, "
+                               f"keypoints {', '.join(self.predictor.names)}; TF "
+                               f"{'on' if self._tf is not None else 'off (no tf2_ros): robot/base_pose only'}")
+
+    def on_cleanup_hook(self) -> None:
+        for s in self._subs:
+            self.destroy_subscription(s)
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._subs, self._pubs = [], {}
+        self._camera_info = None
+        self._joint_states = []
+        self.predictor = self.robot = self._estimator = self._tf = None
+
+    @staticmethod
+    def _parse_expected_pose(values: list[str]):
+        from hrc_perception.geometry import make_T, matrix_from_quaternion
+        if not [v for v in values if v]:
+            return None
+        try:
+            x = np.array([float(v) for v in values])
+        except ValueError:
+            raise ValueError(f"expected_base_pose: not numbers: {values}") from None
+        if x.shape != (7,) or not np.isfinite(x).all() or np.linalg.norm(x[3:]) < 1e-6:
+            raise ValueError(f"expected_base_pose: need [x, y, z, qx, qy, qz, qw] with a non-zero quaternion, "
+                             f"got {values}")
+        return make_T(matrix_from_quaternion(x[3:] / np.linalg.norm(x[3:])), x[:3])
+
+    # -- inputs -----------------------------------------------------------------------
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        if not self.is_active:
+            return
+        self._joint_states.append(msg)
+        del self._joint_states[:-50]
+
+    def _joint_states_for(self, stamp_ns: int) -> JointState | None:
+        if not self._joint_states:
+            return None
+        best = min(self._joint_states, key=lambda m: abs(stamp_to_ns(m.header.stamp) - stamp_ns))
+        age = abs(stamp_to_ns(best.header.stamp) - stamp_ns)
+        return best if age <= self.param("joint_states_max_age_s") * NS_PER_S else None
+
+    def _on_depth(self, msg: Image) -> None:
+        if not self.is_active or self.predictor is None:
+            return
+        sk = self.estimate(msg)
+        if sk is None:
+            return
+        out = skeleton_msg(msg.header, self.predictor.card["robot"]["name"], sk, self._image_hw)
+        self._pubs["skeleton"].publish(out)
+        self.frames_processed += 1
+        if self.param("markers"):
+            self._pubs["markers"].publish(skeleton_markers(out, self.param("marker_lifetime_s")))
+        if self._joint_states:
+            self._calibrate(msg.header, sk)
+
+    # -- estimation -------------------------------------------------------------------
+    def estimate(self, msg: Image):
+        """RobotSkeleton of one depth image, or None after reporting why."""
+        if self._camera_info is None:
+            self.report("no_camera_info", f"no {CAMERA_INFO_TOPIC} received yet")
+            return None
+        intrinsics = self.converted(camera_info_to_K, self._camera_info, "bad_camera_info", CAMERA_INFO_TOPIC)
+        depth_m = None if intrinsics is None else self.converted(depth_to_meters, msg, "bad_depth", DEPTH_TOPIC)
+        if depth_m is None:
+            return None
+        K, w, h = intrinsics
+        if depth_m.shape != (h, w):
+            self.report("size_mismatch", f"depth {depth_m.shape[1]}x{depth_m.shape[0]}, camera_info {w}x{h}: "
+                        "they must agree (depth aligned to colour)")
+            return None
+        self.predictor.min_confidence = self.param("min_confidence")
+        t0 = time.perf_counter()
+        try:
+            sk = self.predictor.predict(depth_m, K)
+        except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
+            self.report("predict_error", f"{type(e).__name__}: {e}")
+            return None
+        self.last_inference_s = time.perf_counter() - t0
+        self._image_hw = (h, w)
+        return sk
+
+    def _calibrate(self, header: Header, sk) -> None:
+        from hrc_perception.robot_pose.extrinsics import joint_positions, pose_error
+        stamp = stamp_to_ns(header.stamp)
+        js = self._joint_states_for(stamp)
+        if js is None:
+            self.report("joint_states_stale", f"no {JOINT_STATES_TOPIC} within joint_states_max_age_s of the depth "
+                        "stamp: skeleton only, no camera-to-robot fit")
+            return
+        q, why = joint_positions(self.robot.joint_names, list(js.name), list(js.position), self.robot.arm_joint_mask)
+        if q is None:
+            self.report("joint_states_unusable", why)
+            return
+        est = self._estimator
+        est.window_s, est.inlier_m = self.param("calibration_window_s"), self.param("calibration_inlier_m")
+        est.min_points = self.param("calibration_min_points")
+        est.add(stamp / NS_PER_S, self.robot.keypoints(q), sk.xyz_cam_m, sk.confidence, sk.valid)
+        fit = est.estimate()
+        if fit is None:
+            self.report("fit_failed", f"fewer than {est.min_points} confident keypoints agree over the last "
+                        f"{est.window_s:g} s: no robot/base_pose")
+            return
+        self.last_fit = fit
+        self._pubs["base_pose"].publish(PoseStamped(header=copy_header(header), pose=matrix_to_pose(fit.T)))
+        if self._tf is not None:
+            from geometry_msgs.msg import TransformStamped
+            self._tf.sendTransform(TransformStamped(
+                header=copy_header(header), child_frame_id=self.param("base_frame_id") or self.robot.base_link,
+                transform=matrix_to_transform(fit.T)))
+        if self._expected_T is not None:
+            self.drift = pose_error(fit.T, self._expected_T)
+
+    def diagnostic_values(self) -> dict[str, str]:
+        out = {"frames": str(self.frames_processed)}
+        if self.last_fit is not None:
+            t = self.last_fit.T[:3, 3]
+            out["base_pose_xyz_m"] = f"{t[0]:.3f} {t[1]:.3f} {t[2]:.3f}"
+            out["fit"] = (f"{self.last_fit.num_inliers} inliers over {self.last_fit.num_frames} frames, rms "
+                          f"{100 * self.last_fit.rms_m:.1f} cm")
+        if self.drift is not None:
+            out["calibration_drift"] = f"{100 * self.drift[0]:.1f} cm, {self.drift[1]:.1f} deg"
+        return out
+
+    def diagnostic_check(self) -> tuple[int, str] | None:
+        """WARN while the camera-to-robot estimate is further than drift_warn_* from the extrinsic in use."""
+        if self.drift is not None and (self.drift[0] > self.param("drift_warn_m")
+                                       or self.drift[1] > self.param("drift_warn_deg")):
+            return DiagnosticStatus.WARN, (f"calibration_drift {100 * self.drift[0]:.1f} cm, {self.drift[1]:.1f} deg "
+                                           "from expected_base_pose")
+        return None
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run hrc_perception robot_pose [--ros-args -p weights:=models/robot_pose/model.pt ...]``.
+
+    Exit status: 0 after Ctrl-C, 2 for an invalid parameter."""
+    return run_node(RobotPoseNode, args)

@@ -1,0 +1,75 @@
+"""`hrc-perception train robot_pose` and `eval robot_pose` on a tiny synth output:
+the run writes model, card and log, resumes from its checkpoint, refuses a foreign
+checkpoint, and the evaluation reports both methods and the calibration."""
+import json
+
+import numpy as np
+import pytest
+
+from hrc_perception.cli import main
+from hrc_perception.robot_pose.dataset import RobotPoseDataset, load_robot_frames
+from hrc_perception.robot_pose.model import load_model
+from hrc_perception.robot_pose.spdh import decode
+
+
+@pytest.fixture(scope="module")
+def tiny_kp(tmp_path_factory, small_cell_yaml):
+    root = tmp_path_factory.mktemp("kpdata")
+    for name, seed in (("train", 21), ("val", 22)):
+        assert main(["synth", "--config", str(small_cell_yaml), "--frames", "10", "--seed", str(seed),
+                     "--out", str(root / name), "--dataset", "keypoints", "--quiet"]) == 0
+    return root
+
+
+def test_dataset_targets_decode_to_the_true_joints(tiny_kp):
+    frames = load_robot_frames(tiny_kp / "train")
+    assert len(frames) == 10 and frames.full_hw == (240, 320) and frames.xyz_m.shape[1:] == (240, 320, 3)
+    # keypoints in the base frame are the same for every camera: forward kinematics
+    kb = frames.keypoints_base_m()
+    assert np.isfinite(kb).all() and np.allclose(kb[:, 0], 0.0, atol=1e-6)    # link0 is the base origin
+    from hrc_perception.robot_pose.model import BuildConfig
+    spec = BuildConfig(num_joints=8).heatmap_spec
+    ds = RobotPoseDataset(frames, spec)
+    x, target = ds[3]
+    assert tuple(x.shape) == (4, 240, 320) and tuple(target.shape) == (16, 120, 160)
+    from hrc_perception.robot_pose.dataset import heatmap_K
+    d = decode(target.numpy(), heatmap_K(frames.K_xyz[3], (240, 320), spec), spec)
+    inside = (frames.robot_vis[3] > 0) & (d.confidence > 0.5)
+    assert inside.sum() >= 4
+    err = np.linalg.norm(d.xyz_cam_m[inside] - frames.robot_xyz_m[3][inside], axis=1)
+    assert err.max() < 1e-4
+
+
+def test_train_resume_and_evaluate(tiny_kp, tmp_path):
+    out = tmp_path / "model"
+    args = ["train", "robot_pose", "--data", str(tiny_kp / "train"), "--out", str(out), "--batch-size", "2",
+            "--threads", "1", "--workers", "0", "--checkpoint-every", "2"]
+    assert main(args + ["--steps", "2"]) == 0
+    assert (out / "checkpoint.pt").is_file() and (out / "model.pt").is_file()
+    assert main(args + ["--steps", "4", "--val", str(tiny_kp / "val")]) == 0    # resumes at step 2
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log][-1] == 4 and log[-1]["step"] > log[0]["step"]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["keypoints"][0] == "panda_link0" and card["robot"]["urdf"].endswith("panda.urdf")
+    assert card["steps"] == 4 and "spdh" in card["metrics_held_out"] and "uv_depth" in card["metrics_held_out"]
+    build, _, file_card = load_model(out / "model.pt")
+    assert build.num_joints == 8 and file_card["metrics_held_out"] == card["metrics_held_out"]
+    res_path = tmp_path / "eval.json"
+    assert main(["eval", "robot_pose", "--weights", str(out / "model.pt"), "--data", str(tiny_kp / "val"),
+                 "--calib-frames", "5", "--json", str(res_path), "--figure", str(tmp_path / "fig.png")]) == 0
+    res = json.loads(res_path.read_text())
+    assert res["frames"] == 10 and set(res["summary"]) == {"spdh", "uv_depth"}
+    assert {"mean_err_cm", "acc_4cm", "mAP", "calib_t_err_cm_median"} <= set(res["summary"]["spdh"])
+    assert len(res["calibration"]["spdh"]["episodes"]) == 2 and (tmp_path / "fig.png").stat().st_size > 10_000
+    # a checkpoint of another run is refused, not silently mixed in
+    ckpt = out / "checkpoint.pt"
+    import torch
+    c = torch.load(ckpt, weights_only=False)
+    c["keypoints"] = ["other"] * 8
+    torch.save(c, ckpt)
+    assert main(args + ["--steps", "6"]) == 2
+
+
+def test_train_without_keypoints_data_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "robot_pose", "--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
+    assert "no meta.json" in capsys.readouterr().err

@@ -1,0 +1,168 @@
+"""The robot_pose node over real rclpy and DDS: a skeleton per depth image with its
+header, unknown (NaN) joints below min_confidence, the camera-to-robot pose from
+joint_states with the shipped weights on rendered frames, the drift diagnostic, and
+bad input (no or zero camera_info, sizes that differ, a colour image on the depth
+topic, joint_states stale or naming other joints)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import QOS, Harness, spin_until
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from visualization_msgs.msg import MarkerArray
+
+from hrc_perception.geometry import make_K
+from hrc_perception.msg import Skeleton
+from hrc_perception.robot_pose.extrinsics import pose_error
+from hrc_perception.ros.convert import K_to_camera_info, numpy_to_image, pose_to_matrix
+from hrc_perception.ros.ground_truth_msgs import make_header
+from hrc_perception.ros.robot_pose_node import (BASE_POSE_TOPIC, CAMERA_INFO_TOPIC, DEPTH_TOPIC, JOINT_STATES_TOPIC,
+                                                MARKERS_TOPIC, SKELETON_TOPIC, RobotPoseNode)
+
+FRAME_ID = "camera_color_optical_frame"
+K = make_K(300.0, 300.0, 160.0, 120.0)
+T0 = 7_000 * 10**9
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "robot_pose" / "model.pt"
+PANDA = {"name": "panda", "urdf": "pybullet_data://franka_panda/panda.urdf", "gripper_link": "panda_grasptarget",
+         "keypoints": ["panda_link0", "panda_link2", "panda_link3", "panda_link4", "panda_link5", "panda_link7",
+                       "panda_hand", "panda_grasptarget"]}
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """An untrained Panda model (small widths): skeletons come out, not accurate ones."""
+    torch = pytest.importorskip("torch")
+    from hrc_perception.robot_pose.model import BuildConfig, save_model
+    build = BuildConfig(num_joints=8, widths=(8, 8, 16, 16))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = build.build().eval()
+    path = tmp_path_factory.mktemp("robot_weights") / "model.pt"
+    save_model(path, build, net, {"keypoints": PANDA["keypoints"], "robot": PANDA})
+    return path
+
+
+def _rig(ros_context, weights, **params):
+    overrides = [Parameter("weights", value=str(weights)), Parameter("input_reliability", value="reliable")]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = RobotPoseNode(context=ros_context, parameter_overrides=overrides)
+    assert node.lifecycle_state == "active", node.configure_error
+    h = Harness(ros_context, node, DEPTH_TOPIC, Image, {SKELETON_TOPIC: Skeleton, BASE_POSE_TOPIC: PoseStamped,
+                                                        MARKERS_TOPIC: MarkerArray})
+    pubs = {CAMERA_INFO_TOPIC: h.io.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, QOS),
+            JOINT_STATES_TOPIC: h.io.create_publisher(JointState, JOINT_STATES_TOPIC, QOS)}
+    assert spin_until(h.ex, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()))
+    return h, pubs
+
+
+def _send_info(h, pubs, K_=K, w=320, hgt=240, zero=False):
+    info = K_to_camera_info(K_, w, hgt, make_header(T0, FRAME_ID))
+    if zero:
+        info.k = [0.0] * 9
+    pubs[CAMERA_INFO_TOPIC].publish(info)
+    assert spin_until(h.ex, lambda: h.node._camera_info is not None and list(h.node._camera_info.k) == list(info.k))
+
+
+def test_skeleton_per_depth_image_and_bad_input(ros_context, untrained):
+    h, pubs = _rig(ros_context, untrained, min_confidence=0.5)
+    node = h.node
+    try:
+        depth = np.full((240, 320), 2000, np.uint16)
+        assert h.send(numpy_to_image(depth, "16UC1", make_header(T0, FRAME_ID)), SKELETON_TOPIC, 1.0) is None
+        assert node.counters["no_camera_info"] == 1
+        _send_info(h, pubs)
+        sk = h.send(numpy_to_image(depth, "16UC1", make_header(T0 + 1, FRAME_ID)), SKELETON_TOPIC)
+        assert sk is not None and sk.header.stamp.nanosec == 1 and sk.header.frame_id == FRAME_ID
+        assert sk.model == "panda" and list(sk.joint_names) == PANDA["keypoints"]
+        assert len(sk.positions) == len(sk.confidence) == len(sk.pixel_u) == len(sk.visibility) == 8
+        for p, c, v in zip(sk.positions, sk.confidence, sk.visibility):
+            if c < 0.5:      # not confident: unknown, never a guessed position
+                assert np.isnan([p.x, p.y, p.z]).all() and v != Skeleton.VIS_VISIBLE
+            else:
+                assert np.isfinite([p.x, p.y, p.z]).all() and v == Skeleton.VIS_VISIBLE
+        # 32FC1 metres with NaN holes is accepted too
+        depth_m = np.full((240, 320), 2.0, np.float32)
+        depth_m[:50] = np.nan
+        assert h.send(numpy_to_image(depth_m, "32FC1", make_header(T0 + 2, FRAME_ID)), SKELETON_TOPIC) is not None
+        # a colour image on the depth topic, a depth of another size, an uncalibrated camera
+        rgb = np.zeros((240, 320, 3), np.uint8)
+        assert h.send(numpy_to_image(rgb, "rgb8", make_header(T0 + 3, FRAME_ID)), SKELETON_TOPIC, 1.0) is None
+        assert node.counters["bad_depth"] == 1
+        small = np.full((120, 160), 2000, np.uint16)
+        assert h.send(numpy_to_image(small, "16UC1", make_header(T0 + 4, FRAME_ID)), SKELETON_TOPIC, 1.0) is None
+        assert node.counters["size_mismatch"] == 1
+        _send_info(h, pubs, zero=True)
+        assert h.send(numpy_to_image(depth, "16UC1", make_header(T0 + 5, FRAME_ID)), SKELETON_TOPIC, 1.0) is None
+        assert node.counters["bad_camera_info"] == 1
+        _send_info(h, pubs)
+        # joint_states naming other joints, then stale ones: skeletons still, no base pose
+        js = JointState(header=make_header(T0 + 6, ""), name=["a", "b"], position=[0.0, 1.0])
+        pubs[JOINT_STATES_TOPIC].publish(js)
+        assert spin_until(h.ex, lambda: len(node._joint_states) == 1)
+        assert h.send(numpy_to_image(depth, "16UC1", make_header(T0 + 6, FRAME_ID)), SKELETON_TOPIC) is not None
+        assert node.counters["joint_states_unusable"] == 1 and "lacks panda_joint1" in node._last_message[
+            "joint_states_unusable"]
+        assert h.send(numpy_to_image(depth, "16UC1", make_header(T0 + 10**9, FRAME_ID)), SKELETON_TOPIC) is not None
+        assert node.counters["joint_states_stale"] == 1
+        assert h.received[BASE_POSE_TOPIC] == [] and node.lifecycle_state == "active"
+        assert node.frames_processed == 4
+    finally:
+        h.close()
+
+
+def test_bad_weights_fail_configure_with_a_reason(ros_context, tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"junk")
+    node = RobotPoseNode(context=ros_context, parameter_overrides=[Parameter("weights", value=str(bad))])
+    try:
+        assert node.lifecycle_state == "unconfigured" and "not a readable robot pose model" in node.configure_error
+    finally:
+        node.destroy_node()
+    node = RobotPoseNode(context=ros_context, parameter_overrides=[
+        Parameter("weights", value=str(bad)), Parameter("expected_base_pose", value=["1", "2"])])
+    try:
+        assert "expected_base_pose" in node.configure_error
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped robot_pose weights")
+def test_camera_to_robot_pose_from_joint_states_with_shipped_weights(ros_context):
+    """Rendered frames of the default cell: base pose close to the truth; drift warns
+    when the expected extrinsic is 10 cm off."""
+    from hrc_perception.geometry import quaternion_from_matrix
+    from hrc_perception.sim.config import CellConfig
+    from hrc_perception.sim.generator import SynthRun
+    frames = list(SynthRun(CellConfig(), seed=77).frames(30))
+    T_true = frames[0].robot.T_cam_base
+    expected = T_true.copy()
+    expected[0, 3] += 0.10
+    pose7 = [str(float(v)) for v in list(expected[:3, 3]) + list(quaternion_from_matrix(expected[:3, :3]))]
+    h, pubs = _rig(ros_context, SHIPPED, expected_base_pose=pose7)
+    node = h.node
+    diags = []
+    h.io.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+    try:
+        f0 = frames[0]
+        _send_info(h, pubs, f0.K, 640, 480)
+        for f in frames:
+            pubs[JOINT_STATES_TOPIC].publish(JointState(header=make_header(f.stamp_ns, ""),
+                                                        name=list(f.robot.joint_names),
+                                                        position=[float(q) for q in f.robot.joint_positions_rad]))
+            assert spin_until(h.ex, lambda: node._joint_states and node._joint_states[-1].header.stamp ==
+                              make_header(f.stamp_ns, "").stamp)
+            sk = h.send(numpy_to_image(f.depth_mm, "16UC1", make_header(f.stamp_ns, FRAME_ID)), SKELETON_TOPIC)
+            assert sk is not None
+        assert h.received[BASE_POSE_TOPIC], dict(node.counters)
+        T_est = pose_to_matrix(h.received[BASE_POSE_TOPIC][-1].pose)
+        dt, dr = pose_error(T_est, T_true)
+        assert dt < 0.05 and dr < 5.0, (dt, dr)
+        assert node.drift is not None and 0.05 < node.drift[0] < 0.15
+        assert spin_until(h.ex, lambda: any(s.level == DiagnosticStatus.WARN and "calibration_drift" in s.message
+                                            for d in diags for s in d.status
+                                            if s.name == node.get_fully_qualified_name()), 3.0)
+    finally:
+        h.close()
