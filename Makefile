@@ -32,6 +32,7 @@ bench: setup
 	$(ENV) hrc-perception bench segmentation --json benchmarks/results/segmentation.json
 	$(ENV) hrc-perception bench tracking --json benchmarks/results/tracking.json
 	$(ENV) hrc-perception bench object_pose --json benchmarks/results/object_pose.json
+	$(ENV) hrc-perception bench robot_pose --json benchmarks/results/robot_pose.json
 
 clean:
 	rm -rf $(VENV) build install log out

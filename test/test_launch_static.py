@@ -77,4 +77,5 @@ def test_rviz_config_shows_images_markers_and_tf():
     topics = {d["Topic"]["Value"] for d in displays if "Topic" in d}
     assert "/cell/camera/color/image_raw" in topics and "/cell/visualizer/markers" in topics
     assert "/cell/tracker/markers" in topics and "/cell/object_pose/markers" in topics
+    assert "/cell/robot_pose/markers" in topics
     assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "camera_color_optical_frame"

@@ -141,6 +141,8 @@ def test_robust_fit_with_noise_and_outliers():
     assert robust_rigid_fit(p[:3], q[:3], min_points=4) is None          # too few points
     line = np.stack([np.linspace(0, 1, 6), np.zeros(6), np.zeros(6)], 1)
     assert robust_rigid_fit(line, line + 1.0) is None                    # collinear: no rotation
+    two_spots = np.repeat(p[:2], 20, axis=0) + rng.normal(0, 0.002, (40, 3))   # two joints that never move
+    assert robust_rigid_fit(two_spots, two_spots @ T[:3, :3].T + T[:3, 3]) is None
 
 
 def test_extrinsics_window_pools_frames_and_drops_old_ones():
@@ -179,14 +181,16 @@ def test_network_forward_and_model_file_round_trip(tmp_path):
     x = torch.from_numpy(xyz_input(np.random.default_rng(0).uniform(0, 3, (48, 64, 3)), build.z_range_m))[None]
     assert x.shape == (1, 4, 48, 64)
     with torch.inference_mode():
-        y = net(x)
-    assert y.shape == (1, 6, 24, 32) and build.heatmap_spec.hw == (24, 32)
+        y, presence = net(x)
+    assert y.shape == (1, 6, 24, 32) and presence.shape == (1, 3) and build.heatmap_spec.hw == (24, 32)
     card = {"keypoints": ["a", "b", "c"], "robot": {"name": "r"}}
     save_model(tmp_path / "m.pt", build, net, card)
     build2, net2, card2 = load_model(tmp_path / "m.pt")
     assert build2 == build and card2 == card and isinstance(net2, SPDHNet)
     with torch.inference_mode():
-        np.testing.assert_allclose(net2(x).numpy(), y.numpy(), atol=2e-2)   # fp16 weights
+        y2 = net2(x)[0].numpy()     # fp16 weights: close, not equal (uz logits scale with 1 / spread^2)
+    np.testing.assert_allclose(y2[:, :3], y.numpy()[:, :3], atol=2e-2)
+    np.testing.assert_allclose(y2[:, 3:], y.numpy()[:, 3:], rtol=2e-2, atol=1.0)
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a model")
@@ -207,3 +211,33 @@ def test_joint_positions_from_joint_states_names():
     assert q is None and "lacks j2" in why and "unknown names other" in why
     assert joint_positions(model, ["j1"], [0.1, 0.2])[1] == "1 names but 2 positions"
     assert "non-finite" in joint_positions(model, ["j1", "j2"], [np.nan, 0.0], required)[1]
+
+
+def test_softmax_heatmaps_of_gaussian_logits_decode_exactly_with_peak_one():
+    from hrc_perception.robot_pose.spdh import heatmaps_from_logits
+    xyz = _joints_inside(3)
+    target = encode(xyz, K_HM, SPEC)
+    logits = np.log(np.maximum(target, 1e-30))        # log of a Gaussian: a quadratic
+    hm = heatmaps_from_logits(logits, SPEC.sigma_px)
+    np.testing.assert_allclose(hm.reshape(6, -1).sum(1), 2 * np.pi * SPEC.sigma_px ** 2, rtol=1e-6)
+    d = decode(hm, K_HM, SPEC)
+    np.testing.assert_allclose(d.xyz_cam_m, xyz, atol=1e-6)
+    assert (np.abs(d.confidence - 1.0) < 0.15).all()
+    flat = heatmaps_from_logits(np.zeros_like(logits), SPEC.sigma_px)   # no idea where: low confidence
+    assert decode(flat, K_HM, SPEC).confidence.max() < 0.01
+
+
+def test_spdh_loss_is_lowest_at_the_target_and_trains_presence():
+    from hrc_perception.robot_pose.train import spdh_loss
+    xyz = _joints_inside(2)
+    xyz[1, 2] = 9.0                                   # joint 1 out of the depth range: no target
+    target = torch.from_numpy(encode(xyz, K_HM, SPEC))[None]
+    good = torch.log(target.clamp_min(1e-30))
+    _, heat_good, _ = spdh_loss(good, torch.tensor([[9.0, -9.0]]), target)
+    total_bad, heat_bad, pres_bad = spdh_loss(torch.zeros_like(good), torch.tensor([[-9.0, 9.0]]), target)
+    assert heat_good < heat_bad and pres_bad > 5.0
+    # only the channels with a target count: changing joint 1's logits changes nothing
+    moved = good.clone()
+    moved[0, 1] = 5.0 * torch.randn_like(moved[0, 1])
+    moved[0, 3] = 5.0 * torch.randn_like(moved[0, 3])
+    assert torch.isclose(spdh_loss(moved, torch.tensor([[9.0, -9.0]]), target)[1], heat_good)

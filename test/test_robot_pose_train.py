@@ -30,8 +30,9 @@ def test_dataset_targets_decode_to_the_true_joints(tiny_kp):
     from hrc_perception.robot_pose.model import BuildConfig
     spec = BuildConfig(num_joints=8).heatmap_spec
     ds = RobotPoseDataset(frames, spec)
-    x, target = ds[3]
+    x, target, joint_z = ds[3]
     assert tuple(x.shape) == (4, 240, 320) and tuple(target.shape) == (16, 120, 160)
+    np.testing.assert_allclose(joint_z.numpy(), frames.robot_xyz_m[3][:, 2], rtol=1e-6)
     from hrc_perception.robot_pose.dataset import heatmap_K
     d = decode(target.numpy(), heatmap_K(frames.K_xyz[3], (240, 320), spec), spec)
     inside = (frames.robot_vis[3] > 0) & (d.confidence > 0.5)

@@ -43,7 +43,7 @@ def test_demo_graph_publishes_camera_and_ground_truth(ros_context, tmp_path, sma
     from rosbags.rosbag2 import Reader
     out, frames = _run(ros_context, tmp_path, "demo",
                        {"rgbd_capture": {"config": str(small_cell_yaml), "seed": 2, "realtime": False,
-                                         "rate_hz": 20.0}}, seconds=4.0)
+                                         "rate_hz": 20.0}}, seconds=6.0)
     assert len(frames) >= 5
     f = next(iter(frames.values()))
     assert f.rgb.shape == (240, 320, 3) and f.depth_mm.shape == (240, 320)

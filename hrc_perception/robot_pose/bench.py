@@ -43,7 +43,7 @@ def bench_robot_pose(weights: str, frames: int = 30, seed: int = 950, threads: i
         t0 = time.perf_counter()
         xyz, K_xyz = depth_to_input_xyz(depth_m, K, input_hw)
         t1 = time.perf_counter()
-        hm = predictor.heatmaps(xyz)
+        hm, _ = predictor.heatmaps(xyz)
         t2 = time.perf_counter()
         K_hm = resized_K(K_xyz, input_hw, spec.hw)
         decode(hm, K_hm, spec)

@@ -113,7 +113,7 @@ class RobotAugment:
 
 
 class RobotPoseDataset(torch.utils.data.Dataset):
-    """(input [4, H, W], target heatmaps [2J, h, w]) pairs of RobotFrames.
+    """(input [4, H, W], target heatmaps [2J, h, w], joint depths [J] metres) of RobotFrames.
 
     Joints outside the image (visibility 0) get all-zero heatmaps: the network
     learns not to invent them. augment None: no augmentation."""
@@ -135,7 +135,8 @@ class RobotPoseDataset(torch.utils.data.Dataset):
             xyz, K, joints = _augment(xyz, K, joints, self.augment, rng)
         hw = xyz.shape[:2]
         target = encode(joints, heatmap_K(K, hw, self.spec), self.spec, valid=f.robot_vis[i] > 0)
-        return torch.from_numpy(xyz_input(xyz, self.spec.z_range_m)), torch.from_numpy(target)
+        return (torch.from_numpy(xyz_input(xyz, self.spec.z_range_m)), torch.from_numpy(target),
+                torch.from_numpy(joints[:, 2].astype(np.float32)))
 
 
 def _augment(xyz: np.ndarray, K: np.ndarray, joints: np.ndarray, aug: RobotAugment, rng: np.random.Generator):

@@ -46,13 +46,23 @@ def _residuals(T: np.ndarray, p_src: np.ndarray, p_dst: np.ndarray) -> np.ndarra
     return np.linalg.norm(p_src @ T[:3, :3].T + T[:3, 3] - p_dst, axis=1)
 
 
+def line_spread_m(points: np.ndarray) -> float:
+    """RMS distance (metres) of points [N, 3] from their best-fit line: near 0 when they
+    lie on a line (or on two spots), where a rotation about that line is undetermined."""
+    c = np.asarray(points, dtype=np.float64) - np.mean(points, axis=0)
+    sv = np.linalg.svd(c, compute_uv=False)
+    return float(np.sqrt((sv[1:] ** 2).sum() / len(c))) if len(sv) > 1 else 0.0
+
+
 def robust_rigid_fit(p_src: np.ndarray, p_dst: np.ndarray, weights: np.ndarray | None = None,
                      inlier_m: float = 0.04, min_points: int = 4, hypotheses: int = 100,
-                     seed: int = 0) -> RigidFit | None:
+                     seed: int = 0, min_spread_m: float = 0.05) -> RigidFit | None:
     """Rigid fit that ignores outliers: RANSAC over 3-point samples (drawn in proportion
     to the weights) scored by the weight of the points within inlier_m, then weighted
     refits on the inliers until they stop changing. None when fewer than min_points
-    points (or inliers) are left or every sample is degenerate."""
+    points (or inliers) are left, every sample is degenerate, or the inliers' source
+    points lie within min_spread_m of a line (:func:`line_spread_m`: e.g. only the
+    robot's base joints, which do not move, were seen well)."""
     p_src, p_dst = np.asarray(p_src, dtype=np.float64), np.asarray(p_dst, dtype=np.float64)
     n = len(p_src)
     w = np.ones(n) if weights is None else np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
@@ -82,7 +92,7 @@ def robust_rigid_fit(p_src: np.ndarray, p_dst: np.ndarray, weights: np.ndarray |
         if np.array_equal(new, inliers):
             break
         inliers = new
-    if inliers.sum() < max(min_points, 3):
+    if inliers.sum() < max(min_points, 3) or line_spread_m(p_src[inliers]) < min_spread_m:
         return None
     r = _residuals(T, p_src, p_dst)[inliers]
     wi = w[inliers] + 1e-12

@@ -34,7 +34,7 @@ def frame_row(predictor: RobotPosePredictor, xyz_m: np.ndarray, K_xyz: np.ndarra
               truth_xyz_m: np.ndarray, truth_vis: np.ndarray) -> Image.Image:
     """One row of the figure (three TILE_W-wide tiles) for an XYZ image [h, w, 3]."""
     sk = predictor.predict_xyz(xyz_m, K_xyz, full_hw)
-    hm = predictor.heatmaps(xyz_m)
+    hm, _ = predictor.heatmaps(xyz_m)
     J = len(sk.names)
     spec = predictor.spec
     scale = TILE_W / full_hw[1]

@@ -37,7 +37,7 @@ class BuildConfig:
         return HeatmapSpec((self.input_hw[0] // 2, self.input_hw[1] // 2), self.z_range_m, self.sigma_px)
 
     def build(self) -> SPDHNet:
-        return SPDHNet(self.num_joints, self.widths)
+        return SPDHNet(self.num_joints, self.widths, self.z_range_m)
 
     def to_dict(self) -> dict:
         return {"num_joints": self.num_joints, "widths": list(self.widths), "input_hw": list(self.input_hw),

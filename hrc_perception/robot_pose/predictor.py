@@ -10,7 +10,7 @@ import torch
 from hrc_perception.io.keypoints_npz import resized_K, sample_indices
 from hrc_perception.robot_pose.model import load_model
 from hrc_perception.robot_pose.network import xyz_input
-from hrc_perception.robot_pose.spdh import DecodedJoints, decode, decode_uv_depth
+from hrc_perception.robot_pose.spdh import DecodedJoints, decode, decode_uv_depth, heatmaps_from_logits
 
 METHODS = ("spdh", "uv_depth")
 
@@ -40,8 +40,9 @@ class RobotSkeleton:
 
     names: joint (URDF link) names [J]. xyz_cam_m: [J, 3] camera optical frame,
     metres. uv_px: [J, 2] pixels of the input depth/colour image. confidence: [J] in
-    [0, 1]. valid: [J] bool, confidence >= the predictor's min_confidence and finite;
-    the joints to use (the others are not seen well enough to be trusted).
+    [0, 1], the lower heatmap peak times the presence probability. valid: [J] bool,
+    confidence >= the predictor's min_confidence and finite: the joints to use (the
+    others are not seen well enough to be trusted).
     """
     names: tuple[str, ...]
     xyz_cam_m: np.ndarray
@@ -66,26 +67,30 @@ class RobotPosePredictor:
         self.names = tuple(self.card["keypoints"])
 
     @torch.inference_mode()
-    def heatmaps(self, xyz_m: np.ndarray) -> np.ndarray:
-        """Network output [2J, h, w] for an XYZ image [H_in, W_in, 3] of input_hw."""
+    def heatmaps(self, xyz_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(heatmaps [2J, h, w] on the scale of spdh.encode, presence probability [J]) for
+        an XYZ image [H_in, W_in, 3] of input_hw."""
         x = torch.from_numpy(xyz_input(xyz_m, self.spec.z_range_m))[None].to(self.device)
-        return self.net(x)[0].float().cpu().numpy()
+        logits, presence = self.net(x)
+        return (heatmaps_from_logits(logits[0].float().cpu().numpy(), self.spec.sigma_px),
+                torch.sigmoid(presence[0]).float().cpu().numpy())
 
     def predict_xyz(self, xyz_m: np.ndarray, K_xyz: np.ndarray, full_hw: tuple[int, int]) -> RobotSkeleton:
         """Skeleton from an XYZ image [h, w, 3] of input_hw with intrinsics K_xyz;
         pixels are given in an image of full_hw (H, W)."""
         if tuple(xyz_m.shape[:2]) != tuple(self.build.input_hw):
             raise ValueError(f"XYZ image must be {tuple(self.build.input_hw)}, got {xyz_m.shape[:2]}")
-        hm = self.heatmaps(xyz_m)
+        hm, presence = self.heatmaps(xyz_m)
         K_hm = resized_K(K_xyz, tuple(xyz_m.shape[:2]), self.spec.hw)
         if self.method == "spdh":
             d: DecodedJoints = decode(hm, K_hm, self.spec)
         else:
             d = decode_uv_depth(hm, K_hm, xyz_on_grid(xyz_m, self.spec.hw))
+        confidence = d.confidence * presence
         scale = np.array([full_hw[1] / self.spec.hw[1], full_hw[0] / self.spec.hw[0]])
         uv_px = (d.uv_hm + 0.5) * scale - 0.5
-        valid = (d.confidence >= self.min_confidence) & np.isfinite(d.xyz_cam_m).all(axis=1)
-        return RobotSkeleton(self.names, d.xyz_cam_m, uv_px, d.confidence, valid)
+        valid = (confidence >= self.min_confidence) & np.isfinite(d.xyz_cam_m).all(axis=1)
+        return RobotSkeleton(self.names, d.xyz_cam_m, uv_px, confidence, valid)
 
     def predict(self, depth_m: np.ndarray, K: np.ndarray) -> RobotSkeleton:
         """Skeleton from a depth image [H, W] (metres, aligned to the colour camera)

@@ -75,6 +75,18 @@ def encode(xyz_cam_m: np.ndarray, K_hm: np.ndarray, spec: HeatmapSpec, valid: np
     return out
 
 
+def heatmaps_from_logits(logits: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Network logits [2J, h, w] -> heatmaps [2J, h, w] on the scale of :func:`encode`:
+    each channel's spatial softmax times 2 pi sigma^2, so a distribution shaped like the
+    training target (a normalised Gaussian of sigma_px) peaks at ~1 and a spread-out
+    one lower (the peak height is the decoder's confidence)."""
+    x = np.asarray(logits, dtype=np.float64)
+    flat = x.reshape(x.shape[0], -1)
+    p = np.exp(flat - flat.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return (p * 2 * np.pi * sigma_px ** 2).reshape(x.shape).astype(np.float32)
+
+
 def _subpixel_peak(hm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x [N], y [N], peak [N]) of heatmaps hm [N, h, w]: the argmax moved by a 1D
     parabola fitted to log(hm) along each axis (offset limited to +-1 pixel; none at

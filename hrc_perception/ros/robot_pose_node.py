@@ -41,7 +41,8 @@ Bad input never stops the node. Counted with ``report()``: ``no_camera_info``,
 ``bad_camera_info``, ``bad_depth``, ``size_mismatch``, ``predict_error``,
 ``joint_states_stale`` (none near the depth stamp), ``joint_states_unusable``
 (missing arm joints, unknown names only, non-finite values), ``fit_failed`` (too few
-confident keypoints in the window: no pose is published rather than a bad one).
+confident keypoints in the window, or only ones along a line such as the base's: no
+pose is published rather than a bad one).
 """
 from __future__ import annotations
 
@@ -297,7 +298,7 @@ class RobotPoseNode(HrcNode):
         fit = est.estimate()
         if fit is None:
             self.report("fit_failed", f"fewer than {est.min_points} confident keypoints agree over the last "
-                        f"{est.window_s:g} s: no robot/base_pose")
+                        f"{est.window_s:g} s, or they lie along a line (only the base seen well): no robot/base_pose")
             return
         self.last_fit = fit
         self._pubs["base_pose"].publish(PoseStamped(header=copy_header(header), pose=matrix_to_pose(fit.T)))
