@@ -26,7 +26,7 @@ def _ms(ts: list[float]) -> dict:
 
 def bench_robot_pose(weights: str, frames: int = 30, seed: int = 950, threads: int = 2,
                      json_path: str | None = None) -> dict:
-    from hrc_perception.io.keypoints_npz import resized_K
+    from hrc_perception.robot_pose.dataset import heatmap_K
     from hrc_perception.robot_pose.predictor import RobotPosePredictor, depth_to_input_xyz, xyz_on_grid
     from hrc_perception.robot_pose.spdh import decode, decode_uv_depth
     from hrc_perception.sim.config import CellConfig
@@ -45,7 +45,7 @@ def bench_robot_pose(weights: str, frames: int = 30, seed: int = 950, threads: i
         t1 = time.perf_counter()
         hm, _ = predictor.heatmaps(xyz)
         t2 = time.perf_counter()
-        K_hm = resized_K(K_xyz, input_hw, spec.hw)
+        K_hm = heatmap_K(K_xyz, input_hw, spec)
         decode(hm, K_hm, spec)
         t3 = time.perf_counter()
         decode_uv_depth(hm, K_hm, xyz_on_grid(xyz, spec.hw))

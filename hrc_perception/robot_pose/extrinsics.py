@@ -132,8 +132,8 @@ class ExtrinsicsEstimator:
         keep = np.asarray(valid, dtype=bool) & np.isfinite(p_base).all(1) & np.isfinite(p_cam).all(1)
         if keep.any():
             self._frames.append((float(stamp_s), p_base[keep], p_cam[keep], np.asarray(confidence)[keep]))
-        newest = max(f[0] for f in self._frames) if self._frames else stamp_s
-        while self._frames and any(newest - f[0] > self.window_s for f in self._frames):
+        if self._frames:
+            newest = max(f[0] for f in self._frames)
             self._frames = deque((f for f in self._frames if newest - f[0] <= self.window_s),
                                  maxlen=self._frames.maxlen)
         return int(keep.sum())

@@ -13,8 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from hrc_perception.geometry import project
-from hrc_perception.io.keypoints_npz import resized_K
-from hrc_perception.robot_pose.dataset import load_robot_frames
+from hrc_perception.robot_pose.dataset import heatmap_K, load_robot_frames
 from hrc_perception.robot_pose.predictor import RobotPosePredictor
 from hrc_perception.skeletons import chain_bones
 from hrc_perception.viz.draw import depth_colormap, draw_label, draw_skeleton
@@ -30,9 +29,10 @@ def _heat_rgb(hm: np.ndarray) -> np.ndarray:
     return (np.stack([x, x ** 0.7, 0.3 * x], axis=-1) * 255).astype(np.uint8)
 
 
-def frame_row(predictor: RobotPosePredictor, xyz_m: np.ndarray, K_xyz: np.ndarray, full_hw: tuple[int, int],
-              truth_xyz_m: np.ndarray, truth_vis: np.ndarray) -> Image.Image:
-    """One row of the figure (three TILE_W-wide tiles) for an XYZ image [h, w, 3]."""
+def frame_row(predictor: RobotPosePredictor, xyz_m: np.ndarray, K_xyz: np.ndarray, K_full: np.ndarray,
+              full_hw: tuple[int, int], truth_xyz_m: np.ndarray, truth_vis: np.ndarray) -> Image.Image:
+    """One row of the figure (three TILE_W-wide tiles) for an XYZ image [h, w, 3] with
+    intrinsics K_xyz, of a colour image of full_hw with intrinsics K_full."""
     sk = predictor.predict_xyz(xyz_m, K_xyz, full_hw)
     hm, _ = predictor.heatmaps(xyz_m)
     J = len(sk.names)
@@ -41,7 +41,6 @@ def frame_row(predictor: RobotPosePredictor, xyz_m: np.ndarray, K_xyz: np.ndarra
     depth = Image.fromarray(depth_colormap((1000 * xyz_m[..., 2]).astype(np.uint16)))
     depth = depth.resize((TILE_W, round(TILE_W * xyz_m.shape[0] / xyz_m.shape[1])), Image.NEAREST)
     draw = ImageDraw.Draw(depth)
-    K_full = np.linalg.inv(resized_K(np.eye(3), full_hw, xyz_m.shape[:2])) @ K_xyz
     uv_true = project(truth_xyz_m, K_full) * scale
     bones = chain_bones(J)
     draw_skeleton(draw, uv_true, bones, TRUTH, visibility=truth_vis, width=1, radius=3, dashed=True)
@@ -57,7 +56,7 @@ def frame_row(predictor: RobotPosePredictor, xyz_m: np.ndarray, K_xyz: np.ndarra
         d = ImageDraw.Draw(t)
         s = TILE_W / spec.hw[1]
         if title.startswith("uz"):
-            K_hm = resized_K(K_xyz, xyz_m.shape[:2], spec.hw)
+            K_hm = heatmap_K(K_xyz, xyz_m.shape[:2], spec)
             u = project(truth_xyz_m, K_hm)[:, 0]
             rows = spec.z_to_row(truth_xyz_m[:, 2])
             for j in np.flatnonzero(inside):
@@ -78,8 +77,8 @@ def draw_figure(weights: str | Path, data: str | Path, out_path: str | Path, fra
     predictor = RobotPosePredictor(weights)
     f = load_robot_frames(data)
     picks = np.linspace(0, len(f) - 1, min(frames, len(f))).round().astype(int)
-    rows = [frame_row(predictor, f.xyz_m[i].astype(np.float32), f.K_xyz[i], f.full_hw, f.robot_xyz_m[i],
-                      f.robot_vis[i]) for i in picks]
+    rows = [frame_row(predictor, f.xyz_m[i].astype(np.float32), f.K_xyz[i], f.K_full[i], f.full_hw,
+                      f.robot_xyz_m[i], f.robot_vis[i]) for i in picks]
     sheet = Image.new("RGB", (rows[0].width, sum(r.height for r in rows)))
     y = 0
     for r in rows:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from hrc_perception.io.keypoints_npz import resized_K, sample_indices
+from hrc_perception.robot_pose.dataset import heatmap_K
 from hrc_perception.robot_pose.model import load_model
 from hrc_perception.robot_pose.network import xyz_input
 from hrc_perception.robot_pose.spdh import DecodedJoints, decode, decode_uv_depth, heatmaps_from_logits
@@ -81,7 +82,7 @@ class RobotPosePredictor:
         if tuple(xyz_m.shape[:2]) != tuple(self.build.input_hw):
             raise ValueError(f"XYZ image must be {tuple(self.build.input_hw)}, got {xyz_m.shape[:2]}")
         hm, presence = self.heatmaps(xyz_m)
-        K_hm = resized_K(K_xyz, tuple(xyz_m.shape[:2]), self.spec.hw)
+        K_hm = heatmap_K(K_xyz, tuple(xyz_m.shape[:2]), self.spec)
         if self.method == "spdh":
             d: DecodedJoints = decode(hm, K_hm, self.spec)
         else:

@@ -57,6 +57,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.msg import Skeleton
+from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, joint_positions, pose_error
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg,
                                         matrix_to_pose, matrix_to_transform, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
@@ -166,7 +167,6 @@ class RobotPoseNode(HrcNode):
     # -- lifecycle ------------------------------------------------------------------
     def on_configure_hook(self) -> None:
         from hrc_perception.robot_pose.evaluate import robot_model_of_card
-        from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator
         from hrc_perception.robot_pose.predictor import RobotPosePredictor
         self.configure_error = None
         try:
@@ -245,7 +245,7 @@ class RobotPoseNode(HrcNode):
         sk = self.estimate(msg)
         if sk is None:
             return
-        out = skeleton_msg(msg.header, self.predictor.card["robot"]["name"], sk, self._image_hw)
+        out = skeleton_msg(msg.header, self.predictor.card["robot"]["name"], sk, (msg.height, msg.width))
         self._pubs["skeleton"].publish(out)
         self.frames_processed += 1
         if self.param("markers"):
@@ -276,11 +276,9 @@ class RobotPoseNode(HrcNode):
             self.report("predict_error", f"{type(e).__name__}: {e}")
             return None
         self.last_inference_s = time.perf_counter() - t0
-        self._image_hw = (h, w)
         return sk
 
     def _calibrate(self, header: Header, sk) -> None:
-        from hrc_perception.robot_pose.extrinsics import joint_positions, pose_error
         stamp = stamp_to_ns(header.stamp)
         js = self._joint_states_for(stamp)
         if js is None:
