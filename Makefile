@@ -11,7 +11,7 @@ setup: $(INSTALLED) $(BUILT)
 
 build: $(BUILT)
 
-$(INSTALLED): requirements.txt requirements-ros-wheels.txt requirements-torch.txt setup.py scripts/system_deps.sh scripts/setup_venv.sh
+$(INSTALLED): requirements.txt requirements-mediapipe.txt requirements-ros-wheels.txt requirements-torch.txt setup.py scripts/system_deps.sh scripts/setup_venv.sh
 	scripts/system_deps.sh
 	VENV=$(VENV) scripts/setup_venv.sh
 	touch $@

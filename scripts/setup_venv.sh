@@ -12,6 +12,7 @@ else
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -r requirements.txt
+"$VENV/bin/python" -m pip install --quiet --no-deps -r requirements-mediapipe.txt
 if [ -z "${ROS_DISTRO:-}" ]; then
   "$VENV/bin/python" -m pip install --quiet -r requirements-ros-wheels.txt
 fi

@@ -1,0 +1,150 @@
+"""The safety verdict of one instant: robot + people -> level, distance, speed scale.
+
+Levels (as SafetyStatus.msg): OK (full speed), WARNING (a person within S_p plus a
+warning margin: reduced speed), PROTECTIVE_STOP (a person within S_p), UNKNOWN (the
+inputs do not allow a verdict: treated as a stop, speed scale 0).
+
+Fail-safe rules (never OK without evidence):
+- no robot skeleton, a stale one, or one with an unknown joint -> UNKNOWN;
+- no people message, or a stale one -> UNKNOWN;
+- a person seen (by segmentation / tracking) without a usable skeleton (fewer than
+  ``min_person_joints`` known joints) -> UNKNOWN;
+- no person in the message -> OK (nobody in view), with NaN distance.
+The worst of all people decides; speed_scale is the smallest allowed over people.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hrc_perception.safety.capsules import HumanBodyModel, chain_capsules, closest_pair
+from hrc_perception.safety.separation import (STANDARD_HUMAN_SPEED_MPS, SeparationParams, allowed_robot_speed,
+                                              protective_separation)
+
+OK, WARNING, PROTECTIVE_STOP, UNKNOWN = 0, 1, 2, 3
+LEVEL_NAMES = {OK: "OK", WARNING: "WARNING", PROTECTIVE_STOP: "PROTECTIVE_STOP", UNKNOWN: "UNKNOWN"}
+_SEVERITY = {OK: 0, WARNING: 1, PROTECTIVE_STOP: 2, UNKNOWN: 3}
+
+
+@dataclass
+class RobotState:
+    """The robot at one instant: joint names, positions_m [J, 3] (metres, the people's
+    frame; NaN = unknown), stamp_s (seconds), speed_mps (the fastest joint's speed;
+    None = unknown, then ``MonitorParams.robot_speed_unknown_mps`` is used)."""
+    joint_names: list[str]
+    positions_m: np.ndarray
+    stamp_s: float
+    speed_mps: float | None = None
+
+
+@dataclass
+class PersonState:
+    """One person: id (track id), COCO-17 positions_m [17, 3] (metres; NaN = unknown),
+    stamp_s, speed_mps (the fastest joint's speed; None = unknown: 1.6 m/s is used)."""
+    id: int
+    positions_m: np.ndarray
+    stamp_s: float
+    speed_mps: float | None = None
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    separation: SeparationParams = field(default_factory=SeparationParams)
+    body: HumanBodyModel = field(default_factory=HumanBodyModel)
+    robot_link_radius_m: float = 0.10      # capsule radius around every robot link
+    warning_margin_m: float = 0.5          # WARNING within S_p + this
+    max_age_s: float = 0.3                 # inputs older than this (vs now) are stale
+    min_person_joints: int = 4             # fewer known joints: the person has no usable skeleton
+    robot_speed_unknown_mps: float = 1.0   # robot speed assumed when not measured
+    min_human_speed_mps: float = 0.0       # floor under a measured person speed
+
+
+@dataclass
+class Verdict:
+    """SafetyStatus fields: level, min_distance_m (surface distance of the deciding
+    person, NaN if none), separation_m (S_p of that person, NaN if none), speed_scale
+    0..1, closest person id (0 = none) / joint, closest robot joint, data_age_s (age of
+    the oldest input used, NaN if none), reason."""
+    level: int
+    min_distance_m: float = math.nan
+    separation_m: float = math.nan
+    speed_scale: float = 0.0
+    closest_human_id: int = 0
+    closest_human_joint: str = ""
+    closest_robot_joint: str = ""
+    data_age_s: float = math.nan
+    reason: str = ""
+
+    @property
+    def level_name(self) -> str:
+        return LEVEL_NAMES[self.level]
+
+
+def _unknown(reason: str, data_age_s: float = math.nan) -> Verdict:
+    return Verdict(UNKNOWN, speed_scale=0.0, data_age_s=data_age_s, reason=reason)
+
+
+def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: float, params: MonitorParams,
+           people_stamp_s: float | None = None, unseen_person_ids: tuple[int, ...] = ()) -> Verdict:
+    """The verdict at time now_s (seconds, same clock as the stamps).
+
+    robot: None when no robot skeleton was received. people: None when no people
+    message was received; [] when the last one had nobody. people_stamp_s: stamp of the
+    people message (needed when it is empty; default the people's own stamps).
+    unseen_person_ids: ids of people seen by segmentation / tracking that have no
+    skeleton in ``people`` (each makes the verdict UNKNOWN).
+    """
+    if robot is None:
+        return _unknown("no robot skeleton received")
+    robot_age = now_s - robot.stamp_s
+    if not robot_age <= params.max_age_s:
+        return _unknown(f"robot skeleton is {robot_age:.2f} s old (max {params.max_age_s:.2f} s)", robot_age)
+    pos = np.asarray(robot.positions_m, dtype=np.float64).reshape(-1, 3)
+    missing = [n for n, p in zip(robot.joint_names, pos) if not np.isfinite(p).all()]
+    if missing or len(pos) < 2:
+        return _unknown(f"robot joints unknown: {', '.join(missing) or 'fewer than two joints'}", robot_age)
+    if people is None:
+        return _unknown("no people message received", robot_age)
+    stamps = [p.stamp_s for p in people] + ([people_stamp_s] if people_stamp_s is not None else [])
+    if not stamps:
+        return _unknown("people message has no stamp", robot_age)
+    people_age = now_s - min(stamps)
+    age = max(robot_age, people_age)
+    if not people_age <= params.max_age_s:
+        return _unknown(f"people skeletons are {people_age:.2f} s old (max {params.max_age_s:.2f} s)", age)
+    if unseen_person_ids:
+        ids = ", ".join(str(i) for i in unseen_person_ids)
+        return _unknown(f"person {ids} seen without a skeleton", age)
+    for person in people:
+        known = int(np.isfinite(np.asarray(person.positions_m, dtype=np.float64)).all(axis=1).sum())
+        if known < params.min_person_joints:
+            return _unknown(f"person {person.id} has {known} known joints (< {params.min_person_joints})", age)
+    if not people:
+        return Verdict(OK, speed_scale=1.0, data_age_s=age, reason="no person in view")
+
+    robot_caps = chain_capsules(robot.joint_names, pos, params.robot_link_radius_m)
+    v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
+    sep = params.separation
+    worst: Verdict | None = None
+    speed_scale = 1.0
+    for person in people:
+        pair = closest_pair(params.body.capsules(person.positions_m), robot_caps)
+        v_h = (STANDARD_HUMAN_SPEED_MPS if person.speed_mps is None
+               else max(float(person.speed_mps), params.min_human_speed_mps))
+        s_p = protective_separation(v_h, v_r, sep).total_m
+        d = pair.distance_m
+        if d <= s_p:
+            level, why = PROTECTIVE_STOP, f"person {person.id} at {d:.2f} m, within S_p {s_p:.2f} m"
+        elif d <= s_p + params.warning_margin_m:
+            level, why = WARNING, f"person {person.id} at {d:.2f} m, within S_p {s_p:.2f} m + margin"
+        else:
+            level, why = OK, f"closest person {person.id} at {d:.2f} m, S_p {s_p:.2f} m"
+        speed_scale = min(speed_scale, allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps)
+        v = Verdict(level, d, s_p, 0.0, person.id, pair.name_a, pair.name_b, age, why)
+        if worst is None or (_SEVERITY[v.level], -(v.min_distance_m - v.separation_m)) > \
+                (_SEVERITY[worst.level], -(worst.min_distance_m - worst.separation_m)):
+            worst = v
+    worst.speed_scale = 0.0 if worst.level == PROTECTIVE_STOP else float(min(max(speed_scale, 0.0), 1.0))
+    return worst

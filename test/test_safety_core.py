@@ -1,0 +1,201 @@
+"""Safety core: capsule distances against hand-computed cases and brute force, the
+ISO/TS 15066 protective separation distance, and the verdict's levels and fail-safe rules."""
+import math
+
+import numpy as np
+import pytest
+
+from hrc_perception.safety.capsules import (Capsules, HumanBodyModel, chain_capsules, closest_pair,
+                                            segment_closest_params)
+from hrc_perception.safety.monitor import (OK, PROTECTIVE_STOP, UNKNOWN, WARNING, MonitorParams, PersonState,
+                                           RobotState, assess)
+from hrc_perception.safety.separation import SeparationParams, allowed_robot_speed, protective_separation
+from hrc_perception.skeletons import COCO17_NAMES
+
+
+def seg_dist(p0, p1, q0, q1):
+    p0, p1, q0, q1 = (np.asarray(v, float) for v in (p0, p1, q0, q1))
+    s, t = segment_closest_params(p0, p1, q0, q1)
+    return float(np.linalg.norm(p0 + s * (p1 - p0) - q0 - t * (q1 - q0))), float(s), float(t)
+
+
+def test_segment_distance_hand_cases():
+    # perpendicular, crossing over each other 2 m apart in z
+    d, s, t = seg_dist([-1, 0, 0], [1, 0, 0], [0, -1, 2], [0, 1, 2])
+    assert d == pytest.approx(2.0) and s == pytest.approx(0.5) and t == pytest.approx(0.5)
+    # parallel, overlapping in x, 1 m apart
+    d, _, _ = seg_dist([0, 0, 0], [2, 0, 0], [1, 1, 0], [3, 1, 0])
+    assert d == pytest.approx(1.0)
+    # collinear, end to end with a 0.5 m gap
+    d, s, t = seg_dist([0, 0, 0], [1, 0, 0], [1.5, 0, 0], [3, 0, 0])
+    assert d == pytest.approx(0.5) and s == pytest.approx(1.0) and t == pytest.approx(0.0)
+    # point to segment: foot of the perpendicular inside, then beyond the end
+    d, _, t = seg_dist([0.3, 2, 0], [0.3, 2, 0], [0, 0, 0], [1, 0, 0])
+    assert d == pytest.approx(2.0) and t == pytest.approx(0.3)
+    d, _, _ = seg_dist([4, 0, 4], [4, 0, 4], [0, 0, 0], [1, 0, 0])
+    assert d == pytest.approx(5.0)
+    # point to point
+    d, _, _ = seg_dist([1, 2, 2], [1, 2, 2], [0, 0, 0], [0, 0, 0])
+    assert d == pytest.approx(3.0)
+    # skew segments whose infinite-line closest points lie outside both: clamped ends
+    d, s, t = seg_dist([0, 0, 0], [1, 0, 0], [2, 1, 1], [2, 3, 1])
+    assert d == pytest.approx(math.sqrt(1 + 1 + 1)) and s == 1.0 and t == 0.0
+
+
+def test_segment_distance_matches_brute_force():
+    rng = np.random.default_rng(0)
+    u = np.linspace(0, 1, 401)
+    for _ in range(50):
+        p0, p1, q0, q1 = rng.normal(size=(4, 3))
+        d, _, _ = seg_dist(p0, p1, q0, q1)
+        a = p0 + u[:, None] * (p1 - p0)
+        b = q0 + u[:, None] * (q1 - q0)
+        brute = np.linalg.norm(a[:, None] - b[None], axis=-1).min()
+        assert d <= brute + 1e-12
+        assert d >= brute - 0.01 * (np.linalg.norm(p1 - p0) + np.linalg.norm(q1 - q0))
+
+
+def test_closest_pair_of_spheres_and_capsules():
+    spheres = Capsules(np.array([[0, 0, 0.0]]), np.array([[0, 0, 0.0]]), np.array([0.2]), ["hand"], ["hand"])
+    link = Capsules(np.array([[1.0, -1, 0], [5, 5, 5]]), np.array([[1.0, 1, 0], [6, 6, 6]]), np.array([0.1, 0.1]),
+                    ["link3", "link5"], ["link4", "link6"])
+    pair = closest_pair(spheres, link)
+    assert pair.distance_m == pytest.approx(1.0 - 0.2 - 0.1)
+    assert (pair.index_a, pair.index_b) == (0, 0)
+    assert pair.name_a == "hand"
+    np.testing.assert_allclose(pair.point_b, [1, 0, 0], atol=1e-12)
+    # overlap gives a negative distance
+    near = Capsules(np.array([[0.95, 0, 0.0]]), np.array([[0.95, 0, 0.0]]), np.array([0.2]), ["w"], ["w"])
+    assert closest_pair(near, link).distance_m == pytest.approx(0.05 - 0.3)
+    assert closest_pair(Capsules.empty(), link) is None
+
+
+def test_closest_joint_is_the_nearer_end():
+    link = chain_capsules(["a", "b"], np.array([[0, 0, 0.0], [1, 0, 0]]), 0.1)
+    probe_near_b = Capsules(np.array([[0.9, 1, 0.0]]), np.array([[0.9, 1, 0.0]]), np.array([0.1]), ["p"], ["p"])
+    assert closest_pair(probe_near_b, link).name_b == "b"
+    probe_near_a = Capsules(np.array([[0.2, 1, 0.0]]), np.array([[0.2, 1, 0.0]]), np.array([0.1]), ["p"], ["p"])
+    assert closest_pair(probe_near_a, link).name_b == "a"
+
+
+def test_chain_capsules_skip_unknown_joints():
+    pos = np.array([[0, 0, 0], [0, 0, 1], [np.nan, 0, 2], [0, 0, 3], [0, 0, 4.0]])
+    caps = chain_capsules(["j0", "j1", "j2", "j3", "j4"], pos, 0.1)
+    assert list(zip(caps.names_a, caps.names_b)) == [("j0", "j1"), ("j3", "j4")]
+
+
+def standing_person(x_m: float, z_m: float = 3.0) -> np.ndarray:
+    """COCO-17 joints of a person standing at (x, z) in a camera frame (y down), 1.8 m tall."""
+    y = {"nose": -1.65, "left_eye": -1.68, "right_eye": -1.68, "left_ear": -1.66, "right_ear": -1.66,
+         "left_shoulder": -1.45, "right_shoulder": -1.45, "left_elbow": -1.15, "right_elbow": -1.15,
+         "left_wrist": -0.9, "right_wrist": -0.9, "left_hip": -0.95, "right_hip": -0.95,
+         "left_knee": -0.5, "right_knee": -0.5, "left_ankle": -0.08, "right_ankle": -0.08}
+    side = {n: (-0.2 if n.startswith("left") else 0.2 if n.startswith("right") else 0.0) for n in COCO17_NAMES}
+    return np.array([[x_m + side[n], y[n], z_m] for n in COCO17_NAMES])
+
+
+def test_body_model_covers_every_known_joint():
+    body = HumanBodyModel()
+    p = standing_person(0.0)
+    caps = body.capsules(p)
+    assert len(caps) == len(body.limbs) + len(body.spheres)
+    only_ear = np.full((17, 3), np.nan)     # an ear without the nose: no capsule of its own
+    only_ear[3] = [0, 0, 2.0]
+    caps = body.capsules(only_ear)
+    assert len(caps) == 1 and caps.names_a == ["left_ear"] and caps.radius[0] == body.torso_radius_m
+
+
+def test_protective_separation_distance_formula():
+    p = SeparationParams(reaction_time_s=0.1, stopping_time_s=0.3, intrusion_distance_m=0.05,
+                         human_uncertainty_m=0.1, robot_uncertainty_m=0.05)
+    terms = protective_separation(1.6, 1.0, p)
+    assert terms.human_m == pytest.approx(1.6 * 0.4)
+    assert terms.robot_reaction_m == pytest.approx(0.1)
+    assert terms.robot_stopping_m == pytest.approx(0.15)
+    assert terms.total_m == pytest.approx(0.64 + 0.1 + 0.15 + 0.2)
+    # the allowed speed inverts S_p
+    assert allowed_robot_speed(1.09, 1.6, p) == pytest.approx(1.0)
+    assert allowed_robot_speed(0.5, 1.6, p) == 0.0
+    # a measured stopping distance replaces v_r T_s / 2 and counts at rest
+    pm = SeparationParams(stopping_distance_m=0.2)
+    assert protective_separation(0.0, 0.0, pm).robot_stopping_m == 0.2
+    with pytest.raises(ValueError):
+        protective_separation(float("nan"), 0.0, p)
+    with pytest.raises(ValueError):
+        SeparationParams(reaction_time_s=-1)
+
+
+ROBOT_NAMES = ["base", "shoulder", "elbow", "wrist"]
+
+
+def robot_at(x_m: float, stamp_s: float = 10.0, speed: float | None = 0.5) -> RobotState:
+    """A vertical robot arm at (x, z = 3 m), 1.2 m tall (y up = negative)."""
+    pos = np.array([[x_m, -0.8, 3.0], [x_m, -1.2, 3.0], [x_m, -1.6, 3.0], [x_m, -2.0, 3.0]])
+    return RobotState(ROBOT_NAMES, pos, stamp_s, speed)
+
+
+def test_levels_follow_the_distance():
+    params = MonitorParams()
+    robot = robot_at(0.0)
+    v_r = 0.5
+    s_p = protective_separation(1.6, v_r, params.separation).total_m
+    # the person's right side (x + 0.2; torso capsules of radius 0.15 from shoulder to hip, the
+    # widest body part there) faces the robot (axis x = 0, link radius 0.10) from the left (x < 0)
+    for gap, expected in ((s_p - 0.05, PROTECTIVE_STOP), (s_p + 0.2, WARNING), (s_p + 1.0, OK)):
+        x = -(gap + 0.15 + 0.10 + 0.2)
+        v = assess(robot, [PersonState(7, standing_person(x), 10.0, None)], 10.05, params)
+        assert v.level == expected, (gap, v)
+        assert v.min_distance_m == pytest.approx(gap, abs=1e-6)
+        assert v.separation_m == pytest.approx(s_p)
+        assert v.closest_human_id == 7 and v.closest_human_joint.startswith("right_")
+        assert v.data_age_s == pytest.approx(0.05)
+        if expected == PROTECTIVE_STOP:
+            assert v.speed_scale == 0.0
+        if expected == OK:
+            assert 0.0 < v.speed_scale <= 1.0
+
+
+def test_worst_person_decides_and_measured_speed_is_used():
+    params = MonitorParams()
+    robot = robot_at(0.0)
+    far = PersonState(1, standing_person(-4.0), 10.0, None)
+    near = PersonState(2, standing_person(-1.2), 10.0, None)
+    v = assess(robot, [far, near], 10.0, params)
+    assert v.closest_human_id == 2
+    slow = assess(robot, [PersonState(2, standing_person(-1.2), 10.0, 0.1)], 10.0, params)
+    assert slow.separation_m < v.separation_m
+    assert slow.speed_scale >= v.speed_scale
+
+
+@pytest.mark.parametrize("case", ["no_robot", "stale_robot", "robot_joint_nan", "no_people", "stale_people",
+                                  "unseen_person", "too_few_joints"])
+def test_fail_safe_never_ok(case):
+    params = MonitorParams(max_age_s=0.3)
+    robot, now = robot_at(0.0), 10.0
+    people = [PersonState(3, standing_person(-4.0), 10.0, None)]     # far: OK when all is well
+    assert assess(robot, people, now, params).level == OK
+    kwargs = {}
+    if case == "no_robot":
+        robot = None
+    elif case == "stale_robot":
+        robot = robot_at(0.0, stamp_s=9.0)
+    elif case == "robot_joint_nan":
+        robot.positions_m[2] = np.nan
+    elif case == "no_people":
+        people = None
+    elif case == "stale_people":
+        people = [PersonState(3, standing_person(-4.0), 9.5, None)]
+    elif case == "unseen_person":
+        kwargs["unseen_person_ids"] = (5,)
+    elif case == "too_few_joints":
+        people[0].positions_m[3:] = np.nan
+    v = assess(robot, people, now, params, **kwargs)
+    assert v.level == UNKNOWN and v.speed_scale == 0.0 and v.reason
+
+
+def test_empty_room_is_ok_only_when_fresh():
+    params = MonitorParams(max_age_s=0.3)
+    v = assess(robot_at(0.0), [], 10.1, params, people_stamp_s=10.0)
+    assert v.level == OK and v.speed_scale == 1.0 and math.isnan(v.min_distance_m)
+    assert assess(robot_at(0.0), [], 10.5, params, people_stamp_s=10.0).level == UNKNOWN
+    assert assess(robot_at(0.0), [], 10.0, params).level == UNKNOWN     # no stamp at all
