@@ -1,6 +1,7 @@
 """Safety core: capsule distances against hand-computed cases and brute force, the
 ISO/TS 15066 protective separation distance, and the verdict's levels and fail-safe rules."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -138,7 +139,8 @@ def test_levels_follow_the_distance():
     params = MonitorParams()
     robot = robot_at(0.0)
     v_r = 0.5
-    s_p = protective_separation(1.6, v_r, params.separation).total_m
+    # the inputs are 0.05 s old at the verdict: T_r grows by that much
+    s_p = protective_separation(1.6, v_r, replace(params.separation, reaction_time_s=0.1 + 0.05)).total_m
     # the person's right side (x + 0.2; torso capsules of radius 0.15 from shoulder to hip, the
     # widest body part there) faces the robot (axis x = 0, link radius 0.10) from the left (x < 0)
     for gap, expected in ((s_p - 0.05, PROTECTIVE_STOP), (s_p + 0.2, WARNING), (s_p + 1.0, OK)):
@@ -199,3 +201,15 @@ def test_empty_room_is_ok_only_when_fresh():
     assert v.level == OK and v.speed_scale == 1.0 and math.isnan(v.min_distance_m)
     assert assess(robot_at(0.0), [], 10.5, params, people_stamp_s=10.0).level == UNKNOWN
     assert assess(robot_at(0.0), [], 10.0, params).level == UNKNOWN     # no stamp at all
+
+
+def test_stamp_clock_follows_the_newest_stamp_and_keeps_running():
+    from hrc_perception.safety.clock import StampClock
+    c = StampClock()
+    assert c.now(5.0) is None
+    c.observe(100.0, monotonic_s=5.0)
+    assert c.now(5.25) == pytest.approx(100.25)        # inputs stopped: time goes on
+    c.observe(99.0, monotonic_s=5.3)                   # an older input does not move it back
+    assert c.now(5.3) == pytest.approx(100.3)
+    c.observe(100.4, monotonic_s=5.31)                 # a newer stamp re-anchors it
+    assert c.now(5.41) == pytest.approx(100.5)

@@ -22,6 +22,8 @@ EXECUTABLES: dict[str, tuple[str, str]] = {
     "tracker": ("hrc_perception.ros.tracker_node", "TrackerNode"),
     "object_pose": ("hrc_perception.ros.object_pose_node", "ObjectPoseNode"),
     "robot_pose": ("hrc_perception.ros.robot_pose_node", "RobotPoseNode"),
+    "human_pose": ("hrc_perception.ros.human_pose_node", "HumanPoseNode"),
+    "safety_monitor": ("hrc_perception.ros.safety_monitor_node", "SafetyMonitorNode"),
 }
 
 

@@ -10,12 +10,13 @@ Fail-safe rules (never OK without evidence):
 - a person seen (by segmentation / tracking) without a usable skeleton (fewer than
   ``min_person_joints`` known joints) -> UNKNOWN;
 - no person in the message -> OK (nobody in view), with NaN distance.
-The worst of all people decides; speed_scale is the smallest allowed over people.
+The worst of all people decides; speed_scale is the smallest allowed over people. The
+reaction time T_r of S_p is lengthened by the age of the inputs (capture to now).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class Verdict:
     """SafetyStatus fields: level, min_distance_m (surface distance of the deciding
     person, NaN if none), separation_m (S_p of that person, NaN if none), speed_scale
     0..1, closest person id (0 = none) / joint, closest robot joint, data_age_s (age of
-    the oldest input used, NaN if none), reason."""
+    the oldest input used, NaN if none), reason; the closest points (metres, on the
+    person's and the robot's capsule axes; None if no person)."""
     level: int
     min_distance_m: float = math.nan
     separation_m: float = math.nan
@@ -76,6 +78,8 @@ class Verdict:
     closest_robot_joint: str = ""
     data_age_s: float = math.nan
     reason: str = ""
+    point_human_m: np.ndarray | None = None
+    point_robot_m: np.ndarray | None = None
 
     @property
     def level_name(self) -> str:
@@ -126,7 +130,9 @@ def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: fl
 
     robot_caps = chain_capsules(robot.joint_names, pos, params.robot_link_radius_m)
     v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
-    sep = params.separation
+    # The inputs are `age` old: the person and the robot kept moving meanwhile, so the
+    # reaction time counts from the camera's capture, not from now.
+    sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + max(age, 0.0))
     worst: Verdict | None = None
     speed_scale = 1.0
     for person in people:
@@ -142,7 +148,7 @@ def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: fl
         else:
             level, why = OK, f"closest person {person.id} at {d:.2f} m, S_p {s_p:.2f} m"
         speed_scale = min(speed_scale, allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps)
-        v = Verdict(level, d, s_p, 0.0, person.id, pair.name_a, pair.name_b, age, why)
+        v = Verdict(level, d, s_p, 0.0, person.id, pair.name_a, pair.name_b, age, why, pair.point_a, pair.point_b)
         if worst is None or (_SEVERITY[v.level], -(v.min_distance_m - v.separation_m)) > \
                 (_SEVERITY[worst.level], -(worst.min_distance_m - worst.separation_m)):
             worst = v

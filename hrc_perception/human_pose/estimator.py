@@ -1,0 +1,65 @@
+"""People in one RGB-D frame -> 3D COCO-17 skeletons with identities: a 2D backend per
+person crop, depth lifting, One Euro smoothing per identity."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hrc_perception.human_pose.lifting import LiftingParams, lift_joints
+from hrc_perception.human_pose.smoothing import OneEuroParams, SkeletonSmoother
+
+
+@dataclass
+class PersonInput:
+    """A person to estimate: id (track id), box_xyxy [4] pixels, mask [H, W] bool or None."""
+    id: int
+    box_xyxy: np.ndarray
+    mask: np.ndarray | None = None
+
+
+@dataclass
+class PersonSkeleton:
+    """One person's skeleton (COCO-17 order): xyz_m [17, 3] camera optical frame, metres,
+    smoothed (NaN = unknown); confidence [17] 0..1 (0 where unknown); uv_px [17, 2] the
+    backend's 2D joints (NaN when it found no person); velocity_mps [17, 3] (NaN until a
+    joint was seen twice)."""
+    id: int
+    xyz_m: np.ndarray
+    confidence: np.ndarray
+    uv_px: np.ndarray
+    velocity_mps: np.ndarray
+
+    @property
+    def known(self) -> np.ndarray:
+        return np.isfinite(self.xyz_m).all(axis=1)
+
+
+class HumanPoseEstimator:
+    """backend: an object with ``estimate(rgb, box_xyxy) -> (uv_px [17, 2], confidence [17])``.
+    min_confidence: joints below it (after lifting) are unknown."""
+
+    def __init__(self, backend, lifting: LiftingParams = LiftingParams(), smoothing: OneEuroParams = OneEuroParams(),
+                 min_confidence: float = 0.3):
+        self.backend = backend
+        self.lifting = lifting
+        self.smoother = SkeletonSmoother(smoothing)
+        self.min_confidence = float(min_confidence)
+
+    def estimate(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, people: list[PersonInput],
+                 stamp_s: float) -> list[PersonSkeleton]:
+        """Skeletons of ``people`` in one frame: rgb [H, W, 3] uint8, depth_m [H, W]
+        metres aligned to it, K [3, 3], stamp_s seconds (smoothing clock)."""
+        if rgb.shape[:2] != depth_m.shape:
+            raise ValueError(f"colour {rgb.shape[1]}x{rgb.shape[0]} and depth {depth_m.shape[1]}x{depth_m.shape[0]} "
+                             "differ (depth must be aligned to colour)")
+        out = []
+        for person in people:
+            uv, conf2d = self.backend.estimate(rgb, np.asarray(person.box_xyxy, dtype=np.float64))
+            xyz, conf = lift_joints(uv, conf2d, depth_m, K, self.lifting, mask=person.mask)
+            low = conf < self.min_confidence
+            xyz[low], conf[low] = np.nan, 0.0
+            xyz_s, vel = self.smoother(person.id, xyz, stamp_s)
+            out.append(PersonSkeleton(int(person.id), xyz_s, conf, uv, vel))
+        self.smoother.forget_older_than(stamp_s)
+        return out

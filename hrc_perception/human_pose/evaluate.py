@@ -1,0 +1,152 @@
+"""`hrc-perception eval human_pose`: 2D accuracy on real COCO person crops and 3D accuracy
+on synthetic sequences.
+
+Real (``--coco FILE``, COCO person keypoints json with images beside it): the backend on
+each annotated person's ground-truth box; PCK@0.2 (a labelled joint is correct within
+0.2 x the box's longer side; a person the backend misses counts all its joints wrong)
+and OKS AP (pycocotools keypoints evaluation, score = the mean joint confidence).
+
+Synthetic (``--synthetic-frames N``): frames of the synthetic cell; every person with
+at least ``min_visible_joints`` visible joints gives a box and a mask from the ground
+truth instance mask, the backend's 2D joints, and the depth lifting
+(:func:`~hrc_perception.human_pose.lifting.lift_joints`, noisy sensor depth). MPJPE
+(mm) and PCK@10cm in 3D over the visible joints the pipeline returns, and the fraction
+of visible joints it returns. The `oracle_2d` row lifts the ground-truth 2D joints: the
+error of the depth lifting alone.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hrc_perception.human_pose.lifting import LiftingParams, lift_joints
+from hrc_perception.skeletons import COCO17_NAMES
+
+PCK_FRACTION = 0.2
+PCK3D_THRESHOLD_M = 0.10
+
+
+def evaluate_coco(backend, coco_json: Path) -> dict:
+    """PCK@0.2, OKS AP/AP50 and time per crop of a 2D backend on real COCO person crops."""
+    from PIL import Image
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    coco_json = Path(coco_json)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(coco_json))
+    results, correct, labelled, times, missed, persons = [], 0, 0, [], 0, 0
+    for img_id in sorted(coco.getImgIds()):
+        info = coco.loadImgs(img_id)[0]
+        rgb = np.asarray(Image.open(coco_json.parent / info["file_name"]).convert("RGB"))
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=[img_id], iscrowd=False)):
+            if ann.get("num_keypoints", 0) == 0:
+                continue
+            persons += 1
+            x, y, w, h = ann["bbox"]
+            t0 = time.perf_counter()
+            uv, conf = backend.estimate(rgb, np.array([x, y, x + w, y + h]))
+            times.append(time.perf_counter() - t0)
+            gt = np.asarray(ann["keypoints"], dtype=np.float64).reshape(17, 3)
+            lab = gt[:, 2] > 0
+            labelled += int(lab.sum())
+            if not np.isfinite(uv).all():
+                missed += 1
+                continue
+            err = np.linalg.norm(uv[lab] - gt[lab, :2], axis=1)
+            correct += int((err <= PCK_FRACTION * max(w, h)).sum())
+            kp = np.concatenate([uv, np.full((17, 1), 2.0)], axis=1).reshape(-1)
+            results.append({"image_id": img_id, "category_id": ann["category_id"], "keypoints": kp.tolist(),
+                            "score": float(conf.mean())})
+    oks = {"oks_AP": 0.0, "oks_AP50": 0.0}
+    if results:
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev = COCOeval(coco, coco.loadRes(results), "keypoints")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        oks = {"oks_AP": float(ev.stats[0]), "oks_AP50": float(ev.stats[1])}
+    return {"persons": persons, "persons_missed": missed, "joints_labelled": labelled,
+            "pck_0.2": correct / labelled if labelled else None, **oks,
+            "seconds_per_crop_median": float(np.median(times)) if times else None}
+
+
+def _person_boxes(frame, min_visible_joints: int):
+    """(HumanGT, mask [H, W] bool, box_xyxy [4]) of every person seen well enough."""
+    for human in frame.humans:
+        mask = frame.instance_mask == human.instance_id
+        if not mask.any() or int((human.keypoints.visibility == 2).sum()) < min_visible_joints:
+            continue
+        rows, cols = np.nonzero(mask)
+        yield human, mask, np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float64)
+
+
+def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingParams(),
+                       min_visible_joints: int = 6) -> dict:
+    """3D metrics per backend (name -> object with ``estimate(rgb, box_xyxy)``, or None
+    for the ground-truth 2D joints) over synthetic frames (``hrc_perception.sim`` Frames)."""
+    acc = {name: {"err_m": [], "visible": 0, "returned": 0, "times": []} for name in backends}
+    per_joint = {name: [[] for _ in COCO17_NAMES] for name in backends}
+    n_people = 0
+    for frame in frames:
+        depth_m = frame.depth_mm.astype(np.float64) / 1000.0
+        for human, mask, box in _person_boxes(frame, min_visible_joints):
+            n_people += 1
+            kp = human.keypoints
+            visible = kp.visibility == 2
+            for name, backend in backends.items():
+                t0 = time.perf_counter()
+                if backend is None:
+                    uv, conf = kp.uv_px.copy(), (kp.visibility > 0).astype(np.float64)
+                else:
+                    uv, conf = backend.estimate(frame.rgb, box)
+                xyz, conf3 = lift_joints(uv, conf, depth_m, frame.K, params, mask=mask)
+                acc[name]["times"].append(time.perf_counter() - t0)
+                got = visible & np.isfinite(xyz).all(axis=1) & (conf3 > 0)
+                err = np.linalg.norm(xyz[got] - kp.xyz_cam_m[got], axis=1)
+                acc[name]["err_m"].extend(err.tolist())
+                acc[name]["visible"] += int(visible.sum())
+                acc[name]["returned"] += int(got.sum())
+                for j, e in zip(np.flatnonzero(got), err):
+                    per_joint[name][j].append(e)
+    out = {"people": n_people, "min_visible_joints": min_visible_joints, "backends": {}}
+    for name, a in acc.items():
+        e = np.asarray(a["err_m"])
+        out["backends"][name] = {
+            "mpjpe_mm": float(e.mean() * 1000) if len(e) else None,
+            "median_error_mm": float(np.median(e) * 1000) if len(e) else None,
+            "pck3d_10cm": float((e <= PCK3D_THRESHOLD_M).mean()) if len(e) else None,
+            "visible_joints_returned": a["returned"] / a["visible"] if a["visible"] else None,
+            "seconds_per_person_median": float(np.median(a["times"])) if a["times"] else None,
+            "per_joint_mpjpe_mm": {COCO17_NAMES[j]: (float(np.mean(v) * 1000) if v else None)
+                                   for j, v in enumerate(per_joint[name])}}
+    return out
+
+
+def print_report(res: dict, file=None) -> None:
+    if "coco" in res:
+        c = res["coco"]
+        print(f"real COCO person crops ({c['persons']} persons, {c['joints_labelled']} labelled joints, "
+              f"{c['persons_missed']} missed): PCK@0.2 {c['pck_0.2']:.3f}  OKS AP {c['oks_AP']:.3f}  "
+              f"AP50 {c['oks_AP50']:.3f}  {c['seconds_per_crop_median'] * 1e3:.1f} ms/crop", file=file)
+    if "synthetic" in res:
+        s = res["synthetic"]
+        print(f"synthetic 3D ({s['people']} people):", file=file)
+        print(f"  {'backend':<12}{'MPJPE mm':>10}{'median mm':>11}{'PCK@10cm':>10}{'returned':>10}{'ms/person':>11}",
+              file=file)
+        for name, b in s["backends"].items():
+            if b["mpjpe_mm"] is None:
+                print(f"  {name:<12}{'-':>10}", file=file)
+                continue
+            print(f"  {name:<12}{b['mpjpe_mm']:>10.1f}{b['median_error_mm']:>11.1f}{b['pck3d_10cm']:>10.3f}"
+                  f"{b['visible_joints_returned']:>10.3f}{b['seconds_per_person_median'] * 1e3:>11.1f}", file=file)
+
+
+def write_json(res: dict, path: Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(res, indent=2) + "\n")

@@ -1,0 +1,290 @@
+"""The human_pose node: every tracked person's 3D COCO-17 skeleton (:mod:`hrc_perception.human_pose`).
+
+Subscribes (relative names; launch puts them under a namespace, default ``/cell``):
+
+| topic                        | type                           | QoS                          |
+|------------------------------|--------------------------------|------------------------------|
+| ``camera/color/image_raw``   | sensor_msgs/Image rgb8         | input QoS                    |
+| ``camera/depth/image_raw``   | sensor_msgs/Image 16UC1 mm / 32FC1 m, aligned to colour | input QoS |
+| ``camera/color/camera_info`` | sensor_msgs/CameraInfo         | input QoS                    |
+| ``segmentation/instances``   | hrc_perception/InstanceArray   | reliable, depth 10 (masks)   |
+| ``tracking/tracks``          | hrc_perception/TrackArray      | reliable, depth 10 (trigger) |
+
+Publishes, once per TrackArray, with its header (the colour image's):
+
+| topic                   | type                           |
+|-------------------------|--------------------------------|
+| ``humans/skeletons``    | hrc_perception/SkeletonArray   |
+| ``human_pose/markers``  | visualization_msgs/MarkerArray |
+
+People: the person tracks matched in this image (``time_since_update`` 0), at most
+``max_people`` (largest boxes first). Each gets its instance's box and mask (the
+InstanceArray of the same stamp; the track's box without a mask if it has not
+arrived), the ``backend``'s 2D joints on the crop, depth lifting and One Euro
+smoothing per track id. Every such person is in the output, also when nothing was
+found (all joints NaN, confidence 0): the safety monitor then knows a person is there
+without a usable skeleton. ``Skeleton``: model ``coco17``, ``id`` = track id, positions
+in the camera optical frame (metres; NaN = unknown), confidence, the 2D joints
+(pixels), visibility (VISIBLE: placed in 3D; OCCLUDED: inside the image, not placed;
+OUTSIDE).
+
+Markers: per person its limbs (LINE_LIST, namespace ``human_limbs``, colour per id)
+and an id label (``human_labels``); marker id = track id; lifetime ``marker_lifetime_s``.
+
+Bad input never stops the node (counted with ``report()``; the output is then an
+empty SkeletonArray with the tracks' header): ``no_images``, ``no_camera_info``,
+``bad_camera_info``, ``bad_image`` / ``bad_depth``, ``size_mismatch``, ``estimate_error``;
+per person ``bad_mask`` (the track's box is used without a mask).
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+import numpy as np
+from geometry_msgs.msg import Point
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from hrc_perception.msg import InstanceArray, Skeleton, SkeletonArray, TrackArray
+from hrc_perception.ros.convert import (ImageConversionError, camera_info_to_K, copy_header, depth_to_meters,
+                                        duration_msg, image_to_rgb, roi_image_to_mask, stamp_to_ns)
+from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
+from hrc_perception.skeletons import COCO17_BONES, COCO17_NAMES
+from hrc_perception.viz.draw import id_color
+
+COLOR_TOPIC = "camera/color/image_raw"
+DEPTH_TOPIC = "camera/depth/image_raw"
+CAMERA_INFO_TOPIC = "camera/color/camera_info"
+INSTANCES_TOPIC = "segmentation/instances"
+TRACKS_TOPIC = "tracking/tracks"
+SKELETONS_TOPIC = "humans/skeletons"
+MARKERS_TOPIC = "human_pose/markers"
+NS_PER_S = 1_000_000_000
+
+
+def person_skeleton_msg(header: Header, sk, image_hw: tuple[int, int]) -> Skeleton:
+    """Skeleton message of a PersonSkeleton (visibility rules in the module doc)."""
+    h, w = image_hw
+    u, v = sk.uv_px[:, 0], sk.uv_px[:, 1]
+    inside = np.isfinite(sk.uv_px).all(1) & (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
+    vis = np.where(sk.known, Skeleton.VIS_VISIBLE, np.where(inside, Skeleton.VIS_OCCLUDED, Skeleton.VIS_OUTSIDE))
+    out = Skeleton(header=copy_header(header), model="coco17", id=int(sk.id), joint_names=list(COCO17_NAMES))
+    out.positions = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in sk.xyz_m]
+    out.confidence = [float(c) for c in sk.confidence]
+    out.pixel_u = [float(x) for x in u]
+    out.pixel_v = [float(x) for x in v]
+    out.visibility = [int(x) for x in vis]
+    return out
+
+
+def _id_color(i: int) -> ColorRGBA:
+    r, g, b = id_color(int(i))
+    return ColorRGBA(r=r / 255.0, g=g / 255.0, b=b / 255.0, a=1.0)
+
+
+def skeleton_markers(msg: SkeletonArray, lifetime_s: float) -> MarkerArray:
+    """Limbs as lines and an id label per person."""
+    life = duration_msg(lifetime_s)
+    out = MarkerArray()
+    for sk in msg.skeletons:
+        pts = [p if np.isfinite([p.x, p.y, p.z]).all() else None for p in sk.positions]
+        limbs = Marker(header=copy_header(msg.header), ns="human_limbs", id=int(sk.id), type=Marker.LINE_LIST,
+                       action=Marker.ADD, lifetime=life, color=_id_color(sk.id))
+        limbs.scale.x = 0.02
+        limbs.pose.orientation.w = 1.0
+        for a, b in COCO17_BONES:
+            if pts[a] is not None and pts[b] is not None:
+                limbs.points += [pts[a], pts[b]]
+        known = [p for p in pts if p is not None]
+        if not known:
+            continue
+        out.markers.append(limbs)
+        top = min(known, key=lambda p: p.y)
+        label = Marker(header=copy_header(msg.header), ns="human_labels", id=int(sk.id),
+                       type=Marker.TEXT_VIEW_FACING, action=Marker.ADD, lifetime=life, color=_id_color(sk.id),
+                       text=f"person {sk.id}")
+        label.pose.position = Point(x=top.x, y=top.y - 0.15, z=top.z)
+        label.pose.orientation.w = 1.0
+        label.scale.z = 0.1
+        out.markers.append(label)
+    return out
+
+
+class HumanPoseNode(HrcNode):
+    """3D skeletons of the tracked people (see the module doc); node name default 'human_pose'.
+
+    After construction: ``estimator`` (None unless configured), ``arrays_processed``,
+    ``people_processed``, ``last_inference_s``.
+    """
+
+    PARAMS = (
+        ParamSpec("backend", "mediapipe", "2D joints per person crop: BlazePose (mediapipe)",
+                  choices=("mediapipe",), read_only=True),
+        ParamSpec("max_people", 6, "most people estimated per image (largest first)", min_value=1, max_value=100),
+        ParamSpec("min_confidence", 0.3, "joints below this (2D confidence x depth support) are unknown",
+                  min_value=0.0, max_value=1.0),
+        ParamSpec("crop_padding", 0.25, "person box grown by this fraction on every side for the backend",
+                  min_value=0.0, max_value=2.0, read_only=True),
+        ParamSpec("depth_window_px", 4, "half-size of the depth window per joint (pixels)", min_value=0,
+                  max_value=50),
+        ParamSpec("smoothing_min_cutoff_hz", 1.5, "One Euro cut-off at rest (Hz)", min_value=0.01, max_value=100.0),
+        ParamSpec("smoothing_beta", 0.8, "One Euro cut-off increase per m/s", min_value=0.0, max_value=100.0),
+        ParamSpec("frames_kept", 10, "colour / depth / instance messages kept for pairing by stamp",
+                  min_value=1, max_value=1000),
+        ParamSpec("markers", True, "publish human_pose/markers"),
+        ParamSpec("marker_lifetime_s", 0.5, "lifetime of each marker (s)", min_value=0.0, max_value=3600.0),
+    )
+
+    def __init__(self, node_name: str = "human_pose", **kwargs):
+        self.estimator = None
+        self.arrays_processed = 0
+        self.people_processed = 0
+        self.last_inference_s = float("nan")
+        self._subs: list = []
+        self._pubs: dict = {}
+        self._color: OrderedDict[int, Image] = OrderedDict()
+        self._depth: OrderedDict[int, Image] = OrderedDict()
+        self._instances: OrderedDict[int, InstanceArray] = OrderedDict()
+        self._camera_info: CameraInfo | None = None
+        super().__init__(node_name, **kwargs)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def on_configure_hook(self) -> None:
+        from hrc_perception.human_pose.estimator import HumanPoseEstimator
+        from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
+        backend = MediapipeBackend(pad_fraction=self.param("crop_padding"))
+        self.estimator = HumanPoseEstimator(backend, min_confidence=self.param("min_confidence"))
+        self._apply_params()
+        q = self.input_qos()
+        self._pubs = {"skeletons": self.create_publisher(SkeletonArray, SKELETONS_TOPIC, self.output_qos()),
+                      "markers": self.create_publisher(MarkerArray, MARKERS_TOPIC, self.output_qos())}
+        self._subs = [
+            self.create_subscription(Image, COLOR_TOPIC, lambda m: self._keep(self._color, m), q),
+            self.create_subscription(Image, DEPTH_TOPIC, lambda m: self._keep(self._depth, m), q),
+            self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, q),
+            self.create_subscription(InstanceArray, INSTANCES_TOPIC, lambda m: self._keep(self._instances, m),
+                                     self.output_qos()),
+            self.create_subscription(TrackArray, TRACKS_TOPIC, self._on_tracks, self.output_qos())]
+        self.get_logger().info(f"backend {self.param('backend')}; at most {self.param('max_people')} people")
+
+    def on_cleanup_hook(self) -> None:
+        for s in self._subs:
+            self.destroy_subscription(s)
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._subs, self._pubs = [], {}
+        for store in (self._color, self._depth, self._instances):
+            store.clear()
+        self._camera_info = None
+        if self.estimator is not None:
+            self.estimator.backend.close()
+        self.estimator = None
+
+    def _apply_params(self) -> None:
+        from dataclasses import replace
+        e = self.estimator
+        e.min_confidence = self.param("min_confidence")
+        e.lifting = replace(e.lifting, window_px=self.param("depth_window_px"))
+        e.smoother.params = replace(e.smoother.params, min_cutoff_hz=self.param("smoothing_min_cutoff_hz"),
+                                    beta=self.param("smoothing_beta"))
+        for f in e.smoother.filters.values():
+            f.params = e.smoother.params
+
+    # -- inputs -----------------------------------------------------------------------
+    def _keep(self, store: OrderedDict, msg) -> None:
+        if not self.is_active:
+            return
+        store[stamp_to_ns(msg.header.stamp)] = msg
+        while len(store) > self.param("frames_kept"):
+            store.popitem(last=False)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_tracks(self, msg: TrackArray) -> None:
+        if not self.is_active or self.estimator is None:
+            return
+        out = self.estimate(msg)
+        self._pubs["skeletons"].publish(out)
+        self.arrays_processed += 1
+        if self.param("markers"):
+            self._pubs["markers"].publish(skeleton_markers(out, self.param("marker_lifetime_s")))
+
+    def _images(self, stamp: int):
+        """(rgb, depth_m, K) of a stamp, or None after reporting why."""
+        color, depth = self._color.get(stamp), self._depth.get(stamp)
+        if color is None or depth is None:
+            self.report("no_images", f"no {COLOR_TOPIC if color is None else DEPTH_TOPIC} image with the stamp of "
+                        "this TrackArray (kept: the last frames_kept images)")
+            return None
+        if self._camera_info is None:
+            self.report("no_camera_info", f"no {CAMERA_INFO_TOPIC} received yet")
+            return None
+        intrinsics = self.converted(camera_info_to_K, self._camera_info, "bad_camera_info", CAMERA_INFO_TOPIC)
+        rgb = None if intrinsics is None else self.converted(image_to_rgb, color, "bad_image", COLOR_TOPIC)
+        depth_m = None if rgb is None else self.converted(depth_to_meters, depth, "bad_depth", DEPTH_TOPIC)
+        if depth_m is None:
+            return None
+        K, w, h = intrinsics
+        if rgb.shape[:2] != depth_m.shape or depth_m.shape != (h, w):
+            self.report("size_mismatch", f"colour {rgb.shape[1]}x{rgb.shape[0]}, depth {depth_m.shape[1]}x"
+                        f"{depth_m.shape[0]}, camera_info {w}x{h}: they must agree (depth aligned to colour)")
+            return None
+        return rgb, depth_m, K
+
+    def _people(self, msg: TrackArray, h: int, w: int):
+        from hrc_perception.human_pose.estimator import PersonInput
+        instances = self._instances.get(stamp_to_ns(msg.header.stamp))
+        by_id = {int(i.id): i for i in instances.instances} if instances is not None else {}
+        people = []
+        for tr in msg.tracks:
+            if tr.class_name != "person" or tr.time_since_update != 0 or tr.state == tr.DELETED:
+                continue
+            inst = by_id.get(int(tr.instance_id))
+            roi = inst.roi if inst is not None else tr.roi
+            box = np.array([roi.x_offset, roi.y_offset, roi.x_offset + roi.width, roi.y_offset + roi.height], float)
+            mask = None
+            if inst is not None:
+                try:
+                    mask = roi_image_to_mask(inst.roi, inst.mask, h, w)
+                except ImageConversionError as e:
+                    self.report("bad_mask", f"person track {tr.track_id}: {e}; box only")
+            people.append(PersonInput(int(tr.track_id), box, mask))
+        people.sort(key=lambda p: -(p.box_xyxy[2] - p.box_xyxy[0]) * (p.box_xyxy[3] - p.box_xyxy[1]))
+        return people[:self.param("max_people")]
+
+    # -- estimation -------------------------------------------------------------------
+    def estimate(self, msg: TrackArray) -> SkeletonArray:
+        """Skeletons of the people tracked in one TrackArray (see the module doc)."""
+        out = SkeletonArray(header=copy_header(msg.header))
+        if not any(t.class_name == "person" and t.time_since_update == 0 for t in msg.tracks):
+            return out
+        images = self._images(stamp_to_ns(msg.header.stamp))
+        if images is None:
+            return out
+        rgb, depth_m, K = images
+        people = self._people(msg, *depth_m.shape)
+        self._apply_params()
+        t0 = time.perf_counter()
+        try:
+            skeletons = self.estimator.estimate(rgb, depth_m, K, people, stamp_to_ns(msg.header.stamp) / NS_PER_S)
+        except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
+            self.report("estimate_error", f"{type(e).__name__}: {e}")
+            return out
+        self.last_inference_s = time.perf_counter() - t0
+        self.people_processed += len(skeletons)
+        out.skeletons = [person_skeleton_msg(msg.header, sk, depth_m.shape) for sk in skeletons]
+        return out
+
+    def diagnostic_values(self) -> dict[str, str]:
+        return {"arrays": str(self.arrays_processed), "people": str(self.people_processed),
+                "last_inference_ms": f"{1e3 * self.last_inference_s:.1f}"}
+
+
+def main(args: list[str] | None = None) -> int:
+    """``ros2 run hrc_perception human_pose [--ros-args -p max_people:=4 ...]``.
+
+    Exit status: 0 after Ctrl-C, 2 for an invalid parameter."""
+    return run_node(HumanPoseNode, args)

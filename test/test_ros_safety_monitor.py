@@ -1,0 +1,173 @@
+"""The safety_monitor node over real rclpy and DDS: levels from people and robot skeletons,
+the fail-safe rules (nothing received, a robot joint unknown, a person tracked without a
+skeleton, a malformed skeleton, stale inputs), and the robot from joint_states by forward
+kinematics placed with the base_pose parameter."""
+import math
+
+import numpy as np
+from conftest import QOS, Harness, spin_until
+from geometry_msgs.msg import Point
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, JointState
+from visualization_msgs.msg import MarkerArray
+
+from hrc_perception.geometry import make_K
+from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray, Track, TrackArray
+from hrc_perception.ros.convert import K_to_camera_info
+from hrc_perception.ros.ground_truth_msgs import make_header
+from hrc_perception.ros.safety_monitor_node import (CAMERA_INFO_TOPIC, HUMANS_TOPIC, JOINT_STATES_TOPIC, MARKERS_TOPIC,
+                                                    ROBOT_TOPIC, STATUS_TOPIC, TRACKS_TOPIC, SafetyMonitorNode)
+from hrc_perception.skeletons import COCO17_NAMES
+
+FRAME_ID = "camera_color_optical_frame"
+T0 = 3_000 * 10**9
+
+
+def person_msg(id_: int, x_m: float, z_m: float = 3.0) -> Skeleton:
+    """A person standing at x (camera frame, y down), all 17 joints known."""
+    sk = Skeleton(model="coco17", id=id_, joint_names=list(COCO17_NAMES))
+    for j, name in enumerate(COCO17_NAMES):
+        y = -1.6 + 1.5 * j / 16
+        dx = -0.2 if name.startswith("left") else 0.2 if name.startswith("right") else 0.0
+        sk.positions.append(Point(x=x_m + dx, y=y, z=z_m))
+    sk.confidence = [1.0] * 17
+    return sk
+
+
+def robot_msg(stamp_ns: int, x_m: float = 0.0, nan_joint: int | None = None) -> Skeleton:
+    sk = Skeleton(header=make_header(stamp_ns, FRAME_ID), model="panda", joint_names=["j0", "j1", "j2", "j3"])
+    for j in range(4):
+        nan = j == nan_joint
+        sk.positions.append(Point(x=math.nan if nan else x_m, y=-0.5 - 0.4 * j, z=3.0))
+    return sk
+
+
+def _rig(ros_context, **params):
+    overrides = [Parameter("input_reliability", value="reliable"), Parameter("check_rate_hz", value=1.0)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    node = SafetyMonitorNode(context=ros_context, parameter_overrides=overrides)
+    assert node.lifecycle_state == "active"
+    h = Harness(ros_context, node, HUMANS_TOPIC, SkeletonArray, {STATUS_TOPIC: SafetyStatus,
+                                                                 MARKERS_TOPIC: MarkerArray})
+    topics = {ROBOT_TOPIC: Skeleton, TRACKS_TOPIC: TrackArray, CAMERA_INFO_TOPIC: CameraInfo,
+              JOINT_STATES_TOPIC: JointState}
+    pubs = {t: h.io.create_publisher(m, t, QOS) for t, m in topics.items()}
+    wanted = [TRACKS_TOPIC, CAMERA_INFO_TOPIC] + [ROBOT_TOPIC if node.param("robot_source") == "skeleton"
+                                                  else JOINT_STATES_TOPIC]
+    assert spin_until(h.ex, lambda: all(pubs[t].get_subscription_count() > 0 for t in wanted))
+    return h, pubs
+
+
+def _people(stamp_ns, *skeletons) -> SkeletonArray:
+    msg = SkeletonArray(header=make_header(stamp_ns, FRAME_ID))
+    for sk in skeletons:
+        sk.header = make_header(stamp_ns, FRAME_ID)
+        msg.skeletons.append(sk)
+    return msg
+
+
+def _verdict(h, msg: SkeletonArray) -> SafetyStatus:
+    """Publish people; the status received after the node processed them (a timer verdict
+    can come first: the last one after a short flush reflects this message)."""
+    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    n = h.node.verdicts
+    h.pub.publish(msg)
+    assert spin_until(h.ex, lambda: h.node._people_stamp_s is not None and abs(h.node._people_stamp_s - stamp) < 1e-9
+                      and h.node.verdicts > n)
+    count = h.node.verdicts
+    assert spin_until(h.ex, lambda: len(h.received[STATUS_TOPIC]) >= count)
+    return h.received[STATUS_TOPIC][-1]
+
+
+def _robot(h, pubs, msg):
+    pubs[ROBOT_TOPIC].publish(msg)
+    stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+    assert spin_until(h.ex, lambda: h.node._robot is not None and abs(h.node._robot.stamp_s - stamp) < 1e-6)
+
+
+def test_levels_and_fail_safe(ros_context):
+    h, pubs = _rig(ros_context)
+    node = h.node
+    try:
+        # nothing yet: the timer says UNKNOWN
+        assert spin_until(h.ex, lambda: h.received[STATUS_TOPIC], 3.0)
+        assert h.received[STATUS_TOPIC][0].level == SafetyStatus.UNKNOWN
+        # people before any robot skeleton: UNKNOWN
+        s = _verdict(h, _people(T0, person_msg(1, -4.0)))
+        assert s.level == SafetyStatus.UNKNOWN and "robot" in s.reason and s.speed_scale == 0.0
+        # a person far away: OK, with the distance, S_p and the closest pair; stamped with the inputs' time
+        _robot(h, pubs, robot_msg(T0 + 10**7))
+        s = _verdict(h, _people(T0 + 2 * 10**7, person_msg(1, -4.0)))
+        assert s.level == SafetyStatus.OK, s.reason
+        assert 3.0 < s.min_distance_m < 4.0 and 0.0 < s.protective_separation_distance_m < s.min_distance_m
+        assert s.closest_human_id == 1 and s.closest_robot_joint.startswith("j") and s.closest_human_joint
+        assert 0.0 < s.speed_scale <= 1.0 and s.header.frame_id == FRAME_ID
+        assert abs(s.header.stamp.sec + s.header.stamp.nanosec * 1e-9 - (T0 + 2e7) * 1e-9) < 0.5
+        assert 0.0 <= s.data_age_s < 0.5
+        # a person next to the robot: PROTECTIVE_STOP, speed 0, markers
+        _robot(h, pubs, robot_msg(T0 + 3 * 10**7))
+        s = _verdict(h, _people(T0 + 4 * 10**7, person_msg(2, -0.5)))
+        assert s.level == SafetyStatus.PROTECTIVE_STOP and s.speed_scale == 0.0 and s.closest_human_id == 2
+        assert spin_until(h.ex, lambda: any(m.ns == "safety_distance" for a in h.received[MARKERS_TOPIC]
+                                            for m in a.markers))
+        # a person tracked in this image without a skeleton: UNKNOWN
+        stamp = T0 + 6 * 10**7
+        _robot(h, pubs, robot_msg(stamp))
+        tracks = TrackArray(header=make_header(stamp, FRAME_ID), tracks=[
+            Track(track_id=1, class_name="person", time_since_update=0),
+            Track(track_id=9, class_name="person", time_since_update=0)])
+        pubs[TRACKS_TOPIC].publish(tracks)
+        assert spin_until(h.ex, lambda: len(node._tracks) == 1)
+        s = _verdict(h, _people(stamp, person_msg(1, -4.0)))
+        assert s.level == SafetyStatus.UNKNOWN and "9" in s.reason
+        # a person with too few known joints, a skeleton of another model: UNKNOWN
+        few = person_msg(1, -4.0)
+        for p in few.positions[2:]:
+            p.x = math.nan
+        s = _verdict(h, _people(stamp + 1 * 10**6, few))
+        assert s.level == SafetyStatus.UNKNOWN and "known joints" in s.reason
+        wrong = person_msg(1, -4.0)
+        wrong.model = "panda"
+        s = _verdict(h, _people(stamp + 2 * 10**6, wrong))
+        assert s.level == SafetyStatus.UNKNOWN and node.counters["bad_person_skeleton"] == 1
+        # a robot joint unknown: UNKNOWN
+        _robot(h, pubs, robot_msg(stamp + 3 * 10**6, nan_joint=2))
+        s = _verdict(h, _people(stamp + 4 * 10**6, person_msg(1, -4.0)))
+        assert s.level == SafetyStatus.UNKNOWN and "j2" in s.reason
+        # fresh robot, but the camera is 2 s ahead of the skeletons: stale, UNKNOWN
+        _robot(h, pubs, robot_msg(stamp + 5 * 10**6))
+        assert _verdict(h, _people(stamp + 6 * 10**6, person_msg(1, -4.0))).level == SafetyStatus.OK
+        pubs[CAMERA_INFO_TOPIC].publish(K_to_camera_info(make_K(300, 300, 160, 120), 320, 240,
+                                                         make_header(stamp + 2 * 10**9, FRAME_ID)))
+        assert spin_until(h.ex, lambda: node._stamp_clock.stamp_s is not None and node._stamp_clock.stamp_s > stamp * 1e-9 + 1)
+        s = _verdict(h, _people(stamp + 7 * 10**6, person_msg(1, -4.0)))
+        assert s.level == SafetyStatus.UNKNOWN and "old" in s.reason and s.data_age_s > 1.5
+        assert node.lifecycle_state == "active"
+        assert node.level_counts["OK"] >= 2 and node.level_counts["PROTECTIVE_STOP"] >= 1
+    finally:
+        h.close()
+
+
+def test_robot_from_joint_states_and_base_pose(ros_context):
+    # the robot base 3 m in front of the camera, base z axis = camera -y (up)
+    c = math.sqrt(0.5)
+    h, pubs = _rig(ros_context, robot_source="joint_states",
+                   base_pose=["0", "0.5", "3.0", str(-c), "0", "0", str(c)])
+    node = h.node
+    try:
+        names = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
+        js = JointState(header=make_header(T0, ""), name=names, position=[0, -0.5, 0, -2.0, 0, 1.5, 0.8, 0.02, 0.02])
+        pubs[JOINT_STATES_TOPIC].publish(js)
+        assert spin_until(h.ex, lambda: node._robot is not None)
+        assert node._robot.positions_m.shape == (8, 3)
+        np.testing.assert_allclose(node._robot.positions_m[0], [0, 0.5, 3.0], atol=1e-6)   # link0 at the base
+        near = _verdict(h, _people(T0 + 10**7, person_msg(4, -0.4)))
+        assert near.level == SafetyStatus.PROTECTIVE_STOP and near.closest_robot_joint.startswith("panda_")
+        far = _verdict(h, _people(T0 + 2 * 10**7, person_msg(5, -6.0)))   # another person (id 4 would move 560 m/s)
+        assert far.level == SafetyStatus.OK, far.reason
+        # joint_states without the arm joints: reported, the last robot state ages out
+        pubs[JOINT_STATES_TOPIC].publish(JointState(header=make_header(T0 + 3 * 10**7, ""), name=["x"],
+                                                    position=[0.0]))
+        assert spin_until(h.ex, lambda: node.counters.get("joint_states_unusable", 0) == 1)
+    finally:
+        h.close()
