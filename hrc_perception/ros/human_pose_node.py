@@ -48,15 +48,13 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.msg import InstanceArray, Skeleton, SkeletonArray, TrackArray
-from hrc_perception.ros.convert import (ImageConversionError, camera_info_to_K, copy_header, depth_to_meters,
-                                        duration_msg, image_to_rgb, roi_image_to_mask, stamp_to_ns)
-from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
+from hrc_perception.ros.convert import ImageConversionError, copy_header, duration_msg, roi_image_to_mask, stamp_to_ns
+from hrc_perception.ros.node_base import CAMERA_COLOR_TOPIC as COLOR_TOPIC
+from hrc_perception.ros.node_base import CAMERA_DEPTH_TOPIC as DEPTH_TOPIC
+from hrc_perception.ros.node_base import CAMERA_INFO_TOPIC, HrcNode, ParamSpec, run_node
 from hrc_perception.skeletons import COCO17_BONES, COCO17_NAMES
 from hrc_perception.viz.draw import id_color
 
-COLOR_TOPIC = "camera/color/image_raw"
-DEPTH_TOPIC = "camera/depth/image_raw"
-CAMERA_INFO_TOPIC = "camera/color/camera_info"
 INSTANCES_TOPIC = "segmentation/instances"
 TRACKS_TOPIC = "tracking/tracks"
 SKELETONS_TOPIC = "humans/skeletons"
@@ -212,28 +210,6 @@ class HumanPoseNode(HrcNode):
         if self.param("markers"):
             self._pubs["markers"].publish(skeleton_markers(out, self.param("marker_lifetime_s")))
 
-    def _images(self, stamp: int):
-        """(rgb, depth_m, K) of a stamp, or None after reporting why."""
-        color, depth = self._color.get(stamp), self._depth.get(stamp)
-        if color is None or depth is None:
-            self.report("no_images", f"no {COLOR_TOPIC if color is None else DEPTH_TOPIC} image with the stamp of "
-                        "this TrackArray (kept: the last frames_kept images)")
-            return None
-        if self._camera_info is None:
-            self.report("no_camera_info", f"no {CAMERA_INFO_TOPIC} received yet")
-            return None
-        intrinsics = self.converted(camera_info_to_K, self._camera_info, "bad_camera_info", CAMERA_INFO_TOPIC)
-        rgb = None if intrinsics is None else self.converted(image_to_rgb, color, "bad_image", COLOR_TOPIC)
-        depth_m = None if rgb is None else self.converted(depth_to_meters, depth, "bad_depth", DEPTH_TOPIC)
-        if depth_m is None:
-            return None
-        K, w, h = intrinsics
-        if rgb.shape[:2] != depth_m.shape or depth_m.shape != (h, w):
-            self.report("size_mismatch", f"colour {rgb.shape[1]}x{rgb.shape[0]}, depth {depth_m.shape[1]}x"
-                        f"{depth_m.shape[0]}, camera_info {w}x{h}: they must agree (depth aligned to colour)")
-            return None
-        return rgb, depth_m, K
-
     def _people(self, msg: TrackArray, h: int, w: int):
         from hrc_perception.human_pose.estimator import PersonInput
         instances = self._instances.get(stamp_to_ns(msg.header.stamp))
@@ -261,7 +237,8 @@ class HumanPoseNode(HrcNode):
         out = SkeletonArray(header=copy_header(msg.header))
         if not any(t.class_name == "person" and t.time_since_update == 0 for t in msg.tracks):
             return out
-        images = self._images(stamp_to_ns(msg.header.stamp))
+        stamp = stamp_to_ns(msg.header.stamp)
+        images = self.rgbd(self._color.get(stamp), self._depth.get(stamp), self._camera_info, "this TrackArray")
         if images is None:
             return out
         rgb, depth_m, K = images

@@ -29,6 +29,10 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 
 from hrc_perception.ros.convert import CameraInfoError, ImageConversionError
 
+CAMERA_COLOR_TOPIC = "camera/color/image_raw"
+CAMERA_DEPTH_TOPIC = "camera/depth/image_raw"
+CAMERA_INFO_TOPIC = "camera/color/camera_info"
+
 ERROR_LOG_PERIOD_S = 5.0
 
 
@@ -209,6 +213,31 @@ class HrcNode(LifecycleNode):
         except (ImageConversionError, CameraInfoError) as e:
             self.report(kind, f"{topic}: {e}")
             return None
+
+    def rgbd(self, color, depth, camera_info, what: str):
+        """(rgb [H, W, 3] uint8, depth_m [H, W], K [3, 3]) from a colour Image, an aligned
+        depth Image and a CameraInfo, or None after ``report()`` of why: ``no_images`` (a
+        message is None; ``what`` names the consumer's input, e.g. "this TrackArray"),
+        ``no_camera_info``, ``bad_camera_info``, ``bad_image``, ``bad_depth``, ``size_mismatch``."""
+        from hrc_perception.ros.convert import camera_info_to_K, depth_to_meters, image_to_rgb
+        if color is None or depth is None:
+            self.report("no_images", f"no {CAMERA_COLOR_TOPIC if color is None else CAMERA_DEPTH_TOPIC} image with "
+                        f"the stamp of {what} (kept: the last frames_kept images)")
+            return None
+        if camera_info is None:
+            self.report("no_camera_info", f"no {CAMERA_INFO_TOPIC} received yet")
+            return None
+        intrinsics = self.converted(camera_info_to_K, camera_info, "bad_camera_info", CAMERA_INFO_TOPIC)
+        rgb = None if intrinsics is None else self.converted(image_to_rgb, color, "bad_image", CAMERA_COLOR_TOPIC)
+        depth_m = None if rgb is None else self.converted(depth_to_meters, depth, "bad_depth", CAMERA_DEPTH_TOPIC)
+        if depth_m is None:
+            return None
+        K, w, h = intrinsics
+        if rgb.shape[:2] != depth_m.shape or depth_m.shape != (h, w):
+            self.report("size_mismatch", f"colour {rgb.shape[1]}x{rgb.shape[0]}, depth {depth_m.shape[1]}x"
+                        f"{depth_m.shape[0]}, camera_info {w}x{h}: they must agree (depth aligned to colour)")
+            return None
+        return rgb, depth_m, K
 
     def publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name=self.get_fully_qualified_name(), hardware_id="hrc_perception")

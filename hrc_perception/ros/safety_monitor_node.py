@@ -7,8 +7,8 @@ Subscribes (relative names; launch puts them under a namespace, default ``/cell`
 |------------------------------|-------------------------------|----------------------------------------|
 | ``humans/skeletons``         | hrc_perception/SkeletonArray  | the people (ids = track ids)           |
 | ``robot/skeleton``           | hrc_perception/Skeleton       | the robot, ``robot_source: skeleton``  |
-| ``joint_states``             | sensor_msgs/JointState        | the robot, ``robot_source: joint_states`` (forward kinematics) |
-| ``robot/base_pose``          | geometry_msgs/PoseStamped     | camera-to-robot pose for joint_states, unless ``base_pose`` is set |
+| ``joint_states``             | sensor_msgs/JointState        | the robot, ``robot_source: joint_states`` |
+| ``robot/base_pose``          | geometry_msgs/PoseStamped     | camera-to-robot pose for joint_states |
 | ``tracking/tracks``          | hrc_perception/TrackArray     | people seen without a skeleton         |
 | ``camera/color/camera_info`` | sensor_msgs/CameraInfo        | the newest capture stamp (the clock)   |
 
