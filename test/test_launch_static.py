@@ -67,6 +67,16 @@ def test_unknown_executable_and_missing_parameter_file(tmp_path):
         load_graph("g", bad)
     with pytest.raises(GraphError, match="no graph 'h'"):
         load_graph("h", bad)
+    (tmp_path / "rgbd_capture.yaml").write_text("{}\n")
+    bad.write_text("g:\n  nodes:\n    - executable: rgbd_capture\n      remappings: {joint_states: 3}\n")
+    with pytest.raises(GraphError, match="remappings must map topic names"):
+        load_graph("g", bad)
+
+
+def test_demo_safety_monitor_reads_the_calibrated_extrinsic():
+    nodes = {gn.name: gn for gn in load_graph("demo").nodes}
+    assert nodes["safety_monitor"].remappings == {"robot/base_pose": "ground_truth/robot/base_pose"}
+    assert node_parameters(nodes["safety_monitor"])["robot_source"] == "joint_states"
 
 
 def test_rviz_config_shows_images_markers_and_tf():
@@ -78,4 +88,5 @@ def test_rviz_config_shows_images_markers_and_tf():
     assert "/cell/camera/color/image_raw" in topics and "/cell/visualizer/markers" in topics
     assert "/cell/tracker/markers" in topics and "/cell/object_pose/markers" in topics
     assert "/cell/robot_pose/markers" in topics
+    assert "/cell/human_pose/markers" in topics and "/cell/safety_monitor/markers" in topics
     assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "camera_color_optical_frame"

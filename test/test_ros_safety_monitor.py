@@ -42,10 +42,10 @@ def robot_msg(stamp_ns: int, x_m: float = 0.0, nan_joint: int | None = None) -> 
     return sk
 
 
-def _rig(ros_context, **params):
+def _rig(ros_context, cli_args=None, **params):
     overrides = [Parameter("input_reliability", value="reliable"), Parameter("check_rate_hz", value=1.0)]
     overrides += [Parameter(k, value=v) for k, v in params.items()]
-    node = SafetyMonitorNode(context=ros_context, parameter_overrides=overrides)
+    node = SafetyMonitorNode(context=ros_context, parameter_overrides=overrides, cli_args=cli_args)
     assert node.lifecycle_state == "active"
     h = Harness(ros_context, node, HUMANS_TOPIC, SkeletonArray, {STATUS_TOPIC: SafetyStatus,
                                                                  MARKERS_TOPIC: MarkerArray})
@@ -169,5 +169,23 @@ def test_robot_from_joint_states_and_base_pose(ros_context):
         pubs[JOINT_STATES_TOPIC].publish(JointState(header=make_header(T0 + 3 * 10**7, ""), name=["x"],
                                                     position=[0.0]))
         assert spin_until(h.ex, lambda: node.counters.get("joint_states_unusable", 0) == 1)
+    finally:
+        h.close()
+
+
+def test_base_pose_topic_can_be_remapped(ros_context):
+    """As the demo graph does: the calibrated extrinsic from another topic."""
+    from geometry_msgs.msg import PoseStamped
+    h, _ = _rig(ros_context, cli_args=["--ros-args", "-r", "robot/base_pose:=ground_truth/robot/base_pose"],
+                robot_source="joint_states")
+    try:
+        pub = h.io.create_publisher(PoseStamped, "ground_truth/robot/base_pose", QOS)
+        assert spin_until(h.ex, lambda: pub.get_subscription_count() > 0)
+        msg = PoseStamped(header=make_header(T0, FRAME_ID))
+        msg.pose.position.z = 2.5
+        msg.pose.orientation.w = 1.0
+        pub.publish(msg)
+        assert spin_until(h.ex, lambda: h.node._T_cam_base_topic is not None)
+        assert h.node._T_cam_base_topic[2, 3] == 2.5
     finally:
         h.close()

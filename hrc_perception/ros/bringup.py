@@ -48,8 +48,10 @@ def start_graph(graph: Graph, context=None, overrides: dict[str, dict] | None = 
             cls = node_class(gn.executable)
             params = node_parameters(gn)
             params.update((overrides or {}).get(gn.name, {}))
+            remaps = [arg for a, b in gn.remappings.items() for arg in ("-r", f"{a}:={b}")]
             nodes.append(cls(node_name=gn.name, namespace=graph.namespace, context=context,
-                             parameter_overrides=_typed(cls, params)))
+                             parameter_overrides=_typed(cls, params),
+                             cli_args=["--ros-args", *remaps] if remaps else None))
     except Exception:
         for n in nodes:
             n.destroy_node()

@@ -1,7 +1,8 @@
 """The node graphs of the cell (``config/graphs.yaml``), shared by launch files and bringup.
 
 Pure Python (no rclpy, no launch): ``load_graph(name)`` reads one graph and
-checks that every executable is known and every parameter file exists;
+checks that every executable is known and every parameter file exists (and that
+remappings map names to names);
 ``node_parameters(node)`` gives the parameter values a node starts with (its
 parameter file's ``ros__parameters``, then the graph's overrides).
 """
@@ -37,6 +38,7 @@ class GraphNode:
     name: str
     parameters_file: Path
     overrides: dict = field(default_factory=dict)
+    remappings: dict = field(default_factory=dict)   # topic (relative) -> topic it reads / writes instead
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,11 @@ def load_graph(name: str, path: Path | None = None) -> Graph:
         params = path.parent / entry.get("parameters", f"{exe}.yaml")
         if not params.is_file():
             raise GraphError(f"{where}: parameter file not found: {params}")
-        nodes.append(GraphNode(exe, entry.get("name", exe), params, dict(entry.get("overrides") or {})))
+        remaps = dict(entry.get("remappings") or {})
+        bad = [f"{a}: {b}" for a, b in remaps.items() if not (isinstance(a, str) and isinstance(b, str) and a and b)]
+        if bad:
+            raise GraphError(f"{where}: remappings must map topic names to topic names, got {', '.join(bad)}")
+        nodes.append(GraphNode(exe, entry.get("name", exe), params, dict(entry.get("overrides") or {}), remaps))
     return Graph(name, g.get("namespace", "/cell"), tuple(nodes))
 
 

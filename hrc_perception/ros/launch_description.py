@@ -51,7 +51,8 @@ def generate(graph_name: str, extra_arguments: dict[str, tuple[str, str, str]] |
             if get("params_file"):
                 params.append(get("params_file"))
             out.append(Node(package="hrc_perception", executable=gn.executable, name=gn.name,
-                            namespace=namespace, parameters=params, output="screen"))
+                            namespace=namespace, parameters=params, remappings=list(gn.remappings.items()),
+                            output="screen"))
         return out
 
     declared = [DeclareLaunchArgument(name, default_value=default, description=desc)
