@@ -142,3 +142,11 @@ def test_mediapipe_on_real_coco_person_crops():
     assert res["persons"] == 12 and res["joints_labelled"] > 150
     assert res["pck_0.2"] >= 0.85          # the goal on real crops
     assert 0.0 < res["oks_AP"] <= 1.0
+
+
+def test_person_speed_is_robust_to_one_jumping_joint():
+    vel = np.zeros((17, 3))
+    vel[:, 0] = 0.4                  # the body walks at 0.4 m/s
+    vel[9] = [6.0, 0.0, 0.0]         # one wrist's depth jumped between frames
+    assert speed_mps(vel) == pytest.approx(6.0)
+    assert speed_mps(vel, robust=True) == pytest.approx(0.4)

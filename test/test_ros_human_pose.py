@@ -95,7 +95,7 @@ def test_skeleton_per_person_track_near_ground_truth(ros_context, small_frames):
 
 
 def test_person_not_found_is_listed_and_bad_input(ros_context, small_frames):
-    h, pubs = _rig(ros_context, markers=False)
+    h, pubs = _rig(ros_context, markers=False, max_people=1)
     node = h.node
     try:
         frame = small_frames[0]
@@ -108,12 +108,19 @@ def test_person_not_found_is_listed_and_bad_input(ros_context, small_frames):
         assert [s.id for s in out.skeletons] == [55]
         sk = out.skeletons[0]
         assert np.isnan([[q.x, q.y, q.z] for q in sk.positions]).all() and not any(sk.confidence)
+        # more people than max_people: the smaller ones are listed, unknown
+        ghost2 = Track(track_id=56, class_name="person", state=Track.CONFIRMED, time_since_update=0,
+                       roi=RegionOfInterest(x_offset=100, y_offset=200, width=10, height=20))
+        out = h.send(_person_tracks(InstanceArray(), stamp, [ghost, ghost2]), SKELETONS_TOPIC, 20.0)
+        assert sorted(s.id for s in out.skeletons) == [55, 56] and node.counters["over_max_people"] == 1
         # tracks with no person: an empty array with the header, nothing estimated
         out = h.send(TrackArray(header=make_header(stamp, FRAME_ID)), SKELETONS_TOPIC)
         assert out is not None and out.skeletons == [] and out.header.stamp.sec == 9
-        # no images with this stamp
+        # no images with this stamp: the people are listed, their skeletons unknown (never an empty array)
+        persons = {100 + i.id for i in inst.instances if i.class_name == "person"}
         out = h.send(_person_tracks(inst, stamp + 1), SKELETONS_TOPIC)
-        assert out.skeletons == [] and node.counters["no_images"] == 1
+        assert {s.id for s in out.skeletons} == persons and node.counters["no_images"] == 1
+        assert all(not any(s.confidence) for s in out.skeletons)
         # depth of another size than colour
         stamp2 = stamp + 10**8
         small = np.zeros((120, 160), np.uint16)
@@ -122,7 +129,8 @@ def test_person_not_found_is_listed_and_bad_input(ros_context, small_frames):
         pubs[DEPTH_TOPIC].publish(numpy_to_image(small, "16UC1", header))
         assert spin_until(h.ex, lambda: stamp2 in node._color and stamp2 in node._depth)
         out = h.send(_person_tracks(inst, stamp2), SKELETONS_TOPIC)
-        assert out.skeletons == [] and node.counters["size_mismatch"] == 1
+        assert {s.id for s in out.skeletons} == persons and node.counters["size_mismatch"] == 1
+        assert all(np.isnan([[q.x, q.y, q.z] for q in s.positions]).all() for s in out.skeletons)
         assert node.lifecycle_state == "active"
     finally:
         h.close()

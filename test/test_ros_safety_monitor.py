@@ -120,6 +120,18 @@ def test_levels_and_fail_safe(ros_context):
         assert spin_until(h.ex, lambda: len(node._tracks) == 1)
         s = _verdict(h, _people(stamp, person_msg(1, -4.0)))
         assert s.level == SafetyStatus.UNKNOWN and "9" in s.reason
+        # the tracker (ahead of human_pose) still sees person 9 in a newer image: still UNKNOWN
+        pubs[TRACKS_TOPIC].publish(TrackArray(header=make_header(stamp + 2 * 10**5, FRAME_ID), tracks=[
+            Track(track_id=1, class_name="person", time_since_update=0),
+            Track(track_id=9, class_name="person", time_since_update=0)]))
+        assert spin_until(h.ex, lambda: len(node._tracks) == 2)
+        s = _verdict(h, _people(stamp + 10**5, person_msg(1, -4.0)))
+        assert s.level == SafetyStatus.UNKNOWN and "9" in s.reason
+        # person 9 gone from the newest image
+        pubs[TRACKS_TOPIC].publish(TrackArray(header=make_header(stamp + 3 * 10**5, FRAME_ID), tracks=[
+            Track(track_id=1, class_name="person", time_since_update=0),
+            Track(track_id=9, class_name="person", time_since_update=1)]))
+        assert spin_until(h.ex, lambda: len(node._tracks) == 3)
         # a person with too few known joints, a skeleton of another model: UNKNOWN
         few = person_msg(1, -4.0)
         for p in few.positions[2:]:

@@ -94,9 +94,12 @@ class SkeletonSmoother:
         return gone
 
 
-def speed_mps(velocity_mps: np.ndarray) -> float | None:
-    """The fastest joint's speed (m/s) from per-joint velocities [J, 3]; None if no
-    joint has a velocity yet."""
+def speed_mps(velocity_mps: np.ndarray, robust: bool = False) -> float | None:
+    """Speed (m/s) from per-joint velocities [J, 3]: the fastest joint's (a rigid robot),
+    or with ``robust`` the median joint's (a person: the body's speed, which one joint
+    whose depth jumps between frames does not make); None if no joint has a velocity."""
     v = np.linalg.norm(np.asarray(velocity_mps, dtype=np.float64).reshape(-1, 3), axis=1)
     v = v[np.isfinite(v)]
-    return float(v.max()) if len(v) else None
+    if not len(v):
+        return None
+    return float(np.median(v) if robust else v.max())

@@ -195,3 +195,49 @@ def robot_base_pose_accuracy(pairs: list, height: int, width: int) -> dict:
     return {"estimates": len(pairs), "t_err_median_cm": float(100 * np.median(errs[:, 0])),
             "r_err_median_deg": float(np.median(errs[:, 1])), "t_err_last_cm": float(100 * errs[-1, 0]),
             "r_err_last_deg": float(errs[-1, 1])}
+
+
+def human_skeleton_accuracy(pairs: list, height: int, width: int) -> dict:
+    """People skeletons (SkeletonArray) against ground truth. Each true person with a
+    visible joint is matched to the estimated skeleton nearest to it (median 3D distance
+    over the joints both have, under 0.5 m; one estimate per person). Over the visible
+    joints of the people: the share placed by a matched skeleton, the mean (MPJPE) and
+    median 3D error (mm) of those, and the share within 10 cm of all of them (PCK@10cm;
+    a joint not placed counts as a miss)."""
+    del height, width
+    from hrc_perception.ros.ground_truth_msgs import skeleton_to_arrays
+    errs, visible, people, matched = [], 0, 0, 0
+    for est, gt in pairs:
+        estimates = [skeleton_to_arrays(s)[1] for s in est.skeletons if s.model == "coco17"]
+        used: set[int] = set()
+        for g in gt.skeletons:
+            _, xyz_gt, _, vis_gt, _ = skeleton_to_arrays(g)
+            sel = vis_gt == 2
+            if not sel.any():
+                continue
+            people += 1
+            visible += int(sel.sum())
+            best, best_d = None, 0.5
+            for k, xyz in enumerate(estimates):
+                both = np.isfinite(xyz).all(1) & np.isfinite(xyz_gt).all(1)
+                if k in used or not both.any():
+                    continue
+                d = float(np.median(np.linalg.norm(xyz[both] - xyz_gt[both], axis=1)))
+                if d < best_d:
+                    best, best_d = k, d
+            if best is None:
+                errs += [np.nan] * int(sel.sum())
+                continue
+            used.add(best)
+            matched += 1
+            errs += list(np.linalg.norm(estimates[best][sel] - xyz_gt[sel], axis=1))
+    e = np.array(errs, dtype=np.float64)
+    placed = np.isfinite(e)
+    out = {"frames": len(pairs), "people_in_view": people, "people_matched": matched, "visible_joints": visible}
+    if visible:
+        out["placed"] = float(placed.mean())
+        out["pck_10cm"] = float(np.mean(np.where(placed, e, np.inf) < 0.10))
+    if placed.any():
+        out["mpjpe_mm"] = float(1000 * e[placed].mean())
+        out["median_err_mm"] = float(1000 * np.median(e[placed]))
+    return out

@@ -8,7 +8,9 @@ namespace to ``OUT/demo.mcap``; then reads the bag back and writes
   (receive time at the recorder minus header stamp: median and p95) and, for
   every output that has ground truth, its accuracy (``ACCURACY_CHECKS``);
 - ``OUT/overview.mp4`` and ``OUT/contact_sheet.png``: the visualizer's overlay
-  images (or, without a visualizer in the graph, the colour images).
+  images (or, without a visualizer in the graph, the colour images);
+- ``OUT/safety.json`` and ``OUT/safety_timeline.png``: the safety monitor against the
+  verdicts of the true skeletons, the latencies (:mod:`hrc_perception.ros.safety_report`).
 
     python -m hrc_perception.ros.demo --out out/demo --duration 10
 """
@@ -30,12 +32,15 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import Reader
 
+from hrc_perception.ros.safety_report import safety_evaluation
+
 ACCURACY_CHECKS: dict = {
     ("segmentation/instances", "ground_truth/segmentation/instances"): "segmentation_accuracy",
     ("tracking/tracks", "ground_truth/segmentation/instances"): "tracking_accuracy",
     ("objects/poses", "ground_truth/objects/poses"): "object_pose_accuracy",
     ("robot/skeleton", "ground_truth/robot/skeleton"): "robot_skeleton_accuracy",
     ("robot/base_pose", "ground_truth/robot/base_pose"): "robot_base_pose_accuracy",
+    ("humans/skeletons", "ground_truth/humans/skeletons"): "human_skeleton_accuracy",
 }
 """(estimate topic, ground-truth topic) -> name of a function of
 :mod:`hrc_perception.ros.accuracy` taking (pairs of deserialized messages with the
@@ -226,7 +231,8 @@ def accuracy(bag: Path) -> dict[tuple[str, str], dict]:
 
 
 def write_report(out_dir: Path, stats: list[dict], video_topic: str, video_frames: int, duration_s: float,
-                 command: str, scores: dict[tuple[str, str], dict] | None = None) -> Path:
+                 command: str, scores: dict[tuple[str, str], dict] | None = None,
+                 safety: dict | None = None) -> Path:
     lines = ["# hrc_perception demo report", "",
              f"- command: `{command}`",
              f"- graph: `demo` (config/graphs.yaml), {duration_s:.0f} s, machine: {platform.machine()}, "
@@ -250,9 +256,17 @@ def write_report(out_dir: Path, stats: list[dict], video_topic: str, video_frame
             lines.append("")
     else:
         lines.append("No estimate with ground truth was recorded.")
+    if safety:
+        from hrc_perception.ros.safety_report import report_lines
+        lines += [""] + report_lines(safety)
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _graph_parameters(graph_name: str, node_name: str) -> dict:
+    from hrc_perception.ros.graph import load_graph, node_parameters
+    return next((node_parameters(gn) for gn in load_graph(graph_name).nodes if gn.name == node_name), {})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0, help="seconds of running graph")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic cell")
     p.add_argument("--config", default="", help="cell YAML (default: built-in)")
+    p.add_argument("--camera-hz", type=float, default=0.0,
+                   help="publish the synthetic camera at this rate, stamped on arrival (a machine that cannot "
+                        "keep up with the cell's 15 fps: the cell then moves in slow motion); 0 = the cell's own "
+                        "rate, in real time")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -272,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         elif stale.exists():
             stale.unlink()
     overrides = {"rgbd_capture": {"seed": args.seed, "config": args.config}}
+    if args.camera_hz > 0:
+        overrides["rgbd_capture"] |= {"realtime": False, "rate_hz": args.camera_hz}
     run_graph_and_record(bag_dir, args.duration, "/cell", overrides)
     mcap = next(bag_dir.glob("*.mcap"))
     mcap.replace(out / "demo.mcap")
@@ -279,9 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     bag = out / "demo.mcap"
     stats = topic_statistics(bag)
     topic, n = write_video_and_sheet(bag, out, fps=15.0)
+    safety = safety_evaluation(bag, out, _graph_parameters("demo", "safety_monitor"))
     report = write_report(out, stats, topic, n, args.duration,
                           "python -m hrc_perception.ros.demo " + " ".join(argv if argv is not None else sys.argv[1:]),
-                          accuracy(bag))
+                          accuracy(bag), safety)
     print(f"demo: wrote {bag}, {report}, {out / 'overview.mp4'}, {out / 'contact_sheet.png'}", file=sys.stderr)
     return 0
 

@@ -31,10 +31,10 @@ OUTSIDE).
 Markers: per person its limbs (LINE_LIST, namespace ``human_limbs``, colour per id)
 and an id label (``human_labels``); marker id = track id; lifetime ``marker_lifetime_s``.
 
-Bad input never stops the node (counted with ``report()``; the output is then an
-empty SkeletonArray with the tracks' header): ``no_images``, ``no_camera_info``,
-``bad_camera_info``, ``bad_image`` / ``bad_depth``, ``size_mismatch``, ``estimate_error``;
-per person ``bad_mask`` (the track's box is used without a mask).
+Bad input never stops the node and never hides a person (counted with ``report()``;
+the people are then listed with unknown skeletons): ``no_images``, ``no_camera_info``,
+``bad_camera_info``, ``bad_image`` / ``bad_depth``, ``size_mismatch``, ``estimate_error``,
+``over_max_people``; per person ``bad_mask`` (the track's box is used without a mask).
 """
 from __future__ import annotations
 
@@ -210,14 +210,21 @@ class HumanPoseNode(HrcNode):
         if self.param("markers"):
             self._pubs["markers"].publish(skeleton_markers(out, self.param("marker_lifetime_s")))
 
-    def _people(self, msg: TrackArray, h: int, w: int):
+    @staticmethod
+    def _person_tracks(msg: TrackArray) -> list:
+        """The person tracks matched in this image, largest box first."""
+        people = [t for t in msg.tracks
+                  if t.class_name == "person" and t.time_since_update == 0 and t.state != t.DELETED]
+        return sorted(people, key=lambda t: -int(t.roi.width) * int(t.roi.height))
+
+    def _inputs(self, msg: TrackArray, tracks: list, h: int, w: int) -> list:
+        """PersonInput of each track: its instance's box and mask (the InstanceArray of the
+        same stamp), else the track's box without a mask."""
         from hrc_perception.human_pose.estimator import PersonInput
         instances = self._instances.get(stamp_to_ns(msg.header.stamp))
         by_id = {int(i.id): i for i in instances.instances} if instances is not None else {}
-        people = []
-        for tr in msg.tracks:
-            if tr.class_name != "person" or tr.time_since_update != 0 or tr.state == tr.DELETED:
-                continue
+        out = []
+        for tr in tracks:
             inst = by_id.get(int(tr.instance_id))
             roi = inst.roi if inst is not None else tr.roi
             box = np.array([roi.x_offset, roi.y_offset, roi.x_offset + roi.width, roi.y_offset + roi.height], float)
@@ -227,32 +234,42 @@ class HumanPoseNode(HrcNode):
                     mask = roi_image_to_mask(inst.roi, inst.mask, h, w)
                 except ImageConversionError as e:
                     self.report("bad_mask", f"person track {tr.track_id}: {e}; box only")
-            people.append(PersonInput(int(tr.track_id), box, mask))
-        people.sort(key=lambda p: -(p.box_xyxy[2] - p.box_xyxy[0]) * (p.box_xyxy[3] - p.box_xyxy[1]))
-        return people[:self.param("max_people")]
+            out.append(PersonInput(int(tr.track_id), box, mask))
+        return out
 
     # -- estimation -------------------------------------------------------------------
     def estimate(self, msg: TrackArray) -> SkeletonArray:
-        """Skeletons of the people tracked in one TrackArray (see the module doc)."""
+        """Skeletons of the people tracked in one TrackArray (see the module doc). Every
+        person track matched in the image is listed, with an unknown skeleton (all joints
+        NaN) where nothing could be estimated: never an empty array while people are seen."""
+        from hrc_perception.human_pose.estimator import PersonSkeleton
         out = SkeletonArray(header=copy_header(msg.header))
-        if not any(t.class_name == "person" and t.time_since_update == 0 for t in msg.tracks):
+        tracks = self._person_tracks(msg)
+        if not tracks:
             return out
+        unknown = {int(t.track_id): PersonSkeleton(int(t.track_id), np.full((17, 3), np.nan), np.zeros(17),
+                                                   np.full((17, 2), np.nan), np.full((17, 3), np.nan))
+                   for t in tracks}
         stamp = stamp_to_ns(msg.header.stamp)
         images = self.rgbd(self._color.get(stamp), self._depth.get(stamp), self._camera_info, "this TrackArray")
-        if images is None:
-            return out
-        rgb, depth_m, K = images
-        people = self._people(msg, *depth_m.shape)
-        self._apply_params()
-        t0 = time.perf_counter()
-        try:
-            skeletons = self.estimator.estimate(rgb, depth_m, K, people, stamp_to_ns(msg.header.stamp) / NS_PER_S)
-        except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
-            self.report("estimate_error", f"{type(e).__name__}: {e}")
-            return out
-        self.last_inference_s = time.perf_counter() - t0
-        self.people_processed += len(skeletons)
-        out.skeletons = [person_skeleton_msg(msg.header, sk, depth_m.shape) for sk in skeletons]
+        found = {}
+        shape = (1, 1)
+        if images is not None:
+            rgb, depth_m, K = images
+            shape = depth_m.shape
+            self._apply_params()
+            t0 = time.perf_counter()
+            try:
+                people = self._inputs(msg, tracks[:self.param("max_people")], *shape)
+                found = {sk.id: sk for sk in self.estimator.estimate(rgb, depth_m, K, people, stamp / NS_PER_S)}
+                self.last_inference_s = time.perf_counter() - t0
+                self.people_processed += len(found)
+            except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
+                self.report("estimate_error", f"{type(e).__name__}: {e}")
+        if len(tracks) > self.param("max_people"):
+            self.report("over_max_people", f"{len(tracks)} people, max_people {self.param('max_people')}: "
+                        "the smallest are listed without a skeleton")
+        out.skeletons = [person_skeleton_msg(msg.header, found.get(i, sk), shape) for i, sk in unknown.items()]
         return out
 
     def diagnostic_values(self) -> dict[str, str]:

@@ -20,17 +20,23 @@ of radius S_p around the robot's closest point (the zone the person must stay ou
 
 Clock: ages are measured against the newest input stamp plus the time since it arrived
 (:class:`~hrc_perception.safety.clock.StampClock`), so recorded and live stamps both work.
-The status header's stamp is that "now"; its frame is the people's (camera optical).
+The status header's stamp is the camera frame the verdict is about: the people
+skeletons' stamp (the robot's before any people message, the clock's "now" before
+any input); ``data_age_s`` is the oldest input's age; the frame is the people's
+(camera optical). The first status of a stamp, received, minus that stamp is the
+camera-to-verdict latency.
 
 Robot: ``skeleton`` takes robot/skeleton as it is (an unknown joint makes the verdict
 UNKNOWN); ``joint_states`` computes the skeleton by forward kinematics of the URDF
 (``robot_urdf``, keypoints ``robot_keypoints``) placed with the camera-to-robot pose
 (``base_pose`` [x, y, z, qx, qy, qz, qw] as strings, or the latest robot/base_pose).
 The robot's speed is the fastest skeleton joint's, from a One Euro filter over time;
-each person's speed likewise per track id (1.6 m/s until two skeletons were seen).
+each person's speed is the median joint's per track id (the body's speed, robust to a
+joint whose depth jumps; 1.6 m/s until two skeletons were seen), at least
+``min_human_speed_mps``.
 
-People seen without a skeleton: the person tracks matched in the image of the skeletons'
-stamp (time_since_update 0) whose id has no skeleton there.
+People seen without a skeleton: the person tracks matched (time_since_update 0) in the
+TrackArray of the skeletons' stamp or in the newest TrackArray whose id has no skeleton.
 
 Fail-safe rules and levels: :mod:`hrc_perception.safety.monitor`. Bad input never stops
 the node; it is counted (``report``) and the verdict fails safe.
@@ -53,8 +59,7 @@ from hrc_perception.ros.convert import copy_header, duration_msg, ns_to_stamp, p
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.safety.clock import StampClock
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, MonitorParams,
-                                           PersonState, RobotState, Verdict, assess)
-from hrc_perception.safety.separation import SeparationParams
+                                           PersonState, RobotState, Verdict, assess, monitor_params)
 
 HUMANS_TOPIC = "humans/skeletons"
 ROBOT_TOPIC = "robot/skeleton"
@@ -142,6 +147,8 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("warning_margin_m", 0.5, "WARNING within S_p + this (m)", min_value=0.0, max_value=10.0),
         ParamSpec("max_age_s", 0.5, "inputs older than this are stale: UNKNOWN (s)", min_value=0.01,
                   max_value=10.0),
+        ParamSpec("min_human_speed_mps", 0.0, "floor under a person's measured speed (m/s)", min_value=0.0,
+                  max_value=10.0),
         ParamSpec("min_person_joints", 4, "a skeleton with fewer known joints is no skeleton",
                   min_value=1, max_value=17),
         ParamSpec("check_rate_hz", 20.0, "verdicts between skeleton messages (Hz)", min_value=1.0, max_value=1000.0),
@@ -162,7 +169,7 @@ class SafetyMonitorNode(HrcNode):
         self._people: list[PersonState] | None = None
         self._people_stamp_s: float | None = None
         self._people_frame = ""
-        self._unseen: tuple[int, ...] = ()
+        self._bad_people: tuple[int, ...] = ()
         self._person_filters = SkeletonSmoother(OneEuroParams())
         self._tracks: OrderedDict[int, TrackArray] = OrderedDict()
         self._fk = None
@@ -221,18 +228,11 @@ class SafetyMonitorNode(HrcNode):
             self._T_cam_base_param = make_T(matrix_from_quaternion(x[3:] / np.linalg.norm(x[3:])), x[:3])
 
     def _monitor_params(self) -> MonitorParams:
-        s_s = self.param("stopping_distance_m")
-        sep = SeparationParams(reaction_time_s=self.param("reaction_time_s"),
-                               stopping_time_s=self.param("stopping_time_s"),
-                               stopping_distance_m=s_s if s_s >= 0 else None,
-                               intrusion_distance_m=self.param("intrusion_distance_m"),
-                               human_uncertainty_m=self.param("human_uncertainty_m"),
-                               robot_uncertainty_m=self.param("robot_uncertainty_m"),
-                               robot_max_speed_mps=self.param("robot_max_speed_mps"))
-        return MonitorParams(separation=sep, robot_link_radius_m=self.param("robot_link_radius_m"),
-                             warning_margin_m=self.param("warning_margin_m"), max_age_s=self.param("max_age_s"),
-                             min_person_joints=self.param("min_person_joints"),
-                             robot_speed_unknown_mps=self.param("robot_speed_unknown_mps"))
+        names = ("reaction_time_s", "stopping_time_s", "stopping_distance_m", "intrusion_distance_m",
+                 "human_uncertainty_m", "robot_uncertainty_m", "robot_max_speed_mps", "robot_link_radius_m",
+                 "warning_margin_m", "max_age_s", "min_person_joints", "robot_speed_unknown_mps",
+                 "min_human_speed_mps")
+        return monitor_params({n: self.param(n) for n in names})
 
     # -- inputs -----------------------------------------------------------------------
     def _observe(self, stamp) -> float:
@@ -302,17 +302,25 @@ class SafetyMonitorNode(HrcNode):
                             "(need coco17, 17 joints): treated as a person without a skeleton")
                 continue
             _, vel = self._person_filters(sk.id, p, t)
-            people.append(PersonState(int(sk.id), p, t, speed_mps(vel)))
+            people.append(PersonState(int(sk.id), p, t, speed_mps(vel, robust=True)))
         self._person_filters.forget_older_than(t)
-        seen = self._tracks.get(stamp_to_ns(msg.header.stamp))
-        unseen = set(bad)
-        if seen is not None:
-            ids = {p.id for p in people}
-            unseen |= {tr.track_id for tr in seen.tracks
-                       if tr.class_name == "person" and tr.time_since_update == 0 and tr.track_id not in ids}
         self._people, self._people_stamp_s, self._people_frame = people, t, msg.header.frame_id
-        self._unseen = tuple(sorted(unseen))
+        self._bad_people = tuple(bad)
         self._publish()
+
+    def _unseen_people(self) -> tuple[int, ...]:
+        """Ids of people without a usable skeleton: malformed skeletons, and the person tracks
+        matched in the image of the skeletons' stamp and in the newest TrackArray (the
+        tracker runs ahead of human_pose) that have no skeleton."""
+        ids = {p.id for p in self._people or []}
+        unseen = set(self._bad_people)
+        stamp_ns = int(round(self._people_stamp_s * NS_PER_S)) if self._people_stamp_s is not None else None
+        arrays = [self._tracks.get(stamp_ns)] + ([next(reversed(self._tracks.values()))] if self._tracks else [])
+        for arr in arrays:
+            if arr is not None:
+                unseen |= {int(tr.track_id) for tr in arr.tracks
+                           if tr.class_name == "person" and tr.time_since_update == 0 and tr.track_id not in ids}
+        return tuple(sorted(unseen))
 
     def _on_timer(self) -> None:
         if self.is_active:
@@ -326,11 +334,14 @@ class SafetyMonitorNode(HrcNode):
             now = self.get_clock().now().nanoseconds / NS_PER_S
         else:
             try:
-                v = assess(self._robot, self._people, now, self._params, self._people_stamp_s, self._unseen)
+                v = assess(self._robot, self._people, now, self._params, self._people_stamp_s,
+                           self._unseen_people())
             except Exception as e:  # noqa: BLE001 - never stop; a failed verdict is UNKNOWN
                 self.report("assess_error", f"{type(e).__name__}: {e}")
                 v = Verdict(UNKNOWN, reason=f"internal error: {type(e).__name__}")
-        header = Header(stamp=ns_to_stamp(int(round(now * NS_PER_S))), frame_id=self._people_frame)
+        about = (self._people_stamp_s if self._people_stamp_s is not None
+                 else self._robot.stamp_s if self._robot is not None else now)
+        header = Header(stamp=ns_to_stamp(int(round(about * NS_PER_S))), frame_id=self._people_frame)
         self._pubs["status"].publish(status_msg(v, header))
         if self.param("markers") and self._people_frame:
             self._pubs["markers"].publish(status_markers(v, header, self.param("marker_lifetime_s")))

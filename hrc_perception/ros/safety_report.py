@@ -1,0 +1,91 @@
+"""The safety monitor of a recorded run against ground truth (:mod:`hrc_perception.safety.evaluate`):
+reads ``safety/status`` (with receive times), ``ground_truth/robot/skeleton``,
+``ground_truth/humans/skeletons`` and the camera_info stamps from a bag; writes the
+figures (JSON) and the timeline plot."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from rosbags.rosbag2 import Reader
+
+STATUS = "safety/status"
+GT_ROBOT = "ground_truth/robot/skeleton"
+GT_HUMANS = "ground_truth/humans/skeletons"
+CAMERA_INFO = "camera/color/camera_info"
+
+
+def read_safety_inputs(bag: Path):
+    """(statuses: [StatusRecord] in receive order, truth frames: [TruthFrame], frame stamps [s])."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CameraInfo
+
+    from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray
+    from hrc_perception.safety.evaluate import StatusRecord, TruthFrame
+
+    types = {STATUS: SafetyStatus, GT_ROBOT: Skeleton, GT_HUMANS: SkeletonArray, CAMERA_INFO: CameraInfo}
+    statuses, robots, humans, frames = [], {}, {}, set()
+    with Reader(bag) as reader:
+        conns = [c for c in reader.connections if any(c.topic.endswith("/" + t) for t in types)]
+        for conn, t_recv, raw in reader.messages(connections=conns):
+            topic = max((t for t in types if conn.topic.endswith("/" + t)), key=len)
+            msg = deserialize_message(bytes(raw), types[topic])
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            if topic == STATUS:
+                statuses.append(StatusRecord(stamp, t_recv * 1e-9, int(msg.level), float(msg.min_distance_m),
+                                             float(msg.data_age_s)))
+            elif topic == GT_ROBOT:
+                robots[stamp] = (list(msg.joint_names), np.array([[p.x, p.y, p.z] for p in msg.positions]))
+            elif topic == GT_HUMANS:
+                humans[stamp] = {int(s.id): np.array([[p.x, p.y, p.z] for p in s.positions]) for s in msg.skeletons}
+            else:
+                frames.add(stamp)
+    truth = [TruthFrame(s, robots[s][0], robots[s][1], humans[s]) for s in sorted(set(robots) & set(humans))]
+    return statuses, truth, sorted(frames)
+
+
+def safety_evaluation(bag: Path, out_dir: Path, monitor_values: dict) -> dict | None:
+    """Figures of the run (None when the bag has no safety status or no ground truth);
+    writes out_dir/safety.json and out_dir/safety_timeline.png."""
+    from hrc_perception.safety.evaluate import compare, ground_truth_verdicts, timeline_figure
+    from hrc_perception.safety.monitor import monitor_params
+
+    statuses, truth_frames, frame_stamps = read_safety_inputs(bag)
+    if not statuses or not truth_frames:
+        return None
+    truth = ground_truth_verdicts(truth_frames, monitor_params(monitor_values))
+    res = compare(statuses, truth, frame_stamps)
+    res["statuses"] = len(statuses)
+    res["data_age_s_median"] = float(np.nanmedian([s.data_age_s for s in statuses]))
+    timeline_figure(statuses, truth, out_dir / "safety_timeline.png")
+    (out_dir / "safety.json").write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def report_lines(res: dict) -> list[str]:
+    """Markdown lines of the report's safety section."""
+    def f(x, fmt=".3f"):
+        return "-" if x is None else format(x, fmt)
+
+    lines = ["## Safety (speed and separation monitoring)", "",
+             "Each camera frame's first `safety/status` against the verdict computed from the true skeletons "
+             "(module `hrc_perception.safety.evaluate`). Plot: `safety_timeline.png`.", "",
+             "| figure | value |", "|---|---|",
+             f"| frames with ground truth | {res['frames_with_truth']} |",
+             f"| OK while the truth is PROTECTIVE_STOP | {res['ok_while_truth_stop']} |",
+             f"| closest distance error, median / p95 (m) | {f(res['distance_error_median_m'])} / "
+             f"{f(res['distance_error_p95_m'])} ({res['distance_pairs']} frames) |",
+             f"| camera-to-verdict latency, median / p95 (ms) | {f(res['camera_to_verdict_latency_ms_median'], '.0f')}"
+             f" / {f(res['camera_to_verdict_latency_ms_p95'], '.0f')} |",
+             f"| true PROTECTIVE_STOP onsets | {res['truth_stop_onsets']} |",
+             f"| onset to first PROTECTIVE_STOP, median (ms / frames) | {f(res['stop_latency_ms_median'], '.0f')} / "
+             f"{f(res['stop_latency_frames_median'], '.0f')} |",
+             f"| onset to first PROTECTIVE_STOP or UNKNOWN, median (ms) | "
+             f"{f(res['stop_or_unknown_latency_ms_median'], '.0f')} |", "",
+             "Levels, estimate (rows) x truth (columns):", "",
+             "| | " + " | ".join(res["levels"]) + " |", "|---" * (len(res["levels"]) + 1) + "|"]
+    for e in res["levels"]:
+        lines.append(f"| {e} | " + " | ".join(str(res["confusion_estimate_vs_truth"][f"{e}|{t}"])
+                                              for t in res["levels"]) + " |")
+    return lines + [""]

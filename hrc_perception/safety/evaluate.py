@@ -1,0 +1,158 @@
+"""The safety monitor's verdicts against ground truth, and the timeline figure.
+
+Ground-truth verdict of a frame: :func:`~hrc_perception.safety.monitor.assess` on the
+true skeletons of the robot and every person in the cell (all 17 joints, seen or not),
+with the person's and robot's true speeds (finite differences between frames), no input
+age and no position uncertainty (Z_d = Z_r = 0: the truth has none); every other
+constant as the monitor's.
+
+Figures: the distance error (estimated minus true closest distance, metres, where both
+are known), the confusion of levels (estimate x truth), the count of OK verdicts in
+frames whose truth is PROTECTIVE_STOP (must be 0), the latency from each true
+PROTECTIVE_STOP onset to the first estimated PROTECTIVE_STOP (and to the first
+verdict that stops the robot: PROTECTIVE_STOP or UNKNOWN) in camera frames and in
+milliseconds (receive time of that status minus the onset frame's stamp), and the
+camera-to-verdict latency (first status of each stamp: receive time minus stamp).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, MonitorParams, PersonState,
+                                           RobotState, Verdict, assess)
+
+
+@dataclass
+class StatusRecord:
+    """One received SafetyStatus: stamp_s (the camera frame it is about), recv_s (when it
+    arrived), level, min_distance_m (NaN if none), data_age_s."""
+    stamp_s: float
+    recv_s: float
+    level: int
+    min_distance_m: float
+    data_age_s: float
+
+
+@dataclass
+class TruthFrame:
+    """Ground truth of one camera frame: stamp_s, robot joint names and positions [J, 3]
+    (camera frame, metres), people {id: COCO-17 positions [17, 3]}."""
+    stamp_s: float
+    robot_names: list[str]
+    robot_m: np.ndarray
+    people: dict[int, np.ndarray]
+
+
+def _max_speed(prev: np.ndarray | None, cur: np.ndarray, dt: float) -> float | None:
+    if prev is None or dt <= 0 or prev.shape != cur.shape:
+        return None
+    v = np.linalg.norm(cur - prev, axis=1) / dt
+    v = v[np.isfinite(v)]
+    return float(v.max()) if len(v) else None
+
+
+def ground_truth_verdicts(frames: list[TruthFrame], params: MonitorParams) -> dict[float, Verdict]:
+    """stamp_s -> ground-truth verdict of every frame (frames in time order)."""
+    truth_params = replace(params, separation=replace(params.separation, human_uncertainty_m=0.0,
+                                                      robot_uncertainty_m=0.0))
+    out, prev = {}, None
+    for f in sorted(frames, key=lambda f: f.stamp_s):
+        dt = f.stamp_s - prev.stamp_s if prev is not None else 0.0
+        robot = RobotState(f.robot_names, f.robot_m, f.stamp_s,
+                           _max_speed(prev.robot_m if prev else None, f.robot_m, dt) or 0.0)
+        people = [PersonState(i, p, f.stamp_s, _max_speed(prev.people.get(i) if prev else None, p, dt))
+                  for i, p in sorted(f.people.items())]
+        out[f.stamp_s] = assess(robot, people, f.stamp_s, truth_params, people_stamp_s=f.stamp_s)
+        prev = f
+    return out
+
+
+def _onsets(truth: dict[float, Verdict]) -> list[float]:
+    """Stamps where the truth enters PROTECTIVE_STOP."""
+    stamps = sorted(truth)
+    return [s for k, s in enumerate(stamps)
+            if truth[s].level == PROTECTIVE_STOP and (k == 0 or truth[stamps[k - 1]].level != PROTECTIVE_STOP)]
+
+
+def compare(statuses: list[StatusRecord], truth: dict[float, Verdict], frame_stamps: list[float]) -> dict:
+    """Figures of the module doc. statuses in receive order; frame_stamps: every camera
+    frame's stamp (for latencies in frames)."""
+    by_stamp = {}
+    for s in statuses:
+        by_stamp.setdefault(round(s.stamp_s, 6), s)          # the first status about each frame
+    truth_r = {round(k, 6): v for k, v in truth.items()}
+    paired = [(s, truth_r[k]) for k, s in by_stamp.items() if k in truth_r]
+    names = [LEVEL_NAMES[k] for k in sorted(LEVEL_NAMES)]
+    confusion = {f"{LEVEL_NAMES[e]}|{LEVEL_NAMES[t]}": 0 for e in LEVEL_NAMES for t in LEVEL_NAMES}
+    for s, t in paired:
+        confusion[f"{LEVEL_NAMES[s.level]}|{LEVEL_NAMES[t.level]}"] += 1
+    d_err = np.array([s.min_distance_m - t.min_distance_m for s, t in paired
+                      if np.isfinite(s.min_distance_m) and np.isfinite(t.min_distance_m)])
+    latency = np.array([(s.recv_s - s.stamp_s) * 1e3 for s in by_stamp.values()])
+    frames = np.array(sorted(frame_stamps))
+    onset_rows = []
+    for onset in _onsets(truth):
+        row = {"onset_s": onset}
+        for key, stops in (("stop", (PROTECTIVE_STOP,)), ("stop_or_unknown", (PROTECTIVE_STOP, UNKNOWN))):
+            hit = next((s for s in statuses if s.stamp_s >= onset - 1e-9 and s.level in stops), None)
+            row[f"{key}_latency_ms"] = None if hit is None else (hit.recv_s - onset) * 1e3
+            row[f"{key}_latency_frames"] = None if hit is None else int(
+                np.searchsorted(frames, hit.stamp_s + 1e-9) - np.searchsorted(frames, onset - 1e-9))
+        onset_rows.append(row)
+
+    def med(values):
+        v = [x for x in values if x is not None]
+        return float(np.median(v)) if v else None
+
+    return {
+        "frames_with_truth": len(paired), "levels": names, "confusion_estimate_vs_truth": confusion,
+        "ok_while_truth_stop": confusion[f"{LEVEL_NAMES[OK]}|{LEVEL_NAMES[PROTECTIVE_STOP]}"],
+        "distance_pairs": int(len(d_err)),
+        "distance_error_median_m": float(np.median(np.abs(d_err))) if len(d_err) else None,
+        "distance_error_p95_m": float(np.percentile(np.abs(d_err), 95)) if len(d_err) else None,
+        "distance_bias_median_m": float(np.median(d_err)) if len(d_err) else None,
+        "camera_to_verdict_latency_ms_median": float(np.median(latency)) if len(latency) else None,
+        "camera_to_verdict_latency_ms_p95": float(np.percentile(latency, 95)) if len(latency) else None,
+        "truth_stop_onsets": len(onset_rows),
+        "stop_latency_ms_median": med(r["stop_latency_ms"] for r in onset_rows),
+        "stop_latency_frames_median": med(r["stop_latency_frames"] for r in onset_rows),
+        "stop_or_unknown_latency_ms_median": med(r["stop_or_unknown_latency_ms"] for r in onset_rows),
+        "onsets": onset_rows,
+    }
+
+
+def timeline_figure(statuses: list[StatusRecord], truth: dict[float, Verdict], path) -> None:
+    """Two panels over time: the closest distance (estimate, truth) with the truth's S_p,
+    and the level (estimate, truth)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not statuses:
+        raise ValueError("no safety status to plot")
+    t0 = min(s.stamp_s for s in statuses)
+    ts = sorted(truth)
+    fig, (ax_d, ax_l) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    ax_d.plot([s.stamp_s - t0 for s in statuses], [s.min_distance_m for s in statuses], ".", ms=3,
+              color="tab:blue", label="estimated closest distance")
+    ax_d.plot([t - t0 for t in ts], [truth[t].min_distance_m for t in ts], "-", color="black", lw=1.2,
+              label="true closest distance")
+    ax_d.plot([t - t0 for t in ts], [truth[t].separation_m for t in ts], "--", color="tab:red", lw=1,
+              label="true S_p")
+    ax_d.set_ylabel("distance (m)")
+    ax_d.legend(loc="upper right", fontsize=8)
+    ax_d.grid(alpha=0.3)
+    ax_l.step([s.stamp_s - t0 for s in statuses], [s.level for s in statuses], where="post", color="tab:blue",
+              label="estimate")
+    ax_l.step([t - t0 for t in ts], [truth[t].level for t in ts], where="post", color="black", lw=1.2,
+              linestyle=":", label="truth")
+    ax_l.set_yticks(sorted(LEVEL_NAMES), [LEVEL_NAMES[k] for k in sorted(LEVEL_NAMES)], fontsize=8)
+    ax_l.set_xlabel("time (s, camera stamps)")
+    ax_l.legend(loc="upper right", fontsize=8)
+    ax_l.grid(alpha=0.3)
+    fig.suptitle("Speed and separation monitoring: estimate vs ground truth")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
