@@ -150,3 +150,14 @@ def test_person_speed_is_robust_to_one_jumping_joint():
     vel[9] = [6.0, 0.0, 0.0]         # one wrist's depth jumped between frames
     assert speed_mps(vel) == pytest.approx(6.0)
     assert speed_mps(vel, robust=True) == pytest.approx(0.4)
+
+
+def test_a_joint_hidden_behind_something_else_is_unknown_with_a_mask():
+    depth = np.full((240, 320), 3.0)
+    depth[40:60, 90:110] = 1.0                 # the robot's link in front of the person's wrist
+    mask = np.zeros_like(depth, bool)
+    mask[:, :80] = True                        # the person's visible pixels are elsewhere
+    z, _ = joint_depth(depth, 100.0, 50.0, LiftingParams(), mask=mask)
+    assert np.isnan(z)                         # not the occluder's 1.0 m
+    z, _ = joint_depth(depth, 100.0, 50.0, LiftingParams())
+    assert z == pytest.approx(1.0)             # without a mask the front surface is all there is

@@ -1,7 +1,7 @@
 """2D joints + depth image -> 3D joints in the camera optical frame.
 
-Depth per joint: the valid depth pixels in a window around the joint (restricted to
-the person's mask when one is given), then the front cluster of them (values within
+Depth per joint: the valid depth pixels in a window around the joint (only the
+person's own pixels when a mask is given), then the front cluster of them (values within
 ``front_band_m`` of a low quantile: background seen past a thin limb is further away
 and drops out), its median. The joint centre lies behind the visible surface: a
 per-joint offset (metres along the ray) is added.
@@ -41,7 +41,8 @@ def joint_depth(depth_m: np.ndarray, u_px: float, v_px: float, params: LiftingPa
                 mask: np.ndarray | None = None) -> tuple[float, float]:
     """(surface depth in metres or NaN, fraction of the window with usable depth) at pixel
     (u, v) of depth_m [H, W] (metres; 0, NaN or inf = no depth). mask [H, W] bool, optional:
-    the person's pixels; used when it leaves at least ``min_pixels`` valid ones."""
+    the person's pixels, the only ones used (a joint hidden behind something else has
+    none of them around it: unknown, rather than the occluder's depth)."""
     h, w = depth_m.shape
     c, r = int(round(u_px)), int(round(v_px))
     k = params.window_px
@@ -51,9 +52,7 @@ def joint_depth(depth_m: np.ndarray, u_px: float, v_px: float, params: LiftingPa
     win = depth_m[r0:r1, c0:c1]
     valid = np.isfinite(win) & (win > 0)
     if mask is not None:
-        on_person = valid & mask[r0:r1, c0:c1]
-        if on_person.sum() >= params.min_pixels:
-            valid = on_person
+        valid &= mask[r0:r1, c0:c1]
     z = win[valid]
     if len(z) < params.min_pixels:
         return float("nan"), len(z) / float((2 * k + 1) ** 2)

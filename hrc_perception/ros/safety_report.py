@@ -13,19 +13,22 @@ from rosbags.rosbag2 import Reader
 STATUS = "safety/status"
 GT_ROBOT = "ground_truth/robot/skeleton"
 GT_HUMANS = "ground_truth/humans/skeletons"
+HUMANS = "humans/skeletons"
 CAMERA_INFO = "camera/color/camera_info"
 
 
 def read_safety_inputs(bag: Path):
-    """(statuses: [StatusRecord] in receive order, truth frames: [TruthFrame], frame stamps [s])."""
+    """(statuses: [StatusRecord] in receive order, truth frames: [TruthFrame], camera frame
+    stamps [s], stamps of the estimated people skeletons [s])."""
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo
 
     from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray
     from hrc_perception.safety.evaluate import StatusRecord, TruthFrame
 
-    types = {STATUS: SafetyStatus, GT_ROBOT: Skeleton, GT_HUMANS: SkeletonArray, CAMERA_INFO: CameraInfo}
-    statuses, robots, humans, frames = [], {}, {}, set()
+    types = {STATUS: SafetyStatus, GT_ROBOT: Skeleton, GT_HUMANS: SkeletonArray, HUMANS: SkeletonArray,
+             CAMERA_INFO: CameraInfo}
+    statuses, robots, humans, frames, people = [], {}, {}, set(), set()
     with Reader(bag) as reader:
         conns = [c for c in reader.connections if any(c.topic.endswith("/" + t) for t in types)]
         for conn, t_recv, raw in reader.messages(connections=conns):
@@ -37,12 +40,14 @@ def read_safety_inputs(bag: Path):
                                              float(msg.data_age_s)))
             elif topic == GT_ROBOT:
                 robots[stamp] = (list(msg.joint_names), np.array([[p.x, p.y, p.z] for p in msg.positions]))
+            elif topic == HUMANS:
+                people.add(stamp)
             elif topic == GT_HUMANS:
                 humans[stamp] = {int(s.id): np.array([[p.x, p.y, p.z] for p in s.positions]) for s in msg.skeletons}
             else:
                 frames.add(stamp)
     truth = [TruthFrame(s, robots[s][0], robots[s][1], humans[s]) for s in sorted(set(robots) & set(humans))]
-    return statuses, truth, sorted(frames)
+    return statuses, truth, sorted(frames), sorted(people)
 
 
 def safety_evaluation(bag: Path, out_dir: Path, monitor_values: dict) -> dict | None:
@@ -51,11 +56,11 @@ def safety_evaluation(bag: Path, out_dir: Path, monitor_values: dict) -> dict | 
     from hrc_perception.safety.evaluate import compare, ground_truth_verdicts, timeline_figure
     from hrc_perception.safety.monitor import monitor_params
 
-    statuses, truth_frames, frame_stamps = read_safety_inputs(bag)
+    statuses, truth_frames, frame_stamps, people_stamps = read_safety_inputs(bag)
     if not statuses or not truth_frames:
         return None
     truth = ground_truth_verdicts(truth_frames, monitor_params(monitor_values))
-    res = compare(statuses, truth, frame_stamps)
+    res = compare(statuses, truth, frame_stamps, people_stamps)
     res["statuses"] = len(statuses)
     res["data_age_s_median"] = float(np.nanmedian([s.data_age_s for s in statuses]))
     timeline_figure(statuses, truth, out_dir / "safety_timeline.png")

@@ -12,7 +12,8 @@ frames whose truth is PROTECTIVE_STOP (must be 0), the latency from each true
 PROTECTIVE_STOP onset to the first estimated PROTECTIVE_STOP (and to the first
 verdict that stops the robot: PROTECTIVE_STOP or UNKNOWN) in camera frames and in
 milliseconds (receive time of that status minus the onset frame's stamp), and the
-camera-to-verdict latency (first status of each stamp: receive time minus stamp).
+camera-to-verdict latency (for each frame whose people skeletons reached the monitor,
+its first status's receive time minus the frame's stamp).
 """
 from __future__ import annotations
 
@@ -76,9 +77,11 @@ def _onsets(truth: dict[float, Verdict]) -> list[float]:
             if truth[s].level == PROTECTIVE_STOP and (k == 0 or truth[stamps[k - 1]].level != PROTECTIVE_STOP)]
 
 
-def compare(statuses: list[StatusRecord], truth: dict[float, Verdict], frame_stamps: list[float]) -> dict:
+def compare(statuses: list[StatusRecord], truth: dict[float, Verdict], frame_stamps: list[float],
+            people_stamps: list[float]) -> dict:
     """Figures of the module doc. statuses in receive order; frame_stamps: every camera
-    frame's stamp (for latencies in frames)."""
+    frame's stamp (for latencies in frames); people_stamps: the stamps of the people
+    skeletons the monitor received (the frames whose verdict latency is measured)."""
     by_stamp = {}
     for s in statuses:
         by_stamp.setdefault(round(s.stamp_s, 6), s)          # the first status about each frame
@@ -90,7 +93,8 @@ def compare(statuses: list[StatusRecord], truth: dict[float, Verdict], frame_sta
         confusion[f"{LEVEL_NAMES[s.level]}|{LEVEL_NAMES[t.level]}"] += 1
     d_err = np.array([s.min_distance_m - t.min_distance_m for s, t in paired
                       if np.isfinite(s.min_distance_m) and np.isfinite(t.min_distance_m)])
-    latency = np.array([(s.recv_s - s.stamp_s) * 1e3 for s in by_stamp.values()])
+    latency = np.array([(by_stamp[k].recv_s - by_stamp[k].stamp_s) * 1e3
+                        for k in {round(p, 6) for p in people_stamps} if k in by_stamp])
     frames = np.array(sorted(frame_stamps))
     onset_rows = []
     for onset in _onsets(truth):
@@ -99,7 +103,7 @@ def compare(statuses: list[StatusRecord], truth: dict[float, Verdict], frame_sta
             hit = next((s for s in statuses if s.stamp_s >= onset - 1e-9 and s.level in stops), None)
             row[f"{key}_latency_ms"] = None if hit is None else (hit.recv_s - onset) * 1e3
             row[f"{key}_latency_frames"] = None if hit is None else int(
-                np.searchsorted(frames, hit.stamp_s + 1e-9) - np.searchsorted(frames, onset - 1e-9))
+                np.searchsorted(frames, hit.stamp_s - 1e-9) - np.searchsorted(frames, onset - 1e-9))
         onset_rows.append(row)
 
     def med(values):

@@ -1,0 +1,72 @@
+"""Safety evaluation: ground-truth verdicts of a person walking up to the robot, the
+comparison figures (confusion, OK-while-stop count, onset latencies, distance error,
+camera-to-verdict latency) on hand-made statuses, and the timeline figure."""
+import numpy as np
+import pytest
+from test_safety_core import ROBOT_NAMES, robot_at, standing_person
+
+from hrc_perception.safety.evaluate import StatusRecord, TruthFrame, compare, ground_truth_verdicts, timeline_figure
+from hrc_perception.safety.monitor import OK, PROTECTIVE_STOP, UNKNOWN, WARNING, MonitorParams
+
+
+def walking_truth(n=20, dt=0.1):
+    """A person walking from x = -3 m towards a robot at x = 0 at 1 m/s (camera frame)."""
+    frames = []
+    for k in range(n):
+        x = -3.0 + 1.0 * k * dt * 1.5
+        frames.append(TruthFrame(10.0 + k * dt, ROBOT_NAMES, robot_at(0.0).positions_m, {1: standing_person(x)}))
+    return frames
+
+
+def test_ground_truth_levels_go_ok_warning_stop_with_the_true_speed():
+    truth = ground_truth_verdicts(walking_truth(), MonitorParams())
+    levels = [truth[s].level for s in sorted(truth)]
+    assert levels[0] in (OK, WARNING) and levels[-1] == PROTECTIVE_STOP
+    assert levels == sorted(levels)            # closer and closer: never back to a lower level
+    # the first frame has no speed yet (1.6 m/s assumed); later the true 1.5 m/s
+    s = sorted(truth)
+    assert truth[s[0]].separation_m > truth[s[1]].separation_m
+
+
+def test_compare_counts_and_latencies():
+    truth = ground_truth_verdicts(walking_truth(), MonitorParams())
+    stamps = sorted(truth)
+    onset = next(s for s in stamps if truth[s].level == PROTECTIVE_STOP)
+    statuses = []
+    for s in stamps:
+        t = truth[s]
+        # the estimate: 0.3 s late, 5 cm short; it says OK for the onset frame (a miss), then UNKNOWN
+        # once, then PROTECTIVE_STOP
+        level = t.level
+        if s == onset:
+            level = OK
+        elif s == stamps[stamps.index(onset) + 1]:
+            level = UNKNOWN
+        statuses.append(StatusRecord(s, s + 0.3, level, t.min_distance_m - 0.05, 0.3))
+        statuses.append(StatusRecord(s, s + 0.35, level, t.min_distance_m - 0.05, 0.35))  # a timer repeat
+    res = compare(statuses, truth, stamps, people_stamps=stamps)
+    assert res["frames_with_truth"] == len(stamps)
+    assert res["ok_while_truth_stop"] == 1
+    assert res["confusion_estimate_vs_truth"]["UNKNOWN|PROTECTIVE_STOP"] == 1
+    assert sum(res["confusion_estimate_vs_truth"].values()) == len(stamps)
+    assert res["distance_error_median_m"] == pytest.approx(0.05)
+    assert res["distance_bias_median_m"] == pytest.approx(-0.05)
+    assert res["camera_to_verdict_latency_ms_median"] == pytest.approx(300.0)
+    assert res["truth_stop_onsets"] == 1
+    # the first PROTECTIVE_STOP is two frames after the onset (received 0.3 s after its frame)
+    k = stamps.index(onset)
+    assert res["stop_latency_frames_median"] == 2
+    assert res["stop_latency_ms_median"] == pytest.approx((stamps[k + 2] + 0.3 - onset) * 1e3)
+    assert res["stop_or_unknown_latency_ms_median"] == pytest.approx((stamps[k + 1] + 0.3 - onset) * 1e3)
+
+
+def test_timeline_figure_is_written(tmp_path):
+    truth = ground_truth_verdicts(walking_truth(), MonitorParams())
+    statuses = [StatusRecord(s, s + 0.2, v.level, v.min_distance_m, 0.2) for s, v in truth.items()]
+    path = tmp_path / "timeline.png"
+    timeline_figure(statuses, truth, path)
+    from PIL import Image
+    assert Image.open(path).size[0] > 500
+    with pytest.raises(ValueError):
+        timeline_figure([], truth, path)
+    assert np.isfinite([v.min_distance_m for v in truth.values()]).all()
