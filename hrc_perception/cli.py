@@ -141,6 +141,44 @@ def cmd_train_robot_pose(args) -> int:
     return 0
 
 
+def cmd_bench_human_pose(args) -> int:
+    from hrc_perception.human_pose.bench import bench_human_pose
+    bench_human_pose(frames=args.frames, seed=args.seed, json_path=args.json)
+    return 0
+
+
+def cmd_bench_safety(args) -> int:
+    from hrc_perception.safety.bench import bench_safety
+    bench_safety(frames=args.frames, seed=args.seed, json_path=args.json)
+    return 0
+
+
+def cmd_eval_human_pose(args) -> int:
+    from hrc_perception.human_pose.evaluate import evaluate_coco, evaluate_synthetic, print_report, write_json
+    from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
+    from hrc_perception.sim.config import load_cell_config
+    from hrc_perception.sim.generator import SynthRun
+    from hrc_perception.training import machine_line
+    backend = MediapipeBackend()
+    res = {"command": "hrc-perception " + " ".join(sys.argv[1:]), "machine": machine_line("cpu")}
+    if args.coco:
+        if not Path(args.coco).is_file():
+            print(f"error: --coco {args.coco}: no such file (the real COCO person crops; '' skips them)",
+                  file=sys.stderr)
+            return 2
+        res["coco"] = evaluate_coco(backend, Path(args.coco)) | {"data": args.coco}
+    if args.synthetic_frames > 0:
+        run = SynthRun(load_cell_config(Path(args.config)), seed=args.seed)
+        res["synthetic"] = evaluate_synthetic({"oracle_2d": None, "mediapipe": backend},
+                                              run.frames(args.synthetic_frames)) | {
+            "config": args.config, "seed": args.seed, "frames": args.synthetic_frames}
+    backend.close()
+    print_report(res)
+    if args.json:
+        write_json(res, Path(args.json))
+    return 0
+
+
 def cmd_eval_robot_pose(args) -> int:
     from hrc_perception.robot_pose.evaluate import evaluate, print_table
     res = evaluate(Path(args.weights), Path(args.data), device=args.device, max_frames=args.max_frames,
@@ -275,6 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--seed", type=int, default=950)
     bp.add_argument("--json", help="also write the figures to this JSON file")
     bp.set_defaults(func=cmd_bench_robot_pose)
+    bh = bsub.add_parser("human_pose", help="human_pose time per person (crop, BlazePose, lifting; goal <= 40 ms)")
+    bh.add_argument("--frames", type=int, default=30)
+    bh.add_argument("--seed", type=int, default=960)
+    bh.add_argument("--json", help="also write the figures to this JSON file")
+    bh.set_defaults(func=cmd_bench_human_pose)
+    bs = bsub.add_parser("safety", help="safety verdict time per frame with 1, 3, 6 people (goal <= 2 ms)")
+    bs.add_argument("--frames", type=int, default=60)
+    bs.add_argument("--seed", type=int, default=970)
+    bs.add_argument("--json", help="also write the figures to this JSON file")
+    bs.set_defaults(func=cmd_bench_safety)
     bt = bsub.add_parser("tracking", help="tracker time per frame: Deep SORT, SORT, deep-sort-realtime")
     bt.add_argument("--frames", type=int, default=300)
     bt.add_argument("--json", help="also write the figures to this JSON file")
@@ -380,6 +428,15 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--json", help="also write the figures to this JSON file")
     er.add_argument("--figure", help="also draw predicted and true skeletons on 6 frames into this image")
     er.set_defaults(func=cmd_eval_robot_pose)
+    eh = esub.add_parser("human_pose", help="2D PCK@0.2 / OKS AP on real COCO person crops; 3D MPJPE / PCK@10cm "
+                                           "on synthetic frames (BlazePose + depth lifting, and the lifting alone)")
+    eh.add_argument("--coco", default="../shared/realdata/coco_person/test_coco.json",
+                    help="COCO person-keypoints json with its images beside it ('' = skip)")
+    eh.add_argument("--synthetic-frames", type=int, default=300, help="synthetic frames (0 = skip)")
+    eh.add_argument("--config", default="config/cell_short_episodes.yaml", help="cell YAML of the synthetic frames")
+    eh.add_argument("--seed", type=int, default=1300, help="seed of the synthetic frames (not a training seed)")
+    eh.add_argument("--json", help="also write the figures to this JSON file")
+    eh.set_defaults(func=cmd_eval_human_pose)
     et = esub.add_parser("tracking", help="MOTA / IDF1 of Deep SORT, SORT and deep-sort-realtime on the same inputs")
     et.add_argument("--data", help="synth output with coco/ (episodes with ground-truth identities)")
     et.add_argument("--weights", default="models/segmentation/model.pt",

@@ -81,19 +81,39 @@ class ClosestPair:
     point_b: np.ndarray
 
 
+def closest_pairs(groups: list[Capsules], other: Capsules) -> list[ClosestPair | None]:
+    """For every capsule set of ``groups`` (e.g. one per person), its closest pair with
+    ``other`` (surface distance = axis distance - both radii; None for an empty set or
+    an empty ``other``). One vectorised pass over all groups' capsules."""
+    if len(other) == 0 or not groups:
+        return [None] * len(groups)
+    a = np.concatenate([g.a for g in groups])
+    b = np.concatenate([g.b for g in groups])
+    radius = np.concatenate([g.radius for g in groups])
+    s, t = segment_closest_params(a[:, None], b[:, None], other.a[None], other.b[None])
+    cp = a[:, None] + s[..., None] * (b - a)[:, None]
+    cq = other.a[None] + t[..., None] * (other.b - other.a)[None]
+    surface = np.linalg.norm(cp - cq, axis=-1) - radius[:, None] - other.radius[None]
+    out, start = [], 0
+    for g in groups:
+        n = len(g)
+        if n == 0:
+            out.append(None)
+            continue
+        block = surface[start:start + n]
+        i, j = np.unravel_index(int(np.argmin(block)), block.shape)
+        k = start + i
+        name_a = g.names_a[i] if s[k, j] <= 0.5 else g.names_b[i]
+        name_b = other.names_a[j] if t[k, j] <= 0.5 else other.names_b[j]
+        out.append(ClosestPair(float(block[i, j]), int(i), int(j), name_a, name_b, cp[k, j].copy(), cq[k, j].copy()))
+        start += n
+    return out
+
+
 def closest_pair(first: Capsules, second: Capsules) -> ClosestPair | None:
-    """Closest pair between every capsule of ``first`` and every capsule of
-    ``second`` (surface distance = axis distance - both radii); None if either is empty."""
-    if len(first) == 0 or len(second) == 0:
-        return None
-    s, t = segment_closest_params(first.a[:, None], first.b[:, None], second.a[None], second.b[None])
-    cp = first.a[:, None] + s[..., None] * (first.b - first.a)[:, None]
-    cq = second.a[None] + t[..., None] * (second.b - second.a)[None]
-    surface = np.linalg.norm(cp - cq, axis=-1) - first.radius[:, None] - second.radius[None]
-    i, j = np.unravel_index(int(np.argmin(surface)), surface.shape)
-    name_a = first.names_a[i] if s[i, j] <= 0.5 else first.names_b[i]
-    name_b = second.names_a[j] if t[i, j] <= 0.5 else second.names_b[j]
-    return ClosestPair(float(surface[i, j]), int(i), int(j), name_a, name_b, cp[i, j].copy(), cq[i, j].copy())
+    """Closest pair between every capsule of ``first`` and every capsule of ``second``
+    (:func:`closest_pairs` of one group)."""
+    return closest_pairs([first], second)[0]
 
 
 def chain_capsules(joint_names: list[str], positions_m: np.ndarray, radii_m: np.ndarray | float) -> Capsules:
@@ -139,6 +159,13 @@ class HumanBodyModel:
         ("left_wrist", "hand_radius_m"), ("right_wrist", "hand_radius_m"),
         ("left_ankle", "foot_radius_m"), ("right_ankle", "foot_radius_m")])
 
+    def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(end joint a [C], end joint b [C], radius [C]) of every limb and sphere, COCO-17 indices."""
+        pairs = [(_idx(a), _idx(b), getattr(self, attr)) for a, b, attr in self.limbs]
+        pairs += [(_idx(n), _idx(n), getattr(self, attr)) for n, attr in self.spheres]
+        ia, ib, r = zip(*pairs)
+        return np.array(ia), np.array(ib), np.array(r, dtype=np.float64)
+
     def capsules(self, positions_m: np.ndarray) -> Capsules:
         """Capsules of one person from COCO-17 joints positions_m [17, 3] (NaN =
         unknown: capsules touching an unknown joint are left out; a lone known joint
@@ -146,23 +173,14 @@ class HumanBodyModel:
         joint is ever ignored)."""
         p = np.asarray(positions_m, dtype=np.float64).reshape(len(COCO17_NAMES), 3)
         ok = np.isfinite(p).all(axis=1)
-        a, b, r, names_a, names_b = [], [], [], [], []
+        ia, ib, r = self._layout()
+        keep = ok[ia] & ok[ib]
         covered = np.zeros(len(p), bool)
-        for prox, dist, attr in self.limbs:
-            i, j = _idx(prox), _idx(dist)
-            if ok[i] and ok[j]:
-                a.append(p[i]), b.append(p[j]), r.append(getattr(self, attr))
-                names_a.append(prox), names_b.append(dist)
-                covered[[i, j]] = True
-        for name, attr in self.spheres:
-            i = _idx(name)
-            if ok[i]:
-                a.append(p[i]), b.append(p[i]), r.append(getattr(self, attr))
-                names_a.append(name), names_b.append(name)
-                covered[i] = True
-        for i in np.flatnonzero(ok & ~covered):
-            a.append(p[i]), b.append(p[i]), r.append(self.torso_radius_m)
-            names_a.append(COCO17_NAMES[i]), names_b.append(COCO17_NAMES[i])
-        if not a:
+        covered[ia[keep]] = covered[ib[keep]] = True
+        lone = np.flatnonzero(ok & ~covered)
+        ia = np.concatenate([ia[keep], lone])
+        ib = np.concatenate([ib[keep], lone])
+        r = np.concatenate([r[keep], np.full(len(lone), self.torso_radius_m)])
+        if not len(ia):
             return Capsules.empty()
-        return Capsules(np.array(a), np.array(b), np.array(r), names_a, names_b)
+        return Capsules(p[ia], p[ib], r, [COCO17_NAMES[i] for i in ia], [COCO17_NAMES[i] for i in ib])

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hrc_perception.safety.capsules import HumanBodyModel, chain_capsules, closest_pair
+from hrc_perception.safety.capsules import HumanBodyModel, chain_capsules, closest_pairs
 from hrc_perception.safety.separation import (STANDARD_HUMAN_SPEED_MPS, SeparationParams, allowed_robot_speed,
                                               protective_separation)
 
@@ -156,8 +156,10 @@ def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: fl
     sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + max(age, 0.0))
     worst: Verdict | None = None
     speed_scale = 1.0
-    for person in people:
-        pair = closest_pair(params.body.capsules(person.positions_m), robot_caps)
+    pairs = closest_pairs([params.body.capsules(p.positions_m) for p in people], robot_caps)
+    for person, pair in zip(people, pairs):
+        if pair is None:   # no robot capsule (cannot happen after the checks above) or no body capsule
+            return _unknown(f"no capsules for person {person.id} or the robot", age)
         v_h = (STANDARD_HUMAN_SPEED_MPS if person.speed_mps is None
                else max(float(person.speed_mps), params.min_human_speed_mps))
         s_p = protective_separation(v_h, v_r, sep).total_m
