@@ -33,6 +33,8 @@ bench: setup
 	$(ENV) hrc-perception bench tracking --json benchmarks/results/tracking.json
 	$(ENV) hrc-perception bench object_pose --json benchmarks/results/object_pose.json
 	$(ENV) hrc-perception bench robot_pose --json benchmarks/results/robot_pose.json
+	$(ENV) hrc-perception bench human_pose --json benchmarks/results/human_pose.json
+	$(ENV) hrc-perception bench safety --json benchmarks/results/safety.json
 
 clean:
 	rm -rf $(VENV) build install log out
