@@ -1,6 +1,6 @@
 """The `hrc-perception` command.
 
-    hrc-perception synth   --config config/cell.yaml --frames N --seed S --out DIR [--bag] [--dataset coco,bop,keypoints]
+    hrc-perception synth   --config config/cell.yaml --frames N --seed S --out DIR [--bag] [--dataset coco,bop,keypoints,person_crops]
     hrc-perception preview DIR [--out FILE.png] [--rows N]
     hrc-perception bench synth [--frames N] [--json FILE]
     hrc-perception record  --out BAG_DIR [--topics T ...] [--duration S] [--namespace NS]
@@ -153,6 +153,15 @@ def cmd_bench_safety(args) -> int:
     return 0
 
 
+def cmd_train_human_pose(args) -> int:
+    from hrc_perception.human_pose.spdh_backend import train
+    card = train(Path(args.data), Path(args.out), val=Path(args.val) if args.val else None, steps=args.steps,
+                 batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
+                 checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads)
+    print(f"wrote {Path(args.out) / card['weights']} and model_card.json")
+    return 0
+
+
 def cmd_eval_human_pose(args) -> int:
     from hrc_perception.human_pose.evaluate import evaluate_coco, evaluate_synthetic, print_report, write_json
     from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
@@ -168,9 +177,14 @@ def cmd_eval_human_pose(args) -> int:
             return 2
         res["coco"] = evaluate_coco(backend, Path(args.coco)) | {"data": args.coco}
     if args.synthetic_frames > 0:
+        backends = {"oracle_2d": None, "mediapipe": backend}
+        if args.spdh_weights and Path(args.spdh_weights).is_file():
+            from hrc_perception.human_pose.spdh_backend import SpdhBackend
+            backends["spdh"] = SpdhBackend(args.spdh_weights)
+        elif args.spdh_weights:
+            print(f"eval human_pose: no {args.spdh_weights}: the spdh backend is not evaluated", file=sys.stderr)
         run = SynthRun(load_cell_config(Path(args.config)), seed=args.seed)
-        res["synthetic"] = evaluate_synthetic({"oracle_2d": None, "mediapipe": backend},
-                                              run.frames(args.synthetic_frames)) | {
+        res["synthetic"] = evaluate_synthetic(backends, run.frames(args.synthetic_frames)) | {
             "config": args.config, "seed": args.seed, "frames": args.synthetic_frames}
     backend.close()
     print_report(res)
@@ -276,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed: byte-identical output)")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--bag", action="store_true", help="write a rosbag2 MCAP bag to OUT/bag")
-    s.add_argument("--dataset", default="", help="comma-separated: coco, bop, keypoints")
+    s.add_argument("--dataset", default="", help="comma-separated: coco, bop, keypoints, person_crops")
     s.add_argument("--namespace", default="/cell", help="topic namespace in the bag (default /cell)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_synth)
@@ -377,6 +391,19 @@ def build_parser() -> argparse.ArgumentParser:
     to.add_argument("--fresh-refiner", action="store_true", help="with --init: the refiner starts from scratch")
     to.set_defaults(func=cmd_train_object_pose)
 
+    th = tsub.add_parser("human_pose", help="SPDH on person depth crops (the spdh backend; resumable)")
+    th.add_argument("--data", required=True, help="synth output with person_crops/ (--dataset person_crops)")
+    th.add_argument("--val", help="held-out synth output with person_crops/ (another seed): card metrics")
+    th.add_argument("--out", default="models/human_pose", help="output directory (checkpoint, log, model, card)")
+    th.add_argument("--steps", type=int, default=3000)
+    th.add_argument("--batch-size", type=int, default=16)
+    th.add_argument("--lr", type=float, default=2e-3)
+    th.add_argument("--device", default="cpu")
+    th.add_argument("--seed", type=int, default=0)
+    th.add_argument("--checkpoint-every", type=int, default=200)
+    th.add_argument("--workers", type=int, default=1)
+    th.add_argument("--threads", type=int)
+    th.set_defaults(func=cmd_train_human_pose)
     tr = tsub.add_parser("robot_pose", help="SPDH heatmap network on a synth output's keypoints data (resumable)")
     tr.add_argument("--data", required=True, help="synth output directory (with keypoints/)")
     tr.add_argument("--out", default="models/robot_pose", help="output directory (checkpoint, log, model, card)")
@@ -435,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     eh.add_argument("--synthetic-frames", type=int, default=300, help="synthetic frames (0 = skip)")
     eh.add_argument("--config", default="config/cell_short_episodes.yaml", help="cell YAML of the synthetic frames")
     eh.add_argument("--seed", type=int, default=1300, help="seed of the synthetic frames (not a training seed)")
+    eh.add_argument("--spdh-weights", default="models/human_pose/model.pt",
+                    help="the spdh backend's model ('' = mediapipe only)")
     eh.add_argument("--json", help="also write the figures to this JSON file")
     eh.set_defaults(func=cmd_eval_human_pose)
     et = esub.add_parser("tracking", help="MOTA / IDF1 of Deep SORT, SORT and deep-sort-realtime on the same inputs")

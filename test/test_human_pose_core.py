@@ -161,3 +161,61 @@ def test_a_joint_hidden_behind_something_else_is_unknown_with_a_mask():
     assert np.isnan(z)                         # not the occluder's 1.0 m
     z, _ = joint_depth(depth, 100.0, 50.0, LiftingParams())
     assert z == pytest.approx(1.0)             # without a mask the front surface is all there is
+
+
+def test_person_crop_intrinsics_and_reference(small_frames):
+    """A crop's XYZ pixels are the person's own points, its K_crop projects the joints to
+    where the person's pixels are, and the reference point is their median."""
+    from hrc_perception.human_pose.crops import Z_SHIFT_M, person_crop
+    frame = next(f for f in small_frames if any((h.keypoints.visibility == 2).sum() >= 16 for h in f.humans))
+    human = next(h for h in frame.humans if (h.keypoints.visibility == 2).sum() >= 16)
+    mask = frame.instance_mask == human.instance_id
+    rows, cols = np.nonzero(mask)
+    box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], float)
+    depth_m = frame.depth_mm / 1000.0
+    crop = person_crop(depth_m, frame.K, mask, box, 64)
+    assert crop.xyz_m.shape == (64, 64, 3)
+    on = crop.xyz_m[..., 2] > 0
+    np.testing.assert_allclose(crop.ref_m, np.median(crop.xyz_m[on], axis=0), atol=1e-6)
+    # the crop's pixels back-project to the full image's points (nearest pixel: within its footprint)
+    full = np.stack([(cols - frame.K[0, 2]) * depth_m[rows, cols] / frame.K[0, 0],
+                     (rows - frame.K[1, 2]) * depth_m[rows, cols] / frame.K[1, 1], depth_m[rows, cols]], axis=1)
+    assert np.abs(np.sort(crop.xyz_m[on][:, 2]).mean() - full[full[:, 2] > 0, 2].mean()) < 0.05
+    K_c = crop.K_crop
+    xyz = human.keypoints.xyz_cam_m[human.keypoints.visibility == 2]
+    u = K_c[0, 0] * xyz[:, 0] / xyz[:, 2] + K_c[0, 2]
+    v = K_c[1, 1] * xyz[:, 1] / xyz[:, 2] + K_c[1, 2]
+    inside = (u > 0) & (u < 63) & (v > 0) & (v < 63)
+    assert inside.mean() > 0.9
+    near = [on[max(int(b) - 2, 0):int(b) + 3, max(int(a) - 2, 0):int(a) + 3].any() for a, b in zip(u, v)]
+    assert np.mean(near) > 0.8
+    net = crop.network_xyz()
+    assert np.median(net[on][:, 2]) == pytest.approx(Z_SHIFT_M, abs=1e-3) and (net[~on] == 0).all()
+
+
+def test_person_crop_dataset_targets_round_trip_and_flip(small_frames, tmp_path):
+    from hrc_perception.human_pose.spdh_data import (COCO17_FLIP, CropAugment, PersonCropDataset, crop_spec,
+                                                     load_person_crops)
+    from hrc_perception.io.person_crops_npz import PersonCropsWriter
+    from hrc_perception.robot_pose.dataset import heatmap_K
+    from hrc_perception.robot_pose.spdh import HeatmapSpec, decode
+    w = PersonCropsWriter(tmp_path / "person_crops", crop_size=64, chunk_crops=3)
+    for f in small_frames:
+        w.add(f)
+    w.close()
+    crops = load_person_crops(tmp_path)
+    assert len(crops) >= 3
+    spec = HeatmapSpec((32, 32), (1.0, 3.0), 1.5)
+    x, target, z = PersonCropDataset(crops, spec)[0]
+    assert x.shape == (4, 64, 64) and target.shape == (34, 32, 32)
+    has = target.numpy()[:17].max(axis=(1, 2)) > 0
+    dec = decode(target.numpy(), heatmap_K(crops.K_crop[0], (64, 64), spec), crop_spec(spec, float(crops.ref_m[0][2])))
+    np.testing.assert_allclose(dec.xyz_cam_m[has], crops.joints_m[0][has], atol=1e-4)
+    # flipping mirrors the image and swaps left and right
+    assert [COCO17_NAMES[i] for i in COCO17_FLIP][5:7] == ["right_shoulder", "left_shoulder"]
+    _, t_flip, _ = PersonCropDataset(crops, spec, CropAugment(flip_p=1.0, holes_p=0.0, drop_p=0.0))[0]
+    ls, rs = COCO17_NAMES.index("left_shoulder"), COCO17_NAMES.index("right_shoulder")
+    if has[ls]:
+        a = target.numpy()[ls]
+        b = t_flip.numpy()[rs][:, ::-1]     # the mirrored right shoulder is the original left one
+        assert np.unravel_index(a.argmax(), a.shape) == np.unravel_index(b.argmax(), b.shape)

@@ -36,8 +36,10 @@ class PersonSkeleton:
 
 
 class HumanPoseEstimator:
-    """backend: an object with ``estimate(rgb, box_xyxy) -> (uv_px [17, 2], confidence [17])``.
-    min_confidence: joints below it (after lifting) are unknown."""
+    """backend: a 2D backend, ``estimate(rgb, box_xyxy) -> (uv_px [17, 2], confidence [17])``,
+    whose joints are lifted with the depth, or a 3D one (``three_d`` True),
+    ``estimate_3d(depth_m, K, box_xyxy, mask) -> (xyz_m [17, 3], confidence [17], uv_px [17, 2])``.
+    min_confidence: joints below it are unknown."""
 
     def __init__(self, backend, lifting: LiftingParams = LiftingParams(), smoothing: OneEuroParams = OneEuroParams(),
                  min_confidence: float = 0.3):
@@ -55,8 +57,13 @@ class HumanPoseEstimator:
                              "differ (depth must be aligned to colour)")
         out = []
         for person in people:
-            uv, conf2d = self.backend.estimate(rgb, np.asarray(person.box_xyxy, dtype=np.float64))
-            xyz, conf = lift_joints(uv, conf2d, depth_m, K, self.lifting, mask=person.mask)
+            box = np.asarray(person.box_xyxy, dtype=np.float64)
+            if getattr(self.backend, "three_d", False):
+                xyz, conf, uv = self.backend.estimate_3d(depth_m, K, box, person.mask)
+                xyz, conf = np.array(xyz, dtype=np.float64), np.array(conf, dtype=np.float64)
+            else:
+                uv, conf2d = self.backend.estimate(rgb, box)
+                xyz, conf = lift_joints(uv, conf2d, depth_m, K, self.lifting, mask=person.mask)
             low = conf < self.min_confidence
             xyz[low], conf[low] = np.nan, 0.0
             xyz_s, vel = self.smoother(person.id, xyz, stamp_s)

@@ -8,11 +8,11 @@ and OKS AP (pycocotools keypoints evaluation, score = the mean joint confidence)
 
 Synthetic (``--synthetic-frames N``): frames of the synthetic cell; every person with
 at least ``min_visible_joints`` visible joints gives a box and a mask from the ground
-truth instance mask, the backend's 2D joints, and the depth lifting
-(:func:`~hrc_perception.human_pose.lifting.lift_joints`, noisy sensor depth). MPJPE
-(mm) and PCK@10cm in 3D over the visible joints the pipeline returns, and the fraction
-of visible joints it returns. The `oracle_2d` row lifts the ground-truth 2D joints: the
-error of the depth lifting alone.
+truth instance mask, the backend's 2D joints and the depth lifting
+(:func:`~hrc_perception.human_pose.lifting.lift_joints`, noisy sensor depth), or the
+`spdh` backend's 3D joints on the depth crop. MPJPE (mm) and PCK@10cm in 3D over the
+visible joints the pipeline returns, and the fraction of visible joints it returns. The
+`oracle_2d` row lifts the ground-truth 2D joints: the error of the depth lifting alone.
 """
 from __future__ import annotations
 
@@ -88,8 +88,9 @@ def _person_boxes(frame, min_visible_joints: int):
 
 def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingParams(),
                        min_visible_joints: int = 6) -> dict:
-    """3D metrics per backend (name -> object with ``estimate(rgb, box_xyxy)``, or None
-    for the ground-truth 2D joints) over synthetic frames (``hrc_perception.sim`` Frames)."""
+    """3D metrics per backend (name -> a 2D backend, lifted with the depth; a 3D backend
+    (``three_d``; joints above 0.3 confidence); or None for the ground-truth 2D joints,
+    lifted) over synthetic frames (``hrc_perception.sim`` Frames)."""
     acc = {name: {"err_m": [], "visible": 0, "returned": 0, "times": []} for name in backends}
     per_joint = {name: [[] for _ in COCO17_NAMES] for name in backends}
     n_people = 0
@@ -101,11 +102,15 @@ def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingPa
             visible = kp.visibility == 2
             for name, backend in backends.items():
                 t0 = time.perf_counter()
-                if backend is None:
-                    uv, conf = kp.uv_px.copy(), (kp.visibility > 0).astype(np.float64)
+                if getattr(backend, "three_d", False):
+                    xyz, conf3, _ = backend.estimate_3d(depth_m, frame.K, box, mask)
+                    conf3 = np.where(conf3 > 0.3, conf3, 0.0)
                 else:
-                    uv, conf = backend.estimate(frame.rgb, box)
-                xyz, conf3 = lift_joints(uv, conf, depth_m, frame.K, params, mask=mask)
+                    if backend is None:
+                        uv, conf = kp.uv_px.copy(), (kp.visibility > 0).astype(np.float64)
+                    else:
+                        uv, conf = backend.estimate(frame.rgb, box)
+                    xyz, conf3 = lift_joints(uv, conf, depth_m, frame.K, params, mask=mask)
                 acc[name]["times"].append(time.perf_counter() - t0)
                 got = visible & np.isfinite(xyz).all(axis=1) & (conf3 > 0)
                 err = np.linalg.norm(xyz[got] - kp.xyz_cam_m[got], axis=1)

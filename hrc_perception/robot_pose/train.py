@@ -74,33 +74,20 @@ def robot_of_run(synth_dir: Path) -> dict:
             "gripper_link": r["gripper_link"]}
 
 
-def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, batch_size: int = 8,
-          lr: float = 2e-3, build: BuildConfig | None = None, device: str = "cpu", seed: int = 0,
-          checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None,
-          init: Path | None = None) -> dict:
-    """Train (or resume) and write the model and its card; returns the card.
-    init: a model file to start from (same build) when there is no checkpoint."""
-    data, out = Path(data), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if threads:
-        torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    robot = robot_of_run(data)
-    frames = load_robot_frames(data)
-    names = list(frames.keypoint_names)
-    if build is None:
-        build = BuildConfig(num_joints=len(names), input_hw=tuple(frames.xyz_m.shape[1:3]))
-    if tuple(build.input_hw) != tuple(frames.xyz_m.shape[1:3]) or build.num_joints != len(names):
-        raise ValueError(f"{data}: XYZ images {frames.xyz_m.shape[1:3]} and {len(names)} keypoints do not fit "
-                         f"the build {build}")
-    dataset = RobotPoseDataset(frames, build.heatmap_spec, RobotAugment(), seed=seed)
-    net = build.build().to(device)
+def fit_spdh(net: torch.nn.Module, dataset, out: Path, label: str, run_id: dict, steps: int, batch_size: int,
+             lr: float, device: str = "cpu", seed: int = 0, checkpoint_every: int = 200, log_every: int = 20,
+             workers: int = 1, init_state: dict | None = None) -> tuple[torch.nn.Module, float]:
+    """Train an SPDH network (:class:`~hrc_perception.robot_pose.network.SPDHNet`) on a
+    dataset of (input, target heatmaps, joint depths) with :func:`spdh_loss` +
+    :func:`depth_map_loss`; AdamW, warm-up + cosine schedule. Resumes from
+    ``out/checkpoint.pt`` when its ``run_id`` (keypoints, build) equals this run's
+    (ValueError otherwise); else starts from init_state when given. Logs to
+    ``out/train_log.jsonl`` and stderr (prefixed ``train {label}``). Returns (net,
+    training seconds)."""
+    net = net.to(device)
     steps_per_epoch = len(dataset) // batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"{data}: {len(dataset)} frames, fewer than one batch of {batch_size}")
-    print(f"train robot_pose: {len(dataset)} frames, {len(names)} keypoints ({', '.join(names)}), "
-          f"{steps_per_epoch} steps per epoch, input {build.input_hw}, heatmaps {build.heatmap_spec.hw}",
-          file=sys.stderr)
+        raise ValueError(f"{len(dataset)} samples, fewer than one batch of {batch_size}")
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     warmup = min(200, steps // 10 + 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps, warmup))
@@ -108,26 +95,21 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, bat
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["keypoints"] != names or ckpt["build"] != build.to_dict():
-            raise ValueError(f"{ckpt_path}: a run for keypoints {ckpt['keypoints']} built as {ckpt['build']}; "
-                             f"this one is {names}, {build.to_dict()}: use another --out")
+        if {k: ckpt.get(k) for k in run_id} != run_id:
+            raise ValueError(f"{ckpt_path}: a run of {({k: ckpt.get(k) for k in run_id})}; this one is {run_id}: "
+                             "use another --out")
         net.load_state_dict(ckpt["net"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         step, elapsed = ckpt["step"], ckpt["elapsed_s"]
-        print(f"train robot_pose: resuming at step {step}", file=sys.stderr)
-    elif init is not None:
-        init_build, init_net, init_card = load_model(init)
-        if init_build != build or init_card["keypoints"] != names:
-            raise ValueError(f"{init}: built as {init_build} for {init_card['keypoints']}; this run needs {build} "
-                             f"for {names}")
-        net.load_state_dict(init_net.state_dict())
-        print(f"train robot_pose: starting from {init}", file=sys.stderr)
+        print(f"train {label}: resuming at step {step}", file=sys.stderr)
+    elif init_state is not None:
+        net.load_state_dict(init_state)
+        print(f"train {label}: starting from the given model", file=sys.stderr)
 
     def checkpoint():
         save_atomic({"net": net.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "step": step, "elapsed_s": elapsed,
-                     "keypoints": names, "build": build.to_dict()}, ckpt_path)
+                     "scheduler": scheduler.state_dict(), "step": step, "elapsed_s": elapsed, **run_id}, ckpt_path)
 
     net.train()
     t_last = time.perf_counter()
@@ -153,13 +135,49 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, bat
                            "lr": scheduler.get_last_lr()[0], "elapsed_s": round(elapsed, 1)}
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
-                    print(f"train robot_pose: step {step}/{steps} loss {rec['loss']:.4f} (heatmaps "
+                    print(f"train {label}: step {step}/{steps} loss {rec['loss']:.4f} (heatmaps "
                           f"{rec['heatmap_ce']:.3f}, presence {rec['presence_bce']:.3f}, depth map "
                           f"{100 * rec['depth_map_l1_m']:.1f} cm) ({elapsed / step:.2f} s/step)", file=sys.stderr)
                 if step % checkpoint_every == 0 or step == steps:
                     checkpoint()
                 if step >= steps:
                     break
+    return net, elapsed
+
+
+def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, batch_size: int = 8,
+          lr: float = 2e-3, build: BuildConfig | None = None, device: str = "cpu", seed: int = 0,
+          checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None,
+          init: Path | None = None) -> dict:
+    """Train (or resume) and write the model and its card; returns the card.
+    init: a model file to start from (same build) when there is no checkpoint."""
+    data, out = Path(data), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    robot = robot_of_run(data)
+    frames = load_robot_frames(data)
+    names = list(frames.keypoint_names)
+    if build is None:
+        build = BuildConfig(num_joints=len(names), input_hw=tuple(frames.xyz_m.shape[1:3]))
+    if tuple(build.input_hw) != tuple(frames.xyz_m.shape[1:3]) or build.num_joints != len(names):
+        raise ValueError(f"{data}: XYZ images {frames.xyz_m.shape[1:3]} and {len(names)} keypoints do not fit "
+                         f"the build {build}")
+    dataset = RobotPoseDataset(frames, build.heatmap_spec, RobotAugment(), seed=seed)
+    print(f"train robot_pose: {len(dataset)} frames, {len(names)} keypoints ({', '.join(names)}), "
+          f"input {build.input_hw}, heatmaps {build.heatmap_spec.hw}", file=sys.stderr)
+    init_state = None
+    if init is not None:
+        init_build, init_net, init_card = load_model(init)
+        if init_build != build or init_card["keypoints"] != names:
+            raise ValueError(f"{init}: built as {init_build} for {init_card['keypoints']}; this run needs {build} "
+                             f"for {names}")
+        init_state = init_net.state_dict()
+    net, elapsed = fit_spdh(build.build(), dataset, out, "robot_pose", {"keypoints": names, "build": build.to_dict()},
+                            steps=steps, batch_size=batch_size, lr=lr, device=device, seed=seed,
+                            checkpoint_every=checkpoint_every, log_every=log_every, workers=workers,
+                            init_state=init_state)
 
     card = {
         "component": "robot_pose",

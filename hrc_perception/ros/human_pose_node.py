@@ -20,8 +20,9 @@ Publishes, once per TrackArray, with its header (the colour image's):
 People: the person tracks matched in this image (``time_since_update`` 0), at most
 ``max_people`` (largest boxes first). Each gets its instance's box and mask (the
 InstanceArray of the same stamp; the track's box without a mask if it has not
-arrived), the ``backend``'s 2D joints on the crop, depth lifting and One Euro
-smoothing per track id. Every such person is in the output, also when nothing was
+arrived), then the ``backend``: ``mediapipe`` (BlazePose's 2D joints on the colour
+crop, lifted with the depth) or ``spdh`` (3D joints from the depth crop, ``weights``),
+and One Euro smoothing per track id. Every such person is in the output, also when nothing was
 found (all joints NaN, confidence 0): the safety monitor then knows a person is there
 without a usable skeleton. ``Skeleton``: model ``coco17``, ``id`` = track id, positions
 in the camera optical frame (metres; NaN = unknown), confidence, the 2D joints
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import Point
@@ -52,6 +54,7 @@ from hrc_perception.ros.convert import ImageConversionError, copy_header, durati
 from hrc_perception.ros.node_base import CAMERA_COLOR_TOPIC as COLOR_TOPIC
 from hrc_perception.ros.node_base import CAMERA_DEPTH_TOPIC as DEPTH_TOPIC
 from hrc_perception.ros.node_base import CAMERA_INFO_TOPIC, HrcNode, ParamSpec, run_node
+from hrc_perception.ros.weights import load_error_text, resolve_weights
 from hrc_perception.skeletons import COCO17_BONES, COCO17_NAMES
 from hrc_perception.viz.draw import id_color
 
@@ -60,6 +63,9 @@ TRACKS_TOPIC = "tracking/tracks"
 SKELETONS_TOPIC = "humans/skeletons"
 MARKERS_TOPIC = "human_pose/markers"
 NS_PER_S = 1_000_000_000
+WEIGHTS_RELPATH = Path("models") / "human_pose" / "model.pt"
+NO_WEIGHTS_MESSAGE = "no human pose weights for the spdh backend: train with `hrc-perception train human_pose`, " \
+    "set weights, or use backend mediapipe"
 
 
 def person_skeleton_msg(header: Header, sk, image_hw: tuple[int, int]) -> Skeleton:
@@ -118,8 +124,11 @@ class HumanPoseNode(HrcNode):
     """
 
     PARAMS = (
-        ParamSpec("backend", "mediapipe", "2D joints per person crop: BlazePose (mediapipe)",
-                  choices=("mediapipe",), read_only=True),
+        ParamSpec("backend", "mediapipe", "per person crop: mediapipe (BlazePose 2D joints, lifted with the depth; "
+                  "for real cameras) or spdh (3D joints from the depth crop; trained on the synthetic cell)",
+                  choices=("mediapipe", "spdh"), read_only=True),
+        ParamSpec("weights", "", "spdh backend model (hrc-perception train human_pose); '' = the shipped "
+                  "models/human_pose/model.pt", read_only=True),
         ParamSpec("max_people", 6, "most people estimated per image (largest first)", min_value=1, max_value=100),
         ParamSpec("min_confidence", 0.3, "joints below this (2D confidence x depth support) are unknown",
                   min_value=0.0, max_value=1.0),
@@ -137,6 +146,7 @@ class HumanPoseNode(HrcNode):
 
     def __init__(self, node_name: str = "human_pose", **kwargs):
         self.estimator = None
+        self.configure_error: str | None = None
         self.arrays_processed = 0
         self.people_processed = 0
         self.last_inference_s = float("nan")
@@ -151,8 +161,17 @@ class HumanPoseNode(HrcNode):
     # -- lifecycle ------------------------------------------------------------------
     def on_configure_hook(self) -> None:
         from hrc_perception.human_pose.estimator import HumanPoseEstimator
-        from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
-        backend = MediapipeBackend(pad_fraction=self.param("crop_padding"))
+        self.configure_error = None
+        try:
+            if self.param("backend") == "spdh":
+                from hrc_perception.human_pose.spdh_backend import SpdhBackend
+                backend = SpdhBackend(resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE))
+            else:
+                from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
+                backend = MediapipeBackend(pad_fraction=self.param("crop_padding"))
+        except Exception as e:   # the base logs it as one line and fails the transition
+            self.configure_error = load_error_text(e)
+            raise
         self.estimator = HumanPoseEstimator(backend, min_confidence=self.param("min_confidence"))
         self._apply_params()
         q = self.input_qos()

@@ -5,7 +5,7 @@ Output directory layout::
     meta.json             run description: config, seed, frames, classes, outputs (written last)
     ground_truth.jsonl    per-frame ground truth keyed by stamp (hrc_perception.io.ground_truth)
     bag/                  rosbag2 MCAP (hrc_perception.io.bag), with --bag
-    coco/ bop/ keypoints/ training datasets, with --dataset
+    coco/ bop/ keypoints/ person_crops/ training datasets, with --dataset
 
 Every output is written under a temporary name and renamed when complete; a
 ``meta.json`` is present only when the whole run finished.
@@ -30,11 +30,12 @@ from hrc_perception.io.bop import BopWriter
 from hrc_perception.io.coco import CocoWriter
 from hrc_perception.io.ground_truth import GroundTruthWriter
 from hrc_perception.io.keypoints_npz import KeypointsWriter
+from hrc_perception.io.person_crops_npz import PersonCropsWriter
 from hrc_perception.sim.config import CellConfig, config_to_dict
 from hrc_perception.sim.frame import Frame, PartGT
 from hrc_perception.sim.generator import SynthRun
 
-DATASETS = ("coco", "bop", "keypoints")
+DATASETS = ("coco", "bop", "keypoints", "person_crops")
 WRITE_QUEUE_FRAMES = 4   # frames rendered ahead of the writer thread
 
 
@@ -93,6 +94,8 @@ def run_synth(cfg: CellConfig, seed: int, frames: int, out_dir: Path, bag: bool,
             writers.append(BopWriter(out_dir / "bop", run.classes, run.assets.parts, silhouette_fn=silhouette))
         elif name == "keypoints":
             writers.append(KeypointsWriter(out_dir / "keypoints", run.classes, run.assets.parts, xyz_size=xyz_size))
+        elif name == "person_crops":
+            writers.append(PersonCropsWriter(out_dir / "person_crops"))
 
     t0 = time.perf_counter()
     bar = _progress(frames, progress)
