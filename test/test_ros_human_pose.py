@@ -134,3 +134,47 @@ def test_person_not_found_is_listed_and_bad_input(ros_context, small_frames):
         assert node.lifecycle_state == "active"
     finally:
         h.close()
+
+
+@pytest.fixture(scope="module")
+def untrained_spdh(tmp_path_factory):
+    """An untrained spdh human model (small widths, 64 px crops): skeletons come out, not accurate ones."""
+    torch = pytest.importorskip("torch")
+    from hrc_perception.human_pose.spdh_data import NETWORK_Z_RANGE_M
+    from hrc_perception.robot_pose.model import BuildConfig, save_model
+    build = BuildConfig(num_joints=17, widths=(8, 8, 16, 16), input_hw=(64, 64), z_range_m=NETWORK_Z_RANGE_M)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = build.build().eval()
+    path = tmp_path_factory.mktemp("human_weights") / "model.pt"
+    save_model(path, build, net, {"component": "human_pose", "keypoints": list(COCO17_NAMES)})
+    return path
+
+
+def test_spdh_backend_in_the_node_and_bad_weights(ros_context, small_frames, untrained_spdh, tmp_path):
+    h, pubs = _rig(ros_context, backend="spdh", weights=str(untrained_spdh), min_confidence=0.0)
+    try:
+        frame = small_frames[7]
+        stamp = 11_000_000_000
+        inst = _send_frame(h, pubs, frame, stamp)
+        out = h.send(_person_tracks(inst, stamp), SKELETONS_TOPIC, 20.0)
+        persons = {100 + i.id for i in inst.instances if i.class_name == "person"}
+        assert {s.id for s in out.skeletons} == persons
+        for sk in out.skeletons:
+            p = np.array([[q.x, q.y, q.z] for q in sk.positions])
+            known = np.isfinite(p).all(axis=1)
+            assert known.any()        # min_confidence 0: every decoded joint is given
+            assert (p[known, 2] > 0).all() and (np.array(sk.visibility)[known] == 2).all()
+    finally:
+        h.close()
+    # a robot_pose model (not COCO-17) as spdh weights: configure fails with the reason
+    from hrc_perception.robot_pose.model import BuildConfig, save_model
+    bad = tmp_path / "robot.pt"
+    save_model(bad, BuildConfig(num_joints=3, widths=(8, 8, 16, 16)), BuildConfig(3, (8, 8, 16, 16)).build(),
+               {"keypoints": ["a", "b", "c"]})
+    node = HumanPoseNode(context=ros_context, parameter_overrides=[Parameter("backend", value="spdh"),
+                                                                   Parameter("weights", value=str(bad))])
+    try:
+        assert node.lifecycle_state == "unconfigured" and "not a human_pose SPDH model" in node.configure_error
+    finally:
+        node.destroy_node()
