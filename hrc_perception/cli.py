@@ -193,6 +193,22 @@ def cmd_eval_human_pose(args) -> int:
     return 0
 
 
+def cmd_eval_safety(args) -> int:
+    from hrc_perception.ros.graph import load_graph, node_parameters
+    from hrc_perception.ros.safety_report import report_lines, safety_evaluation
+    values = next(node_parameters(gn) for gn in load_graph(args.graph).nodes if gn.name == "safety_monitor")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = safety_evaluation(Path(args.bag), out, values)
+    if res is None:
+        print(f"error: {args.bag}: no safety/status or no ground truth (ground_truth/robot/skeleton and "
+              "ground_truth/humans/skeletons) recorded", file=sys.stderr)
+        return 2
+    print("\n".join(report_lines(res)))
+    print(f"wrote {out / 'safety.json'} and {out / 'safety_timeline.png'}")
+    return 0
+
+
 def cmd_eval_robot_pose(args) -> int:
     from hrc_perception.robot_pose.evaluate import evaluate, print_table
     res = evaluate(Path(args.weights), Path(args.data), device=args.device, max_frames=args.max_frames,
@@ -466,6 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the spdh backend's model ('' = mediapipe only)")
     eh.add_argument("--json", help="also write the figures to this JSON file")
     eh.set_defaults(func=cmd_eval_human_pose)
+    esf = esub.add_parser("safety", help="a recorded run's safety/status against verdicts of the true skeletons "
+                                         "(confusion, distance error, latencies, timeline plot)")
+    esf.add_argument("--bag", required=True, help="a recording with safety/status and ground truth (make demo's "
+                     "out/demo/demo.mcap)")
+    esf.add_argument("--graph", default="demo", help="graph whose safety_monitor parameters made the run")
+    esf.add_argument("--out", default="out/safety", help="where safety.json and safety_timeline.png go")
+    esf.set_defaults(func=cmd_eval_safety)
     et = esub.add_parser("tracking", help="MOTA / IDF1 of Deep SORT, SORT and deep-sort-realtime on the same inputs")
     et.add_argument("--data", help="synth output with coco/ (episodes with ground-truth identities)")
     et.add_argument("--weights", default="models/segmentation/model.pt",
