@@ -3,7 +3,7 @@
 Rendered frames of the default cell (640x480); every person with at least 6 visible
 joints, its box and mask from the ground truth. Timed per person: the whole estimate
 (crop + BlazePose + depth lifting + smoothing, :class:`HumanPoseEstimator`), and its
-parts; in the same run the peer: BlazePose on the whole frame (no crop; it finds one
+parts; the spdh backend's whole estimate (depth crop + network + decoding + smoothing); in the same run the peer: BlazePose on the whole frame (no crop; it finds one
 person at most, and often none when people are small), with the share it found.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ def _ms(ts: list[float]) -> dict:
     return {"median": round(1e3 * statistics.median(s), 2), "p95": round(1e3 * s[int(0.95 * (len(s) - 1))], 2)}
 
 
-def bench_human_pose(frames: int = 30, seed: int = 960, json_path: str | None = None) -> dict:
+def bench_human_pose(frames: int = 30, seed: int = 960, json_path: str | None = None,
+                     spdh_weights: str | None = "models/human_pose/model.pt") -> dict:
     from hrc_perception.human_pose.estimator import HumanPoseEstimator, PersonInput
     from hrc_perception.human_pose.evaluate import _person_boxes
     from hrc_perception.human_pose.lifting import LiftingParams, lift_joints
@@ -58,15 +59,29 @@ def bench_human_pose(frames: int = 30, seed: int = 960, json_path: str | None = 
         t_lift.append(t3 - t2)
         t_full_frame.append(t4 - t3)
     backend.close()
+    t_spdh = []
+    if spdh_weights and Path(spdh_weights).is_file():
+        from hrc_perception.human_pose.spdh_backend import SpdhBackend
+        spdh = HumanPoseEstimator(SpdhBackend(spdh_weights))
+        spdh.estimate(people[0][0].rgb, people[0][1], people[0][0].K, [PersonInput(1, people[0][4], people[0][3])],
+                      0.0)
+        for f, depth_m, h, mask, box in people:
+            t0 = time.perf_counter()
+            spdh.estimate(f.rgb, depth_m, f.K, [PersonInput(h.instance_id, box, mask)], f.time_s)
+            t_spdh.append(time.perf_counter() - t0)
     res = {"people": len(people), "frames": frames, "seed": seed, "image": "640x480",
            "per_person_ms": _ms(t_all), "backend_ms": _ms(t_backend), "lifting_ms": _ms(t_lift),
            "peer_blazepose_full_frame_ms": _ms(t_full_frame),
            "ratio_full_frame_over_crop": round(statistics.median(t_full_frame) / statistics.median(t_backend), 2),
            "peer_found_a_person": round(found_full / len(people), 3),
+           "spdh_per_person_ms": _ms(t_spdh) if t_spdh else None,
            "goal_ms": 40.0, "command": "hrc-perception " + " ".join(sys.argv[1:]), "machine": machine_line("cpu")}
     print(f"bench human_pose: {len(people)} people in {frames} frames (seed {seed}), {res['machine']}")
     for k in ("per_person_ms", "backend_ms", "lifting_ms", "peer_blazepose_full_frame_ms"):
         print(f"  {k:<32} median {res[k]['median']:7.2f}  p95 {res[k]['p95']:7.2f}")
+    if t_spdh:
+        print(f"  {'spdh backend per person':<32} median {res['spdh_per_person_ms']['median']:7.2f}  "
+              f"p95 {res['spdh_per_person_ms']['p95']:7.2f}")
     print(f"  the full-frame peer found a person in {100 * res['peer_found_a_person']:.0f}% of the frames "
           "(one person at most); the crops are estimated per person")
     if json_path:
