@@ -213,3 +213,17 @@ def test_stamp_clock_follows_the_newest_stamp_and_keeps_running():
     assert c.now(5.3) == pytest.approx(100.3)
     c.observe(100.4, monotonic_s=5.31)                 # a newer stamp re-anchors it
     assert c.now(5.41) == pytest.approx(100.5)
+
+
+def test_an_unseen_hand_counts_within_reach_of_its_elbow():
+    body = HumanBodyModel()
+    p = standing_person(0.0)
+    robot = chain_capsules(["a", "b"], np.array([[0.2 + 0.30, -1.0, 3.0], [0.2 + 0.30, -1.5, 3.0]]), 0.05)
+    seen = closest_pair(body.capsules(p), robot).distance_m
+    p_unseen = p.copy()
+    p_unseen[COCO17_NAMES.index("right_wrist")] = np.nan
+    caps = body.capsules(p_unseen)
+    pair = closest_pair(caps, robot)
+    # the right elbow at x = 0.2 is 0.30 m from the link's axis: 0.30 - 0.42 reach - 0.05 link
+    assert pair.distance_m == pytest.approx(0.30 - 0.42 - 0.05) and pair.name_a == "right_elbow"
+    assert pair.distance_m < seen

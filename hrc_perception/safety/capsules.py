@@ -159,6 +159,16 @@ class HumanBodyModel:
         ("left_wrist", "hand_radius_m"), ("right_wrist", "hand_radius_m"),
         ("left_ankle", "foot_radius_m"), ("right_ankle", "foot_radius_m")])
 
+    # A limb whose outer joint is unknown may be anywhere within reach of its known inner
+    # joint: a sphere there whose radius is the reach (segment lengths of a tall adult plus
+    # the end's own radius), so an unseen hand still counts (conservatively).
+    reach: list[tuple[str, str, float]] = field(default_factory=lambda: [
+        # (known joint, unknown joint, reach in metres)
+        ("left_elbow", "left_wrist", 0.42), ("right_elbow", "right_wrist", 0.42),
+        ("left_shoulder", "left_elbow", 0.75), ("right_shoulder", "right_elbow", 0.75),
+        ("left_knee", "left_ankle", 0.58), ("right_knee", "right_ankle", 0.58),
+        ("left_hip", "left_knee", 1.05), ("right_hip", "right_knee", 1.05)])
+
     def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(end joint a [C], end joint b [C], radius [C]) of every limb and sphere, COCO-17 indices."""
         pairs = [(_idx(a), _idx(b), getattr(self, attr)) for a, b, attr in self.limbs]
@@ -170,7 +180,8 @@ class HumanBodyModel:
         """Capsules of one person from COCO-17 joints positions_m [17, 3] (NaN =
         unknown: capsules touching an unknown joint are left out; a lone known joint
         with no capsule of its own becomes a sphere of the torso radius, so no seen
-        joint is ever ignored)."""
+        joint is ever ignored; an unknown elbow, wrist, knee or ankle whose inner joint
+        is known adds a sphere of the limb's reach around that joint, ``reach``)."""
         p = np.asarray(positions_m, dtype=np.float64).reshape(len(COCO17_NAMES), 3)
         ok = np.isfinite(p).all(axis=1)
         ia, ib, r = self._layout()
@@ -178,9 +189,11 @@ class HumanBodyModel:
         covered = np.zeros(len(p), bool)
         covered[ia[keep]] = covered[ib[keep]] = True
         lone = np.flatnonzero(ok & ~covered)
-        ia = np.concatenate([ia[keep], lone])
-        ib = np.concatenate([ib[keep], lone])
-        r = np.concatenate([r[keep], np.full(len(lone), self.torso_radius_m)])
+        reach = [(_idx(k), rm) for k, u, rm in self.reach if ok[_idx(k)] and not ok[_idx(u)]]
+        r_idx = np.array([k for k, _ in reach], dtype=np.int64)
+        ia = np.concatenate([ia[keep], lone, r_idx])
+        ib = np.concatenate([ib[keep], lone, r_idx])
+        r = np.concatenate([r[keep], np.full(len(lone), self.torso_radius_m), [rm for _, rm in reach]])
         if not len(ia):
             return Capsules.empty()
         return Capsules(p[ia], p[ib], r, [COCO17_NAMES[i] for i in ia], [COCO17_NAMES[i] for i in ib])
