@@ -227,3 +227,10 @@ def test_an_unseen_hand_counts_within_reach_of_its_elbow():
     # the right elbow at x = 0.2 is 0.30 m from the link's axis: 0.30 - 0.42 reach - 0.05 link
     assert pair.distance_m == pytest.approx(0.30 - 0.42 - 0.05) and pair.name_a == "right_elbow"
     assert pair.distance_m < seen
+
+
+def test_monitor_params_from_node_values():
+    from hrc_perception.safety.monitor import monitor_params
+    p = monitor_params({"reaction_time_s": 0.2, "stopping_distance_m": -1.0, "unknown_limb_reach": False})
+    assert p.separation.reaction_time_s == 0.2 and p.separation.stopping_distance_m is None
+    assert p.body.reach == [] and monitor_params({}).body.reach

@@ -147,6 +147,8 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("warning_margin_m", 0.5, "WARNING within S_p + this (m)", min_value=0.0, max_value=10.0),
         ParamSpec("max_age_s", 0.5, "inputs older than this are stale: UNKNOWN (s)", min_value=0.01,
                   max_value=10.0),
+        ParamSpec("unknown_limb_reach", True, "a person's unknown elbow, wrist, knee or ankle counts as anywhere "
+                  "within the limb's reach of its known inner joint (conservative distances)"),
         ParamSpec("min_human_speed_mps", 0.0, "floor under a person's measured speed (m/s)", min_value=0.0,
                   max_value=10.0),
         ParamSpec("min_person_joints", 4, "a skeleton with fewer known joints is no skeleton",
@@ -231,7 +233,7 @@ class SafetyMonitorNode(HrcNode):
         names = ("reaction_time_s", "stopping_time_s", "stopping_distance_m", "intrusion_distance_m",
                  "human_uncertainty_m", "robot_uncertainty_m", "robot_max_speed_mps", "robot_link_radius_m",
                  "warning_margin_m", "max_age_s", "min_person_joints", "robot_speed_unknown_mps",
-                 "min_human_speed_mps")
+                 "min_human_speed_mps", "unknown_limb_reach")
         return monitor_params({n: self.param(n) for n in names})
 
     # -- inputs -----------------------------------------------------------------------
