@@ -219,3 +219,15 @@ def test_person_crop_dataset_targets_round_trip_and_flip(small_frames, tmp_path)
         a = target.numpy()[ls]
         b = t_flip.numpy()[rs][:, ::-1]     # the mirrored right shoulder is the original left one
         assert np.unravel_index(a.argmax(), a.shape) == np.unravel_index(b.argmax(), b.shape)
+
+
+def test_mask_grows_along_continuous_depth_not_across_edges():
+    from hrc_perception.human_pose.crops import grow_mask_by_depth
+    depth = np.full((40, 40), 3.0)
+    depth[10:30, 10:30] = 2.0             # the person (and a hand at columns 25-29) at 2 m
+    mask = np.zeros_like(depth, bool)
+    mask[10:30, 10:25] = True             # the segmentation stopped 5 px short of the hand's end
+    grown = grow_mask_by_depth(mask, depth, iterations=4)
+    assert grown[10:30, 25:29].all() and not grown[10:30, 29].any()   # 4 px grown, no more
+    assert not grown[:10].any() and not grown[30:].any() and not grown[:, :10].any()   # never onto the wall
+    assert mask.sum() == 20 * 15          # the input is not changed

@@ -41,6 +41,27 @@ class PersonCrop:
         return np.where(valid[..., None], rel, 0.0).astype(np.float32)
 
 
+def grow_mask_by_depth(mask: np.ndarray, depth_m: np.ndarray, iterations: int = 4, tol_m: float = 0.05
+                       ) -> np.ndarray:
+    """mask [H, W] bool grown by up to ``iterations`` pixels into neighbours with depth
+    within tol_m of the mean depth of their masked 8-neighbours (a segmentation mask that
+    stops short of a hand or a sleeve on the same surface; not across a depth edge).
+    depth_m [H, W] metres (0 / NaN = none). Returns a new mask."""
+    from scipy.ndimage import convolve
+    m = np.asarray(mask, bool).copy()
+    z = np.where(np.isfinite(depth_m) & (depth_m > 0), depth_m, 0.0)
+    kernel = np.ones((3, 3))
+    for _ in range(iterations):
+        on = (m & (z > 0)).astype(np.float64)
+        n = convolve(on, kernel, mode="constant")
+        mean = convolve(z * on, kernel, mode="constant") / np.maximum(n, 1)
+        grow = ~m & (n > 0) & (z > 0) & (np.abs(z - mean) < tol_m)
+        if not grow.any():
+            break
+        m |= grow
+    return m
+
+
 def crop_box(box_xyxy: np.ndarray, pad_fraction: float = 0.1) -> tuple[int, int, int]:
     """(x0, y0, side) of the square around box_xyxy [4] (pixels) grown by pad_fraction per side."""
     x0, y0, x1, y1 = (float(v) for v in box_xyxy)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hrc_perception.human_pose.crops import person_crop
+from hrc_perception.human_pose.crops import crop_box, grow_mask_by_depth, person_crop
 from hrc_perception.human_pose.spdh_data import (NETWORK_Z_RANGE_M, CropAugment, PersonCropDataset, crop_input,
                                                  crop_spec, load_person_crops)
 from hrc_perception.io.atomic import atomic_write_json
@@ -30,12 +30,13 @@ CROP_SIZE = 128
 
 class SpdhBackend:
     """SPDH on person depth crops. weights: a ``train human_pose`` model file;
-    min_presence: joints whose presence probability is below it are unknown."""
+    grow_mask_px: grow the given mask by this many pixels of continuous depth (a
+    segmentation mask that misses a hand's edge pixels)."""
 
     name = "spdh"
     three_d = True     # estimate_3d gives camera-frame joints (no depth lifting needed)
 
-    def __init__(self, weights: str | Path, device: str = "cpu"):
+    def __init__(self, weights: str | Path, device: str = "cpu", grow_mask_px: int = 0):
         self.build, self.net, self.card = load_model(weights, device)
         if self.card.get("component") != "human_pose" or self.card.get("keypoints") != list(COCO17_NAMES):
             raise ValueError(f"{weights}: not a human_pose SPDH model (component {self.card.get('component')!r}, "
@@ -43,6 +44,7 @@ class SpdhBackend:
         self.device = torch.device(device)
         self.net.to(self.device)
         self.spec = self.build.heatmap_spec
+        self.grow_mask_px = int(grow_mask_px)
 
     def close(self) -> None:
         pass
@@ -62,12 +64,18 @@ class SpdhBackend:
     def estimate_3d(self, depth_m: np.ndarray, K: np.ndarray, box_xyxy: np.ndarray, mask: np.ndarray | None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(xyz_m [17, 3] NaN when unknown, confidence [17], uv_px [17, 2] full image) of
-        one person; the mask (the person's pixels) is required: without it the box's
-        pixels are used."""
+        one person; the mask (the person's pixels; without one the box's pixels are used)
+        is first grown by up to ``grow_mask_px`` pixels of continuous depth
+        (:func:`~hrc_perception.human_pose.crops.grow_mask_by_depth`)."""
         if mask is None:
             mask = np.zeros(depth_m.shape, bool)
             x0, y0, x1, y1 = (int(round(v)) for v in box_xyxy)
             mask[max(y0, 0):y1, max(x0, 0):x1] = True
+        elif self.grow_mask_px > 0:
+            x0, y0, side = crop_box(box_xyxy)
+            win = (slice(max(y0, 0), max(y0 + side, 0)), slice(max(x0, 0), max(x0 + side, 0)))
+            mask = mask.copy()
+            mask[win] = grow_mask_by_depth(mask[win], depth_m[win], self.grow_mask_px)
         crop = person_crop(depth_m, K, mask, box_xyxy, self.build.input_hw[0])
         if crop is None:
             return np.full((17, 3), np.nan), np.zeros(17), np.full((17, 2), np.nan)

@@ -129,6 +129,8 @@ class HumanPoseNode(HrcNode):
                   choices=("mediapipe", "spdh"), read_only=True),
         ParamSpec("weights", "", "spdh backend model (hrc-perception train human_pose); '' = the shipped "
                   "models/human_pose/model.pt", read_only=True),
+        ParamSpec("grow_mask_px", 0, "spdh: grow each person's mask by up to this many pixels of continuous "
+                  "depth (segmentation masks that stop short of a hand)", min_value=0, max_value=20, read_only=True),
         ParamSpec("max_people", 6, "most people estimated per image (largest first)", min_value=1, max_value=100),
         ParamSpec("min_confidence", 0.3, "joints below this (2D confidence x depth support) are unknown",
                   min_value=0.0, max_value=1.0),
@@ -165,7 +167,8 @@ class HumanPoseNode(HrcNode):
         try:
             if self.param("backend") == "spdh":
                 from hrc_perception.human_pose.spdh_backend import SpdhBackend
-                backend = SpdhBackend(resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE))
+                backend = SpdhBackend(resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE),
+                                      grow_mask_px=self.param("grow_mask_px"))
             else:
                 from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
                 backend = MediapipeBackend(pad_fraction=self.param("crop_padding"))
