@@ -76,7 +76,7 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
                          start_timeout_s: float = 120.0) -> None:
     """Run each node of the demo graph in its own process (``bringup --only``, as
     ``ros2 launch`` would) and a recorder of ``namespace`` in this one, for duration_s
-    seconds after the source starts. The source starts once every other node is
+    seconds from the source's first camera frame. The source starts once every other node is
     discovered, so no frame is lost to a node still loading its model."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -110,6 +110,16 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
         print(f"demo: {', '.join(sorted(wanted))} up after {time.monotonic() - t0:.1f} s; starting "
               f"{', '.join(n.name for n in sources)} for {duration_s:.0f} s", file=sys.stderr)
         procs_sources = [_node_process(graph.name, n.name, overrides, env) for n in sources]
+        # the duration counts from the first camera frame: on a small machine the source
+        # itself takes seconds to start while the other nodes still load their models
+        first = f"{namespace.rstrip('/')}/{COLOR_TOPIC}"
+        t0 = time.monotonic()
+        while recorder.counts.get(first, 0) == 0:
+            if time.monotonic() - t0 > start_timeout_s or any(p.poll() is not None for p in procs_sources):
+                raise RuntimeError(f"demo: no {first} within {start_timeout_s:.0f} s of starting the source")
+            time.sleep(0.2)
+        print(f"demo: first camera frame {time.monotonic() - t0:.1f} s after starting the source; recording "
+              f"{duration_s:.0f} s", file=sys.stderr)
         t_end = time.monotonic() + duration_s
         while time.monotonic() < t_end:
             if any(p.poll() is not None for p in procs_sources + procs_others):
