@@ -231,3 +231,28 @@ def test_mask_grows_along_continuous_depth_not_across_edges():
     assert grown[10:30, 25:29].all() and not grown[10:30, 29].any()   # 4 px grown, no more
     assert not grown[:10].any() and not grown[30:].any() and not grown[:, :10].any()   # never onto the wall
     assert mask.sum() == 20 * 15          # the input is not changed
+
+
+def test_hand_cut_removes_the_pixels_around_a_wrist_and_keeps_its_target(small_frames, tmp_path):
+    from hrc_perception.human_pose.spdh_data import CropAugment, PersonCropDataset, load_person_crops
+    from hrc_perception.io.person_crops_npz import PersonCropsWriter
+    from hrc_perception.robot_pose.spdh import HeatmapSpec
+    w = PersonCropsWriter(tmp_path / "person_crops", crop_size=64)
+    for f in small_frames:
+        w.add(f)
+    w.close()
+    crops = load_person_crops(tmp_path)
+    spec = HeatmapSpec((32, 32), (1.0, 3.0), 1.5)
+    plain = PersonCropDataset(crops, spec)
+    cut = PersonCropDataset(crops, spec, CropAugment(flip_p=0.0, holes_p=0.0, drop_p=0.0, hand_cut_p=1.0,
+                                                     hand_cut_radius_px=(8.0, 8.0)))
+    removed = 0
+    for i in range(len(crops)):
+        x0, t0, _ = plain[i]
+        x1, t1, _ = cut[i]
+        assert np.array_equal(t0.numpy(), t1.numpy())                 # targets unchanged
+        lost = (x0[3] > 0) & (x1[3] == 0)
+        assert not ((x0[3] == 0) & (x1[3] > 0)).any()                 # nothing added
+        removed += int(lost.sum())
+        assert lost.sum() <= np.pi * 8 ** 2 + 8                       # at most the disc
+    assert removed > 0

@@ -107,8 +107,8 @@ def evaluate_crops(weights: str | Path, data: str | Path, max_crops: int | None 
 
 def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, batch_size: int = 16,
           lr: float = 2e-3, device: str = "cpu", seed: int = 0, checkpoint_every: int = 200,
-          workers: int = 1, threads: int | None = None, widths: tuple[int, int, int, int] = (16, 32, 64, 128)
-          ) -> dict:
+          workers: int = 1, threads: int | None = None, widths: tuple[int, int, int, int] = (16, 32, 64, 128),
+          init: Path | None = None, hand_cut_p: float = 0.0) -> dict:
     """`hrc-perception train human_pose`: train (or resume), write model.pt and model_card.json."""
     from hrc_perception.robot_pose.train import fit_spdh
     from hrc_perception.segmentation.model import file_sha256
@@ -121,20 +121,27 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, bat
     size = crops.xyz_m.shape[1]
     build = BuildConfig(num_joints=len(COCO17_NAMES), widths=tuple(widths), input_hw=(size, size),
                         z_range_m=NETWORK_Z_RANGE_M)
-    dataset = PersonCropDataset(crops, build.heatmap_spec, CropAugment(), seed=seed)
+    dataset = PersonCropDataset(crops, build.heatmap_spec, CropAugment(hand_cut_p=hand_cut_p), seed=seed)
+    init_state = None
+    if init is not None:
+        init_build, init_net, init_card = load_model(init)
+        if init_build != build or init_card.get("component") != "human_pose":
+            raise ValueError(f"{init}: built as {init_build} ({init_card.get('component')}); this run needs {build}")
+        init_state = init_net.state_dict()
     print(f"train human_pose: {len(dataset)} person crops of {size}x{size}, heatmaps {build.heatmap_spec.hw}",
           file=sys.stderr)
     net, elapsed = fit_spdh(build.build(), dataset, out, "human_pose",
                             {"keypoints": list(COCO17_NAMES), "build": build.to_dict()}, steps=steps,
                             batch_size=batch_size, lr=lr, device=device, seed=seed,
-                            checkpoint_every=checkpoint_every, workers=workers)
+                            checkpoint_every=checkpoint_every, workers=workers, init_state=init_state)
     card = {
         "component": "human_pose",
         "architecture": "SPDH on a person's depth crop (the robot_pose U-Net): per COCO-17 joint a uv-plane and a "
                         "uz-plane heatmap (+-1 m around the person's median depth) and a presence logit",
         "keypoints": list(COCO17_NAMES), "input_hw": list(build.input_hw), "heatmap_hw": list(build.heatmap_spec.hw),
         "data": data_spec(data), "crops": len(dataset), "seed": seed, "steps": steps, "batch_size": batch_size,
-        "lr": lr, "training_command": "hrc-perception " + " ".join(sys.argv[1:]),
+        "lr": lr, "hand_cut_p": hand_cut_p, "initialised_from": str(init) if init else None,
+        "training_command": "hrc-perception " + " ".join(sys.argv[1:]),
         "training_time_s": round(elapsed, 1), "machine": machine_line(device)}
     model_path = out / "model.pt"
     save_model(model_path, build, net, card)

@@ -91,11 +91,16 @@ def crop_spec(spec: HeatmapSpec, ref_z_m: float) -> HeatmapSpec:
 class CropAugment:
     """flip_p: mirror (x negated, cx mirrored, left and right joints swapped); holes_p:
     chance of 1-3 rectangular holes of up to holes_max_frac of the side; drop_p: chance
-    of dropping a random 0-20% of the person's pixels (sensor dropouts, mask errors)."""
+    of dropping a random 0-20% of the person's pixels (sensor dropouts, mask errors);
+    hand_cut_p: chance of removing the pixels around one wrist (a disc of
+    hand_cut_radius_px around its projection: a segmentation mask that stops short of a
+    hand over the robot), the wrist's target kept."""
     flip_p: float = 0.5
     holes_p: float = 0.3
     holes_max_frac: float = 0.3
     drop_p: float = 0.3
+    hand_cut_p: float = 0.0
+    hand_cut_radius_px: tuple[float, float] = (6.0, 14.0)
 
 
 class PersonCropDataset(torch.utils.data.Dataset):
@@ -142,4 +147,12 @@ def _augment(xyz, K, joints, vis, ref, aug: CropAugment, rng: np.random.Generato
             xyz[r:r + h, c:c + w] = 0
     if rng.random() < aug.drop_p:
         xyz[rng.random((S, S)) < rng.uniform(0.0, 0.2)] = 0
+    if rng.random() < aug.hand_cut_p:
+        j = COCO17_NAMES.index("left_wrist" if rng.random() < 0.5 else "right_wrist")
+        if vis[j] > 0 and joints[j, 2] > 0:
+            u = K[0, 0] * joints[j, 0] / joints[j, 2] + K[0, 2]
+            v = K[1, 1] * joints[j, 1] / joints[j, 2] + K[1, 2]
+            r = rng.uniform(*aug.hand_cut_radius_px)
+            yy, xx = np.mgrid[0:S, 0:S]
+            xyz[(xx - u) ** 2 + (yy - v) ** 2 <= r * r] = 0
     return xyz, K, joints, vis, ref
