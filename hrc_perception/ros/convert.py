@@ -326,3 +326,19 @@ def ns_to_stamp(ns: int) -> Time:
     if not -2**31 <= sec < 2**31:
         raise ValueError(f"{ns} ns is outside the range of builtin_interfaces/Time")
     return Time(sec=sec, nanosec=nanosec)
+
+
+def pose_parameter_to_matrix(values: list[str], name: str) -> np.ndarray | None:
+    """T [4, 4] of a pose parameter [x, y, z, qx, qy, qz, qw] given as strings (metres,
+    quaternion x, y, z, w, normalised here), or None when it is empty ([""]).
+    ValueError naming the parameter for anything else."""
+    from hrc_perception.geometry import make_T, matrix_from_quaternion
+    if not [v for v in values if v]:
+        return None
+    try:
+        x = np.array([float(v) for v in values])
+    except ValueError:
+        raise ValueError(f"{name}: not numbers: {values}") from None
+    if x.shape != (7,) or not np.isfinite(x).all() or np.linalg.norm(x[3:]) < 1e-6:
+        raise ValueError(f"{name}: need [x, y, z, qx, qy, qz, qw] with a non-zero quaternion, got {values}")
+    return make_T(matrix_from_quaternion(x[3:] / np.linalg.norm(x[3:])), x[:3])

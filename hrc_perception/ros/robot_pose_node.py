@@ -59,7 +59,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from hrc_perception.msg import Skeleton
 from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, joint_positions, pose_error
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg,
-                                        matrix_to_pose, matrix_to_transform, stamp_to_ns)
+                                        matrix_to_pose, matrix_to_transform, pose_parameter_to_matrix, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.weights import load_error_text, resolve_weights
 
@@ -170,7 +170,7 @@ class RobotPoseNode(HrcNode):
         from hrc_perception.robot_pose.predictor import RobotPosePredictor
         self.configure_error = None
         try:
-            self._expected_T = self._parse_expected_pose(self.param("expected_base_pose"))
+            self._expected_T = pose_parameter_to_matrix(self.param("expected_base_pose"), "expected_base_pose")
             path = resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE)
             self.predictor = RobotPosePredictor(path, device=self.param("device"))
             self.robot = robot_model_of_card(self.predictor.card)
@@ -207,20 +207,6 @@ class RobotPoseNode(HrcNode):
         self._camera_info = None
         self._joint_states = []
         self.predictor = self.robot = self._estimator = self._tf = None
-
-    @staticmethod
-    def _parse_expected_pose(values: list[str]):
-        from hrc_perception.geometry import make_T, matrix_from_quaternion
-        if not [v for v in values if v]:
-            return None
-        try:
-            x = np.array([float(v) for v in values])
-        except ValueError:
-            raise ValueError(f"expected_base_pose: not numbers: {values}") from None
-        if x.shape != (7,) or not np.isfinite(x).all() or np.linalg.norm(x[3:]) < 1e-6:
-            raise ValueError(f"expected_base_pose: need [x, y, z, qx, qy, qz, qw] with a non-zero quaternion, "
-                             f"got {values}")
-        return make_T(matrix_from_quaternion(x[3:] / np.linalg.norm(x[3:])), x[:3])
 
     # -- inputs -----------------------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:

@@ -21,8 +21,8 @@ of radius S_p around the robot's closest point (the zone the person must stay ou
 Clock: ages are measured against the newest input stamp plus the time since it arrived
 (:class:`~hrc_perception.safety.clock.StampClock`), so recorded and live stamps both work.
 The status header's stamp is the camera frame the verdict is about: the people
-skeletons' stamp (the robot's before any people message, the clock's "now" before
-any input); ``data_age_s`` is the oldest input's age; the frame is the people's
+skeletons' stamp (the robot's before any people message, the node clock's now before
+any of them); ``data_age_s`` is the oldest input's age; the frame is the people's
 (camera optical). The first status of a stamp, received, minus that stamp is the
 camera-to-verdict latency.
 
@@ -55,7 +55,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.human_pose.smoothing import OneEuroFilter, OneEuroParams, SkeletonSmoother, speed_mps
 from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray, TrackArray
-from hrc_perception.ros.convert import copy_header, duration_msg, ns_to_stamp, pose_to_matrix, stamp_to_ns
+from hrc_perception.ros.convert import (copy_header, duration_msg, ns_to_stamp, pose_parameter_to_matrix, pose_to_matrix,
+                                        stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.safety.clock import StampClock
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, MonitorParams,
@@ -170,6 +171,8 @@ class SafetyMonitorNode(HrcNode):
         self._robot_filter = OneEuroFilter(OneEuroParams())
         self._people: list[PersonState] | None = None
         self._people_stamp_s: float | None = None
+        self._people_stamp_ns: int | None = None     # the header stamp, exact (the status is stamped with it)
+        self._robot_stamp_ns: int | None = None
         self._people_frame = ""
         self._bad_people: tuple[int, ...] = ()
         self._person_filters = SkeletonSmoother(OneEuroParams())
@@ -207,11 +210,10 @@ class SafetyMonitorNode(HrcNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
         self._subs, self._pubs, self._timer = [], {}, None
-        self._robot = self._people = self._people_stamp_s = None
+        self._robot = self._people = self._people_stamp_s = self._people_stamp_ns = self._robot_stamp_ns = None
         self._stamp_clock.reset()
 
     def _configure_fk(self) -> None:
-        from hrc_perception.geometry import make_T, matrix_from_quaternion
         from hrc_perception.sim.config import RobotConfig
         from hrc_perception.sim.robot import RobotModel
         cfg = RobotConfig()
@@ -219,15 +221,7 @@ class SafetyMonitorNode(HrcNode):
         keypoints = tuple(k for k in self.param("robot_keypoints") if k) or cfg.keypoints
         self._fk = RobotModel(RobotConfig(urdf=urdf, keypoints=keypoints, gripper_link=keypoints[-1]),
                               load_meshes=False)
-        values = [v for v in self.param("base_pose") if v]
-        if values:
-            try:
-                x = np.array([float(v) for v in values])
-            except ValueError:
-                raise ValueError(f"base_pose: not numbers: {values}") from None
-            if x.shape != (7,) or not np.isfinite(x).all() or np.linalg.norm(x[3:]) < 1e-6:
-                raise ValueError(f"base_pose: need [x, y, z, qx, qy, qz, qw], got {values}")
-            self._T_cam_base_param = make_T(matrix_from_quaternion(x[3:] / np.linalg.norm(x[3:])), x[:3])
+        self._T_cam_base_param = pose_parameter_to_matrix(self.param("base_pose"), "base_pose")
 
     def _monitor_params(self) -> MonitorParams:
         names = ("reaction_time_s", "stopping_time_s", "stopping_distance_m", "intrusion_distance_m",
@@ -237,10 +231,11 @@ class SafetyMonitorNode(HrcNode):
         return monitor_params({n: self.param(n) for n in names})
 
     # -- inputs -----------------------------------------------------------------------
-    def _observe(self, stamp) -> float:
-        t = stamp_to_ns(stamp) / NS_PER_S
-        self._stamp_clock.observe(t, time.monotonic())
-        return t
+    def _observe(self, stamp) -> tuple[int, float]:
+        """(stamp in ns, in s) of an input; advances the stamp clock."""
+        ns = stamp_to_ns(stamp)
+        self._stamp_clock.observe(ns / NS_PER_S, time.monotonic())
+        return ns, ns / NS_PER_S
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         if self.is_active:
@@ -253,20 +248,21 @@ class SafetyMonitorNode(HrcNode):
         while len(self._tracks) > 60:
             self._tracks.popitem(last=False)
 
-    def _set_robot(self, names: list[str], positions_m: np.ndarray, stamp_s: float) -> None:
-        known = np.isfinite(positions_m).all()
-        _, vel = self._robot_filter(positions_m, stamp_s) if known else (None, np.full_like(positions_m, np.nan))
-        self._robot = RobotState(list(names), positions_m, stamp_s, speed_mps(vel) if known else None)
+    def _set_robot(self, names: list[str], positions_m: np.ndarray, stamp_ns: int) -> None:
+        """The robot at stamp_ns; its speed from the filter when every joint is known."""
+        t = stamp_ns / NS_PER_S
+        speed = speed_mps(self._robot_filter(positions_m, t)[1]) if np.isfinite(positions_m).all() else None
+        self._robot, self._robot_stamp_ns = RobotState(list(names), positions_m, t, speed), stamp_ns
 
     def _on_robot_skeleton(self, msg: Skeleton) -> None:
         if not self.is_active:
             return
-        t = self._observe(msg.header.stamp)
+        ns, _ = self._observe(msg.header.stamp)
         p = np.array([[q.x, q.y, q.z] for q in msg.positions], dtype=np.float64).reshape(-1, 3)
         if len(msg.joint_names) != len(p):
             self.report("bad_robot_skeleton", f"{len(msg.joint_names)} joint names, {len(p)} positions")
             return
-        self._set_robot(list(msg.joint_names), p, t)
+        self._set_robot(list(msg.joint_names), p, ns)
 
     def _on_base_pose(self, msg: PoseStamped) -> None:
         if not self.is_active:
@@ -280,7 +276,7 @@ class SafetyMonitorNode(HrcNode):
         from hrc_perception.robot_pose.extrinsics import joint_positions
         if not self.is_active:
             return
-        t = self._observe(msg.header.stamp)
+        ns, _ = self._observe(msg.header.stamp)
         T = self._T_cam_base_param if self._T_cam_base_param is not None else self._T_cam_base_topic
         if T is None:
             self.report("no_base_pose", f"no camera-to-robot pose yet (parameter base_pose or {BASE_POSE_TOPIC})")
@@ -289,12 +285,12 @@ class SafetyMonitorNode(HrcNode):
         if q is None:
             self.report("joint_states_unusable", why)
             return
-        self._set_robot(list(self._fk.keypoint_links), self._fk.keypoints(q, T), t)
+        self._set_robot(list(self._fk.keypoint_links), self._fk.keypoints(q, T), ns)
 
     def _on_people(self, msg: SkeletonArray) -> None:
         if not self.is_active:
             return
-        t = self._observe(msg.header.stamp)
+        ns, t = self._observe(msg.header.stamp)
         people, bad = [], []
         for sk in msg.skeletons:
             p = np.array([[q.x, q.y, q.z] for q in sk.positions], dtype=np.float64).reshape(-1, 3)
@@ -306,7 +302,8 @@ class SafetyMonitorNode(HrcNode):
             _, vel = self._person_filters(sk.id, p, t)
             people.append(PersonState(int(sk.id), p, t, speed_mps(vel, robust=True)))
         self._person_filters.forget_older_than(t)
-        self._people, self._people_stamp_s, self._people_frame = people, t, msg.header.frame_id
+        self._people, self._people_stamp_s, self._people_stamp_ns = people, t, ns
+        self._people_frame = msg.header.frame_id
         self._bad_people = tuple(bad)
         self._publish()
 
@@ -316,8 +313,8 @@ class SafetyMonitorNode(HrcNode):
         tracker runs ahead of human_pose) that have no skeleton."""
         ids = {p.id for p in self._people or []}
         unseen = set(self._bad_people)
-        stamp_ns = int(round(self._people_stamp_s * NS_PER_S)) if self._people_stamp_s is not None else None
-        arrays = [self._tracks.get(stamp_ns)] + ([next(reversed(self._tracks.values()))] if self._tracks else [])
+        arrays = [self._tracks.get(self._people_stamp_ns)] + ([next(reversed(self._tracks.values()))]
+                                                              if self._tracks else [])
         for arr in arrays:
             if arr is not None:
                 unseen |= {int(tr.track_id) for tr in arr.tracks
@@ -333,7 +330,6 @@ class SafetyMonitorNode(HrcNode):
         now = self._stamp_clock.now(time.monotonic())
         if now is None:
             v = Verdict(UNKNOWN, reason="no input received yet")
-            now = self.get_clock().now().nanoseconds / NS_PER_S
         else:
             try:
                 v = assess(self._robot, self._people, now, self._params, self._people_stamp_s,
@@ -341,9 +337,9 @@ class SafetyMonitorNode(HrcNode):
             except Exception as e:  # noqa: BLE001 - never stop; a failed verdict is UNKNOWN
                 self.report("assess_error", f"{type(e).__name__}: {e}")
                 v = Verdict(UNKNOWN, reason=f"internal error: {type(e).__name__}")
-        about = (self._people_stamp_s if self._people_stamp_s is not None
-                 else self._robot.stamp_s if self._robot is not None else now)
-        header = Header(stamp=ns_to_stamp(int(round(about * NS_PER_S))), frame_id=self._people_frame)
+        about_ns = next((ns for ns in (self._people_stamp_ns, self._robot_stamp_ns) if ns is not None),
+                        self.get_clock().now().nanoseconds)
+        header = Header(stamp=ns_to_stamp(about_ns), frame_id=self._people_frame)
         self._pubs["status"].publish(status_msg(v, header))
         if self.param("markers") and self._people_frame:
             self._pubs["markers"].publish(status_markers(v, header, self.param("marker_lifetime_s")))
