@@ -166,3 +166,19 @@ def matrix_from_quaternion(q_xyzw: np.ndarray) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def masks_to_boxes_xyxy(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes [N, 4] float32 xyxy (pixel edges: x1 = last column + 1) of masks [N, H, W]
+    and keep [N] bool (masks with at least one pixel and a box of >= 1 px)."""
+    n = len(masks)
+    boxes = np.zeros((n, 4), np.float32)
+    keep = np.zeros(n, bool)
+    for i, m in enumerate(masks):
+        rows = np.flatnonzero(m.any(axis=1))
+        if len(rows) == 0:
+            continue
+        cols = np.flatnonzero(m.any(axis=0))
+        boxes[i] = [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
+        keep[i] = True
+    return boxes, keep

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from hrc_perception.cli import main
-from hrc_perception.segmentation.dataset import Augment, CocoInstances, masks_to_boxes_xyxy
+from hrc_perception.geometry import masks_to_boxes_xyxy
+from hrc_perception.segmentation.dataset import Augment, CocoInstances
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def _ms(ts: list[float]) -> dict:
 def bench_human_pose(frames: int = 30, seed: int = 960, json_path: str | None = None,
                      spdh_weights: str | None = "models/human_pose/model.pt") -> dict:
     from hrc_perception.human_pose.estimator import HumanPoseEstimator, PersonInput
-    from hrc_perception.human_pose.evaluate import _person_boxes
+    from hrc_perception.human_pose.evaluate import person_boxes
     from hrc_perception.human_pose.lifting import LiftingParams, lift_joints
     from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
     from hrc_perception.sim.config import CellConfig
@@ -38,7 +38,7 @@ def bench_human_pose(frames: int = 30, seed: int = 960, json_path: str | None = 
     people = []
     for f in SynthRun(CellConfig(), seed).frames(frames):
         depth_m = f.depth_mm.astype(np.float64) / 1000.0
-        people += [(f, depth_m, h, mask, box) for h, mask, box in _person_boxes(f, 6)]
+        people += [(f, depth_m, h, mask, box) for h, mask, box in person_boxes(f, 6)]
     if not people:
         raise RuntimeError("no person in the benchmark frames")
     f, depth_m, h, mask, box = people[0]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hrc_perception.geometry import masks_to_boxes_xyxy
 from hrc_perception.human_pose.lifting import LiftingParams, lift_joints
 from hrc_perception.skeletons import COCO17_NAMES
 
@@ -76,14 +77,14 @@ def evaluate_coco(backend, coco_json: Path) -> dict:
             "seconds_per_crop_median": float(np.median(times)) if times else None}
 
 
-def _person_boxes(frame, min_visible_joints: int):
-    """(HumanGT, mask [H, W] bool, box_xyxy [4]) of every person seen well enough."""
+def person_boxes(frame, min_visible_joints: int):
+    """(HumanGT, mask [H, W] bool, box_xyxy [4]) of every person of a synthetic frame with
+    at least min_visible_joints visible joints, box and mask from the true instance mask."""
     for human in frame.humans:
         mask = frame.instance_mask == human.instance_id
-        if not mask.any() or int((human.keypoints.visibility == 2).sum()) < min_visible_joints:
-            continue
-        rows, cols = np.nonzero(mask)
-        yield human, mask, np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float64)
+        boxes, keep = masks_to_boxes_xyxy(mask[None])
+        if keep[0] and int((human.keypoints.visibility == 2).sum()) >= min_visible_joints:
+            yield human, mask, boxes[0].astype(np.float64)
 
 
 def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingParams(),
@@ -96,7 +97,7 @@ def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingPa
     n_people = 0
     for frame in frames:
         depth_m = frame.depth_mm.astype(np.float64) / 1000.0
-        for human, mask, box in _person_boxes(frame, min_visible_joints):
+        for human, mask, box in person_boxes(frame, min_visible_joints):
             n_people += 1
             kp = human.keypoints
             visible = kp.visibility == 2

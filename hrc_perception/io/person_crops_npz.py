@@ -55,16 +55,13 @@ class PersonCropsWriter(DatasetWriter):
 
     def _add(self, frame: Frame) -> None:
         from hrc_perception.human_pose.crops import person_crop
-        depth_m = frame.depth_mm.astype(np.float64) / 1000.0
+        from hrc_perception.human_pose.evaluate import person_boxes
         for h in frame.humans:
+            if tuple(h.keypoints.names) != tuple(COCO17_KEYPOINTS):
+                raise ValueError(f"person {h.instance_id}: keypoints {tuple(h.keypoints.names)} are not COCO-17")
+        depth_m = frame.depth_mm.astype(np.float64) / 1000.0
+        for h, mask, box in person_boxes(frame, self.min_visible_joints):
             kp = h.keypoints
-            if tuple(kp.names) != tuple(COCO17_KEYPOINTS):
-                raise ValueError(f"person {h.instance_id}: keypoints {tuple(kp.names)} are not COCO-17")
-            mask = frame.instance_mask == h.instance_id
-            if int((kp.visibility == 2).sum()) < self.min_visible_joints or not mask.any():
-                continue
-            rows, cols = np.nonzero(mask)
-            box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float64)
             crop = person_crop(depth_m, frame.K, mask, box, self.crop_size)
             if crop is None:
                 continue

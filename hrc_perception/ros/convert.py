@@ -342,3 +342,21 @@ def pose_parameter_to_matrix(values: list[str], name: str) -> np.ndarray | None:
     if x.shape != (7,) or not np.isfinite(x).all() or np.linalg.norm(x[3:]) < 1e-6:
         raise ValueError(f"{name}: need [x, y, z, qx, qy, qz, qw] with a non-zero quaternion, got {values}")
     return make_T(matrix_from_quaternion(x[3:] / np.linalg.norm(x[3:])), x[:3])
+
+
+def skeleton_to_msg(header, model: str, id_: int, names, xyz_m: np.ndarray, known: np.ndarray,
+                    confidence: np.ndarray, uv_px: np.ndarray, image_hw: tuple[int, int]):
+    """hrc_perception/Skeleton of a skeleton: xyz_m [J, 3] camera frame (positions of joints
+    not ``known`` [J] go out as NaN), confidence [J], uv_px [J, 2] pixels (NaN = none) in an
+    image of image_hw (h, w). Visibility: VISIBLE where known, OCCLUDED where the pixel is
+    inside the image, else OUTSIDE."""
+    from hrc_perception.msg import Skeleton
+    h, w = image_hw
+    u, v = uv_px[:, 0], uv_px[:, 1]
+    inside = np.isfinite(uv_px).all(1) & (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
+    vis = np.where(known, Skeleton.VIS_VISIBLE, np.where(inside, Skeleton.VIS_OCCLUDED, Skeleton.VIS_OUTSIDE))
+    xyz = np.where(np.asarray(known, bool)[:, None], xyz_m, np.nan)
+    return Skeleton(header=copy_header(header), model=model, id=int(id_), joint_names=list(names),
+                    positions=[Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in xyz],
+                    confidence=[float(c) for c in confidence], pixel_u=[float(x) for x in u],
+                    pixel_v=[float(x) for x in v], visibility=[int(x) for x in vis])

@@ -46,11 +46,12 @@ from pathlib import Path
 import numpy as np
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import ColorRGBA, Header
+from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from hrc_perception.msg import InstanceArray, Skeleton, SkeletonArray, TrackArray
-from hrc_perception.ros.convert import ImageConversionError, copy_header, duration_msg, roi_image_to_mask, stamp_to_ns
+from hrc_perception.msg import InstanceArray, SkeletonArray, TrackArray
+from hrc_perception.ros.convert import (ImageConversionError, copy_header, duration_msg, roi_image_to_mask,
+                                        skeleton_to_msg, stamp_to_ns)
 from hrc_perception.ros.node_base import CAMERA_COLOR_TOPIC as COLOR_TOPIC
 from hrc_perception.ros.node_base import CAMERA_DEPTH_TOPIC as DEPTH_TOPIC
 from hrc_perception.ros.node_base import CAMERA_INFO_TOPIC, HrcNode, ParamSpec, run_node
@@ -66,21 +67,6 @@ NS_PER_S = 1_000_000_000
 WEIGHTS_RELPATH = Path("models") / "human_pose" / "model.pt"
 NO_WEIGHTS_MESSAGE = "no human pose weights for the spdh backend: train with `hrc-perception train human_pose`, " \
     "set weights, or use backend mediapipe"
-
-
-def person_skeleton_msg(header: Header, sk, image_hw: tuple[int, int]) -> Skeleton:
-    """Skeleton message of a PersonSkeleton (visibility rules in the module doc)."""
-    h, w = image_hw
-    u, v = sk.uv_px[:, 0], sk.uv_px[:, 1]
-    inside = np.isfinite(sk.uv_px).all(1) & (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
-    vis = np.where(sk.known, Skeleton.VIS_VISIBLE, np.where(inside, Skeleton.VIS_OCCLUDED, Skeleton.VIS_OUTSIDE))
-    out = Skeleton(header=copy_header(header), model="coco17", id=int(sk.id), joint_names=list(COCO17_NAMES))
-    out.positions = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in sk.xyz_m]
-    out.confidence = [float(c) for c in sk.confidence]
-    out.pixel_u = [float(x) for x in u]
-    out.pixel_v = [float(x) for x in v]
-    out.visibility = [int(x) for x in vis]
-    return out
 
 
 def _id_color(i: int) -> ColorRGBA:
@@ -291,7 +277,9 @@ class HumanPoseNode(HrcNode):
         if len(tracks) > self.param("max_people"):
             self.report("over_max_people", f"{len(tracks)} people, max_people {self.param('max_people')}: "
                         "the smallest are listed without a skeleton")
-        out.skeletons = [person_skeleton_msg(msg.header, found.get(i, sk), shape) for i, sk in unknown.items()]
+        people = [found.get(i, sk) for i, sk in unknown.items()]
+        out.skeletons = [skeleton_to_msg(msg.header, "coco17", p.id, COCO17_NAMES, p.xyz_m, p.known, p.confidence,
+                                         p.uv_px, shape) for p in people]
         return out
 
     def diagnostic_values(self) -> dict[str, str]:

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
-from geometry_msgs.msg import Point, PoseStamped
+from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
@@ -59,7 +59,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 from hrc_perception.msg import Skeleton
 from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, joint_positions, pose_error
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg,
-                                        matrix_to_pose, matrix_to_transform, pose_parameter_to_matrix, stamp_to_ns)
+                                        matrix_to_pose, matrix_to_transform, pose_parameter_to_matrix, skeleton_to_msg,
+                                        stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.weights import load_error_text, resolve_weights
 
@@ -72,23 +73,6 @@ MARKERS_TOPIC = "robot_pose/markers"
 WEIGHTS_RELPATH = Path("models") / "robot_pose" / "model.pt"
 NO_WEIGHTS_MESSAGE = "no robot pose weights: train with `hrc-perception train robot_pose` or set weights"
 NS_PER_S = 1_000_000_000
-
-
-def skeleton_msg(header: Header, model: str, sk, image_hw: tuple[int, int]) -> Skeleton:
-    """Skeleton message of a RobotSkeleton (see the module doc for the rules)."""
-    h, w = image_hw
-    u, v = sk.uv_px[:, 0], sk.uv_px[:, 1]
-    inside = np.isfinite(sk.uv_px).all(1) & (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
-    vis = np.where(sk.valid, Skeleton.VIS_VISIBLE, np.where(inside, Skeleton.VIS_OCCLUDED, Skeleton.VIS_OUTSIDE))
-    out = Skeleton(header=copy_header(header), model=model, id=0, joint_names=list(sk.names))
-    for j in range(len(sk.names)):
-        p = sk.xyz_cam_m[j] if sk.valid[j] else (np.nan, np.nan, np.nan)
-        out.positions.append(Point(x=float(p[0]), y=float(p[1]), z=float(p[2])))
-    out.confidence = [float(c) for c in sk.confidence]
-    out.pixel_u = [float(x) for x in u]
-    out.pixel_v = [float(x) for x in v]
-    out.visibility = [int(x) for x in vis]
-    return out
 
 
 def skeleton_markers(msg: Skeleton, lifetime_s: float) -> MarkerArray:
@@ -231,7 +215,8 @@ class RobotPoseNode(HrcNode):
         sk = self.estimate(msg)
         if sk is None:
             return
-        out = skeleton_msg(msg.header, self.predictor.card["robot"]["name"], sk, (msg.height, msg.width))
+        out = skeleton_to_msg(msg.header, self.predictor.card["robot"]["name"], 0, sk.names, sk.xyz_cam_m, sk.valid,
+                              sk.confidence, sk.uv_px, (msg.height, msg.width))
         self._pubs["skeleton"].publish(out)
         self.frames_processed += 1
         if self.param("markers"):

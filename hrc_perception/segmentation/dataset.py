@@ -16,6 +16,8 @@ import torch
 from PIL import Image, ImageFilter
 from pycocotools import mask as mask_utils
 
+from hrc_perception.geometry import masks_to_boxes_xyxy
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -82,22 +84,6 @@ def coco_dir(path: str | Path) -> Path:
     """The coco/ folder of a `hrc-perception synth` output, or the given folder itself."""
     path = Path(path)
     return path / "coco" if (path / "coco" / "annotations.json").is_file() else path
-
-
-def masks_to_boxes_xyxy(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes [N, 4] float32 xyxy (pixel edges: x1 = last column + 1) of masks [N, H, W]
-    and keep [N] bool (masks with at least one pixel and a box of >= 1 px)."""
-    n = len(masks)
-    boxes = np.zeros((n, 4), np.float32)
-    keep = np.zeros(n, bool)
-    for i, m in enumerate(masks):
-        rows = np.flatnonzero(m.any(axis=1))
-        if len(rows) == 0:
-            continue
-        cols = np.flatnonzero(m.any(axis=0))
-        boxes[i] = [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
-        keep[i] = True
-    return boxes, keep
 
 
 def _augment(img: Image.Image, masks: np.ndarray, aug: Augment, rng: np.random.Generator):
