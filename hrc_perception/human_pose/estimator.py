@@ -48,6 +48,24 @@ class HumanPoseEstimator:
         self.smoother = SkeletonSmoother(smoothing)
         self.min_confidence = float(min_confidence)
 
+    def joints(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, box_xyxy: np.ndarray,
+               mask: np.ndarray | None, uv_px: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One person's joints of one frame, before smoothing: (xyz_m [17, 3], NaN below
+        min_confidence; confidence [17], 0 there; uv_px [17, 2]). uv_px given: those 2D
+        joints (confidence 1) are lifted instead of the backend's (the evaluation's
+        true-2D row)."""
+        box = np.asarray(box_xyxy, dtype=np.float64)
+        if uv_px is None and getattr(self.backend, "three_d", False):
+            xyz, conf, uv = self.backend.estimate_3d(depth_m, K, box, mask)
+            xyz, conf = np.array(xyz, dtype=np.float64), np.array(conf, dtype=np.float64)
+        else:
+            uv, conf2d = (self.backend.estimate(rgb, box) if uv_px is None
+                          else (np.asarray(uv_px, dtype=np.float64), np.isfinite(uv_px).all(1).astype(np.float64)))
+            xyz, conf = lift_joints(uv, conf2d, depth_m, K, self.lifting, mask=mask)
+        low = conf < self.min_confidence
+        xyz[low], conf[low] = np.nan, 0.0
+        return xyz, conf, uv
+
     def estimate(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, people: list[PersonInput],
                  stamp_s: float) -> list[PersonSkeleton]:
         """Skeletons of ``people`` in one frame: rgb [H, W, 3] uint8, depth_m [H, W]
@@ -57,15 +75,7 @@ class HumanPoseEstimator:
                              "differ (depth must be aligned to colour)")
         out = []
         for person in people:
-            box = np.asarray(person.box_xyxy, dtype=np.float64)
-            if getattr(self.backend, "three_d", False):
-                xyz, conf, uv = self.backend.estimate_3d(depth_m, K, box, person.mask)
-                xyz, conf = np.array(xyz, dtype=np.float64), np.array(conf, dtype=np.float64)
-            else:
-                uv, conf2d = self.backend.estimate(rgb, box)
-                xyz, conf = lift_joints(uv, conf2d, depth_m, K, self.lifting, mask=person.mask)
-            low = conf < self.min_confidence
-            xyz[low], conf[low] = np.nan, 0.0
+            xyz, conf, uv = self.joints(rgb, depth_m, K, person.box_xyxy, person.mask)
             xyz_s, vel = self.smoother(person.id, xyz, stamp_s)
             out.append(PersonSkeleton(int(person.id), xyz_s, conf, uv, vel))
         self.smoother.forget_older_than(stamp_s)

@@ -11,7 +11,8 @@ at least ``min_visible_joints`` visible joints gives a box and a mask from the g
 truth instance mask, the backend's 2D joints and the depth lifting
 (:func:`~hrc_perception.human_pose.lifting.lift_joints`, noisy sensor depth), or the
 `spdh` backend's 3D joints on the depth crop. MPJPE (mm) and PCK@10cm in 3D over the
-visible joints the pipeline returns, and the fraction of visible joints it returns. The
+visible joints the pipeline returns (confidence >= 0.3, the node's ``min_confidence``;
+before smoothing), and the fraction of visible joints it returns. The
 `oracle_2d` row lifts the ground-truth 2D joints: the error of the depth lifting alone.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hrc_perception.geometry import masks_to_boxes_xyxy
-from hrc_perception.human_pose.lifting import LiftingParams, lift_joints
+from hrc_perception.human_pose.lifting import LiftingParams
 from hrc_perception.skeletons import COCO17_NAMES
 
 PCK_FRACTION = 0.2
@@ -88,10 +89,13 @@ def person_boxes(frame, min_visible_joints: int):
 
 
 def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingParams(),
-                       min_visible_joints: int = 6) -> dict:
-    """3D metrics per backend (name -> a 2D backend, lifted with the depth; a 3D backend
-    (``three_d``; joints above 0.3 confidence); or None for the ground-truth 2D joints,
-    lifted) over synthetic frames (``hrc_perception.sim`` Frames)."""
+                       min_visible_joints: int = 6, min_confidence: float = 0.3) -> dict:
+    """3D metrics per backend (name -> a backend of :class:`HumanPoseEstimator`, or None
+    for the ground-truth 2D joints, lifted) over synthetic frames (``hrc_perception.sim``
+    Frames): each person's joints as the node gets them before smoothing, joints below
+    min_confidence unknown."""
+    from hrc_perception.human_pose.estimator import HumanPoseEstimator
+    estimators = {name: HumanPoseEstimator(b, params, min_confidence=min_confidence) for name, b in backends.items()}
     acc = {name: {"err_m": [], "visible": 0, "returned": 0, "times": []} for name in backends}
     per_joint = {name: [[] for _ in COCO17_NAMES] for name in backends}
     n_people = 0
@@ -101,17 +105,10 @@ def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingPa
             n_people += 1
             kp = human.keypoints
             visible = kp.visibility == 2
-            for name, backend in backends.items():
+            for name, est in estimators.items():
                 t0 = time.perf_counter()
-                if getattr(backend, "three_d", False):
-                    xyz, conf3, _ = backend.estimate_3d(depth_m, frame.K, box, mask)
-                    conf3 = np.where(conf3 > 0.3, conf3, 0.0)
-                else:
-                    if backend is None:
-                        uv, conf = kp.uv_px.copy(), (kp.visibility > 0).astype(np.float64)
-                    else:
-                        uv, conf = backend.estimate(frame.rgb, box)
-                    xyz, conf3 = lift_joints(uv, conf, depth_m, frame.K, params, mask=mask)
+                xyz, conf3, _ = est.joints(frame.rgb, depth_m, frame.K, box, mask,
+                                           uv_px=kp.uv_px if backends[name] is None else None)
                 acc[name]["times"].append(time.perf_counter() - t0)
                 got = visible & np.isfinite(xyz).all(axis=1) & (conf3 > 0)
                 err = np.linalg.norm(xyz[got] - kp.xyz_cam_m[got], axis=1)
