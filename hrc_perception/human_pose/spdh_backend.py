@@ -63,7 +63,7 @@ class SpdhBackend:
 
     def estimate_3d(self, depth_m: np.ndarray, K: np.ndarray, box_xyxy: np.ndarray, mask: np.ndarray | None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(xyz_m [17, 3] NaN when unknown, confidence [17], uv_px [17, 2] full image) of
+        """(xyz_m [17, 3] (NaN when the crop has too few pixels), confidence [17], uv_px [17, 2]) of
         one person; the mask (the person's pixels; without one the box's pixels are used)
         is first grown by up to ``grow_mask_px`` pixels of continuous depth
         (:func:`~hrc_perception.human_pose.crops.grow_mask_by_depth`)."""

@@ -26,7 +26,6 @@ from hrc_perception.safety.separation import (STANDARD_HUMAN_SPEED_MPS, Separati
 
 OK, WARNING, PROTECTIVE_STOP, UNKNOWN = 0, 1, 2, 3
 LEVEL_NAMES = {OK: "OK", WARNING: "WARNING", PROTECTIVE_STOP: "PROTECTIVE_STOP", UNKNOWN: "UNKNOWN"}
-_SEVERITY = {OK: 0, WARNING: 1, PROTECTIVE_STOP: 2, UNKNOWN: 3}
 
 
 @dataclass
@@ -173,8 +172,10 @@ def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: fl
             level, why = OK, f"closest person {person.id} at {d:.2f} m, S_p {s_p:.2f} m"
         speed_scale = min(speed_scale, allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps)
         v = Verdict(level, d, s_p, 0.0, person.id, pair.name_a, pair.name_b, age, why, pair.point_a, pair.point_b)
-        if worst is None or (_SEVERITY[v.level], -(v.min_distance_m - v.separation_m)) > \
-                (_SEVERITY[worst.level], -(worst.min_distance_m - worst.separation_m)):
+        # the worst: the highest level (the levels' values are in order of severity), then the
+        # deepest inside its S_p
+        if worst is None or (v.level, v.separation_m - v.min_distance_m) > \
+                (worst.level, worst.separation_m - worst.min_distance_m):
             worst = v
     worst.speed_scale = 0.0 if worst.level == PROTECTIVE_STOP else float(min(max(speed_scale, 0.0), 1.0))
     return worst
