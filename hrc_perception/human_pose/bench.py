@@ -52,7 +52,7 @@ def bench_human_pose(frames: int = 30, seed: int = 960, json_path: str | None = 
         t2 = time.perf_counter()
         lift_joints(uv, conf, depth_m, f.K, LiftingParams(), mask=mask)
         t3 = time.perf_counter()
-        found_full += backend._pose.process(np.ascontiguousarray(f.rgb)).pose_landmarks is not None
+        found_full += backend.finds_person_in(f.rgb)
         t4 = time.perf_counter()
         t_all.append(t1 - t0)
         t_backend.append(t2 - t1)

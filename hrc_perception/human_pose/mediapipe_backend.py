@@ -53,6 +53,11 @@ class MediapipeBackend:
     def close(self) -> None:
         self._pose.close()
 
+    def finds_person_in(self, rgb: np.ndarray) -> bool:
+        """BlazePose on a whole image rgb [H, W, 3] uint8, no crop (the benchmark's peer):
+        whether it found a person (one at most)."""
+        return self._pose.process(np.ascontiguousarray(rgb)).pose_landmarks is not None
+
     def estimate(self, rgb: np.ndarray, box_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(uv_px [17, 2] in the full image, NaN when no person was found; confidence [17]
         in 0..1) of the person in box_xyxy [4] (pixels) of rgb [H, W, 3] uint8."""
