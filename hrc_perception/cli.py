@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     bs.set_defaults(func=cmd_bench)
     bg = bsub.add_parser("segmentation", help="segmentation time per 640x480 frame vs maskrcnn_resnet50_fpn")
     bg.add_argument("--weights", default="models/segmentation/model.pt")
-    bg.add_argument("--frames", type=int, default=10)
+    bg.add_argument("--frames", type=int, default=30)
     bg.add_argument("--reference-frames", type=int, default=3)
     bg.add_argument("--json", help="also write the figures to this JSON file")
     bg.set_defaults(func=cmd_bench_segmentation)

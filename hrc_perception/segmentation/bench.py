@@ -28,7 +28,7 @@ def _times(fn, images, repeat: int = 1) -> list[float]:
     return out
 
 
-def bench_segmentation(weights: str, frames: int = 10, reference_frames: int = 3, threads: int = 2,
+def bench_segmentation(weights: str, frames: int = 30, reference_frames: int = 3, threads: int = 2,
                        json_path: str | None = None) -> dict:
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 

@@ -11,6 +11,7 @@ one dict per image, at the input image's resolution:
 - ``labels``     [N] int64, 1-based index into ``class_names`` (0 = background)
 - ``scores``     [N] float32 in [0, 1]
 - ``masks``      [N, 1, H, W] float32 mask probabilities, pasted into the image
+  sub-pixel exactly (:class:`ExactPasteTransform`)
 - ``embeddings`` [N, EMBEDDING_DIM] float32, L2-normalised (see
   :class:`BoxEmbedding`)
 
@@ -51,11 +52,13 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from hrc_perception.io.atomic import atomic_write_bytes
+from hrc_perception.segmentation.paste import paste_masks
 
 CHECKPOINT_FORMAT = "hrc_perception.segmentation/1"
 EMBEDDING_DIM = 128
@@ -196,6 +199,22 @@ class EmbeddingRoIHeads(RoIHeads):
         return result, losses
 
 
+class ExactPasteTransform(GeneralizedRCNNTransform):
+    """torchvision's resize/normalise transform whose eval-mode postprocess pastes
+    the mask grids with :func:`~hrc_perception.segmentation.paste.paste_masks`
+    (sub-pixel exact) instead of torchvision's whole-pixel resize."""
+
+    def postprocess(self, result, image_shapes, original_image_sizes):
+        if self.training:
+            return result
+        grids = [r.pop("masks", None) for r in result]
+        result = super().postprocess(result, image_shapes, original_image_sizes)
+        for r, grid, size in zip(result, grids, original_image_sizes):
+            if grid is not None:
+                r["masks"] = paste_masks(grid, r["boxes"], size)
+        return result
+
+
 def _trunk(pretrained: bool, frozen_bn: bool, trainable_stages: int, weights_path) -> nn.Module:
     norm = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
     features = torchvision.models.mobilenet_v2(weights=None, norm_layer=norm).features
@@ -278,6 +297,9 @@ def build_maskrcnn(class_names: Sequence[str], input_short_side: int = 320, pret
                      mask_roi_pool=mask_roi_pool, mask_head=mask_head,
                      mask_predictor=MaskRCNNPredictor(mask_head_layers[-1], mask_head_layers[-1], num_classes),
                      **kwargs)
+    t = model.transform
+    model.transform = ExactPasteTransform(t.min_size, t.max_size, t.image_mean, t.image_std,
+                                          size_divisible=t.size_divisible, fixed_size=t.fixed_size)
     rh = model.roi_heads
     model.roi_heads = EmbeddingRoIHeads(
         rh.box_roi_pool, rh.box_head, rh.box_predictor,
