@@ -26,9 +26,10 @@ def test_card_describes_the_weights(card):
     assert hashlib.sha256((MODEL_DIR / card["weights"]).read_bytes()).hexdigest() == card["sha256"]
     pred = ObjectPosePredictor(MODEL_DIR / card["weights"])
     assert pred.classes == card["classes"] and pred.refiner is not None
+    assert pred.verifier is not None                                      # the file carries the part points
     assert card["data"]["seed"] != card["metrics_data"]["seed"]          # held-out metrics
     held = card["metrics_held_out"]
-    for method in ("densefusion", "densefusion_refined"):                 # every part scored, both ways
+    for method in ("densefusion", "densefusion_refined", "densefusion_verified"):   # every part, every stage
         assert set(held[method]) == {"all", *card["classes"]}
         assert held[method]["all"]["instances"] >= 500
     assert (MODEL_DIR / card["weights"]).stat().st_size < 25e6

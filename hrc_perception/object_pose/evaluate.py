@@ -3,7 +3,8 @@
     hrc-perception eval object_pose --weights models/object_pose/model.pt --data SYNTH_OUT [--json FILE]
 
 Methods, on the same instances (ground-truth visible masks): DenseFusion without
-and with refinement, and the classical baseline (:mod:`.baseline`: point-to-plane
+and with refinement, refined and verified (:mod:`.verify`; a model file with its
+parts' surface points), and the classical baseline (:mod:`.baseline`: point-to-plane
 ICP from the cloud's centroid, and FPFH + RANSAC global registration then ICP).
 Per part and overall: ADD(-S) accuracy at 10% of the diameter (ADD-S for
 symmetric parts), ADD(-S) AUC over 0-10 cm, median translation error, median
@@ -21,7 +22,7 @@ import numpy as np
 from hrc_perception.object_pose.data import PartInfo, PoseSample, crop_points_cam_m, valid_pixels
 from hrc_perception.object_pose.metrics import add_or_adds_m, auc, rotation_error_deg, translation_error_m
 
-METHODS = ("densefusion", "densefusion_refined", "icp_centroid", "icp_global")
+METHODS = ("densefusion", "densefusion_refined", "densefusion_verified", "icp_centroid", "icp_global")
 BASELINE_MAX_POINTS = 1000
 
 
@@ -60,7 +61,7 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
                      baselines: bool = True, quiet: bool = False) -> list[dict]:
     """Result rows of every sample whose part the model knows (see :func:`summarise`).
     DenseFusion runs one instance at a time (as timed); the refined pose is timed as
-    the main network plus refinement."""
+    the main network plus refinement, the verified one as all three stages."""
     from hrc_perception.object_pose.baseline import centroid_init, global_registration, icp_point_to_plane
     rows = []
     t_start = time.perf_counter()
@@ -70,12 +71,17 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
             continue
         cls = predictor.classes.index(part.name)
         t0 = time.perf_counter()
-        main = predictor.estimate([(s.crop, cls, s.K)], iterations=0)[0]
+        main = predictor.estimate([(s.crop, cls, s.K)], iterations=0, verify=False)[0]
         t1 = time.perf_counter()
-        refined = predictor.estimate([(s.crop, cls, s.K)])[0]
+        refined = predictor.estimate([(s.crop, cls, s.K)], verify=False)[0]
         t2 = time.perf_counter()
         rows.append(_row("densefusion", part, s, getattr(main, "T_cam_obj", None), t1 - t0))
         rows.append(_row("densefusion_refined", part, s, getattr(refined, "T_cam_obj", None), t2 - t1))
+        if predictor.verifier is not None:
+            t0 = time.perf_counter()
+            verified = predictor.estimate([(s.crop, cls, s.K)])[0]
+            rows.append(_row("densefusion_verified", part, s, getattr(verified, "T_cam_obj", None),
+                             time.perf_counter() - t0))
         if baselines:
             valid = valid_pixels(s.crop)
             if len(valid) > BASELINE_MAX_POINTS:

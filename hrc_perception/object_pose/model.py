@@ -8,12 +8,15 @@ A model file is one ``torch.save`` dict (loads with ``weights_only=True``)::
     refiner     PoseRefiner state dict (fp16 floats), or absent before the refiner stage
     model_card  JSON types; ``classes`` (part names, in class-index order),
                 ``diameters_m`` and ``symmetric`` per class
+    part_points_m  optional: per class, [M, 3] float32 points on the part's surface
+                (model frame, metres), for pose verification (:mod:`.verify`)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hrc_perception.io.model_file import float_state, half_state, read_model_file, write_model_file
@@ -43,13 +46,26 @@ class BuildConfig:
 
 
 def save_model(path: str | Path, build: BuildConfig, posenet: PoseNet, refiner: PoseRefiner | None,
-               model_card: dict) -> None:
-    """Write the model file atomically (weights in fp16)."""
+               model_card: dict, part_points_m: list[np.ndarray] | None = None) -> None:
+    """Write the model file atomically (weights in fp16). part_points_m: per class
+    (``build.num_classes`` of them), [M, 3] surface points, model frame, metres."""
     blob = {"format": MODEL_FORMAT, "build": dict(build.__dict__), "posenet": half_state(posenet.state_dict()),
             "model_card": model_card}
     if refiner is not None:
         blob["refiner"] = half_state(refiner.state_dict())
+    if part_points_m is not None:
+        if len(part_points_m) != build.num_classes:
+            raise ValueError(f"{len(part_points_m)} part point sets for {build.num_classes} classes")
+        blob["part_points_m"] = [torch.from_numpy(np.asarray(p, np.float32).reshape(-1, 3)) for p in part_points_m]
     write_model_file(path, blob)
+
+
+def load_part_points(path: str | Path) -> list[np.ndarray] | None:
+    """Per class, the [M, 3] float32 surface points (model frame, metres) a model
+    file carries, or None for a file written without them."""
+    blob = read_model_file(path, MODEL_FORMAT, "object pose", "cpu")
+    points = blob.get("part_points_m")
+    return None if points is None else [p.numpy() for p in points]
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu"

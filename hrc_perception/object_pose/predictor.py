@@ -3,8 +3,10 @@
 :class:`ObjectPosePredictor` loads a model file and estimates, for each part
 instance (class + visible mask in a colour/depth pair with intrinsics K), the pose
 T_cam_obj [4, 4] (model to camera optical frame, metres) and a confidence in
-[0, 1]. Instances it cannot use are reported with a reason instead of a pose
-(:data:`SKIP_REASONS`); a returned pose is always finite.
+[0, 1]: the main network, the refiner, then (for a model file that carries its
+parts' surface points) pose verification (:mod:`.verify`). Instances it cannot use
+are reported with a reason instead of a pose (:data:`SKIP_REASONS`); a returned
+pose is always finite.
 """
 from __future__ import annotations
 
@@ -19,16 +21,18 @@ from torch import Tensor
 from hrc_perception.geometry import make_T
 from hrc_perception.object_pose.data import InstanceCrop, crop_instance, valid_source_pixels
 from hrc_perception.object_pose.dataset import network_inputs
-from hrc_perception.object_pose.model import load_model
+from hrc_perception.object_pose.model import load_model, load_part_points
 from hrc_perception.object_pose.network import (PoseNet, PoseRefiner, compose_correction, quaternion_to_matrix,
                                                 to_estimate_frame)
+from hrc_perception.object_pose.verify import PoseVerifier
 
 SKIP_REASONS = ("unknown_class", "few_depth_pixels", "non_finite_pose")
 
 
 @dataclass(frozen=True)
 class PartPose:
-    """class_index into the model's classes; T_cam_obj [4, 4] float64 (refined);
+    """class_index into the model's classes; T_cam_obj [4, 4] float64 (refined and
+    verified);
     T_cam_obj_main [4, 4]: the main network's pose before refinement; confidence:
     the chosen point's confidence, 0..1."""
     class_index: int
@@ -59,10 +63,11 @@ def run_networks(posenet: PoseNet, refiner: PoseRefiner | None, crop: Tensor, po
 class ObjectPosePredictor:
     """DenseFusion on part instances. weights: a model file (:mod:`.model`);
     n_points / refine_iterations: default the model's own; min_depth_px: fewest image
-    pixels of the mask with depth an instance needs."""
+    pixels of the mask with depth an instance needs. verify: verify each pose
+    (``self.verifier``; None when off or when the model file has no part points)."""
 
     def __init__(self, weights: str | Path, device: str = "cpu", n_points: int | None = None,
-                 refine_iterations: int | None = None, min_depth_px: int = 20):
+                 refine_iterations: int | None = None, min_depth_px: int = 20, verify: bool = True):
         self.device = torch.device(device)
         self.build, self.posenet, self.refiner, self.card = load_model(weights, map_location="cpu")
         self.posenet.to(self.device)
@@ -72,12 +77,15 @@ class ObjectPosePredictor:
         self.n_points = int(n_points or self.build.n_points)
         self.refine_iterations = int(self.build.refine_iterations if refine_iterations is None else refine_iterations)
         self.min_depth_px = int(min_depth_px)
+        points = load_part_points(weights) if verify else None
+        self.verifier = None if points is None else PoseVerifier(points, self.card["diameters_m"])
 
     @torch.inference_mode()
-    def estimate(self, items: Sequence[tuple[InstanceCrop, int, np.ndarray]], iterations: int | None = None
-                 ) -> list[PartPose | str]:
+    def estimate(self, items: Sequence[tuple[InstanceCrop, int, np.ndarray]], iterations: int | None = None,
+                 verify: bool = True) -> list[PartPose | str]:
         """One result per item (crop, class index, K [3, 3]): a PartPose or a skip
-        reason. iterations: refiner passes (default the predictor's)."""
+        reason. iterations: refiner passes (default the predictor's). verify: False
+        skips verification even when the predictor has a verifier."""
         iterations = self.refine_iterations if iterations is None else int(iterations)
         out: list[PartPose | str] = ["few_depth_pixels"] * len(items)
         batch, where = [], []
@@ -99,7 +107,10 @@ class ObjectPosePredictor:
         cls_t = torch.tensor([b[3] for b in batch], device=self.device)
         R0, t0, conf, R, t = (x.double().cpu().numpy() for x in
                               run_networks(self.posenet, self.refiner, crop_t, pts, choose, cls_t, iterations))
+        verifier = self.verifier if verify else None
         for j, i in enumerate(where):
+            if verifier is not None and np.isfinite(R[j]).all() and np.isfinite(t[j]).all():
+                R[j], t[j] = verifier.verify(int(cls_t[j]), batch[j][1].astype(np.float64), R[j], t[j])
             T, T0 = make_T(R[j], t[j]), make_T(R0[j], t0[j])
             if not (np.isfinite(T).all() and np.isfinite(T0).all() and np.isfinite(conf[j])):
                 out[i] = "non_finite_pose"
@@ -108,10 +119,11 @@ class ObjectPosePredictor:
         return out
 
     def predict(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray,
-                instances: Sequence[tuple[str, np.ndarray]]) -> list[PartPose | str]:
+                instances: Sequence[tuple[str, np.ndarray]], verify: bool = True) -> list[PartPose | str]:
         """Poses of the part instances (class name, visible mask [H, W] bool) of one
         image pair: rgb [H, W, 3] uint8, depth_m [H, W] metres (0/NaN = none), K [3, 3].
-        A class the model does not know gives "unknown_class"."""
+        A class the model does not know gives "unknown_class". verify: as in
+        :meth:`estimate`."""
         items, where = [], []
         out: list[PartPose | str] = ["few_depth_pixels"] * len(instances)
         for i, (name, mask) in enumerate(instances):
@@ -122,6 +134,6 @@ class ObjectPosePredictor:
             if crop is not None:
                 items.append((crop, self.classes.index(name), K))
                 where.append(i)
-        for i, r in zip(where, self.estimate(items)):
+        for i, r in zip(where, self.estimate(items, verify=verify)):
             out[i] = r
         return out

@@ -226,16 +226,19 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
         "machine": machine_line(device),
     }
     if init is not None:
+        from hrc_perception.object_pose.model import load_model
         from hrc_perception.segmentation.model import file_sha256
         card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(Path(init)),
-                                    "networks": "pose network" if fresh_refiner else "pose network and refiner"}
+                                    "networks": "pose network" if fresh_refiner else "pose network and refiner",
+                                    "card": load_model(init)[3]}
     model_path = out / "model.pt"
-    save_model(model_path, build, posenet, refiner, card)
+    part_points = [parts[o].points_m for o in obj_ids]     # for pose verification at inference
+    save_model(model_path, build, posenet, refiner, card, part_points)
     if val is not None:
         from hrc_perception.object_pose.evaluate import evaluate
         card["metrics_held_out"] = evaluate(model_path, Path(val), device=device, baselines=False)["summary"]
         card["metrics_data"] = data_spec(Path(val))
-        save_model(model_path, build, posenet, refiner, card)
+        save_model(model_path, build, posenet, refiner, card, part_points)
     card["weights"] = model_path.name
     from hrc_perception.segmentation.model import file_sha256
     card["sha256"] = file_sha256(model_path)

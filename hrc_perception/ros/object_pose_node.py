@@ -27,7 +27,8 @@ tracker is much faster than this node); otherwise ``track_id`` is 0.
 Per InstanceArray: the instances whose class is a part of the model (model card
 ``classes``) with score >= ``min_score``, at most ``max_instances`` (highest score
 first), each cropped around its mask and estimated (main network, then
-``refine_iterations`` refiner passes). Each ``ObjectPose``: ``instance_id`` (the
+``refine_iterations`` refiner passes, then, with ``verify_poses`` and a model file
+that carries its parts' surface points, pose verification). Each ``ObjectPose``: ``instance_id`` (the
 Instance's id), ``track_id``, ``class_name``, ``pose`` (model frame in the camera
 optical frame, metres), ``confidence`` (the chosen pixel's, 0..1).
 
@@ -118,6 +119,8 @@ class ObjectPoseNode(HrcNode):
                   "model's", min_value=0, max_value=10000),
         ParamSpec("refine_iterations", 2, "refiner passes after the main network (0: main network only)",
                   min_value=0, max_value=20),
+        ParamSpec("verify_poses", True, "turn each pose about the part's axes and keep the turn that best fits "
+                  "the observed points (models with part points)"),
         ParamSpec("min_mask_pixels", 20, "fewest mask pixels with valid depth an instance needs",
                   min_value=1, max_value=1000000),
         ParamSpec("max_instances", 10, "at most this many part instances per image (highest scores)",
@@ -262,7 +265,7 @@ class ObjectPoseNode(HrcNode):
         p.min_depth_px = self.param("min_mask_pixels")
         t0 = time.perf_counter()
         try:
-            results = p.predict(rgb, depth_m, K, instances)
+            results = p.predict(rgb, depth_m, K, instances, verify=self.param("verify_poses"))
         except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
             self.report("predict_error", f"{type(e).__name__}: {e}")
             return out
