@@ -2,6 +2,7 @@
 bringup, recorded with the recorder, outputs checked against what went in."""
 
 import numpy as np
+import rclpy
 from conftest import spin_until
 from rclpy.executors import MultiThreadedExecutor
 
@@ -11,9 +12,14 @@ from hrc_perception.ros.bringup import start_graph
 from hrc_perception.ros.graph import load_graph
 
 
-def _run(ros_context, tmp_path, graph_name, overrides, seconds):
-    """Run a graph and a recorder of /cell; return the recorded bag's frames by stamp."""
+def _run(ros_context, tmp_path, graph_name, overrides, seconds, until=None, probe=None, max_extra_s=30.0):
+    """Run a graph and a recorder of /cell for ``seconds``, then, with ``until`` (a
+    predicate), on until it holds (at most ``max_extra_s`` more: on a loaded machine
+    the models take a while to give their first results); ``probe``: an extra node to
+    spin with them. Return the recorded bag and its frames by stamp."""
     ex = MultiThreadedExecutor(context=ros_context)
+    if probe is not None:
+        ex.add_node(probe)
     recorder = BagRecorder(tmp_path / f"{graph_name}_out", topic_namespace="/cell", context=ros_context)
     ex.add_node(recorder)
     spin_until(ex, lambda: False, timeout_s=0.5)          # let the recorder start discovering
@@ -29,6 +35,8 @@ def _run(ros_context, tmp_path, graph_name, overrides, seconds):
     for n in nodes:
         n.trigger_activate()
     spin_until(ex, lambda: False, timeout_s=seconds)
+    if until is not None:
+        spin_until(ex, until, timeout_s=max_extra_s)
     for n in nodes:
         n.trigger_deactivate()
     spin_until(ex, lambda: False, timeout_s=0.5)
@@ -41,9 +49,16 @@ def _run(ros_context, tmp_path, graph_name, overrides, seconds):
 
 def test_demo_graph_publishes_camera_and_ground_truth(ros_context, tmp_path, small_cell_yaml):
     from rosbags.rosbag2 import Reader
+
+    from hrc_perception.msg import SkeletonArray
+    probe = rclpy.create_node("people_probe", context=ros_context)
+    people = []
+    probe.create_subscription(SkeletonArray, "/cell/humans/skeletons", people.append, 10)
     out, frames = _run(ros_context, tmp_path, "demo",
                        {"rgbd_capture": {"config": str(small_cell_yaml), "seed": 2, "realtime": False,
-                                         "rate_hz": 20.0}}, seconds=8.0)
+                                         "rate_hz": 20.0}}, seconds=8.0,
+                       until=lambda: len(people) >= 2, probe=probe)
+    probe.destroy_node()
     assert len(frames) >= 3     # every node of the graph shares this process (and 2 cores)
     f = next(iter(frames.values()))
     assert f.rgb.shape == (240, 320, 3) and f.depth_mm.shape == (240, 320)
