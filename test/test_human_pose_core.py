@@ -166,7 +166,7 @@ def test_a_joint_hidden_behind_something_else_is_unknown_with_a_mask():
 def test_person_crop_intrinsics_and_reference(small_frames):
     """A crop's XYZ pixels are the person's own points, its K_crop projects the joints to
     where the person's pixels are, and the reference point is their median."""
-    from hrc_perception.human_pose.crops import Z_SHIFT_M, person_crop
+    from hrc_perception.human_pose.crops import Z_SHIFT_M, person_crop, shifted_xyz
     frame = next(f for f in small_frames if any((h.keypoints.visibility == 2).sum() >= 16 for h in f.humans))
     human = next(h for h in frame.humans if (h.keypoints.visibility == 2).sum() >= 16)
     mask = frame.instance_mask == human.instance_id
@@ -189,7 +189,7 @@ def test_person_crop_intrinsics_and_reference(small_frames):
     assert inside.mean() > 0.9
     near = [on[max(int(b) - 2, 0):int(b) + 3, max(int(a) - 2, 0):int(a) + 3].any() for a, b in zip(u, v)]
     assert np.mean(near) > 0.8
-    net = crop.network_xyz()
+    net = shifted_xyz(crop.xyz_m, crop.ref_m)
     assert np.median(net[on][:, 2]) == pytest.approx(Z_SHIFT_M, abs=1e-3) and (net[~on] == 0).all()
 
 

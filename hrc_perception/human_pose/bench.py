@@ -3,8 +3,9 @@
 Rendered frames of the default cell (640x480); every person with at least 6 visible
 joints, its box and mask from the ground truth. Timed per person: the whole estimate
 (crop + BlazePose + depth lifting + smoothing, :class:`HumanPoseEstimator`), and its
-parts; the spdh backend's whole estimate (depth crop + network + decoding + smoothing); in the same run the peer: BlazePose on the whole frame (no crop; it finds one
-person at most, and often none when people are small), with the share it found.
+parts; the spdh backend's whole estimate (depth crop + network + decoding +
+smoothing); in the same run the peer: BlazePose on the whole frame (no crop; it finds
+one person at most, and often none when people are small), with the share it found.
 """
 from __future__ import annotations
 

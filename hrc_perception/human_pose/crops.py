@@ -33,12 +33,15 @@ class PersonCrop:
     ref_m: np.ndarray
     box: tuple[int, int, int]
 
-    def network_xyz(self) -> np.ndarray:
-        """[size, size, 3] float32: the person relative to ref_m, z shifted by Z_SHIFT_M (0 = no pixel)."""
-        valid = self.xyz_m[..., 2] > 0
-        rel = self.xyz_m - self.ref_m
-        rel[..., 2] += Z_SHIFT_M
-        return np.where(valid[..., None], rel, 0.0).astype(np.float32)
+
+def shifted_xyz(xyz_m: np.ndarray, ref_m: np.ndarray) -> np.ndarray:
+    """[S, S, 3] float32: a crop's XYZ image xyz_m [S, S, 3] (0 = no pixel) relative to
+    its reference point ref_m [3], z shifted by Z_SHIFT_M; 0 where there is no pixel."""
+    xyz = np.asarray(xyz_m, dtype=np.float32)
+    valid = xyz[..., 2] > 0
+    rel = xyz - np.asarray(ref_m, dtype=np.float32)
+    rel[..., 2] += Z_SHIFT_M
+    return np.where(valid[..., None], rel, 0.0).astype(np.float32)
 
 
 def grow_mask_by_depth(mask: np.ndarray, depth_m: np.ndarray, iterations: int = 4, tol_m: float = 0.05

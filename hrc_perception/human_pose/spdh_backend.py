@@ -25,8 +25,6 @@ from hrc_perception.robot_pose.spdh import decode, heatmaps_from_logits
 from hrc_perception.skeletons import COCO17_NAMES
 from hrc_perception.training import data_spec, machine_line
 
-CROP_SIZE = 128
-
 
 class SpdhBackend:
     """SPDH on person depth crops. weights: a ``train human_pose`` model file;

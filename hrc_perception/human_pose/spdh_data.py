@@ -3,7 +3,7 @@ person_crops``, :mod:`hrc_perception.io.person_crops_npz`) as network inputs and
 targets.
 
 Per crop: the input is the person relative to its reference point
-(:meth:`~hrc_perception.human_pose.crops.PersonCrop.network_xyz`, z shifted by
+(:func:`~hrc_perception.human_pose.crops.shifted_xyz`, z shifted by
 ``Z_SHIFT_M``) through :func:`~hrc_perception.robot_pose.network.xyz_input` with the
 network's depth range ``(Z_SHIFT_M - 1, Z_SHIFT_M + 1)``; the targets are SPDH
 heatmaps of the joints in the same shifted frame (the uz rows cover +-1 m around the
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hrc_perception.human_pose.crops import Z_SHIFT_M
-from hrc_perception.robot_pose.dataset import heatmap_K
+from hrc_perception.human_pose.crops import Z_SHIFT_M, shifted_xyz
+from hrc_perception.robot_pose.dataset import cut_holes, heatmap_K, mirror_xyz
 from hrc_perception.robot_pose.network import xyz_input
 from hrc_perception.robot_pose.spdh import HeatmapSpec, encode
 from hrc_perception.skeletons import COCO17_NAMES
@@ -74,11 +74,7 @@ def load_person_crops(synth_dir: str | Path, max_crops: int | None = None) -> Pe
 
 def crop_input(xyz_m: np.ndarray, ref_m: np.ndarray) -> np.ndarray:
     """Network input [4, S, S] of a crop's XYZ image (0 = no pixel) and its reference point."""
-    xyz = np.asarray(xyz_m, dtype=np.float32)
-    valid = xyz[..., 2] > 0
-    rel = xyz - np.asarray(ref_m, dtype=np.float32)
-    rel[..., 2] += Z_SHIFT_M
-    return xyz_input(np.where(valid[..., None], rel, 0.0), NETWORK_Z_RANGE_M)
+    return xyz_input(shifted_xyz(xyz_m, ref_m), NETWORK_Z_RANGE_M)
 
 
 def crop_spec(spec: HeatmapSpec, ref_z_m: float) -> HeatmapSpec:
@@ -134,17 +130,12 @@ class PersonCropDataset(torch.utils.data.Dataset):
 def _augment(xyz, K, joints, vis, ref, aug: CropAugment, rng: np.random.Generator):
     S = xyz.shape[0]
     if rng.random() < aug.flip_p:
-        xyz = xyz[:, ::-1].copy()
-        xyz[..., 0] *= -1
-        K[0, 2] = S - 1 - K[0, 2]
+        xyz = mirror_xyz(xyz, K)
         joints = joints[list(COCO17_FLIP)] * np.array([-1.0, 1.0, 1.0])
         vis = vis[list(COCO17_FLIP)]
         ref = ref * np.array([-1.0, 1.0, 1.0])
     if rng.random() < aug.holes_p:
-        for _ in range(int(rng.integers(1, 4))):
-            h, w = (int(rng.uniform(0.05, aug.holes_max_frac) * S) for _ in range(2))
-            r, c = int(rng.integers(0, S - h)), int(rng.integers(0, S - w))
-            xyz[r:r + h, c:c + w] = 0
+        cut_holes(xyz, rng, aug.holes_max_frac, 3)
     if rng.random() < aug.drop_p:
         xyz[rng.random((S, S)) < rng.uniform(0.0, 0.2)] = 0
     if rng.random() < aug.hand_cut_p:

@@ -139,17 +139,30 @@ class RobotPoseDataset(torch.utils.data.Dataset):
                 torch.from_numpy(joints[:, 2].astype(np.float32)))
 
 
-def _augment(xyz: np.ndarray, K: np.ndarray, joints: np.ndarray, aug: RobotAugment, rng: np.random.Generator):
+def mirror_xyz(xyz: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Left-right mirror of an XYZ image xyz [H, W, 3] (camera frame: x negated); K [3, 3]
+    of the image is mirrored in place (cx). Returns the new image."""
+    xyz = xyz[:, ::-1].copy()
+    xyz[..., 0] *= -1
+    K[0, 2] = xyz.shape[1] - 1 - K[0, 2]
+    return xyz
+
+
+def cut_holes(xyz: np.ndarray, rng: np.random.Generator, max_frac: float, max_holes: int) -> None:
+    """Zero 1..max_holes rectangles of an XYZ image xyz [H, W, 3] in place, each side
+    5%..max_frac of the image's (no depth there)."""
     H, W = xyz.shape[:2]
+    for _ in range(int(rng.integers(1, max_holes + 1))):
+        h = int(rng.uniform(0.05, max_frac) * H)
+        w = int(rng.uniform(0.05, max_frac) * W)
+        r, c = int(rng.integers(0, H - h)), int(rng.integers(0, W - w))
+        xyz[r:r + h, c:c + w] = 0
+
+
+def _augment(xyz: np.ndarray, K: np.ndarray, joints: np.ndarray, aug: RobotAugment, rng: np.random.Generator):
     if rng.random() < aug.flip_p:
-        xyz = xyz[:, ::-1].copy()
-        xyz[..., 0] *= -1
-        K[0, 2] = W - 1 - K[0, 2]
+        xyz = mirror_xyz(xyz, K)
         joints[:, 0] *= -1
     if rng.random() < aug.holes_p:
-        for _ in range(int(rng.integers(1, 5))):
-            h = int(rng.uniform(0.05, aug.holes_max_frac) * H)
-            w = int(rng.uniform(0.05, aug.holes_max_frac) * W)
-            r, c = int(rng.integers(0, H - h)), int(rng.integers(0, W - w))
-            xyz[r:r + h, c:c + w] = 0
+        cut_holes(xyz, rng, aug.holes_max_frac, 4)
     return xyz, K, joints
