@@ -3,7 +3,7 @@
     hrc-perception eval segmentation --weights models/segmentation/model.pt --data SYNTH_OUT [--json FILE]
 
 Metrics (pycocotools): AP (IoU 0.50:0.95), AP50 and AP75 for boxes and masks, and
-mask AP50 per class. The data must not be the training data (another seed).
+box and mask AP50 per class. The data must not be the training data (another seed).
 """
 from __future__ import annotations
 
@@ -45,11 +45,12 @@ def predictions(predictor, coco: COCO, root: Path, max_images: int | None = None
 
 
 def coco_metrics(coco: COCO, results: list[dict], img_ids: list[int]) -> dict:
-    """AP, AP50, AP75 for boxes and masks, and per-class mask AP50 (None for a class
-    with no ground truth in the data)."""
+    """AP, AP50, AP75 for boxes and masks, and per-class box and mask AP50 (None for a
+    class with no ground truth in the data)."""
     out = {}
     if not results:
-        return {"bbox_AP": 0.0, "bbox_AP50": 0.0, "segm_AP": 0.0, "segm_AP50": 0.0, "per_class_segm_AP50": {}}
+        return {"bbox_AP": 0.0, "bbox_AP50": 0.0, "segm_AP": 0.0, "segm_AP50": 0.0, "per_class_bbox_AP50": {},
+                "per_class_segm_AP50": {}}
     with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints progress
         dt = coco.loadRes(results)
     for iou_type in ("bbox", "segm"):
@@ -60,14 +61,13 @@ def coco_metrics(coco: COCO, results: list[dict], img_ids: list[int]) -> dict:
             ev.accumulate()
             ev.summarize()
         out[f"{iou_type}_AP"], out[f"{iou_type}_AP50"], out[f"{iou_type}_AP75"] = (float(v) for v in ev.stats[:3])
-        if iou_type == "segm":
-            # precision [T, R, K, A, M]: IoU 0.5 is T=0, area all A=0, maxDets 100 M=-1
-            prec = ev.eval["precision"][0, :, :, 0, -1]
-            per = {}
-            for k, cat_id in enumerate(ev.params.catIds):
-                p = prec[:, k]
-                per[coco.cats[int(cat_id)]["name"]] = float(p[p > -1].mean()) if (p > -1).any() else None
-            out["per_class_segm_AP50"] = per
+        # precision [T, R, K, A, M]: IoU 0.5 is T=0, area all A=0, maxDets 100 M=-1
+        prec = ev.eval["precision"][0, :, :, 0, -1]
+        per = {}
+        for k, cat_id in enumerate(ev.params.catIds):
+            p = prec[:, k]
+            per[coco.cats[int(cat_id)]["name"]] = float(p[p > -1].mean()) if (p > -1).any() else None
+        out[f"per_class_{iou_type}_AP50"] = per
     return out
 
 
@@ -93,9 +93,10 @@ def print_table(metrics: dict, file=None) -> None:
     for k in ("bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"):
         if k in metrics:
             print(f"{k:<24}{metrics[k]:>8.3f}", file=file)
-    for name, v in metrics.get("per_class_segm_AP50", {}).items():
-        print(f"{'segm_AP50 ' + name:<24}{v:>8.3f}" if v is not None else f"{'segm_AP50 ' + name:<24}{'-':>8}",
-              file=file)
+    for kind in ("segm", "bbox"):
+        for name, v in metrics.get(f"per_class_{kind}_AP50", {}).items():
+            label = f"{kind}_AP50 {name}"
+            print(f"{label:<24}{v:>8.3f}" if v is not None else f"{label:<24}{'-':>8}", file=file)
     print(f"{'images':<24}{metrics.get('images', 0):>8d}", file=file)
 
 
