@@ -40,6 +40,11 @@ def ros_context():
     ctx = rclpy.context.Context()
     rclpy.init(context=ctx, domain_id=30 + os.getpid() % 60)
     yield ctx
+    # Finalise any node a test left for the garbage collector while its context is still
+    # up: a node finalised after the context's shutdown (during a later module) can leave
+    # Fast DDS spinning forever in the participant's teardown.
+    import gc
+    gc.collect()
     ctx.try_shutdown()
 
 
