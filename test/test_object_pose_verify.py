@@ -46,15 +46,25 @@ def test_distance_grid_is_within_half_a_cell_diagonal_of_the_exact_distance():
 
 
 def _observed(part, R, t, seed=2):
-    """Camera-frame points of the top face (z = 1 cm) of the posed part, with 1 mm noise."""
+    """Camera-frame points of the top face (z = 1 cm) and the bar's front face
+    (y = -1 cm) of the posed part, with 1 mm noise."""
     rng = np.random.default_rng(seed)
-    top = part[part[:, 2] > 0.008]
+    top = part[(part[:, 2] > 0.008) | (part[:, 1] < -0.008)]
     sel = top[rng.choice(len(top), 128, replace=False)]
     return sel @ R.T + t + rng.normal(0, 0.001, (128, 3))
 
 
-@pytest.mark.parametrize("axis,angle_deg", [("z", 90.0), ("z", 140.0), ("x", 180.0), ("y", 60.0)])
-def test_verification_undoes_a_turn_about_the_parts_axes(axis, angle_deg):
+def _angle_deg(R_a, R_b) -> float:
+    return float(np.degrees(np.arccos(np.clip((np.trace(R_a.T @ R_b) - 1) / 2, -1, 1))))
+
+
+@pytest.mark.parametrize("axis,angle_deg,shift_m", [("z", 90.0, 0.0), ("z", 140.0, 0.01), ("x", 180.0, 0.0),
+                                                    ("y", 60.0, 0.015), ("z", 33.0, 0.01)])
+def test_verification_undoes_a_turn_about_the_parts_axes(axis, angle_deg, shift_m):
+    """A turn of the estimate (not a multiple of the 10-degree step in the last case),
+    its centroid off by shift_m as well: the fitted turn finds the pose to within a
+    few degrees and millimetres (the grid's cell is 2 mm, the part's points ~3 mm
+    apart; an ADD of 0.1 d is 12 mm here)."""
     part = _l_shaped_part()
     R_true = Rotation.from_euler("xyz", [160, 10, 30], degrees=True).as_matrix()
     t_true = np.array([0.05, -0.02, 0.8])
@@ -62,16 +72,48 @@ def test_verification_undoes_a_turn_about_the_parts_axes(axis, angle_deg):
     c = part.mean(axis=0)
     turn = Rotation.from_euler(axis, angle_deg, degrees=True).as_matrix()
     R_est = R_true @ turn
-    t_est = t_true + R_true @ c - R_est @ c          # turned about the centroid
+    t_est = t_true + R_true @ c - R_est @ c + np.array([shift_m, -shift_m, 0.0])
     verifier = PoseVerifier([part], [0.12])
     R, t = verifier.verify(0, obs, R_est, t_est)
-    angle = np.degrees(np.arccos(np.clip((np.trace(R.T @ R_true) - 1) / 2, -1, 1)))
-    assert angle < 1.0
-    np.testing.assert_allclose(t, t_true, atol=1e-6)
-    # a right estimate stays as it is
+    assert _angle_deg(R, R_true) < 6.0
+    assert np.linalg.norm(t - t_true) < 6e-3
+    # a right estimate stays right
     R2, t2 = verifier.verify(0, obs, R_true, t_true)
-    np.testing.assert_allclose(R2, R_true)
-    np.testing.assert_allclose(t2, t_true)
+    assert _angle_deg(R2, R_true) < 6.0
+    assert np.linalg.norm(t2 - t_true) < 6e-3
+
+
+def test_alignment_converges_from_a_moderate_error_and_keeps_poses_without_inliers():
+    part = _l_shaped_part()
+    R_true = Rotation.from_euler("xyz", [20, -40, 75], degrees=True).as_matrix()
+    t_true = np.array([-0.1, 0.05, 0.9])
+    obs = _observed(part, R_true, t_true)
+    R0 = R_true @ Rotation.from_rotvec(np.radians(15.0) * np.array([0.6, 0.0, 0.8])).as_matrix()
+    t0 = t_true + np.array([0.008, -0.006, 0.0])
+    far_t = t_true + np.array([1.0, 0.0, 0.0])                     # no observed point near the part
+    verifier = PoseVerifier([part], [0.12])
+    R, t = verifier.align(0, obs, np.stack([R0, R0]), np.stack([t0, far_t]), iterations=10)
+    assert _angle_deg(R[0], R_true) < 5.0
+    assert np.linalg.norm(t[0] - t_true) < 5e-3
+    np.testing.assert_allclose(np.linalg.det(R[0]), 1.0)
+    np.testing.assert_array_equal(R[1], R0)
+    np.testing.assert_array_equal(t[1], far_t)
+    before, after = verifier.score_m(0, obs, np.stack([R0, R[0]]), np.stack([t0, t[0]]))
+    assert after < 0.5 * before
+
+
+def test_symmetric_parts_are_not_verified():
+    part = _l_shaped_part()
+    R_true = np.eye(3)
+    t_true = np.array([0.0, 0.0, 0.7])
+    obs = _observed(part, R_true, t_true)
+    turned = Rotation.from_euler("z", 90, degrees=True).as_matrix()
+    verifier = PoseVerifier([part, part], [0.12, 0.12], symmetric=[True, False])
+    R, t = verifier.verify(0, obs, turned, t_true)
+    np.testing.assert_array_equal(R, turned)
+    assert _angle_deg(verifier.verify(1, obs, turned, t_true)[0], R_true) < 6.0
+    with pytest.raises(ValueError, match="2 point sets, 2 diameters and 1 symmetry flags"):
+        PoseVerifier([part, part], [0.12, 0.12], symmetric=[True])
 
 
 def test_part_points_travel_in_the_model_file(tmp_path):

@@ -78,7 +78,8 @@ class ObjectPosePredictor:
         self.refine_iterations = int(self.build.refine_iterations if refine_iterations is None else refine_iterations)
         self.min_depth_px = int(min_depth_px)
         points = load_part_points(weights) if verify else None
-        self.verifier = None if points is None else PoseVerifier(points, self.card["diameters_m"])
+        self.verifier = None if points is None else PoseVerifier(points, self.card["diameters_m"],
+                                                                 self.card.get("symmetric"))
 
     @torch.inference_mode()
     def estimate(self, items: Sequence[tuple[InstanceCrop, int, np.ndarray]], iterations: int | None = None,
