@@ -133,8 +133,8 @@ def cmd_train_object_pose(args) -> int:
 
 def cmd_train_robot_pose(args) -> int:
     from hrc_perception.robot_pose.train import train
-    card = train(Path(args.data), Path(args.out), Path(args.val) if args.val else None, steps=args.steps,
-                 batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
+    card = train([Path(d) for d in args.data], Path(args.out), Path(args.val) if args.val else None,
+                 steps=args.steps, batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
                  checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads,
                  init=Path(args.init) if args.init else None)
     print(f"wrote {args.out}/model.pt and model_card.json ({card['steps']} steps, {card['training_time_s']:.0f} s)")
@@ -425,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="chance per crop of cutting the pixels around one wrist (masks that miss a hand)")
     th.set_defaults(func=cmd_train_human_pose)
     tr = tsub.add_parser("robot_pose", help="SPDH heatmap network on a synth output's keypoints data (resumable)")
-    tr.add_argument("--data", required=True, help="synth output directory (with keypoints/)")
+    tr.add_argument("--data", required=True, nargs="+",
+                    help="synth output directories (with keypoints/; several are trained on together)")
     tr.add_argument("--out", default="models/robot_pose", help="output directory (checkpoint, log, model, card)")
     tr.add_argument("--val", help="held-out synth output (another seed) for the model card's metrics")
     tr.add_argument("--steps", type=int, default=3000)

@@ -41,6 +41,22 @@ def test_dataset_targets_decode_to_the_true_joints(tiny_kp):
     assert err.max() < 1e-4
 
 
+def test_frames_of_several_datasets_concatenate_with_episodes_apart(tiny_kp):
+    from hrc_perception.robot_pose.dataset import concat_robot_frames
+    a, b = load_robot_frames(tiny_kp / "train"), load_robot_frames(tiny_kp / "val")
+    both = concat_robot_frames([a, b])
+    assert len(both) == 20 and both.keypoint_names == a.keypoint_names
+    np.testing.assert_array_equal(both.xyz_m[10:], b.xyz_m)
+    np.testing.assert_array_equal(both.robot_xyz_m[:10], a.robot_xyz_m)
+    assert set(both.episode[:10]).isdisjoint(both.episode[10:])
+    assert len(np.unique(both.episode)) == len(np.unique(a.episode)) + len(np.unique(b.episode))
+    assert concat_robot_frames([a]) is a
+    import dataclasses
+    other = dataclasses.replace(b, keypoint_names=tuple(reversed(b.keypoint_names)))
+    with pytest.raises(ValueError, match="keypoints datasets differ"):
+        concat_robot_frames([a, other])
+
+
 def test_train_resume_and_evaluate(tiny_kp, tmp_path):
     out = tmp_path / "model"
     args = ["train", "robot_pose", "--data", str(tiny_kp / "train"), "--out", str(out), "--batch-size", "2",
@@ -48,6 +64,11 @@ def test_train_resume_and_evaluate(tiny_kp, tmp_path):
     assert main(args + ["--steps", "2"]) == 0
     assert (out / "checkpoint.pt").is_file() and (out / "model.pt").is_file()
     assert main(args + ["--steps", "4", "--val", str(tiny_kp / "val")]) == 0    # resumes at step 2
+    # two data folders train together (a fresh run: the checkpoint's data differ)
+    assert main(["train", "robot_pose", "--data", str(tiny_kp / "train"), str(tiny_kp / "val"), "--out",
+                 str(tmp_path / "two"), "--batch-size", "2", "--threads", "1", "--workers", "0", "--steps", "1"]) == 0
+    two_card = json.loads((tmp_path / "two" / "model_card.json").read_text())
+    assert [d["seed"] for d in two_card["data"]] == [21, 22]
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log][-1] == 4 and log[-1]["step"] > log[0]["step"]
     card = json.loads((out / "model_card.json").read_text())

@@ -91,6 +91,28 @@ def load_robot_frames(synth_dir: str | Path, max_frames: int | None = None, quie
                        a["stamp_ns"], a["K"], full_hw, tuple(index["robot_keypoint_names"]))
 
 
+def concat_robot_frames(parts: list[RobotFrames]) -> RobotFrames:
+    """The frames of several keypoints datasets, in order; ValueError when their
+    keypoints, XYZ image size or full image size differ. Episode numbers are offset
+    so that episodes of different datasets stay apart."""
+    first = parts[0]
+    for f in parts[1:]:
+        if (f.keypoint_names, f.xyz_m.shape[1:], f.full_hw) != (first.keypoint_names, first.xyz_m.shape[1:],
+                                                                 first.full_hw):
+            raise ValueError(f"keypoints datasets differ: {first.keypoint_names} {first.xyz_m.shape[1:]} "
+                             f"{first.full_hw} vs {f.keypoint_names} {f.xyz_m.shape[1:]} {f.full_hw}")
+    if len(parts) == 1:
+        return first
+    offsets = np.cumsum([0] + [int(f.episode.max()) + 1 for f in parts[:-1]])
+    cat = {name: np.concatenate([getattr(f, name) for f in parts])
+           for name in ("xyz_m", "K_xyz", "robot_xyz_m", "robot_vis", "q_rad", "T_cam_base", "frame_index",
+                        "stamp_ns", "K_full")}
+    episode = np.concatenate([f.episode + o for f, o in zip(parts, offsets)])
+    return RobotFrames(cat["xyz_m"], cat["K_xyz"], cat["robot_xyz_m"], cat["robot_vis"], cat["q_rad"],
+                       cat["T_cam_base"], episode, cat["frame_index"], cat["stamp_ns"], cat["K_full"],
+                       first.full_hw, first.keypoint_names)
+
+
 def _full_size(K_full: np.ndarray, K_small: np.ndarray, small_hw: tuple[int, int]) -> tuple[int, int]:
     """(H, W) of the full image, from fx_small = fx * w / W (resized_K)."""
     W = int(round(small_hw[1] * K_full[0, 0] / K_small[0, 0]))

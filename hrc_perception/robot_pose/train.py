@@ -1,7 +1,9 @@
 """`hrc-perception train robot_pose`: the SPDH network on a synth output's keypoints data.
 
-    hrc-perception train robot_pose --data SYNTH_OUT --out models/robot_pose
+    hrc-perception train robot_pose --data SYNTH_OUT [SYNTH_OUT ...] --out models/robot_pose
         [--val OTHER_SYNTH_OUT] [--steps 3000] [--batch-size 8]
+
+Several ``--data`` folders (rendered with the same robot) are trained on together.
 
 Loss (:func:`spdh_loss`): per heatmap channel with a target, the cross-entropy between
 the target Gaussian (normalised to a distribution) and the spatial softmax of the
@@ -25,7 +27,8 @@ from pathlib import Path
 import torch
 
 from hrc_perception.io.atomic import atomic_write_json
-from hrc_perception.robot_pose.dataset import RobotAugment, RobotPoseDataset, load_robot_frames
+from hrc_perception.robot_pose.dataset import (RobotAugment, RobotPoseDataset, concat_robot_frames,
+                                              load_robot_frames)
 from hrc_perception.robot_pose.model import BuildConfig, load_model, save_model
 from hrc_perception.sim.export import read_meta
 from hrc_perception.training import (data_spec, epoch_loader, machine_line, optimizer_step, save_atomic,
@@ -145,19 +148,25 @@ def fit_spdh(net: torch.nn.Module, dataset, out: Path, label: str, run_id: dict,
     return net, elapsed
 
 
-def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, batch_size: int = 8,
+def train(data: Path | list[Path], out: Path, val: Path | None = None, steps: int = 3000, batch_size: int = 8,
           lr: float = 2e-3, build: BuildConfig | None = None, device: str = "cpu", seed: int = 0,
           checkpoint_every: int = 200, log_every: int = 20, workers: int = 1, threads: int | None = None,
           init: Path | None = None) -> dict:
     """Train (or resume) and write the model and its card; returns the card.
-    init: a model file to start from (same build) when there is no checkpoint."""
-    data, out = Path(data), Path(out)
+    data: one synth output or several (same robot). init: a model file to start
+    from (same build) when there is no checkpoint."""
+    folders = [Path(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    robot = robot_of_run(data)
-    frames = load_robot_frames(data)
+    robot = robot_of_run(folders[0])
+    for d in folders[1:]:
+        if robot_of_run(d) != robot:
+            raise ValueError(f"{d} was rendered with robot {robot_of_run(d)}, {folders[0]} with {robot}")
+    frames = concat_robot_frames([load_robot_frames(d) for d in folders])
+    data = folders[0] if len(folders) == 1 else folders
     names = list(frames.keypoint_names)
     if build is None:
         build = BuildConfig(num_joints=len(names), input_hw=tuple(frames.xyz_m.shape[1:3]))
@@ -187,7 +196,7 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, bat
         "keypoints": names, "robot": robot,
         "input_hw": list(build.input_hw), "heatmap_hw": list(build.heatmap_spec.hw),
         "z_range_m": list(build.z_range_m), "sigma_px": build.sigma_px,
-        "data": data_spec(data), "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "data": data_spec(data) if len(folders) == 1 else [data_spec(d) for d in folders], "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
         "training_command": "hrc-perception " + " ".join(sys.argv[1:]),
         "training_time_s": round(elapsed, 1), "machine": machine_line(device),
     }
