@@ -68,7 +68,13 @@ def test_train_resume_and_evaluate(tiny_kp, tmp_path):
     assert main(["train", "robot_pose", "--data", str(tiny_kp / "train"), str(tiny_kp / "val"), "--out",
                  str(tmp_path / "two"), "--batch-size", "2", "--threads", "1", "--workers", "0", "--steps", "1"]) == 0
     two_card = json.loads((tmp_path / "two" / "model_card.json").read_text())
-    assert [d["seed"] for d in two_card["data"]] == [21, 22]
+    assert [d["seed"] for d in two_card["data"]] == [21, 22] and "initialised_from" not in two_card
+    # --init: the card says which model the run started from
+    assert main(["train", "robot_pose", "--data", str(tiny_kp / "train"), "--out", str(tmp_path / "init"),
+                 "--batch-size", "2", "--threads", "1", "--workers", "0", "--steps", "1",
+                 "--init", str(tmp_path / "two" / "model.pt")]) == 0
+    init_card = json.loads((tmp_path / "init" / "model_card.json").read_text())["initialised_from"]
+    assert init_card["sha256"] == two_card["sha256"] and init_card["card"]["data"] == two_card["data"]
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log][-1] == 4 and log[-1]["step"] > log[0]["step"]
     card = json.loads((out / "model_card.json").read_text())
@@ -82,6 +88,9 @@ def test_train_resume_and_evaluate(tiny_kp, tmp_path):
     res = json.loads(res_path.read_text())
     assert res["frames"] == 10 and set(res["summary"]) == {"spdh", "uv_depth"}
     assert {"mean_err_cm", "acc_4cm", "mAP", "calib_t_err_cm_median"} <= set(res["summary"]["spdh"])
+    assert set(res["per_joint_image_depth"]) == set(card["keypoints"])
+    assert all(v["image_err_px_median"] >= 0 and v["depth_err_cm_median"] >= 0
+               for v in res["per_joint_image_depth"].values() if v["image_err_px_median"] is not None)
     assert len(res["calibration"]["spdh"]["episodes"]) == 2 and (tmp_path / "fig.png").stat().st_size > 10_000
     # a checkpoint of another run is refused, not silently mixed in
     ckpt = out / "checkpoint.pt"

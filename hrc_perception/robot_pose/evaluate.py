@@ -58,6 +58,7 @@ def evaluate(weights: str | Path, data: str | Path, device: str = "cpu", max_fra
     robot = robot_model_of_card(card)
     N, J = len(frames), len(frames.keypoint_names)
     pred = {m: np.full((N, J, 3), np.nan) for m in METHODS}
+    pred_uv = {m: np.full((N, J, 2), np.nan) for m in METHODS}
     conf = {m: np.zeros((N, J)) for m in METHODS}
     valid = {m: np.zeros((N, J), dtype=bool) for m in METHODS}
     times_ms = []
@@ -69,7 +70,7 @@ def evaluate(weights: str | Path, data: str | Path, device: str = "cpu", max_fra
             sk = p.predict_xyz(xyz, frames.K_xyz[i], frames.full_hw)
             if m == "spdh":
                 times_ms.append(1000 * (time.perf_counter() - t0))
-            pred[m][i], conf[m][i], valid[m][i] = sk.xyz_cam_m, sk.confidence, sk.valid
+            pred[m][i], conf[m][i], valid[m][i], pred_uv[m][i] = sk.xyz_cam_m, sk.confidence, sk.valid, sk.uv_px
         if not quiet and ((i + 1) % 100 == 0 or i + 1 == N):
             print(f"eval robot_pose: {i + 1}/{N} frames ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr)
     inside = frames.robot_vis > 0
@@ -89,6 +90,7 @@ def evaluate(weights: str | Path, data: str | Path, device: str = "cpu", max_fra
         summary[m]["valid_outside"] = round(float(valid[m][~inside].mean()), 4) if (~inside).any() else None
     result["summary"] = summary
     result["per_joint"] = per_joint
+    result["per_joint_image_depth"] = image_and_depth_errors(frames, pred_uv["spdh"], pred["spdh"])
     result["per_visibility"] = per_vis
     result["calibration"] = {m: calibration_errors(frames, robot, pred[m], conf[m], valid[m], calib_frames)
                              for m in METHODS}
@@ -96,6 +98,23 @@ def evaluate(weights: str | Path, data: str | Path, device: str = "cpu", max_fra
         summary[m]["calib_t_err_cm_median"] = result["calibration"][m]["t_err_cm_median"]
         summary[m]["calib_r_err_deg_median"] = result["calibration"][m]["r_err_deg_median"]
     return result
+
+
+def image_and_depth_errors(frames, pred_uv_px: np.ndarray, pred_cam_m: np.ndarray) -> dict:
+    """Per joint, over the joints inside the image: median image error (pixels of the
+    full colour image) and median |z| error (cm) of the predictions (uv [N, J, 2],
+    xyz [N, J, 3]): which of the two a joint's 3D error comes from."""
+    uvw = np.einsum("nij,nkj->nki", frames.K_full, frames.robot_xyz_m)
+    true_uv = uvw[..., :2] / uvw[..., 2:3]
+    uv_err = np.linalg.norm(pred_uv_px - true_uv, axis=2)
+    z_err_cm = 100 * np.abs(pred_cam_m[..., 2] - frames.robot_xyz_m[..., 2])
+    inside = frames.robot_vis > 0
+    out = {}
+    for j, name in enumerate(frames.keypoint_names):
+        sel = inside[:, j] & np.isfinite(uv_err[:, j]) & np.isfinite(z_err_cm[:, j])
+        out[name] = {"image_err_px_median": round(float(np.median(uv_err[sel, j])), 2) if sel.any() else None,
+                     "depth_err_cm_median": round(float(np.median(z_err_cm[sel, j])), 2) if sel.any() else None}
+    return out
 
 
 def calibration_errors(frames, robot: RobotModel, pred_cam: np.ndarray, conf: np.ndarray, valid: np.ndarray,
@@ -142,5 +161,8 @@ def print_table(result: dict) -> None:
     pv = result["per_visibility"]["spdh"]
     print(f"spdh visible joints: mean {pv['visible']['mean_err_cm']} cm, <4cm {pv['visible']['acc_4cm']}; "
           f"occluded: mean {pv['occluded']['mean_err_cm']} cm, <4cm {pv['occluded']['acc_4cm']}")
+    image_depth = result["per_joint_image_depth"]
+    print("per joint (spdh), image error px / depth error cm (medians): " + ", ".join(
+        f"{k} {v['image_err_px_median']} / {v['depth_err_cm_median']}" for k, v in image_depth.items()))
     print(f"calibration fitted {result['calibration']['spdh']['fitted']} episodes; "
           f"network + decoding {result['ms_per_frame_network_and_decoding_median']} ms/frame")

@@ -176,7 +176,7 @@ def train(data: Path | list[Path], out: Path, val: Path | None = None, steps: in
     dataset = RobotPoseDataset(frames, build.heatmap_spec, RobotAugment(), seed=seed)
     print(f"train robot_pose: {len(dataset)} frames, {len(names)} keypoints ({', '.join(names)}), "
           f"input {build.input_hw}, heatmaps {build.heatmap_spec.hw}", file=sys.stderr)
-    init_state = None
+    init_state, init_card = None, None
     if init is not None:
         init_build, init_net, init_card = load_model(init)
         if init_build != build or init_card["keypoints"] != names:
@@ -196,10 +196,14 @@ def train(data: Path | list[Path], out: Path, val: Path | None = None, steps: in
         "keypoints": names, "robot": robot,
         "input_hw": list(build.input_hw), "heatmap_hw": list(build.heatmap_spec.hw),
         "z_range_m": list(build.z_range_m), "sigma_px": build.sigma_px,
-        "data": data_spec(data) if len(folders) == 1 else [data_spec(d) for d in folders], "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "data": data_spec(data) if len(folders) == 1 else [data_spec(d) for d in folders],
+        "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
         "training_command": "hrc-perception " + " ".join(sys.argv[1:]),
         "training_time_s": round(elapsed, 1), "machine": machine_line(device),
     }
+    if init_card is not None:
+        from hrc_perception.segmentation.model import file_sha256
+        card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(init), "card": init_card}
     model_path = out / "model.pt"
     save_model(model_path, build, net, card)
     if val is not None:
