@@ -1,8 +1,9 @@
-"""Helpers every training command shares: the data spec of a model card, atomic
-checkpoints, the learning-rate schedule, the epoch loader, the update step, the
+"""Helpers every training command shares: the data spec of a model card, a file's
+SHA-256, atomic checkpoints, the learning-rate schedule, the epoch loader, the update step, the
 machine line."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -22,6 +23,15 @@ def data_spec(path: Path) -> dict:
         return {"path": str(path), "frames": m["frames"], "seed": m["seed"], "command": m.get("command"),
                 "config": m.get("config_path") or "built-in"}
     return {"path": str(path)}
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (a model card's ``sha256``)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def save_atomic(obj, path: Path) -> None:

@@ -17,7 +17,7 @@ def test_card_names_the_data_the_command_and_held_out_metrics():
     assert card["component"] == "human_pose" and card["keypoints"] == list(COCO17_NAMES)
     assert card["metrics_data"]["seed"] != card["data"]["seed"]
     assert card["metrics_held_out"]["mpjpe_mm"] > 0 and "train human_pose" in card["training_command"]
-    from hrc_perception.segmentation.model import file_sha256
+    from hrc_perception.training import file_sha256
     assert file_sha256(SHIPPED) == card["sha256"]
 
 

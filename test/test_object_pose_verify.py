@@ -34,15 +34,24 @@ def test_axis_turns_are_rotations_identity_first():
 
 
 def test_distance_grid_is_within_half_a_cell_diagonal_of_the_exact_distance():
+    """Distances and nearest points looked up for points posed by a camera pose (here
+    the identity and a shifted, turned one: the same model-frame points)."""
     part = _l_shaped_part()
     grid = DistanceGrid(part, truncate_m=0.01)
     rng = np.random.default_rng(1)
     queries = part[rng.integers(0, len(part), 400)] + rng.normal(0, 0.006, (400, 3))
-    exact = np.minimum(cKDTree(part).query(queries)[0], 0.01)
-    assert np.abs(grid(queries) - exact).max() <= grid.cell_m * np.sqrt(3) / 2 + 1e-9
+    R = Rotation.from_euler("xyz", [30, -50, 120], degrees=True).as_matrix()
+    t = np.array([0.1, -0.2, 0.9])
+    cells = grid.posed(np.concatenate([queries, queries @ R.T + t]), np.stack([np.eye(3), R]), np.stack([0 * t, t]))
+    exact, nearest = cKDTree(part).query(queries)
+    half_diagonal = grid.cell_m * np.sqrt(3) / 2
+    for h, rows in ((0, slice(0, 400)), (1, slice(400, 800))):
+        assert np.abs(grid.distance_m[cells[rows, h]] - np.minimum(exact, 0.01)).max() <= half_diagonal + 1e-6
+        # the surface point stored for the cell is as near to its centre as the exact nearest point
+        found = np.linalg.norm(grid.nearest_m[cells[rows, h]] - queries, axis=1)
+        assert (found <= exact + 2 * half_diagonal + 1e-6).all()
     far = np.array([[1.0, 1.0, 1.0], [-0.2, 0.0, 0.0]])
-    np.testing.assert_allclose(grid(far), [0.01, 0.01])
-    assert grid(queries.reshape(20, 20, 3)).shape == (20, 20)
+    np.testing.assert_allclose(grid.distance_m[grid.posed(far, np.eye(3)[None], np.zeros((1, 3)))[:, 0]], 0.01)
 
 
 def _observed(part, R, t, seed=2):

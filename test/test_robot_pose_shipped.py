@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hrc_perception.robot_pose.predictor import RobotPosePredictor
-from hrc_perception.segmentation.model import file_sha256
+from hrc_perception.training import file_sha256
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "robot_pose"
 

@@ -98,7 +98,7 @@ def test_train_embedding_command_writes_model_and_card(tiny_synth, tmp_path, cap
     assert section["steps"] == 20 and section["samples"] > 0 and section["command"].startswith("hrc-perception")
     sep = section["separation_held_out"]["learned"]
     assert sep["same_object"]["pairs"] > 0 and 0.0 <= sep["same_object"]["median"] <= 2.0
-    from hrc_perception.segmentation.model import file_sha256
+    from hrc_perception.training import file_sha256
     assert card["sha256"] == file_sha256(out / "model.pt")
     before, _ = load_checkpoint(model_dir / "model.pt")
     after, _ = load_checkpoint(out / "model.pt")

@@ -52,3 +52,29 @@ def test_malformed_yaml(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_cell_config(tmp_path / "none.yaml")
+
+
+def test_a_file_extends_another_section_by_section(tmp_path):
+    (tmp_path / "base.yaml").write_text("camera:\n  pose:\n    distance_m: [1.0, 2.0]\n    azimuth_deg: [-10, 10]\n"
+                                        "sequence:\n  episode_frames: 45\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("extends: ../base.yaml\ncamera:\n  pose:\n    distance_m: [3.0, 4.0]\n")
+    cfg = load_cell_config(tmp_path / "sub" / "child.yaml")
+    assert cfg.camera.pose.distance_m == (3.0, 4.0)            # the child's value
+    assert cfg.camera.pose.azimuth_deg == (-10.0, 10.0)        # the base's, same section
+    assert cfg.sequence.episode_frames == 45                   # the base's, other section
+    assert cfg.humans == CellConfig().humans                   # neither: the default
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        load_cell_config(tmp_path / "loop.yaml")
+    (tmp_path / "bad.yaml").write_text("extends: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="bad.yaml: extends: expected a file name"):
+        load_cell_config(tmp_path / "bad.yaml")
+
+
+def test_the_robot_pose_training_cell_is_the_robot_pose_cell_with_short_episodes():
+    config_dir = Path(__file__).resolve().parents[1] / "config"
+    train = load_cell_config(config_dir / "cell_robot_pose_train.yaml")
+    held_out = load_cell_config(config_dir / "cell_robot_pose.yaml")
+    assert train.sequence.episode_frames == 6 and held_out.sequence.episode_frames == 45
+    assert train.camera == held_out.camera and train.robot == held_out.robot and train.humans == held_out.humans

@@ -23,7 +23,7 @@ from hrc_perception.robot_pose.dataset import heatmap_K
 from hrc_perception.robot_pose.model import BuildConfig, load_model, save_model
 from hrc_perception.robot_pose.spdh import decode, heatmaps_from_logits
 from hrc_perception.skeletons import COCO17_NAMES
-from hrc_perception.training import data_spec, machine_line
+from hrc_perception.training import data_spec, file_sha256, machine_line
 
 
 class SpdhBackend:
@@ -109,7 +109,6 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, bat
           init: Path | None = None, hand_cut_p: float = 0.0) -> dict:
     """`hrc-perception train human_pose`: train (or resume), write model.pt and model_card.json."""
     from hrc_perception.robot_pose.train import fit_spdh
-    from hrc_perception.segmentation.model import file_sha256
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if threads:

@@ -28,8 +28,8 @@ from hrc_perception.object_pose.dataset import PoseAugment, PoseDataset
 from hrc_perception.object_pose.loss import densefusion_loss, refiner_loss
 from hrc_perception.object_pose.model import BuildConfig, save_model
 from hrc_perception.object_pose.network import compose_correction, quaternion_to_matrix, to_estimate_frame
-from hrc_perception.training import (data_spec, epoch_loader, machine_line, optimizer_step, save_atomic,
-                                     warmup_cosine)
+from hrc_perception.training import (data_spec, epoch_loader, file_sha256, machine_line, optimizer_step,
+                                     save_atomic, warmup_cosine)
 
 STAGES = ("posenet", "refiner")
 # The refiner also learns from estimates moved further off: a random half of each batch
@@ -227,7 +227,6 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
     }
     if init is not None:
         from hrc_perception.object_pose.model import load_model
-        from hrc_perception.segmentation.model import file_sha256
         card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(Path(init)),
                                     "networks": "pose network" if fresh_refiner else "pose network and refiner",
                                     "card": load_model(init)[3]}
@@ -240,7 +239,6 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 6000, ref
         card["metrics_data"] = data_spec(Path(val))
         save_model(model_path, build, posenet, refiner, card, part_points)
     card["weights"] = model_path.name
-    from hrc_perception.segmentation.model import file_sha256
     card["sha256"] = file_sha256(model_path)
     atomic_write_json(out / "model_card.json", card, indent=2)
     return card

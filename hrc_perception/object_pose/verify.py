@@ -95,12 +95,6 @@ class DistanceGrid:
             flat = i if flat is None else flat * n + i
         return flat
 
-    def __call__(self, points_m: np.ndarray) -> np.ndarray:
-        """Truncated distances [...] of points [..., 3] (model frame); truncate_m
-        outside the grid."""
-        coords = (np.asarray(points_m, np.float64) - self.origin_m) / self.cell_m
-        return np.take(self.distance_m, self._cells([coords[..., k] for k in range(3)]))
-
     def posed(self, points_cam_m: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Cell indices [N, H] of the observed points [N, 3] (camera frame) under each
         pose R [H, 3, 3], t [H, 3] (model to camera): the cells of the points

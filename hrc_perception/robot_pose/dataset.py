@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -104,13 +104,10 @@ def concat_robot_frames(parts: list[RobotFrames]) -> RobotFrames:
     if len(parts) == 1:
         return first
     offsets = np.cumsum([0] + [int(f.episode.max()) + 1 for f in parts[:-1]])
-    cat = {name: np.concatenate([getattr(f, name) for f in parts])
-           for name in ("xyz_m", "K_xyz", "robot_xyz_m", "robot_vis", "q_rad", "T_cam_base", "frame_index",
-                        "stamp_ns", "K_full")}
-    episode = np.concatenate([f.episode + o for f, o in zip(parts, offsets)])
-    return RobotFrames(cat["xyz_m"], cat["K_xyz"], cat["robot_xyz_m"], cat["robot_vis"], cat["q_rad"],
-                       cat["T_cam_base"], episode, cat["frame_index"], cat["stamp_ns"], cat["K_full"],
-                       first.full_hw, first.keypoint_names)
+    per_frame = {f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                 for f in fields(RobotFrames) if f.name not in ("episode", "full_hw", "keypoint_names")}
+    return RobotFrames(**per_frame, episode=np.concatenate([p.episode + o for p, o in zip(parts, offsets)]),
+                       full_hw=first.full_hw, keypoint_names=first.keypoint_names)
 
 
 def _full_size(K_full: np.ndarray, K_small: np.ndarray, small_hw: tuple[int, int]) -> tuple[int, int]:

@@ -31,8 +31,8 @@ from hrc_perception.robot_pose.dataset import (RobotAugment, RobotPoseDataset, c
                                               load_robot_frames)
 from hrc_perception.robot_pose.model import BuildConfig, load_model, save_model
 from hrc_perception.sim.export import read_meta
-from hrc_perception.training import (data_spec, epoch_loader, machine_line, optimizer_step, save_atomic,
-                                     warmup_cosine)
+from hrc_perception.training import (data_spec, epoch_loader, file_sha256, machine_line, optimizer_step,
+                                     save_atomic, warmup_cosine)
 
 DEPTH_MAP_WEIGHT = 10.0      # per metre of mean error
 
@@ -166,13 +166,12 @@ def train(data: Path | list[Path], out: Path, val: Path | None = None, steps: in
         if robot_of_run(d) != robot:
             raise ValueError(f"{d} was rendered with robot {robot_of_run(d)}, {folders[0]} with {robot}")
     frames = concat_robot_frames([load_robot_frames(d) for d in folders])
-    data = folders[0] if len(folders) == 1 else folders
     names = list(frames.keypoint_names)
     if build is None:
         build = BuildConfig(num_joints=len(names), input_hw=tuple(frames.xyz_m.shape[1:3]))
     if tuple(build.input_hw) != tuple(frames.xyz_m.shape[1:3]) or build.num_joints != len(names):
-        raise ValueError(f"{data}: XYZ images {frames.xyz_m.shape[1:3]} and {len(names)} keypoints do not fit "
-                         f"the build {build}")
+        raise ValueError(f"{', '.join(map(str, folders))}: XYZ images {frames.xyz_m.shape[1:3]} and {len(names)} "
+                         f"keypoints do not fit the build {build}")
     dataset = RobotPoseDataset(frames, build.heatmap_spec, RobotAugment(), seed=seed)
     print(f"train robot_pose: {len(dataset)} frames, {len(names)} keypoints ({', '.join(names)}), "
           f"input {build.input_hw}, heatmaps {build.heatmap_spec.hw}", file=sys.stderr)
@@ -196,13 +195,12 @@ def train(data: Path | list[Path], out: Path, val: Path | None = None, steps: in
         "keypoints": names, "robot": robot,
         "input_hw": list(build.input_hw), "heatmap_hw": list(build.heatmap_spec.hw),
         "z_range_m": list(build.z_range_m), "sigma_px": build.sigma_px,
-        "data": data_spec(data) if len(folders) == 1 else [data_spec(d) for d in folders],
+        "data": data_spec(folders[0]) if len(folders) == 1 else [data_spec(d) for d in folders],
         "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
         "training_command": "hrc-perception " + " ".join(sys.argv[1:]),
         "training_time_s": round(elapsed, 1), "machine": machine_line(device),
     }
     if init_card is not None:
-        from hrc_perception.segmentation.model import file_sha256
         card["initialised_from"] = {"weights": str(init), "sha256": file_sha256(init), "card": init_card}
     model_path = out / "model.pt"
     save_model(model_path, build, net, card)
@@ -212,7 +210,6 @@ def train(data: Path | list[Path], out: Path, val: Path | None = None, steps: in
         card["metrics_data"] = data_spec(Path(val))
         save_model(model_path, build, net, card)
     card["weights"] = model_path.name
-    from hrc_perception.segmentation.model import file_sha256
     card["sha256"] = file_sha256(model_path)
     atomic_write_json(out / "model_card.json", card, indent=2)
     return card

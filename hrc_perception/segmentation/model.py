@@ -36,7 +36,6 @@ It loads with ``torch.load(weights_only=True)`` (no pickled code).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -59,6 +58,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from hrc_perception.io.atomic import atomic_write_bytes
 from hrc_perception.segmentation.paste import paste_masks
+from hrc_perception.training import file_sha256
 
 CHECKPOINT_FORMAT = "hrc_perception.segmentation/1"
 EMBEDDING_DIM = 128
@@ -352,14 +352,6 @@ def optimize_for_inference(model: MaskRCNN) -> MaskRCNN:
 
 
 # --- checkpoints ---------------------------------------------------------------------------
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def save_checkpoint(model: torch.nn.Module, path: str | Path, model_card: dict, fp16: bool = True) -> str:
     """Write ``model`` (built by :func:`build_maskrcnn`) and its card to ``path``

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from hrc_perception.io.atomic import atomic_write_json
-from hrc_perception.segmentation.model import file_sha256
+from hrc_perception.training import file_sha256
 from hrc_perception.segmentation.dataset import Augment, CocoInstances, coco_dir, collate
 from hrc_perception.training import (data_spec, epoch_loader, machine_line, optimizer_step, save_atomic,
                                      warmup_cosine)

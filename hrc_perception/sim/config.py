@@ -4,7 +4,9 @@ Every section is a frozen dataclass; ``load_cell_config`` reads a YAML file,
 rejects unknown keys, wrong types and impossible ranges with a ``ConfigError``
 that names the file and the field (``cell.yaml: camera.depth_range_m: ...``).
 A file may give only some keys: the rest come from the dataclass defaults, which
-are the same as the shipped ``config/cell.yaml``.
+are the same as the shipped ``config/cell.yaml``. ``extends: OTHER.yaml`` (a path
+relative to the file) starts from another file's keys, which this file's override
+section by section (a list or value replaces the other file's).
 
 Units: metres, seconds; angles in degrees where the name ends in ``_deg``.
 Ranges are ``[low, high]`` pairs sampled uniformly once per episode.
@@ -174,6 +176,15 @@ class CellConfig:
 def load_cell_config(path: str | Path) -> CellConfig:
     """Read and validate a cell YAML file. Raises ConfigError naming file and field."""
     path = Path(path)
+    cfg = _build(CellConfig, _read_yaml(path, ()), f"{path}: ", "")
+    validate(cfg, f"{path}: ")
+    return cfg
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict:
+    """The keys of a cell YAML file, with those of the file it ``extends`` under them."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: extends itself (through {', '.join(str(p) for p in seen)})")
     try:
         text = path.read_text()
     except OSError as e:
@@ -182,11 +193,21 @@ def load_cell_config(path: str | Path) -> CellConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if data is None:
-        data = {}
-    cfg = _build(CellConfig, data, f"{path}: ", "")
-    validate(cfg, f"{path}: ")
-    return cfg
+    data = {} if data is None else data
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base_name = data.pop("extends")
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path}: extends: expected a file name, got {base_name!r}")
+    return _merged(_read_yaml(path.parent / base_name, seen + (path.resolve(),)), data)
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """base with over's keys on top, mapping by mapping."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def config_to_dict(cfg) -> dict:
