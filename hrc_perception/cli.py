@@ -213,7 +213,8 @@ def cmd_eval_safety(args) -> int:
 def cmd_eval_robot_pose(args) -> int:
     from hrc_perception.robot_pose.evaluate import evaluate, print_table
     res = evaluate(Path(args.weights), Path(args.data), device=args.device, max_frames=args.max_frames,
-                   calib_frames=args.calib_frames, min_confidence=args.min_confidence, quiet=False)
+                   calib_frames=args.calib_frames, min_confidence=args.min_confidence,
+                   surface_frames=args.surface_frames, quiet=False)
     print_table(res)
     if args.figure:
         from hrc_perception.robot_pose.figure import draw_figure
@@ -472,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--device", default="cpu")
     er.add_argument("--max-frames", type=int)
     er.add_argument("--calib-frames", type=int, default=45, help="frames per episode for the camera-to-robot fit")
+    er.add_argument("--surface-frames", type=int, default=8,
+                    help="most frames of that window whose depth refines the fit (robot surface ICP)")
     er.add_argument("--min-confidence", type=float, default=0.3, help="joints below it are not used in the fit")
     er.add_argument("--json", help="also write the figures to this JSON file")
     er.add_argument("--figure", help="also draw predicted and true skeletons on 6 frames into this image")

@@ -182,3 +182,27 @@ def masks_to_boxes_xyxy(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         boxes[i] = [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
         keep[i] = True
     return boxes, keep
+
+
+def sample_surface_m(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0,
+                     with_normals: bool = False):
+    """``count`` points [count, 3] float32 uniformly on a triangle mesh's surface
+    (area-weighted triangles, uniform barycentric coordinates), deterministic per seed.
+    With with_normals, (points, normals [count, 3] float32): each point's triangle's
+    unit normal, by the faces' winding (counter-clockwise seen from outside = outward)."""
+    rng = np.random.default_rng(seed)
+    tri = np.asarray(vertices)[faces]                                 # [F, 3, 3]
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = 0.5 * np.linalg.norm(cross, axis=1)
+    if not np.isfinite(area).all() or area.sum() <= 0:
+        raise ValueError("mesh has no surface area")
+    pick = rng.choice(len(faces), count, p=area / area.sum())
+    a, b = rng.random((2, count))
+    flip = a + b > 1.0
+    a[flip], b[flip] = 1.0 - a[flip], 1.0 - b[flip]
+    t = tri[pick]
+    points = (t[:, 0] + a[:, None] * (t[:, 1] - t[:, 0]) + b[:, None] * (t[:, 2] - t[:, 0])).astype(np.float32)
+    if not with_normals:
+        return points
+    normals = cross[pick] / np.maximum(2.0 * area[pick], 1e-12)[:, None]
+    return points, normals.astype(np.float32)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from hrc_perception.geometry import make_K, rot_z, rotation_about_axis
-from hrc_perception.object_pose.data import (choose_pixels, crop_instance, crop_points_cam_m, sample_surface_m,
+from hrc_perception.geometry import make_K, rot_z, rotation_about_axis, sample_surface_m
+from hrc_perception.object_pose.data import (choose_pixels, crop_instance, crop_points_cam_m,
                                              square_window, valid_pixels)
 from hrc_perception.object_pose.dataset import network_inputs
 from hrc_perception.object_pose.loss import add_s_distance, densefusion_loss, posed_points

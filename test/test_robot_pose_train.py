@@ -86,8 +86,10 @@ def test_train_resume_and_evaluate(tiny_kp, tmp_path):
     assert main(["eval", "robot_pose", "--weights", str(out / "model.pt"), "--data", str(tiny_kp / "val"),
                  "--calib-frames", "5", "--json", str(res_path), "--figure", str(tmp_path / "fig.png")]) == 0
     res = json.loads(res_path.read_text())
-    assert res["frames"] == 10 and set(res["summary"]) == {"spdh", "uv_depth"}
-    assert {"mean_err_cm", "acc_4cm", "mAP", "calib_t_err_cm_median"} <= set(res["summary"]["spdh"])
+    assert res["frames"] == 10 and set(res["summary"]) == {"spdh", "uv_depth", "fk_fitted"}
+    assert {"mean_err_cm", "acc_4cm", "mAP", "calib_t_err_cm_median", "calib_surface_t_err_cm_median"
+            } <= set(res["summary"]["spdh"])
+    assert res["calibration"]["spdh"]["surface_frames"] == 8
     assert set(res["per_joint_image_depth"]) == set(card["keypoints"])
     assert all(v["image_err_px_median"] >= 0 and v["depth_err_cm_median"] >= 0
                for v in res["per_joint_image_depth"].values() if v["image_err_px_median"] is not None)

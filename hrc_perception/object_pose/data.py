@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from hrc_perception.geometry import backproject_pixels
+from hrc_perception.geometry import backproject_pixels, sample_surface_m
 from hrc_perception.io.bop import gt_pose_T, scene_rgb_path
 
 CROP_PX = 64
@@ -138,22 +138,6 @@ class PartInfo:
     points_m: np.ndarray
     diameter_m: float
     symmetric: bool
-
-
-def sample_surface_m(vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` points [count, 3] float32 uniformly on a triangle mesh's surface
-    (area-weighted triangles, uniform barycentric coordinates), deterministic per seed."""
-    rng = np.random.default_rng(seed)
-    tri = vertices[faces]                                             # [F, 3, 3]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    if not np.isfinite(area).all() or area.sum() <= 0:
-        raise ValueError("mesh has no surface area")
-    pick = rng.choice(len(faces), count, p=area / area.sum())
-    a, b = rng.random((2, count))
-    flip = a + b > 1.0
-    a[flip], b[flip] = 1.0 - a[flip], 1.0 - b[flip]
-    t = tri[pick]
-    return (t[:, 0] + a[:, None] * (t[:, 1] - t[:, 0]) + b[:, None] * (t[:, 2] - t[:, 0])).astype(np.float32)
 
 
 def load_bop_parts(models_dir: str | Path, names: dict[int, str] | None = None, n_points: int = 1000,

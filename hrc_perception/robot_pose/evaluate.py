@@ -6,7 +6,11 @@ the joints inside the image (visibility 1 or 2; a joint the method cannot place
 counts as a miss). Camera-to-robot: per episode, keypoints from forward kinematics
 of the ground-truth joint angles and from the network over the first
 ``calib_frames`` frames, fitted with :class:`ExtrinsicsEstimator`; translation (cm)
-and rotation (deg) error against the true T_cam_base.
+and rotation (deg) error against the true T_cam_base, of the keypoint fit and of
+that fit refined on the depth (:mod:`hrc_perception.robot_pose.surface_fit`, over
+``surface_frames`` frames of the same window). ``fk_fitted``: the skeleton a node
+with joint_states can give, forward kinematics placed by the episode's refined fit
+(scored on every frame of the episodes that have a fit, like the methods above).
 """
 from __future__ import annotations
 
@@ -20,17 +24,18 @@ import numpy as np
 from hrc_perception.robot_pose.dataset import load_robot_frames
 from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, pose_error
 from hrc_perception.robot_pose.predictor import METHODS, RobotPosePredictor
+from hrc_perception.robot_pose.surface_fit import SurfaceView, robot_surface
 from hrc_perception.sim.config import RobotConfig
 from hrc_perception.sim.robot import RobotModel
 
 THRESHOLDS_CM = (2, 4, 6, 8, 10)
 
 
-def robot_model_of_card(card: dict, config_dir: Path | None = None) -> RobotModel:
-    """The URDF robot a model card names (forward kinematics only, no meshes)."""
+def robot_model_of_card(card: dict, config_dir: Path | None = None, load_meshes: bool = False) -> RobotModel:
+    """The URDF robot a model card names (forward kinematics; the link meshes with load_meshes)."""
     r = card["robot"]
     return RobotModel(RobotConfig(urdf=r["urdf"], name=r["name"], keypoints=tuple(r["keypoints"]),
-                                  gripper_link=r["gripper_link"]), config_dir, load_meshes=False)
+                                  gripper_link=r["gripper_link"]), config_dir, load_meshes=load_meshes)
 
 
 def joint_metrics(err_m: np.ndarray) -> dict:
@@ -47,7 +52,8 @@ def joint_metrics(err_m: np.ndarray) -> dict:
 
 
 def evaluate(weights: str | Path, data: str | Path, device: str = "cpu", max_frames: int | None = None,
-             calib_frames: int = 45, min_confidence: float = 0.3, quiet: bool = True) -> dict:
+             calib_frames: int = 45, min_confidence: float = 0.3, surface_frames: int = 8,
+             quiet: bool = True) -> dict:
     """Both methods on every frame of a keypoints dataset; returns summary, per-joint,
     per-visibility and calibration figures (see module doc)."""
     frames = load_robot_frames(data, max_frames)
@@ -55,7 +61,7 @@ def evaluate(weights: str | Path, data: str | Path, device: str = "cpu", max_fra
     card = predictors["spdh"].card
     if tuple(card["keypoints"]) != frames.keypoint_names:
         raise ValueError(f"{weights}: keypoints {card['keypoints']} differ from the data's {frames.keypoint_names}")
-    robot = robot_model_of_card(card)
+    robot = robot_model_of_card(card, load_meshes=True)
     N, J = len(frames), len(frames.keypoint_names)
     pred = {m: np.full((N, J, 3), np.nan) for m in METHODS}
     pred_uv = {m: np.full((N, J, 2), np.nan) for m in METHODS}
@@ -92,11 +98,17 @@ def evaluate(weights: str | Path, data: str | Path, device: str = "cpu", max_fra
     result["per_joint"] = per_joint
     result["per_joint_image_depth"] = image_and_depth_errors(frames, pred_uv["spdh"], pred["spdh"])
     result["per_visibility"] = per_vis
-    result["calibration"] = {m: calibration_errors(frames, robot, pred[m], conf[m], valid[m], calib_frames)
-                             for m in METHODS}
+    result["calibration"] = {m: calibration_errors(frames, robot, pred[m], conf[m], valid[m], calib_frames,
+                                                   surface_frames) for m in METHODS}
     for m in METHODS:
-        summary[m]["calib_t_err_cm_median"] = result["calibration"][m]["t_err_cm_median"]
-        summary[m]["calib_r_err_deg_median"] = result["calibration"][m]["r_err_deg_median"]
+        cal = result["calibration"][m]
+        summary[m]["calib_t_err_cm_median"] = cal["t_err_cm_median"]
+        summary[m]["calib_r_err_deg_median"] = cal["r_err_deg_median"]
+        summary[m]["calib_surface_t_err_cm_median"] = cal["surface_t_err_cm_median"]
+        summary[m]["calib_surface_r_err_deg_median"] = cal["surface_r_err_deg_median"]
+    fk = fk_fitted_joints(frames, robot, result["calibration"]["spdh"]["episodes"])
+    fk_err = np.linalg.norm(fk - frames.robot_xyz_m, axis=2)
+    summary["fk_fitted"] = joint_metrics(fk_err[inside])
     return result
 
 
@@ -117,45 +129,83 @@ def image_and_depth_errors(frames, pred_uv_px: np.ndarray, pred_cam_m: np.ndarra
     return out
 
 
+def fk_fitted_joints(frames, robot: RobotModel, episodes: list[dict]) -> np.ndarray:
+    """Keypoints [N, J, 3] (camera frame) from forward kinematics of each frame's joint
+    positions placed by its episode's refined T_cam_base (the ``T_surface`` of
+    :func:`calibration_errors`' episodes); NaN in episodes without one."""
+    out = np.full(frames.robot_xyz_m.shape, np.nan)
+    for e in episodes:
+        if e.get("T_surface") is not None:
+            T = np.asarray(e["T_surface"])
+            for i in np.flatnonzero(frames.episode == e["episode"]):
+                out[i] = robot.keypoints(frames.q_rad[i], T)
+    return out
+
+
+def _median(values: list) -> float | None:
+    return round(float(np.median(values)), 2) if len(values) else None
+
+
 def calibration_errors(frames, robot: RobotModel, pred_cam: np.ndarray, conf: np.ndarray, valid: np.ndarray,
-                       calib_frames: int) -> dict:
-    """Per episode, T_cam_base fitted over its first calib_frames frames, against the truth."""
+                       calib_frames: int, surface_frames: int = 8) -> dict:
+    """Per episode, T_cam_base fitted to the keypoints of its first calib_frames frames,
+    then refined on the depth of at most surface_frames of them (spread over the window,
+    as the node keeps them), against the truth."""
+    surface = robot_surface(robot)
     fps_dt = np.median(np.diff(frames.stamp_ns)) / 1e9 if len(frames) > 1 else 1 / 15
     episodes = []
     for ep in np.unique(frames.episode):
         idx = np.flatnonzero(frames.episode == ep)[:calib_frames]
-        est = ExtrinsicsEstimator(window_s=len(idx) * fps_dt + 1.0)
+        est = ExtrinsicsEstimator(window_s=len(idx) * fps_dt + 1.0, robot=robot, surface=surface,
+                                  max_views=surface_frames)
         for i in idx:
-            est.add(frames.stamp_ns[i] / 1e9, robot.keypoints(frames.q_rad[i]), pred_cam[i], conf[i], valid[i])
+            est.add(frames.stamp_ns[i] / 1e9, robot.keypoints(frames.q_rad[i]), pred_cam[i], conf[i], valid[i],
+                    SurfaceView(frames.q_rad[i], frames.xyz_m[i].astype(np.float32), frames.K_xyz[i]))
         fit = est.estimate()
         if fit is None:
             episodes.append({"episode": int(ep), "frames": len(idx), "fitted": False})
             continue
-        dt, dr = pose_error(fit.T, frames.T_cam_base[idx[0]])
-        episodes.append({"episode": int(ep), "frames": len(idx), "fitted": True, "t_err_cm": round(100 * dt, 2),
-                         "r_err_deg": round(dr, 2), "inliers": fit.num_inliers, "rms_cm": round(100 * fit.rms_m, 2)})
+        T_true = frames.T_cam_base[idx[0]]
+        dt, dr = pose_error(fit.T, T_true)
+        e = {"episode": int(ep), "frames": len(idx), "fitted": True, "t_err_cm": round(100 * dt, 2),
+             "r_err_deg": round(dr, 2), "inliers": fit.num_inliers, "rms_cm": round(100 * fit.rms_m, 2),
+             "T_surface": None}
+        refined = est.refine(fit.T)
+        if refined is not None:
+            dt, dr = pose_error(refined.T, T_true)
+            e.update(surface_t_err_cm=round(100 * dt, 2), surface_r_err_deg=round(dr, 2), surface_pairs=refined.pairs,
+                     surface_rms_cm=round(100 * refined.rms_m, 2), surface_views=refined.frames,
+                     T_surface=refined.T.round(6).tolist())
+        episodes.append(e)
     fitted = [e for e in episodes if e["fitted"]]
-    t = np.array([e["t_err_cm"] for e in fitted])
-    r = np.array([e["r_err_deg"] for e in fitted])
-    return {"calib_frames": calib_frames, "episodes": episodes, "fitted": f"{len(fitted)}/{len(episodes)}",
-            "t_err_cm_median": round(float(np.median(t)), 2) if len(t) else None,
-            "r_err_deg_median": round(float(np.median(r)), 2) if len(r) else None,
-            "t_err_cm_max": round(float(t.max()), 2) if len(t) else None,
-            "r_err_deg_max": round(float(r.max()), 2) if len(r) else None}
+    refined = [e for e in fitted if e["T_surface"] is not None]
+    t = [e["t_err_cm"] for e in fitted]
+    r = [e["r_err_deg"] for e in fitted]
+    return {"calib_frames": calib_frames, "surface_frames": surface_frames, "episodes": episodes,
+            "fitted": f"{len(fitted)}/{len(episodes)}", "surface_fitted": f"{len(refined)}/{len(episodes)}",
+            "t_err_cm_median": _median(t), "r_err_deg_median": _median(r),
+            "t_err_cm_max": round(float(max(t)), 2) if t else None,
+            "r_err_deg_max": round(float(max(r)), 2) if r else None,
+            "surface_t_err_cm_median": _median([e["surface_t_err_cm"] for e in refined]),
+            "surface_r_err_deg_median": _median([e["surface_r_err_deg"] for e in refined])}
 
 
 def print_table(result: dict) -> None:
     s = result["summary"]
     print(f"robot_pose on {result['data']} ({result['frames']} frames), weights {result['weights']}")
     print(f"{'method':<10} {'joints':>7} {'mean cm':>8} {'median':>7} " +
-          " ".join(f"{'<' + str(t) + 'cm':>6}" for t in THRESHOLDS_CM) + f" {'mAP':>6} {'calib cm':>9} {'deg':>6}")
+          " ".join(f"{'<' + str(t) + 'cm':>6}" for t in THRESHOLDS_CM) +
+          f" {'mAP':>6} | camera-to-robot: {'keypoints cm':>12} {'deg':>5} {'+depth cm':>9} {'deg':>5}")
+
     def num(x):
         return float("nan") if x is None else x
 
     for m, v in s.items():
         print(f"{m:<10} {v['joints']:>7} {num(v['mean_err_cm']):>8.2f} {num(v['median_err_cm']):>7.2f} "
-              + " ".join(f"{v[f'acc_{t}cm']:>6.3f}" for t in THRESHOLDS_CM)
-              + f" {v['mAP']:>6.3f} {num(v['calib_t_err_cm_median']):>9.2f} {num(v['calib_r_err_deg_median']):>6.2f}")
+              + " ".join(f"{v[f'acc_{t}cm']:>6.3f}" for t in THRESHOLDS_CM) + f" {v['mAP']:>6.3f} | "
+              + (f"{'':>16} {num(v['calib_t_err_cm_median']):>12.2f} {num(v['calib_r_err_deg_median']):>5.2f} "
+                 f"{num(v['calib_surface_t_err_cm_median']):>9.2f} {num(v['calib_surface_r_err_deg_median']):>5.2f}"
+                 if "calib_t_err_cm_median" in v else "joint_states + the spdh fit refined on depth"))
     print("per joint (spdh): " + ", ".join(f"{k} {v['mean_err_cm']} cm / {v['acc_4cm']:.2f}"
                                            for k, v in result["per_joint"]["spdh"].items()))
     pv = result["per_visibility"]["spdh"]
@@ -164,5 +214,6 @@ def print_table(result: dict) -> None:
     image_depth = result["per_joint_image_depth"]
     print("per joint (spdh), image error px / depth error cm (medians): " + ", ".join(
         f"{k} {v['image_err_px_median']} / {v['depth_err_cm_median']}" for k, v in image_depth.items()))
-    print(f"calibration fitted {result['calibration']['spdh']['fitted']} episodes; "
+    print(f"calibration fitted {result['calibration']['spdh']['fitted']} episodes, refined on depth "
+          f"{result['calibration']['spdh']['surface_fitted']}; "
           f"network + decoding {result['ms_per_frame_network_and_decoding_median']} ms/frame")

@@ -1,6 +1,7 @@
 """Camera-to-robot pose from keypoints: forward kinematics gives them in the robot base
 frame, the SPDH network in the camera frame; a robust rigid fit pooled over a window
-of frames gives T_cam_base.
+of frames gives T_cam_base, which the depth of a few of those frames then refines
+(:mod:`hrc_perception.robot_pose.surface_fit`).
 
 Frames: ``p_base`` robot base frame, ``p_cam`` camera optical frame; metres.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hrc_perception.geometry import make_T
+from hrc_perception.robot_pose.surface_fit import RobotSurface, SurfaceFit, SurfaceView, refine_T_cam_base
 
 
 def weighted_rigid_fit(p_src: np.ndarray, p_dst: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -114,36 +116,59 @@ class ExtrinsicsEstimator:
     fits all valid pairs of the window at once (a static camera: more frames, more
     robot configurations, a better conditioned fit). A frame older than the newest
     by more than window_s is dropped, so out-of-order stamps cannot keep stale data.
+
+    Given the robot and its surface, add() also keeps the frame's depth (a
+    SurfaceView) when the newest kept one is at least window_s / max_views older, and
+    refine() aligns the robot's surface to those views from a keypoint fit.
     """
 
     def __init__(self, window_s: float = 3.0, inlier_m: float = 0.04, min_points: int = 6,
-                 max_frames: int = 200):
+                 max_frames: int = 200, robot=None, surface: RobotSurface | None = None, max_views: int = 8):
         self.window_s, self.inlier_m, self.min_points = float(window_s), float(inlier_m), int(min_points)
+        self.robot, self.surface, self.max_views = robot, surface, int(max_views)
         self._frames: deque = deque(maxlen=max_frames)
+        self._views: deque = deque(maxlen=max_views)
 
     def reset(self) -> None:
         self._frames.clear()
+        self._views.clear()
 
     def add(self, stamp_s: float, p_base: np.ndarray, p_cam: np.ndarray, confidence: np.ndarray,
-            valid: np.ndarray) -> int:
-        """Add one frame's keypoints ([J, 3] each, confidence and valid [J]); returns
-        the number of its pairs kept (finite and valid)."""
+            valid: np.ndarray, view: SurfaceView | None = None) -> int:
+        """Add one frame's keypoints ([J, 3] each, confidence and valid [J]) and
+        optionally its depth; returns the number of its keypoint pairs kept (finite and valid)."""
+        stamp_s = float(stamp_s)
         p_base, p_cam = np.asarray(p_base, dtype=np.float64), np.asarray(p_cam, dtype=np.float64)
         keep = np.asarray(valid, dtype=bool) & np.isfinite(p_base).all(1) & np.isfinite(p_cam).all(1)
         if keep.any():
-            self._frames.append((float(stamp_s), p_base[keep], p_cam[keep], np.asarray(confidence)[keep]))
-        if self._frames:
-            newest = max(f[0] for f in self._frames)
+            self._frames.append((stamp_s, p_base[keep], p_cam[keep], np.asarray(confidence)[keep]))
+        if view is not None and self.surface is not None and (
+                not self._views or abs(stamp_s - self._views[-1][0]) >= self.window_s / self.max_views):
+            self._views.append((stamp_s, view))
+        stamps = [f[0] for f in self._frames] + [v[0] for v in self._views]
+        if stamps:
+            newest = max(stamps)
             self._frames = deque((f for f in self._frames if newest - f[0] <= self.window_s),
                                  maxlen=self._frames.maxlen)
+            self._views = deque((v for v in self._views if newest - v[0] <= self.window_s),
+                                maxlen=self._views.maxlen)
         return int(keep.sum())
 
     @property
     def num_frames(self) -> int:
         return len(self._frames)
 
+    @property
+    def num_views(self) -> int:
+        return len(self._views)
+
+    @property
+    def view_stamps(self) -> tuple[float, ...]:
+        """Stamps (s) of the kept views: what refine() would align to."""
+        return tuple(v[0] for v in self._views)
+
     def estimate(self) -> RigidFit | None:
-        """The fit over the window, or None with too few confident pairs."""
+        """The keypoint fit over the window, or None with too few confident pairs."""
         if not self._frames:
             return None
         p_base = np.concatenate([f[1] for f in self._frames])
@@ -153,6 +178,13 @@ class ExtrinsicsEstimator:
         if fit is not None:
             fit.num_frames = len(self._frames)
         return fit
+
+    def refine(self, T_cam_base: np.ndarray) -> SurfaceFit | None:
+        """T_cam_base [4, 4] (a keypoint fit) refined on the kept views' depth, or None
+        without robot surface or views, or when too little of the robot pairs up."""
+        if self.surface is None or not self._views:
+            return None
+        return refine_T_cam_base(self.robot, self.surface, T_cam_base, [v[1] for v in self._views])
 
 
 def joint_positions(model_joints: tuple[str, ...], names: list[str], positions: list[float],

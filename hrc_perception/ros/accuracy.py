@@ -102,7 +102,8 @@ def tracking_accuracy(pairs: list, height: int, width: int) -> dict:
 def _part_models(names) -> dict:
     """{name: PartInfo} of the procedural parts among ``names`` (the synthetic cell's
     default parts); other names are left out."""
-    from hrc_perception.object_pose.data import PartInfo, sample_surface_m
+    from hrc_perception.geometry import sample_surface_m
+    from hrc_perception.object_pose.data import PartInfo
     from hrc_perception.sim.parts import procedural_part
     out = {}
     for name in names:

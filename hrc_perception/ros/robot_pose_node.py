@@ -31,8 +31,12 @@ Camera-to-robot: when a ``joint_states`` message no older (or newer) than
 ``joint_states_max_age_s`` against the depth stamp names every arm joint of the
 robot's URDF, forward kinematics gives the keypoints in the base frame; the pairs of
 the last ``calibration_window_s`` seconds are fitted robustly
-(:class:`~hrc_perception.robot_pose.extrinsics.ExtrinsicsEstimator`) and published
-as ``robot/base_pose`` (the pose of the base link in the camera frame). With
+(:class:`~hrc_perception.robot_pose.extrinsics.ExtrinsicsEstimator`); with
+``calibration_depth_refine`` that fit is refined by aligning the robot's surface,
+posed by the joint_states, to the depth of up to ``calibration_views`` frames of the
+window (:mod:`~hrc_perception.robot_pose.surface_fit`; the keypoint fit is kept
+when too little of the robot pairs up). The result is published as
+``robot/base_pose`` (the pose of the base link in the camera frame). With
 ``expected_base_pose`` ([x, y, z, qx, qy, qz, qw], the extrinsic in use) the
 diagnostics carry ``calibration_drift`` (cm and deg) and go to WARN when it exceeds
 ``drift_warn_m`` or ``drift_warn_deg``.
@@ -42,7 +46,8 @@ Bad input never stops the node. Counted with ``report()``: ``no_camera_info``,
 ``joint_states_stale`` (none near the depth stamp), ``joint_states_unusable``
 (missing arm joints, unknown names only, non-finite values), ``fit_failed`` (too few
 confident keypoints in the window, or only ones along a line such as the base's: no
-pose is published rather than a bad one).
+pose is published rather than a bad one), ``depth_refine_failed`` (too little of the
+robot's surface pairs up with the depth: the keypoint fit is published).
 """
 from __future__ import annotations
 
@@ -58,6 +63,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.msg import Skeleton
 from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, joint_positions, pose_error
+from hrc_perception.robot_pose.surface_fit import SurfaceView
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg,
                                         matrix_to_pose, matrix_to_transform, pose_parameter_to_matrix, skeleton_to_msg,
                                         stamp_to_ns)
@@ -101,7 +107,8 @@ class RobotPoseNode(HrcNode):
 
     After construction: ``predictor`` (None unless configured), ``robot`` (the URDF
     model for forward kinematics), ``weights_path``, ``configure_error``,
-    ``frames_processed``, ``last_fit`` (RigidFit or None), ``drift`` ((m, deg) or None),
+    ``frames_processed``, ``last_fit`` (RigidFit or None: the keypoint fit),
+    ``last_surface_fit`` (SurfaceFit or None: its refinement on the depth), ``drift`` ((m, deg) or None),
     ``last_inference_s``.
     """
 
@@ -119,6 +126,10 @@ class RobotPoseNode(HrcNode):
                   min_value=0.001, max_value=1.0),
         ParamSpec("calibration_min_points", 8, "fewest inlier keypoints (over the window) for a fit",
                   min_value=3, max_value=100000),
+        ParamSpec("calibration_depth_refine", True, "refine the keypoint fit on the depth (the robot's "
+                  "surface posed by joint_states, aligned to the depth images)", read_only=True),
+        ParamSpec("calibration_views", 8, "most depth frames of the window the refinement aligns to",
+                  min_value=1, max_value=100, read_only=True),
         ParamSpec("expected_base_pose", [""], "the extrinsic in use, robot base in the camera frame: "
                   "[x, y, z, qx, qy, qz, qw] as strings ('' = none; then no drift check)"),
         ParamSpec("drift_warn_m", 0.02, "calibration_drift warns above this translation (m)",
@@ -137,6 +148,7 @@ class RobotPoseNode(HrcNode):
         self.configure_error: str | None = None
         self.frames_processed = 0
         self.last_fit = None
+        self.last_surface_fit = None
         self.drift: tuple[float, float] | None = None
         self.last_inference_s = float("nan")
         self._subs: list = []
@@ -152,19 +164,23 @@ class RobotPoseNode(HrcNode):
     def on_configure_hook(self) -> None:
         from hrc_perception.robot_pose.evaluate import robot_model_of_card
         from hrc_perception.robot_pose.predictor import RobotPosePredictor
+        from hrc_perception.robot_pose.surface_fit import robot_surface
         self.configure_error = None
         try:
             self._expected_T = pose_parameter_to_matrix(self.param("expected_base_pose"), "expected_base_pose")
             path = resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE)
             self.predictor = RobotPosePredictor(path, device=self.param("device"))
-            self.robot = robot_model_of_card(self.predictor.card)
+            refine = self.param("calibration_depth_refine")
+            self.robot = robot_model_of_card(self.predictor.card, load_meshes=refine)
+            surface = robot_surface(self.robot) if refine else None
             self.weights_path = path
         except Exception as e:   # the base logs it as one line and fails the transition
             self.configure_error = load_error_text(e)
             self.predictor = None
             raise
         self._estimator = ExtrinsicsEstimator(self.param("calibration_window_s"), self.param("calibration_inlier_m"),
-                                              self.param("calibration_min_points"))
+                                              self.param("calibration_min_points"), robot=self.robot, surface=surface,
+                                              max_views=self.param("calibration_views"))
         q = self.output_qos()
         self._pubs = {"skeleton": self.create_publisher(Skeleton, SKELETON_TOPIC, q),
                       "base_pose": self.create_publisher(PoseStamped, BASE_POSE_TOPIC, q),
@@ -212,9 +228,10 @@ class RobotPoseNode(HrcNode):
     def _on_depth(self, msg: Image) -> None:
         if not self.is_active or self.predictor is None:
             return
-        sk = self.estimate(msg)
-        if sk is None:
+        estimate = self.estimate(msg)
+        if estimate is None:
             return
+        sk, view = estimate
         out = skeleton_to_msg(msg.header, self.predictor.card["robot"]["name"], 0, sk.names, sk.xyz_cam_m, sk.valid,
                               sk.confidence, sk.uv_px, (msg.height, msg.width))
         self._pubs["skeleton"].publish(out)
@@ -222,11 +239,12 @@ class RobotPoseNode(HrcNode):
         if self.param("markers"):
             self._pubs["markers"].publish(skeleton_markers(out, self.param("marker_lifetime_s")))
         if self._joint_states:
-            self._calibrate(msg.header, sk)
+            self._calibrate(msg.header, sk, view)
 
     # -- estimation -------------------------------------------------------------------
     def estimate(self, msg: Image):
-        """RobotSkeleton of one depth image, or None after reporting why."""
+        """(RobotSkeleton, (XYZ image [h, w, 3], its K [3, 3]): the network's input) of
+        one depth image, or None after reporting why."""
         if self._camera_info is None:
             self.report("no_camera_info", f"no {CAMERA_INFO_TOPIC} received yet")
             return None
@@ -239,17 +257,19 @@ class RobotPoseNode(HrcNode):
             self.report("size_mismatch", f"depth {depth_m.shape[1]}x{depth_m.shape[0]}, camera_info {w}x{h}: "
                         "they must agree (depth aligned to colour)")
             return None
+        from hrc_perception.robot_pose.predictor import depth_to_input_xyz
         self.predictor.min_confidence = self.param("min_confidence")
         t0 = time.perf_counter()
         try:
-            sk = self.predictor.predict(depth_m, K)
+            xyz, K_xyz = depth_to_input_xyz(depth_m, K, self.predictor.build.input_hw)
+            sk = self.predictor.predict_xyz(xyz, K_xyz, depth_m.shape)
         except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
             self.report("predict_error", f"{type(e).__name__}: {e}")
             return None
         self.last_inference_s = time.perf_counter() - t0
-        return sk
+        return sk, (xyz, K_xyz)
 
-    def _calibrate(self, header: Header, sk) -> None:
+    def _calibrate(self, header: Header, sk, view: tuple[np.ndarray, np.ndarray]) -> None:
         stamp = stamp_to_ns(header.stamp)
         js = self._joint_states_for(stamp)
         if js is None:
@@ -263,29 +283,40 @@ class RobotPoseNode(HrcNode):
         est = self._estimator
         est.window_s, est.inlier_m = self.param("calibration_window_s"), self.param("calibration_inlier_m")
         est.min_points = self.param("calibration_min_points")
-        est.add(stamp / NS_PER_S, self.robot.keypoints(q), sk.xyz_cam_m, sk.confidence, sk.valid)
+        views_before = est.view_stamps
+        est.add(stamp / NS_PER_S, self.robot.keypoints(q), sk.xyz_cam_m, sk.confidence, sk.valid,
+                SurfaceView(q, *view))
         fit = est.estimate()
         if fit is None:
             self.report("fit_failed", f"fewer than {est.min_points} confident keypoints agree over the last "
                         f"{est.window_s:g} s, or they lie along a line (only the base seen well): no robot/base_pose")
             return
         self.last_fit = fit
-        self._pubs["base_pose"].publish(PoseStamped(header=copy_header(header), pose=matrix_to_pose(fit.T)))
+        if est.view_stamps != views_before or self.last_surface_fit is None:   # new depth to align to
+            self.last_surface_fit = est.refine(fit.T)
+            if self.last_surface_fit is None and est.num_views:
+                self.report("depth_refine_failed", "too little of the robot's surface pairs up with the depth: "
+                            "robot/base_pose from the keypoints alone")
+        T = fit.T if self.last_surface_fit is None else self.last_surface_fit.T
+        self._pubs["base_pose"].publish(PoseStamped(header=copy_header(header), pose=matrix_to_pose(T)))
         if self._tf is not None:
             from geometry_msgs.msg import TransformStamped
             self._tf.sendTransform(TransformStamped(
                 header=copy_header(header), child_frame_id=self.param("base_frame_id") or self.robot.base_link,
-                transform=matrix_to_transform(fit.T)))
+                transform=matrix_to_transform(T)))
         if self._expected_T is not None:
-            self.drift = pose_error(fit.T, self._expected_T)
+            self.drift = pose_error(T, self._expected_T)
 
     def diagnostic_values(self) -> dict[str, str]:
         out = {"frames": str(self.frames_processed)}
         if self.last_fit is not None:
-            t = self.last_fit.T[:3, 3]
-            out["base_pose_xyz_m"] = f"{t[0]:.3f} {t[1]:.3f} {t[2]:.3f}"
+            T = self.last_fit.T if self.last_surface_fit is None else self.last_surface_fit.T
+            out["base_pose_xyz_m"] = f"{T[0, 3]:.3f} {T[1, 3]:.3f} {T[2, 3]:.3f}"
             out["fit"] = (f"{self.last_fit.num_inliers} inliers over {self.last_fit.num_frames} frames, rms "
                           f"{100 * self.last_fit.rms_m:.1f} cm")
+        if self.last_surface_fit is not None:
+            sf = self.last_surface_fit
+            out["depth_refine"] = f"{sf.pairs} surface points over {sf.frames} frames, rms {100 * sf.rms_m:.1f} cm"
         if self.drift is not None:
             out["calibration_drift"] = f"{100 * self.drift[0]:.1f} cm, {self.drift[1]:.1f} deg"
         return out
