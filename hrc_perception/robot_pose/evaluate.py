@@ -8,7 +8,7 @@ of the ground-truth joint angles and from the network over the first
 ``calib_frames`` frames, fitted with :class:`ExtrinsicsEstimator`; translation (cm)
 and rotation (deg) error against the true T_cam_base, of the keypoint fit and of
 that fit refined on the depth (:mod:`hrc_perception.robot_pose.surface_fit`, over
-``surface_frames`` frames of the same window). ``fk_fitted``: the skeleton a node
+at most ``surface_frames`` frames of the same window). ``fk_fitted``: the skeleton a node
 with joint_states can give, forward kinematics placed by the episode's refined fit
 (scored on every frame of the episodes that have a fit, like the methods above).
 """
@@ -187,7 +187,9 @@ def calibration_errors(frames, robot: RobotModel, pred_cam: np.ndarray, conf: np
             "t_err_cm_max": round(float(max(t)), 2) if t else None,
             "r_err_deg_max": round(float(max(r)), 2) if r else None,
             "surface_t_err_cm_median": _median([e["surface_t_err_cm"] for e in refined]),
-            "surface_r_err_deg_median": _median([e["surface_r_err_deg"] for e in refined])}
+            "surface_r_err_deg_median": _median([e["surface_r_err_deg"] for e in refined]),
+            "surface_t_err_cm_max": max((e["surface_t_err_cm"] for e in refined), default=None),
+            "surface_r_err_deg_max": max((e["surface_r_err_deg"] for e in refined), default=None)}
 
 
 def print_table(result: dict) -> None:
