@@ -119,6 +119,13 @@ def rot_z(a: float) -> np.ndarray:
     return rotation_about_axis(np.array([0, 0, 1.0]), a)
 
 
+def pose_error(T_est: np.ndarray, T_ref: np.ndarray) -> tuple[float, float]:
+    """(translation error in metres, rotation error in degrees) between two 4x4 poses."""
+    dt = float(np.linalg.norm(T_est[:3, 3] - T_ref[:3, 3]))
+    cos = (np.trace(T_est[:3, :3].T @ T_ref[:3, :3]) - 1.0) / 2.0
+    return dt, float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
 def look_at(eye_m: np.ndarray, target_m: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0]),
             roll_rad: float = 0.0) -> np.ndarray:
     """T_world_cam of an optical-frame camera at eye looking at target.

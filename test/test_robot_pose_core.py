@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from hrc_perception.geometry import make_K, make_T, rotation_about_axis
+from hrc_perception.geometry import make_K, make_T, pose_error, rotation_about_axis
 from hrc_perception.io.keypoints_npz import resized_K, subsampled_xyz
 from hrc_perception.robot_pose.dataset import RobotAugment, _augment, heatmap_K
-from hrc_perception.robot_pose.extrinsics import (ExtrinsicsEstimator, pose_error, robust_rigid_fit,
+from hrc_perception.robot_pose.extrinsics import (ExtrinsicsEstimator, robust_rigid_fit,
                                                   weighted_rigid_fit)
 from hrc_perception.robot_pose.model import BuildConfig, load_model, save_model
 from hrc_perception.robot_pose.network import SPDHNet, xyz_input

@@ -14,9 +14,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from visualization_msgs.msg import MarkerArray
 
-from hrc_perception.geometry import make_K
+from hrc_perception.geometry import make_K, pose_error
 from hrc_perception.msg import Skeleton
-from hrc_perception.robot_pose.extrinsics import pose_error
 from hrc_perception.ros.convert import K_to_camera_info, numpy_to_image, pose_to_matrix
 from hrc_perception.ros.ground_truth_msgs import make_header
 from hrc_perception.ros.robot_pose_node import (BASE_POSE_TOPIC, CAMERA_INFO_TOPIC, DEPTH_TOPIC, JOINT_STATES_TOPIC,

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hrc_perception.geometry import pose_error
 from hrc_perception.robot_pose.dataset import load_robot_frames
-from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, pose_error
+from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator
 from hrc_perception.robot_pose.predictor import METHODS, RobotPosePredictor
 from hrc_perception.robot_pose.surface_fit import SurfaceView, robot_surface
 from hrc_perception.sim.config import RobotConfig

@@ -101,13 +101,6 @@ def robust_rigid_fit(p_src: np.ndarray, p_dst: np.ndarray, weights: np.ndarray |
     return RigidFit(T, inliers, float(np.sqrt((wi * r ** 2).sum() / wi.sum())))
 
 
-def pose_error(T_est: np.ndarray, T_ref: np.ndarray) -> tuple[float, float]:
-    """(translation error in metres, rotation error in degrees) between two poses."""
-    dt = float(np.linalg.norm(T_est[:3, 3] - T_ref[:3, 3]))
-    cos = (np.trace(T_est[:3, :3].T @ T_ref[:3, :3]) - 1.0) / 2.0
-    return dt, float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
-
-
 class ExtrinsicsEstimator:
     """T_cam_base from the keypoints of the last window_s seconds of frames.
 

@@ -27,12 +27,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hrc_perception.geometry import make_T, rotation_about_axis, sample_surface_m
+from hrc_perception.geometry import make_T, pose_error, rotation_about_axis, sample_surface_m
 
 DEFAULT_MAX_DIST_M = (0.10, 0.05, 0.03, 0.02)
 """Association distances, one stage each (metres), coarse to fine."""
 HUBER_M = 0.01
 """Point-to-plane residuals beyond this (metres) get weight HUBER_M / |r|."""
+MIN_PAIRS_PER_VIEW = 300
+"""Fewest paired surface points per view for a fit (590-900 per view on the tuning set,
+seed 1150 of config/cell_robot_pose.yaml; fewer: the robot mostly hidden or out of view)."""
+MAX_MOVE = (0.10, 10.0)
+"""(metres, degrees): a fit that moved further from its start is refused. From 10 deg /
+10 cm off, fits on the tuning set often stop in a wrong alignment; from 6 deg / 6 cm
+they do not, and the keypoint fits there were at most 6.1 deg / 3.0 cm off."""
 MIN_FACING_COS = 0.3
 """Surface points seen more obliquely than this (cosine between their normal and the
 viewing ray) are not paired: near the silhouette the measured depth mixes in the
@@ -127,11 +134,14 @@ def _twist_T(x: np.ndarray) -> np.ndarray:
 
 def refine_T_cam_base(robot, surface: RobotSurface, T_init: np.ndarray, views: list[SurfaceView],
                       iterations_per_stage: int = 6, max_dist_m: tuple[float, ...] = DEFAULT_MAX_DIST_M,
-                      min_pairs: int = 300) -> SurfaceFit | None:
+                      min_pairs_per_view: int = MIN_PAIRS_PER_VIEW, max_move: tuple[float, float] = MAX_MOVE
+                      ) -> SurfaceFit | None:
     """T_cam_base aligning the robot's surface, posed by each view's joint positions, to
     each view's XYZ image (one static camera; see module doc), from T_init [4, 4]. None
-    when fewer than min_pairs surface points find a measured partner (robot not in
-    view, hidden, or T_init too far off)."""
+    when fewer than min_pairs_per_view surface points per view find a measured partner
+    (robot out of view or hidden, or T_init too far off), or when the fit moved further
+    than max_move (metres, degrees) from T_init: beyond the range it converges from,
+    so an alignment to the wrong surfaces."""
     T = np.asarray(T_init, dtype=np.float64).copy()
     surface_base = [surface_in_base(surface, robot, v.q) for v in views]
     pairs, rms = 0, float("nan")
@@ -151,11 +161,14 @@ def refine_T_cam_base(robot, surface: RobotSurface, T_init: np.ndarray, views: l
                 g += J.T @ (w * r)
                 pairs += len(r)
                 sq, wsum = sq + float((w * r * r).sum()), wsum + float(w.sum())
-            if pairs < min_pairs:
+            if pairs < min_pairs_per_view * len(views):
                 return None
             x = -np.linalg.solve(H + 1e-6 * np.eye(6), g)
             T = _twist_T(x) @ T
             rms = float(np.sqrt(sq / max(wsum, 1e-12)))
             if np.abs(x).max() < 1e-5:
                 break
+    moved_m, moved_deg = pose_error(T, T_init)
+    if moved_m > max_move[0] or moved_deg > max_move[1]:
+        return None
     return SurfaceFit(T, pairs, rms, len(views))

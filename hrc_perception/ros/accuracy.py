@@ -190,7 +190,7 @@ def robot_base_pose_accuracy(pairs: list, height: int, width: int) -> dict:
     """Camera-to-robot estimates (PoseStamped) against the true base pose: median and
     last translation (cm) and rotation (deg) error."""
     del height, width
-    from hrc_perception.robot_pose.extrinsics import pose_error
+    from hrc_perception.geometry import pose_error
     from hrc_perception.ros.convert import pose_to_matrix
     errs = np.array([pose_error(pose_to_matrix(e.pose), pose_to_matrix(g.pose)) for e, g in pairs])
     return {"estimates": len(pairs), "t_err_median_cm": float(100 * np.median(errs[:, 0])),

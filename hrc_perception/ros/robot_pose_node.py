@@ -62,7 +62,8 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.msg import Skeleton
-from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, joint_positions, pose_error
+from hrc_perception.geometry import pose_error
+from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, joint_positions
 from hrc_perception.robot_pose.surface_fit import SurfaceView
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg,
                                         matrix_to_pose, matrix_to_transform, pose_parameter_to_matrix, skeleton_to_msg,
