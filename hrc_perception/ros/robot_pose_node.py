@@ -150,6 +150,7 @@ class RobotPoseNode(HrcNode):
         self.frames_processed = 0
         self.last_fit = None
         self.last_surface_fit = None
+        self._refined_for: tuple[float, ...] | None = None    # the view stamps of the last refinement
         self.drift: tuple[float, float] | None = None
         self.last_inference_s = float("nan")
         self._subs: list = []
@@ -195,6 +196,7 @@ class RobotPoseNode(HrcNode):
         except ImportError:
             self._tf = None
         self.frames_processed = 0
+        self.last_fit = self.last_surface_fit = self._refined_for = None
         self.get_logger().info(f"weights {self.weights_path}: robot {self.predictor.card['robot']['name']}, "
                                f"keypoints {', '.join(self.predictor.names)}; TF "
                                f"{'on' if self._tf is not None else 'off (no tf2_ros): robot/base_pose only'}")
@@ -284,7 +286,6 @@ class RobotPoseNode(HrcNode):
         est = self._estimator
         est.window_s, est.inlier_m = self.param("calibration_window_s"), self.param("calibration_inlier_m")
         est.min_points = self.param("calibration_min_points")
-        views_before = est.view_stamps
         est.add(stamp / NS_PER_S, self.robot.keypoints(q), sk.xyz_cam_m, sk.confidence, sk.valid,
                 SurfaceView(q, *view))
         fit = est.estimate()
@@ -293,7 +294,8 @@ class RobotPoseNode(HrcNode):
                         f"{est.window_s:g} s, or they lie along a line (only the base seen well): no robot/base_pose")
             return
         self.last_fit = fit
-        if est.view_stamps != views_before or self.last_surface_fit is None:   # new depth to align to
+        if est.view_stamps != self._refined_for:      # new depth to align to: refine (once per set of views)
+            self._refined_for = est.view_stamps
             self.last_surface_fit = est.refine(fit.T)
             if self.last_surface_fit is None and est.num_views:
                 self.report("depth_refine_failed", "too little of the robot's surface pairs up with the depth: "
