@@ -74,7 +74,7 @@ def test_refinement_recovers_the_camera_to_robot_pose_from_rendered_depth(cell_e
     # from far outside the range it converges from, no pose rather than a wrong one
     for seed in range(3):
         far = refine_T_cam_base(robot, surface, _perturbed(T_true, 25.0, 0.2, seed), views)
-        assert far is None or pose_error(far.T, T_true) < (0.015, 1.5)
+        assert far is None, (seed, pose_error(far.T, T_true))
 
 
 def test_no_refinement_without_the_robot_in_the_depth(small_run, small_frames):

@@ -85,10 +85,9 @@ def bench_robot_pose(weights: str, frames: int = 30, seed: int = 950, threads: i
 
 def _time_calibration(predictor, sim_frames, depth_frames, repeats: int = 10) -> tuple[dict, dict, str, int]:
     """(keypoint fit ms, depth refinement ms, what the refinement started from, depth
-    views it aligned to): repeats
-    calls each over one window holding every frame, filled as the node fills it. The
-    refinement starts from the keypoint fit, or from the true pose where the network
-    gave too few keypoints for one."""
+    views it aligned to): repeats calls each over one window holding every frame,
+    filled as the node fills it. The refinement starts from the keypoint fit, or from
+    the true pose where the network gave too few keypoints for one."""
     from hrc_perception.robot_pose.evaluate import robot_model_of_card
     from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator
     from hrc_perception.robot_pose.predictor import depth_to_input_xyz

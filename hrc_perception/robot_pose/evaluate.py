@@ -9,8 +9,9 @@ of the ground-truth joint angles and from the network over the first
 and rotation (deg) error against the true T_cam_base, of the keypoint fit and of
 that fit refined on the depth (:mod:`hrc_perception.robot_pose.surface_fit`, over
 at most ``surface_frames`` frames of the same window). ``fk_fitted``: the skeleton a node
-with joint_states can give, forward kinematics placed by the episode's refined fit
-(scored on every frame of the episodes that have a fit, like the methods above).
+with joint_states can give, forward kinematics placed by the episode's refined fit,
+scored on every frame like the methods above (joints of episodes without a refined
+fit count as misses).
 """
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def calibration_errors(frames, robot: RobotModel, pred_cam: np.ndarray, conf: np
                                   max_views=surface_frames)
         for i in idx:
             est.add(frames.stamp_ns[i] / 1e9, robot.keypoints(frames.q_rad[i]), pred_cam[i], conf[i], valid[i],
-                    SurfaceView(frames.q_rad[i], frames.xyz_m[i].astype(np.float32), frames.K_xyz[i]))
+                    SurfaceView(frames.q_rad[i], frames.xyz_m[i], frames.K_xyz[i]))
         fit = est.estimate()
         if fit is None:
             episodes.append({"episode": int(ep), "frames": len(idx), "fitted": False})

@@ -174,7 +174,8 @@ class ExtrinsicsEstimator:
 
     def refine(self, T_cam_base: np.ndarray) -> SurfaceFit | None:
         """T_cam_base [4, 4] (a keypoint fit) refined on the kept views' depth, or None
-        without robot surface or views, or when too little of the robot pairs up."""
+        without robot surface or views, or when the refinement refuses
+        (:func:`~hrc_perception.robot_pose.surface_fit.refine_T_cam_base`)."""
         if self.surface is None or not self._views:
             return None
         return refine_T_cam_base(self.robot, self.surface, T_cam_base, [v[1] for v in self._views])

@@ -92,7 +92,8 @@ def surface_in_base(surface: RobotSurface, robot, q: np.ndarray) -> tuple[np.nda
 @dataclass
 class SurfaceView:
     """One frame for the fit: the robot's joint positions q [D] and the XYZ image
-    xyz_m [h, w, 3] (camera frame, metres, 0 = none) with its intrinsics K_xyz [3, 3]."""
+    xyz_m [h, w, 3] (any float dtype; camera frame, metres, 0 = none) with its
+    intrinsics K_xyz [3, 3]."""
     q: np.ndarray
     xyz_m: np.ndarray
     K_xyz: np.ndarray

@@ -35,7 +35,8 @@ the last ``calibration_window_s`` seconds are fitted robustly
 ``calibration_depth_refine`` that fit is refined by aligning the robot's surface,
 posed by the joint_states, to the depth of up to ``calibration_views`` frames of the
 window (:mod:`~hrc_perception.robot_pose.surface_fit`; the keypoint fit is kept
-when too little of the robot pairs up). The result is published as
+when too little of the robot pairs up or the alignment would move it beyond the range
+it converges from). The result is published as
 ``robot/base_pose`` (the pose of the base link in the camera frame). With
 ``expected_base_pose`` ([x, y, z, qx, qy, qz, qw], the extrinsic in use) the
 diagnostics carry ``calibration_drift`` (cm and deg) and go to WARN when it exceeds
@@ -47,7 +48,8 @@ Bad input never stops the node. Counted with ``report()``: ``no_camera_info``,
 (missing arm joints, unknown names only, non-finite values), ``fit_failed`` (too few
 confident keypoints in the window, or only ones along a line such as the base's: no
 pose is published rather than a bad one), ``depth_refine_failed`` (too little of the
-robot's surface pairs up with the depth: the keypoint fit is published).
+robot's surface pairs up with the depth, or the alignment moved too far to trust: the
+keypoint fit is published).
 """
 from __future__ import annotations
 
@@ -298,9 +300,9 @@ class RobotPoseNode(HrcNode):
             self._refined_for = est.view_stamps
             self.last_surface_fit = est.refine(fit.T)
             if self.last_surface_fit is None and est.num_views:
-                self.report("depth_refine_failed", "too little of the robot's surface pairs up with the depth: "
-                            "robot/base_pose from the keypoints alone")
-        T = fit.T if self.last_surface_fit is None else self.last_surface_fit.T
+                self.report("depth_refine_failed", "too little of the robot's surface pairs up with the depth, or "
+                            "the alignment moved too far to trust: robot/base_pose from the keypoints alone")
+        T = self.base_pose_T
         self._pubs["base_pose"].publish(PoseStamped(header=copy_header(header), pose=matrix_to_pose(T)))
         if self._tf is not None:
             from geometry_msgs.msg import TransformStamped
@@ -310,10 +312,17 @@ class RobotPoseNode(HrcNode):
         if self._expected_T is not None:
             self.drift = pose_error(T, self._expected_T)
 
+    @property
+    def base_pose_T(self) -> np.ndarray | None:
+        """T_cam_base [4, 4] last published: the depth refinement, else the keypoint fit (None before any)."""
+        if self.last_surface_fit is not None:
+            return self.last_surface_fit.T
+        return None if self.last_fit is None else self.last_fit.T
+
     def diagnostic_values(self) -> dict[str, str]:
         out = {"frames": str(self.frames_processed)}
         if self.last_fit is not None:
-            T = self.last_fit.T if self.last_surface_fit is None else self.last_surface_fit.T
+            T = self.base_pose_T
             out["base_pose_xyz_m"] = f"{T[0, 3]:.3f} {T[1, 3]:.3f} {T[2, 3]:.3f}"
             out["fit"] = (f"{self.last_fit.num_inliers} inliers over {self.last_fit.num_frames} frames, rms "
                           f"{100 * self.last_fit.rms_m:.1f} cm")
