@@ -4,8 +4,8 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from hrc_perception.geometry import matrix_from_quaternion
-from hrc_perception.io.bag import (COLOR_TOPIC, DEPTH_TOPIC, GT_PARTS_TOPIC, BagWriter, full_topic,
-                                   read_bag_frames)
+from hrc_perception.io.bag import (COLOR_TOPIC, DEPTH_TOPIC, GT_PARTS_TOPIC, TYPESTORE, BagWriter, Header,
+                                   JointState, Time, full_topic, read_bag_frames)
 from hrc_perception.io.ground_truth import GroundTruthWriter, read_ground_truth
 
 
@@ -87,3 +87,53 @@ def test_corrupt_sidecar_names_the_line(tmp_path):
     p.write_text('{"stamp_ns": 1}\n{not json\n')
     with pytest.raises(ValueError, match=r"gt.jsonl:2: not a JSON record"):
         read_ground_truth(p)
+
+
+def _copy_bag(src, out, keep=lambda topic: True, shuffle_seed=None, extra=()):
+    """A copy of bag src at out: topics filtered by keep, records of one log time in a
+    shuffled order, extra (topic, msgtype, log time ns, raw CDR) records added."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    with Reader(src) as reader:
+        conns = [c for c in reader.connections if keep(c.topic)]
+        records = [(c.topic, c.msgtype, t, bytes(raw)) for c, t, raw in reader.messages(connections=conns)]
+    records += list(extra)
+    rng = np.random.default_rng(shuffle_seed)
+    order = np.lexsort((rng.random(len(records)) if shuffle_seed is not None else np.arange(len(records)),
+                        [r[2] for r in records]))
+    with Writer(out, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        made = {}
+        for k in order:
+            topic, msgtype, t, raw = records[k]
+            if topic not in made:
+                made[topic] = writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+            writer.write(made[topic], t, raw)
+    return out
+
+
+def test_bag_frames_carry_the_newest_joint_state_at_or_before_them(tmp_path, bag_dir, small_frames):
+    """A driver's joint_states at their own rate and stamps, and records of one stamp in
+    any order: every frame still comes out whole, with the right joint state."""
+    stamps = [f.stamp_ns for f in small_frames[:4]]
+    extra = []
+    for k, st in enumerate(stamps):
+        for dt_ns, value in ((-20_000_000, 10.0 * k), (5_000_000, 10.0 * k + 5)):   # 20 ms before, 5 ms after
+            msg = JointState(header=Header(stamp=Time(sec=(st + dt_ns) // 10**9, nanosec=(st + dt_ns) % 10**9),
+                                           frame_id=""), name=["j1"], position=np.array([value]),
+                             velocity=np.zeros(0), effort=np.zeros(0))
+            extra.append(("/cell/joint_states", "sensor_msgs/msg/JointState", st + dt_ns,
+                          bytes(TYPESTORE.serialize_cdr(msg, "sensor_msgs/msg/JointState"))))
+    out = _copy_bag(bag_dir, tmp_path / "driver", keep=lambda t: not t.endswith("joint_states"),
+                    shuffle_seed=0, extra=extra)
+    frames = list(read_bag_frames(out))
+    assert [b.stamp_ns for b in frames] == stamps
+    for k, b in enumerate(frames):
+        assert b.has_joint_states and b.joint_state.names == ("j1",)
+        assert b.joint_state.stamp_ns == stamps[k] - 20_000_000 and b.joint_state.positions_rad[0] == 10.0 * k
+        assert np.array_equal(b.depth_mm, small_frames[k].depth_mm) and np.array_equal(b.rgb, small_frames[k].rgb)
+    # the exported bag: the joint state of the frame's own stamp
+    for b, f in zip(read_bag_frames(bag_dir), small_frames):
+        assert b.joint_state.stamp_ns == f.stamp_ns
+        np.testing.assert_array_equal(b.joint_state.positions_rad, f.robot.joint_positions_rad)
+    # no joint_states in the bag
+    bare = _copy_bag(bag_dir, tmp_path / "bare", keep=lambda t: not t.endswith("joint_states"))
+    assert all(b.joint_state is None and not b.has_joint_states for b in read_bag_frames(bare))

@@ -83,11 +83,22 @@ def test_replay_graph_republishes_a_bag_bit_exact(ros_context, tmp_path, small_f
     for f in small_frames[:4]:
         w.add(f)
     w.close()
+    from sensor_msgs.msg import JointState
+    probe = rclpy.create_node("joints_probe", context=ros_context)
+    joints = []
+    probe.create_subscription(JointState, "/cell/joint_states", joints.append, 10)
+    # the models' start-up shares the 2 cores with the capture timer: wait for every frame
     _, frames = _run(ros_context, tmp_path, "replay",
-                     {"rgbd_capture": {"bag_path": str(bag), "realtime": False, "rate_hz": 20.0}}, seconds=6.0)
+                     {"rgbd_capture": {"bag_path": str(bag), "realtime": False, "rate_hz": 20.0}}, seconds=6.0,
+                     until=lambda: len(joints) >= 4, probe=probe)
+    probe.destroy_node()
     sent = {f.stamp_ns: f for f in small_frames[:4]}
     assert set(frames) == set(sent)
     for stamp, got in frames.items():
         assert np.array_equal(got.rgb, sent[stamp].rgb)
         assert np.array_equal(got.depth_mm, sent[stamp].depth_mm)
         np.testing.assert_allclose(got.K, sent[stamp].K)
+        # the recorded robot driver's joint_states go out with their frames (robot_pose and
+        # safety_monitor need them)
+        assert got.joint_state.stamp_ns == stamp
+        np.testing.assert_array_equal(got.joint_state.positions_rad, sent[stamp].robot.joint_positions_rad)

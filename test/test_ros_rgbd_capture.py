@@ -318,15 +318,21 @@ def test_synthetic_source_publishes_camera_and_ground_truth(graph, small_cell_ya
 
 
 def test_bag_source_republishes_recorded_stamps_and_pixels(graph, bag3, small_frames):
-    node, lis, ex = graph({"source": "bag", "bag_path": str(bag3), "realtime": False, "rate_hz": 50.0})
-    assert set(node.output_publishers) == {COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC}   # no ground truth
-    assert spin_until(ex, lambda: node.source_ended and len(lis.got[INFO_TOPIC]) == 3)
+    node, lis, ex = graph({"source": "bag", "bag_path": str(bag3), "realtime": False, "rate_hz": 50.0},
+                          topics=(COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, JOINT_STATES_TOPIC))
+    # the recorded joint_states go out with the frames (no ground truth)
+    assert set(node.output_publishers) == {COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, JOINT_STATES_TOPIC}
+    assert spin_until(ex, lambda: node.source_ended and len(lis.got[INFO_TOPIC]) == 3
+                      and len(lis.got[JOINT_STATES_TOPIC]) == 3)
     assert lis.stamps() == [f.stamp_ns for f in small_frames[:3]]
+    assert lis.stamps(JOINT_STATES_TOPIC) == [f.stamp_ns for f in small_frames[:3]]
     for i, f in enumerate(small_frames[:3]):
         assert_same_headers(lis, i)
         assert np.array_equal(image_to_numpy(lis.got[COLOR_TOPIC][i]), f.rgb)
         assert np.array_equal(image_to_numpy(lis.got[DEPTH_TOPIC][i]), f.depth_mm)
         np.testing.assert_allclose(camera_info_to_K(lis.got[INFO_TOPIC][i])[0], f.K)
+        assert list(lis.got[JOINT_STATES_TOPIC][i].name) == list(f.robot.joint_names)
+        np.testing.assert_allclose(lis.got[JOINT_STATES_TOPIC][i].position, f.robot.joint_positions_rad)
     # the end: publishing stops, the node stays up and active
     spin_until(ex, lambda: False, timeout_s=0.3)
     assert len(lis.got[COLOR_TOPIC]) == 3 and node.is_active and node.frames_published == 3
@@ -335,9 +341,10 @@ def test_bag_source_republishes_recorded_stamps_and_pixels(graph, bag3, small_fr
 
 def test_bag_restamp_stamps_now(graph, bag3, small_frames):
     node, lis, ex = graph({"source": "bag", "bag_path": str(bag3), "realtime": False, "rate_hz": 50.0,
-                           "restamp": True})
-    assert spin_until(ex, lambda: len(lis.got[INFO_TOPIC]) == 3 and len(lis.got[DEPTH_TOPIC]) == 3)
+                           "restamp": True}, topics=(COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, JOINT_STATES_TOPIC))
+    assert spin_until(ex, lambda: all(len(v) == 3 for v in lis.got.values()))
     stamps = lis.stamps()
+    assert lis.stamps(JOINT_STATES_TOPIC) == stamps   # recorded with the frames: restamped with them
     now_ns = node.get_clock().now().nanoseconds
     assert not set(stamps) & {f.stamp_ns for f in small_frames}
     assert stamps == sorted(stamps) and 0 < now_ns - stamps[0] < 10e9

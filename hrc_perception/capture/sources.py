@@ -38,6 +38,16 @@ def _one_line(text: object) -> str:
 
 
 @dataclass(frozen=True)
+class JointStateSample:
+    """The robot's joint positions as its driver published them: stamp_ns (integer
+    ns, that message's own stamp), names [D], positions_rad [D] float64 (radians, or
+    metres for prismatic joints)."""
+    stamp_ns: int
+    names: tuple[str, ...]
+    positions_rad: np.ndarray
+
+
+@dataclass(frozen=True)
 class CaptureFrame:
     """One RGB-D frame.
 
@@ -46,21 +56,26 @@ class CaptureFrame:
     rgb: [H, W, 3] uint8 RGB. depth_mm: [H, W] uint16 millimetres, aligned to rgb,
         0 = invalid. K: [3, 3] float64 colour intrinsics (pixels).
     ground_truth: the simulator's Frame (exact poses, masks, skeletons), or None.
+    joint_state: the robot's joint_states at this frame (the simulated robot's, or
+        the newest recorded at or before the frame in a bag), or None.
     """
     stamp_ns: int | None
     rgb: np.ndarray
     depth_mm: np.ndarray
     K: np.ndarray
     ground_truth: Frame | None = None
+    joint_state: JointStateSample | None = None
 
 
 @runtime_checkable
 class FrameSource(Protocol):
     """name: for log lines. has_ground_truth: frames carry ``ground_truth``.
+    has_joint_states: frames may carry ``joint_state``.
     timed: frames carry recorded stamps (spacing can be replayed in real time).
     live: ``next_frame`` waits for a device, which sets the pace."""
     name: str
     has_ground_truth: bool
+    has_joint_states: bool
     timed: bool
     live: bool
 
@@ -102,6 +117,7 @@ class SyntheticSource:
     (1 s + index / fps), so ``timed``; ``fps`` is the cell's frame rate (Hz).
     """
     has_ground_truth = True
+    has_joint_states = True
     timed = True
     live = False
 
@@ -126,7 +142,9 @@ class SyntheticSource:
     def next_frame(self) -> CaptureFrame:
         f = self.run.frame(self.index)
         self.index += 1
-        return CaptureFrame(f.stamp_ns, f.rgb, f.depth_mm, f.K, f)
+        joints = JointStateSample(f.stamp_ns, tuple(f.robot.joint_names),
+                                  np.asarray(f.robot.joint_positions_rad, dtype=np.float64))
+        return CaptureFrame(f.stamp_ns, f.rgb, f.depth_mm, f.K, f, joints)
 
     def close(self) -> None:
         pass
@@ -139,10 +157,13 @@ class BagSource:
 
     path: the bag directory (or a file in it); namespace: of the bag's camera topics
     (``<namespace>/camera/color/image_raw`` ...). A frame is colour + depth +
-    camera_info with the same header stamp. loop: start again after the last
-    frame. restamp: give ``stamp_ns=None`` (stamp on publication) instead of the
-    recorded stamp. The first frame is read on opening, so an unreadable bag or
-    one without camera frames fails here; a bag that breaks later ends the source.
+    camera_info with the same header stamp; when the bag has ``<namespace>/joint_states``
+    (the robot driver's, recorded with the camera), each frame carries the newest
+    joint state stamped at or before it (``has_joint_states``). loop: start again
+    after the last frame. restamp: give ``stamp_ns=None`` (stamp on publication)
+    instead of the recorded stamp. The first frame is read on opening, so an
+    unreadable bag or one without camera frames fails here; a bag that breaks later
+    ends the source.
     """
     has_ground_truth = False
     live = False
@@ -162,6 +183,7 @@ class BagSource:
         self._broken = False
         self._frames = self._open()
         self._peeked = self._read()
+        self.has_joint_states = self._peeked is not None and self._peeked.has_joint_states
         if self._peeked is None:
             self.close()
             raise SourceError(f"bag {p}: no camera frames (colour, depth and camera_info with the same stamp) "
@@ -194,7 +216,7 @@ class BagSource:
             if bf is None:
                 return None
         self.frames_read += 1
-        return CaptureFrame(None if self.restamp else bf.stamp_ns, bf.rgb, bf.depth_mm, bf.K, None)
+        return CaptureFrame(None if self.restamp else bf.stamp_ns, bf.rgb, bf.depth_mm, bf.K, None, bf.joint_state)
 
     def close(self) -> None:
         self._frames.close()   # closes the bag reader inside the generator
@@ -275,6 +297,7 @@ class FolderSource:
     loop: start again after the last pair.
     """
     has_ground_truth = False
+    has_joint_states = False
     timed = False
     live = False
 
@@ -369,6 +392,7 @@ class RealSenseSource:
     device; otherwise SourceError "no RealSense device found: <why>".
     """
     has_ground_truth = False
+    has_joint_states = False
     timed = False
     live = True
 

@@ -26,6 +26,7 @@ import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from hrc_perception.capture.sources import JointStateSample
 from hrc_perception.geometry import quaternion_from_matrix
 from hrc_perception.io.atomic import PartialDir
 from hrc_perception.sim.frame import Frame
@@ -42,6 +43,8 @@ GT_BASE_TOPIC = "ground_truth/robot/base_pose"
 GT_ROBOT_KP_TOPIC = "ground_truth/robot/keypoints"
 GT_PARTS_TOPIC = "ground_truth/parts/poses"
 GT_HUMANS_TOPIC = "ground_truth/humans/keypoints"
+
+MAX_PENDING_STAMPS = 64
 
 _T = TYPESTORE.types
 Header, Time = _T["std_msgs/msg/Header"], _T["builtin_interfaces/msg/Time"]
@@ -154,12 +157,16 @@ class BagWriter:
 @dataclass
 class BagFrame:
     """Images of one stamp read back from a bag: rgb [H, W, 3] uint8, depth_mm [H, W]
-    uint16, instance_mask [H, W] uint16 (None if absent), K [3, 3]."""
+    uint16, instance_mask [H, W] uint16 (None if absent), K [3, 3]; joint_state: the
+    newest joint_states stamped at or before stamp_ns (None if none yet);
+    has_joint_states: the bag has a joint_states topic."""
     stamp_ns: int
     rgb: np.ndarray
     depth_mm: np.ndarray
     instance_mask: np.ndarray | None
     K: np.ndarray
+    joint_state: JointStateSample | None = None
+    has_joint_states: bool = False
 
 
 def image_from_msg(msg) -> np.ndarray:
@@ -175,23 +182,57 @@ def image_from_msg(msg) -> np.ndarray:
     return a.reshape(msg.height, msg.width, ch) if ch > 1 else a.reshape(msg.height, msg.width)
 
 
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
 def read_bag_frames(path: Path, namespace: str = "/cell") -> Iterator[BagFrame]:
-    """Yield the frames of a bag written by BagWriter, in stamp order."""
+    """Yield the frames of a bag written by BagWriter (or recorded with the same
+    topics), in stamp order.
+
+    A frame is colour + depth + camera_info (+ the instance mask where the bag has
+    one) with one header stamp; it is given out once a message with a later stamp
+    (or the end of the bag) shows that nothing more of its stamp can come, so the
+    order of same-stamp records does not matter. joint_states are a stream of their
+    own (a driver publishes them at its own rate): each frame gets the newest one
+    stamped at or before the frame's stamp. A stamp still incomplete when
+    MAX_PENDING_STAMPS newer ones are waiting is dropped.
+    """
     want = {full_topic(namespace, t): t for t in (COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, GT_MASK_TOPIC)}
+    joints_topic = full_topic(namespace, JOINT_STATES_TOPIC)
     pending: dict[int, dict] = {}
+    joint_states: list[JointStateSample] = []   # the recent ones, oldest first
+
     with Reader(Path(path)) as reader:
-        conns = [c for c in reader.connections if c.topic in want]
-        if not any(want[c.topic] == COLOR_TOPIC for c in conns):
+        conns = [c for c in reader.connections if c.topic in want or c.topic == joints_topic]
+        if not any(want.get(c.topic) == COLOR_TOPIC for c in conns):
             raise ValueError(f"{path}: no {full_topic(namespace, COLOR_TOPIC)} topic "
                              f"(topics: {sorted(c.topic for c in reader.connections)})")
+        required = {COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC} | (
+            {GT_MASK_TOPIC} if any(want.get(c.topic) == GT_MASK_TOPIC for c in conns) else set())
+        has_joints = any(c.topic == joints_topic for c in conns)
+
+        def frame(st: int, entry: dict) -> BagFrame:
+            before = [j for j in joint_states if j.stamp_ns <= st]
+            mask = image_from_msg(entry[GT_MASK_TOPIC]) if GT_MASK_TOPIC in entry else None
+            return BagFrame(st, image_from_msg(entry[COLOR_TOPIC]), image_from_msg(entry[DEPTH_TOPIC]), mask,
+                            np.asarray(entry[INFO_TOPIC].k, dtype=np.float64).reshape(3, 3),
+                            before[-1] if before else None, has_joints)
+
+        def complete_before(stamp: int | None) -> Iterator[BagFrame]:
+            for st in sorted(pending):
+                if (stamp is None or st < stamp) and required <= pending[st].keys():
+                    yield frame(st, pending.pop(st))
+
         for conn, _, raw in reader.messages(connections=conns):
             msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
-            st = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            entry = pending.setdefault(st, {})
-            entry[want[conn.topic]] = msg
-            if {COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC} <= entry.keys() and (
-                    GT_MASK_TOPIC in entry or not any(want[c.topic] == GT_MASK_TOPIC for c in conns)):
-                del pending[st]
-                mask = image_from_msg(entry[GT_MASK_TOPIC]) if GT_MASK_TOPIC in entry else None
-                yield BagFrame(st, image_from_msg(entry[COLOR_TOPIC]), image_from_msg(entry[DEPTH_TOPIC]), mask,
-                               np.asarray(entry[INFO_TOPIC].k, dtype=np.float64).reshape(3, 3))
+            st = _stamp_ns(msg)
+            yield from complete_before(st)
+            if conn.topic == joints_topic:
+                joint_states.append(JointStateSample(st, tuple(msg.name), np.asarray(msg.position, np.float64)))
+                del joint_states[:-64]
+            else:
+                pending.setdefault(st, {})[want[conn.topic]] = msg
+                while len(pending) > MAX_PENDING_STAMPS:   # a frame that never completes (a lost record)
+                    del pending[min(pending)]
+        yield from complete_before(None)

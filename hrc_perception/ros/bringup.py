@@ -8,8 +8,8 @@ processes, for machines without ``ros2 launch`` and for tests:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-import threading
 import time
 
 import rclpy
@@ -95,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for n in nodes:
         executor.add_node(n)
-    if args.duration > 0:
-        threading.Timer(args.duration, rclpy.try_shutdown).start()
     print(f"bringup: graph '{graph.name}' in {graph.namespace}: {', '.join(n.get_name() for n in nodes)}",
           file=sys.stderr)
+    # the duration is checked between callbacks: shutting the context down from another
+    # thread while the executor waits makes it touch destroyed handles
+    deadline = time.monotonic() + args.duration if args.duration > 0 else math.inf
     try:
-        executor.spin()
+        while rclpy.ok() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.2)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

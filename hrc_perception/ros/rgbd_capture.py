@@ -11,7 +11,7 @@ Publishes (relative names; launch puts them under a namespace, default ``/cell``
 | ``camera/color/image_raw``    | sensor_msgs/Image rgb8 |                                         |
 | ``camera/depth/image_raw``    | sensor_msgs/Image 16UC1| z-depth, millimetres, aligned to colour |
 | ``camera/color/camera_info``  | sensor_msgs/CameraInfo | pinhole K of the colour camera, no distortion |
-| ``joint_states``              | sensor_msgs/JointState | synthetic source only: the simulated robot's joints, as its driver would publish them |
+| ``joint_states``              | sensor_msgs/JointState | synthetic: the simulated robot's joints, as its driver would publish them; bag: those recorded in it (newest at or before each frame, own stamp) |
 | ``ground_truth/*``            | see ``ground_truth_msgs`` | synthetic source only               |
 
 All messages of one frame carry the same header: stamp = the frame's recorded stamp
@@ -87,8 +87,9 @@ class RgbdCaptureNode(HrcNode):
         ParamSpec("frame_id", "camera_color_optical_frame", "header frame_id: the colour camera's optical frame"),
         ParamSpec("publish_ground_truth", True, "synthetic: also publish ground_truth/* (exact skeletons, part "
                   "poses, instances)"),
-        ParamSpec("publish_joint_states", True, "synthetic: publish the simulated robot's joint_states (what a "
-                  "robot driver publishes; robot_pose needs them for the camera-to-robot pose)", read_only=True),
+        ParamSpec("publish_joint_states", True, "synthetic, bag: publish the robot's joint_states (the simulated "
+                  "robot's, or those recorded in the bag, as its driver published them; robot_pose needs them for "
+                  "the camera-to-robot pose, safety_monitor for the robot)", read_only=True),
         ParamSpec("width", 640, "realsense: image width (pixels)", min_value=1, max_value=4096, read_only=True),
         ParamSpec("height", 480, "realsense: image height (pixels)", min_value=1, max_value=4096, read_only=True),
         ParamSpec("fps", 30, "realsense: frame rate (Hz)", min_value=1, max_value=300, read_only=True),
@@ -146,7 +147,7 @@ class RgbdCaptureNode(HrcNode):
                 self._camera_pubs = {COLOR_TOPIC: self.create_publisher(Image, COLOR_TOPIC, qos),
                                      DEPTH_TOPIC: self.create_publisher(Image, DEPTH_TOPIC, qos),
                                      INFO_TOPIC: self.create_publisher(CameraInfo, INFO_TOPIC, qos)}
-                if self.source.has_ground_truth and self.param("publish_joint_states"):
+                if self.source.has_joint_states and self.param("publish_joint_states"):
                     self._camera_pubs[JOINT_STATES_TOPIC] = self.create_publisher(JointState, JOINT_STATES_TOPIC,
                                                                                   self.output_qos())
                 if self.source.has_ground_truth and self.param("publish_ground_truth"):
@@ -311,10 +312,13 @@ class RgbdCaptureNode(HrcNode):
         except CameraInfoError as e:
             self.report("bad_camera_info", str(e))
             return False
+        joints = frame.joint_state
+        if joints is not None and JOINT_STATES_TOPIC in self._camera_pubs:
+            # a restamped frame moves its joint state by the same offset
+            js_stamp_ns = stamp_ns + (joints.stamp_ns - frame.stamp_ns if frame.stamp_ns is not None else 0)
+            msgs[JOINT_STATES_TOPIC] = JointState(header=self._header(js_stamp_ns, ""), name=list(joints.names),
+                                                  position=[float(q) for q in joints.positions_rad])
         gt = frame.ground_truth
-        if gt is not None and JOINT_STATES_TOPIC in self._camera_pubs:
-            msgs[JOINT_STATES_TOPIC] = JointState(header=self._header(stamp_ns, ""), name=list(gt.robot.joint_names),
-                                                  position=[float(q) for q in gt.robot.joint_positions_rad])
         if gt is not None and self.param("publish_ground_truth") and self._gt_pubs:
             from hrc_perception.ros.ground_truth_msgs import frame_ground_truth_msgs
             if gt.stamp_ns != stamp_ns:
