@@ -104,8 +104,12 @@ def test_skeleton_per_depth_image_and_bad_input(ros_context, untrained):
         assert h.send(numpy_to_image(depth, "16UC1", make_header(T0 + 6, FRAME_ID)), SKELETON_TOPIC) is not None
         assert node.counters["joint_states_unusable"] == 1 and "lacks panda_joint1" in node._last_message[
             "joint_states_unusable"]
+        # a frame newer than every joint state waits for its own; one 2 s later shows none came
         assert h.send(numpy_to_image(depth, "16UC1", make_header(T0 + 10**9, FRAME_ID)), SKELETON_TOPIC) is not None
-        assert node.counters["joint_states_stale"] == 1
+        assert "joint_states_stale" not in node.counters and node._waiting is not None
+        pubs[JOINT_STATES_TOPIC].publish(JointState(header=make_header(T0 + 3 * 10**9, ""), name=["a"], position=[0.0]))
+        assert spin_until(h.ex, lambda: node.counters.get("joint_states_stale") == 1)
+        assert node._waiting is None
         assert h.received[BASE_POSE_TOPIC] == [] and node.lifecycle_state == "active"
         assert node.frames_processed == 4
     finally:
@@ -128,16 +132,27 @@ def test_bad_weights_fail_configure_with_a_reason(ros_context, tmp_path):
         node.destroy_node()
 
 
-def _run_episode(h, pubs, frames):
+def _run_episode(h, pubs, frames, joints_late_every=0):
+    """Each frame's joint states, then its depth image; with joints_late_every=k, every
+    k-th frame's joint states come after its depth image's skeleton (as a loaded node
+    gets them: queued behind the depth callback)."""
     node = h.node
     _send_info(h, pubs, frames[0].K, 640, 480)
-    for f in frames:
+
+    def send_joints(f):
         pubs[JOINT_STATES_TOPIC].publish(JointState(header=make_header(f.stamp_ns, ""),
                                                     name=list(f.robot.joint_names),
                                                     position=[float(q) for q in f.robot.joint_positions_rad]))
         assert spin_until(h.ex, lambda: node._joint_states and node._joint_states[-1].header.stamp ==
                           make_header(f.stamp_ns, "").stamp)
+
+    for i, f in enumerate(frames):
+        late = joints_late_every > 0 and i % joints_late_every == 0
+        if not late:
+            send_joints(f)
         assert h.send(numpy_to_image(f.depth_mm, "16UC1", make_header(f.stamp_ns, FRAME_ID)), SKELETON_TOPIC)
+        if late:
+            send_joints(f)
 
 
 def _episode(seed, n=40):
@@ -158,12 +173,16 @@ def test_camera_to_robot_pose_from_joint_states_with_shipped_weights(ros_context
     expected = T_true.copy()
     expected[0, 3] += 0.10
     pose7 = [str(float(v)) for v in list(expected[:3, 3]) + list(quaternion_from_matrix(expected[:3, :3]))]
-    h, pubs = _rig(ros_context, SHIPPED, expected_base_pose=pose7)
+    # joint states matched within 30 ms: the frames are 67 ms apart, so a frame can only
+    # pair with its own joint states, also when they come after its depth image
+    h, pubs = _rig(ros_context, SHIPPED, expected_base_pose=pose7, joint_states_max_age_s=0.03)
     node = h.node
     diags = []
     h.io.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     try:
-        _run_episode(h, pubs, frames)
+        _run_episode(h, pubs, frames, joints_late_every=2)
+        # every frame paired with its joint states, also those whose came after the depth
+        assert "joint_states_stale" not in node.counters, dict(node.counters)
         assert len(h.received[BASE_POSE_TOPIC]) >= 10, dict(node.counters)
         for msg in h.received[BASE_POSE_TOPIC]:
             assert msg.header.frame_id == FRAME_ID

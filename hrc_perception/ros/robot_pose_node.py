@@ -29,7 +29,9 @@ outside it.
 
 Camera-to-robot: when a ``joint_states`` message no older (or newer) than
 ``joint_states_max_age_s`` against the depth stamp names every arm joint of the
-robot's URDF, forward kinematics gives the keypoints in the base frame; the pairs of
+robot's URDF (a driver's message for the same instant is often delivered after the depth
+image's callback: the newest frame waits for it), forward kinematics gives the
+keypoints in the base frame; the pairs of
 the last ``calibration_window_s`` seconds are fitted robustly
 (:class:`~hrc_perception.robot_pose.extrinsics.ExtrinsicsEstimator`); with
 ``calibration_depth_refine`` that fit is refined by aligning the robot's surface,
@@ -159,6 +161,7 @@ class RobotPoseNode(HrcNode):
         self._pubs: dict = {}
         self._camera_info: CameraInfo | None = None
         self._joint_states: list[JointState] = []
+        self._waiting = None      # (header, skeleton, view) of a frame whose joint states have not come yet
         self._estimator = None
         self._expected_T = None
         self._tf = None
@@ -211,6 +214,7 @@ class RobotPoseNode(HrcNode):
         self._subs, self._pubs = [], {}
         self._camera_info = None
         self._joint_states = []
+        self._waiting = None
         self.predictor = self.robot = self._estimator = self._tf = None
 
     # -- inputs -----------------------------------------------------------------------
@@ -222,6 +226,15 @@ class RobotPoseNode(HrcNode):
             return
         self._joint_states.append(msg)
         del self._joint_states[:-50]
+        if self._waiting is not None:      # a frame waiting for the joint states of its stamp
+            header, sk, view = self._waiting
+            stamp_ns = stamp_to_ns(header.stamp)
+            if self._joint_states_for(stamp_ns) is not None:
+                self._waiting = None
+                self._calibrate(header, sk, view)
+            elif stamp_to_ns(msg.header.stamp) > stamp_ns + self.param("joint_states_max_age_s") * NS_PER_S:
+                self._waiting = None       # past its stamp: none will come for it
+                self._report_stale()
 
     def _joint_states_for(self, stamp_ns: int) -> JointState | None:
         if not self._joint_states:
@@ -229,6 +242,10 @@ class RobotPoseNode(HrcNode):
         best = min(self._joint_states, key=lambda m: abs(stamp_to_ns(m.header.stamp) - stamp_ns))
         age = abs(stamp_to_ns(best.header.stamp) - stamp_ns)
         return best if age <= self.param("joint_states_max_age_s") * NS_PER_S else None
+
+    def _report_stale(self) -> None:
+        self.report("joint_states_stale", f"no {JOINT_STATES_TOPIC} within joint_states_max_age_s of the depth "
+                    "stamp: skeleton only, no camera-to-robot fit")
 
     def _on_depth(self, msg: Image) -> None:
         if not self.is_active or self.predictor is None:
@@ -243,8 +260,19 @@ class RobotPoseNode(HrcNode):
         self.frames_processed += 1
         if self.param("markers"):
             self._pubs["markers"].publish(skeleton_markers(out, self.param("marker_lifetime_s")))
-        if self._joint_states:
+        if not self._joint_states:
+            return
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        if self._joint_states_for(stamp_ns) is not None:
             self._calibrate(msg.header, sk, view)
+        elif max(stamp_to_ns(m.header.stamp) for m in self._joint_states) < stamp_ns:
+            # the joint states of this stamp may still be queued behind this callback: the
+            # frame waits for them (the newest frame only; one it replaces had none in time)
+            if self._waiting is not None:
+                self._report_stale()
+            self._waiting = (msg.header, sk, view)
+        else:
+            self._report_stale()
 
     # -- estimation -------------------------------------------------------------------
     def estimate(self, msg: Image):
@@ -277,10 +305,6 @@ class RobotPoseNode(HrcNode):
     def _calibrate(self, header: Header, sk, view: tuple[np.ndarray, np.ndarray]) -> None:
         stamp = stamp_to_ns(header.stamp)
         js = self._joint_states_for(stamp)
-        if js is None:
-            self.report("joint_states_stale", f"no {JOINT_STATES_TOPIC} within joint_states_max_age_s of the depth "
-                        "stamp: skeleton only, no camera-to-robot fit")
-            return
         q, why = joint_positions(self.robot.joint_names, list(js.name), list(js.position), self.robot.arm_joint_mask)
         if q is None:
             self.report("joint_states_unusable", why)
