@@ -158,7 +158,7 @@ def cmd_train_human_pose(args) -> int:
     card = train(Path(args.data), Path(args.out), val=Path(args.val) if args.val else None, steps=args.steps,
                  batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
                  checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads,
-                 init=Path(args.init) if args.init else None, hand_cut_p=args.hand_cut_p, context=args.context)
+                 init=Path(args.init) if args.init else None, hand_cut_p=args.hand_cut_p)
     print(f"wrote {Path(args.out) / card['weights']} and model_card.json")
     return 0
 
@@ -421,13 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--checkpoint-every", type=int, default=200)
     th.add_argument("--workers", type=int, default=1)
     th.add_argument("--threads", type=int)
-    th.add_argument("--init", help="start from this human_pose model (same build; one without context channels "
-                    "for a --context run) when there is no checkpoint")
+    th.add_argument("--init", help="start from this human_pose model (same build) when there is no checkpoint")
     th.add_argument("--hand-cut-p", type=float, default=0.0,
                     help="chance per crop of cutting the pixels around one wrist (masks that miss a hand)")
-    th.add_argument("--context", action="store_true",
-                    help="the network also reads the crop's pixels outside the person's mask within 1 m of its "
-                    "depth (a hand the mask left out)")
     th.set_defaults(func=cmd_train_human_pose)
     tr = tsub.add_parser("robot_pose", help="SPDH heatmap network on a synth output's keypoints data (resumable)")
     tr.add_argument("--data", required=True, nargs="+",

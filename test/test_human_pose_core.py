@@ -2,7 +2,6 @@
 rendered people of the small cell with exact depth), the One Euro filter and per-identity
 smoothing, BlazePose crops, and the 2D accuracy of the mediapipe backend on the real COCO
 person crops."""
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -257,58 +256,3 @@ def test_hand_cut_removes_the_pixels_around_a_wrist_and_keeps_its_target(small_f
         removed += int(lost.sum())
         assert lost.sum() <= np.pi * 8 ** 2 + 8                       # at most the disc
     assert removed > 0
-
-
-def test_person_crop_context_is_every_pixel_near_the_person_depth():
-    """The context is the crop's depth wherever it lies within CONTEXT_BAND_M of the
-    person's reference depth, mask or not: a hand the mask left out, not the far wall."""
-    from hrc_perception.human_pose.crops import CONTEXT_BAND_M, person_crop
-    depth = np.full((60, 60), 4.0)          # a wall 2 m behind
-    depth[10:50, 20:40] = 2.0               # the person
-    depth[20:24, 40:48] = 2.1               # a hand beside it, outside the mask
-    depth[30:32, 0:5] = 2.0 + 0.9 * CONTEXT_BAND_M   # something else near the person's depth
-    mask = np.zeros_like(depth, bool)
-    mask[10:50, 20:40] = True
-    crop = person_crop(depth, make_K(50.0, 50.0, 30.0, 30.0), mask, np.array([20.0, 10.0, 40.0, 50.0]), 40,
-                       pad_fraction=0.25)      # a 60 px square: the whole image, 1.5 px per crop pixel
-    assert crop.box == (0, 0, 60) and crop.ref_m[2] == pytest.approx(2.0)
-    z, ctx = crop.xyz_m[..., 2], crop.context_z_m
-    assert set(np.unique(z)) == {0.0, 2.0}                   # the person's pixels only
-    assert ((ctx > 0) == (z > 0)).sum() < ctx.size           # more than the mask ...
-    assert np.isclose(ctx, 2.1).sum() > 0 and not np.isclose(ctx, 4.0).any()   # ... the hand, not the wall
-    np.testing.assert_array_equal(ctx[z > 0], z[z > 0])
-
-
-def test_hand_cut_keeps_the_context_and_a_widened_model_starts_where_it_was(small_frames, tmp_path):
-    """A context dataset cuts the hand from the person's channels only; a 4-input model
-    widened to 8 inputs (with_context_inputs) gives the same heatmaps as before."""
-    import torch
-    from hrc_perception.human_pose.spdh_backend import with_context_inputs
-    from hrc_perception.human_pose.spdh_data import CropAugment, PersonCropDataset, load_person_crops
-    from hrc_perception.io.person_crops_npz import PersonCropsWriter
-    from hrc_perception.robot_pose.model import BuildConfig
-    w = PersonCropsWriter(tmp_path / "person_crops", crop_size=64)
-    for f in small_frames:
-        w.add(f)
-    w.close()
-    crops = load_person_crops(tmp_path)
-    build = BuildConfig(17, (8, 8, 16, 16), (64, 64), (1.0, 3.0), 1.5)
-    cut = PersonCropDataset(crops, build.heatmap_spec, CropAugment(flip_p=0.0, holes_p=0.0, drop_p=0.0,
-                                                                    hand_cut_p=1.0), context=True)
-    plain = PersonCropDataset(crops, build.heatmap_spec, context=True)
-    lost_kept = 0
-    for i in range(len(crops)):
-        x0, x1 = plain[i][0], cut[i][0]
-        assert x1.shape == (8, 64, 64) and torch.equal(x0[4:], x1[4:])      # the context is not cut
-        lost_kept += int(((x0[3] > 0) & (x1[3] == 0) & (x1[7] > 0)).sum())
-    assert lost_kept > 0
-    torch.manual_seed(0)
-    net4 = build.build().eval()
-    net8 = BuildConfig(17, (8, 8, 16, 16), (64, 64), (1.0, 3.0), 1.5, context=True).build().eval()
-    net8.load_state_dict(with_context_inputs(net4.state_dict()))
-    with torch.no_grad():
-        x = plain[0][0][None]
-        # equal up to float rounding (other convolution kernels); random context weights move them by O(1)
-        torch.testing.assert_close(net8(x)[0], net4(x[:, :4])[0], atol=2e-3, rtol=1e-3)
-    with pytest.raises(ValueError, match="context_z_m"):
-        PersonCropDataset(dataclasses.replace(crops, context_z_m=None), build.heatmap_spec, context=True)

@@ -10,9 +10,7 @@ intrinsics are K_crop = A K with A = [[s, 0, s (0.5 - x0) - 0.5], [0, s, s (0.5 
 The network sees the person relative to a reference point (the median of the person's
 3D points): x and y minus the reference's, z minus the reference's plus
 ``Z_SHIFT_M`` (so every valid pixel has a positive depth, as the SPDH network expects);
-pixels outside the mask or without depth are 0. A model with context channels also sees
-the crop's other pixels within ``CONTEXT_BAND_M`` of the reference depth (what a
-segmentation mask may have left out: a hand over the robot), the same way.
+pixels outside the mask or without depth are 0.
 """
 from __future__ import annotations
 
@@ -25,32 +23,15 @@ Z_SHIFT_M = 2.0
 (Z_SHIFT_M - 1, Z_SHIFT_M + 1) covers +-1 m around the person's middle."""
 
 
-CONTEXT_BAND_M = 1.0
-"""A crop's context: its pixels with depth within this of the reference depth (metres)."""
-
-
 @dataclass
 class PersonCrop:
     """xyz_m [size, size, 3] camera frame, metres, 0 outside the person or without depth;
     K_crop [3, 3]; ref_m [3] the reference point (camera frame, metres); box: (x0, y0, side)
-    of the crop in full-resolution pixels; context_z_m [size, size] metres: the depth of
-    every crop pixel (mask or not) within CONTEXT_BAND_M of the reference depth, else 0."""
+    of the crop in full-resolution pixels."""
     xyz_m: np.ndarray
     K_crop: np.ndarray
     ref_m: np.ndarray
     box: tuple[int, int, int]
-    context_z_m: np.ndarray
-
-
-def backproject_crop(z_m: np.ndarray, K_crop: np.ndarray) -> np.ndarray:
-    """XYZ image [S, S, 3] float32 (camera frame, metres; 0 where z_m is 0) of a crop's
-    depth z_m [S, S] with intrinsics K_crop [3, 3]."""
-    S = z_m.shape[0]
-    c = np.arange(S, dtype=np.float64)
-    uu, vv = np.meshgrid(c, c)
-    zz = np.asarray(z_m, dtype=np.float64)
-    return np.stack([(uu - K_crop[0, 2]) * zz / K_crop[0, 0], (vv - K_crop[1, 2]) * zz / K_crop[1, 1], zz],
-                    axis=-1).astype(np.float32)
 
 
 def shifted_xyz(xyz_m: np.ndarray, ref_m: np.ndarray) -> np.ndarray:
@@ -110,7 +91,8 @@ def person_crop(depth_m: np.ndarray, K: np.ndarray, mask: np.ndarray, box_xyxy: 
         return None
     A = np.array([[s, 0.0, s * (0.5 - x0) - 0.5], [0.0, s, s * (0.5 - y0) - 0.5], [0.0, 0.0, 1.0]])
     K_crop = A @ np.asarray(K, dtype=np.float64)
-    xyz = backproject_crop(np.where(on, z, 0.0), K_crop)
-    ref = np.median(xyz[on].astype(np.float64), axis=0)
-    near = inside & np.isfinite(z) & (z > 0) & (np.abs(np.nan_to_num(z) - ref[2]) <= CONTEXT_BAND_M)
-    return PersonCrop(xyz, K_crop, ref, (x0, y0, side), np.where(near, z, 0.0).astype(np.float32))
+    uu, vv = np.meshgrid(c.astype(np.float64), c.astype(np.float64))
+    zz = np.where(on, z, 0.0)
+    xyz = np.stack([(uu - K_crop[0, 2]) * zz / K_crop[0, 0], (vv - K_crop[1, 2]) * zz / K_crop[1, 1], zz], axis=-1)
+    ref = np.median(xyz[on], axis=0)
+    return PersonCrop(xyz.astype(np.float32), K_crop, ref, (x0, y0, side))

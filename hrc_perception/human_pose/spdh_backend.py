@@ -8,7 +8,6 @@ an SPDH model file (:mod:`hrc_perception.robot_pose.model`) whose card has
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hrc_perception.human_pose.crops import backproject_crop, crop_box, grow_mask_by_depth, person_crop
+from hrc_perception.human_pose.crops import crop_box, grow_mask_by_depth, person_crop
 from hrc_perception.human_pose.spdh_data import (NETWORK_Z_RANGE_M, CropAugment, PersonCropDataset, crop_input,
                                                  crop_spec, load_person_crops)
 from hrc_perception.io.atomic import atomic_write_json
@@ -48,15 +47,10 @@ class SpdhBackend:
     def close(self) -> None:
         pass
 
-    def predict_crop(self, xyz_m: np.ndarray, K_crop: np.ndarray, ref_m: np.ndarray,
-                     context_z_m: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_crop(self, xyz_m: np.ndarray, K_crop: np.ndarray, ref_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(joints [17, 3] camera frame, metres; confidence [17]: heatmap peak x presence
-        probability) of one crop (xyz_m [S, S, 3], K_crop, ref_m [3]; context_z_m [S, S]:
-        used by a context model, which needs it)."""
-        if self.build.context and context_z_m is None:
-            raise ValueError("this model reads the crop's context pixels: context_z_m is needed")
-        ctx = backproject_crop(context_z_m, K_crop) if self.build.context else None
-        x = torch.from_numpy(crop_input(xyz_m, ref_m, ctx))[None].to(self.device)
+        probability) of one crop (xyz_m [S, S, 3], K_crop, ref_m [3])."""
+        x = torch.from_numpy(crop_input(xyz_m, ref_m))[None].to(self.device)
         with torch.inference_mode():
             logits, presence = self.net(x)
         hm = heatmaps_from_logits(logits[0].float().cpu().numpy(), self.spec.sigma_px)
@@ -83,20 +77,10 @@ class SpdhBackend:
         crop = person_crop(depth_m, K, mask, box_xyxy, self.build.input_hw[0])
         if crop is None:
             return np.full((17, 3), np.nan), np.zeros(17), np.full((17, 2), np.nan)
-        xyz, conf = self.predict_crop(crop.xyz_m, crop.K_crop, crop.ref_m, crop.context_z_m)
+        xyz, conf = self.predict_crop(crop.xyz_m, crop.K_crop, crop.ref_m)
         z = np.where(xyz[:, 2] > 0, xyz[:, 2], np.nan)
         uv = np.stack([K[0, 0] * xyz[:, 0] / z + K[0, 2], K[1, 1] * xyz[:, 1] / z + K[1, 2]], axis=1)
         return xyz, conf, uv
-
-
-def with_context_inputs(state: dict) -> dict:
-    """The state dict of a 4-input-channel SPDHNet widened to 8 inputs: the first
-    convolution's weights for the 4 new (context) channels are zero, so the widened
-    network computes exactly what the given one does."""
-    out = dict(state)
-    w = state["stem.0.0.weight"]                      # [C, 4, 3, 3]
-    out["stem.0.0.weight"] = torch.cat([w, torch.zeros_like(w)], dim=1)
-    return out
 
 
 def evaluate_crops(weights: str | Path, data: str | Path, max_crops: int | None = None) -> dict:
@@ -106,8 +90,7 @@ def evaluate_crops(weights: str | Path, data: str | Path, max_crops: int | None 
     crops = load_person_crops(data, max_crops)
     errs, given, visible = [], 0, 0
     for i in range(len(crops)):
-        ctx = None if crops.context_z_m is None else crops.context_z_m[i].astype(np.float32)
-        xyz, conf = backend.predict_crop(crops.xyz_m[i].astype(np.float32), crops.K_crop[i], crops.ref_m[i], ctx)
+        xyz, conf = backend.predict_crop(crops.xyz_m[i].astype(np.float32), crops.K_crop[i], crops.ref_m[i])
         vis = crops.vis[i] == 2
         ok = vis & (conf > 0.3) & np.isfinite(xyz).all(1)
         visible += int(vis.sum())
@@ -123,10 +106,8 @@ def evaluate_crops(weights: str | Path, data: str | Path, max_crops: int | None 
 def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, batch_size: int = 16,
           lr: float = 2e-3, device: str = "cpu", seed: int = 0, checkpoint_every: int = 200,
           workers: int = 1, threads: int | None = None, widths: tuple[int, int, int, int] = (16, 32, 64, 128),
-          init: Path | None = None, hand_cut_p: float = 0.0, context: bool = False) -> dict:
-    """`hrc-perception train human_pose`: train (or resume), write model.pt and model_card.json.
-    context: the network also reads the crop's context pixels; initialised from a model
-    without them, their input weights start at zero (the start is that model)."""
+          init: Path | None = None, hand_cut_p: float = 0.0) -> dict:
+    """`hrc-perception train human_pose`: train (or resume), write model.pt and model_card.json."""
     from hrc_perception.robot_pose.train import fit_spdh
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -136,17 +117,14 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, bat
     crops = load_person_crops(data)
     size = crops.xyz_m.shape[1]
     build = BuildConfig(num_joints=len(COCO17_NAMES), widths=tuple(widths), input_hw=(size, size),
-                        z_range_m=NETWORK_Z_RANGE_M, context=context)
-    dataset = PersonCropDataset(crops, build.heatmap_spec, CropAugment(hand_cut_p=hand_cut_p), seed=seed,
-                                context=context)
+                        z_range_m=NETWORK_Z_RANGE_M)
+    dataset = PersonCropDataset(crops, build.heatmap_spec, CropAugment(hand_cut_p=hand_cut_p), seed=seed)
     init_state = None
     if init is not None:
         init_build, init_net, init_card = load_model(init)
-        if dataclasses.replace(init_build, context=context) != build or init_card.get("component") != "human_pose":
+        if init_build != build or init_card.get("component") != "human_pose":
             raise ValueError(f"{init}: built as {init_build} ({init_card.get('component')}); this run needs {build}")
         init_state = init_net.state_dict()
-        if context and not init_build.context:
-            init_state = with_context_inputs(init_state)
     print(f"train human_pose: {len(dataset)} person crops of {size}x{size}, heatmaps {build.heatmap_spec.hw}",
           file=sys.stderr)
     net, elapsed = fit_spdh(build.build(), dataset, out, "human_pose",
@@ -159,7 +137,7 @@ def train(data: Path, out: Path, val: Path | None = None, steps: int = 3000, bat
                         "uz-plane heatmap (+-1 m around the person's median depth) and a presence logit",
         "keypoints": list(COCO17_NAMES), "input_hw": list(build.input_hw), "heatmap_hw": list(build.heatmap_spec.hw),
         "data": data_spec(data), "crops": len(dataset), "seed": seed, "steps": steps, "batch_size": batch_size,
-        "lr": lr, "hand_cut_p": hand_cut_p, "context": context, "initialised_from": str(init) if init else None,
+        "lr": lr, "hand_cut_p": hand_cut_p, "initialised_from": str(init) if init else None,
         "training_command": "hrc-perception " + " ".join(sys.argv[1:]),
         "training_time_s": round(elapsed, 1), "machine": machine_line(device)}
     model_path = out / "model.pt"

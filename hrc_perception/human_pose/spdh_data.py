@@ -5,8 +5,7 @@ targets.
 Per crop: the input is the person relative to its reference point
 (:func:`~hrc_perception.human_pose.crops.shifted_xyz`, z shifted by
 ``Z_SHIFT_M``) through :func:`~hrc_perception.robot_pose.network.xyz_input` with the
-network's depth range ``(Z_SHIFT_M - 1, Z_SHIFT_M + 1)``, for a context model
-followed by the crop's context pixels the same way; the targets are SPDH
+network's depth range ``(Z_SHIFT_M - 1, Z_SHIFT_M + 1)``; the targets are SPDH
 heatmaps of the joints in the same shifted frame (the uz rows cover +-1 m around the
 reference depth), joints outside the crop or that range get none.
 """
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hrc_perception.human_pose.crops import Z_SHIFT_M, backproject_crop, shifted_xyz
+from hrc_perception.human_pose.crops import Z_SHIFT_M, shifted_xyz
 from hrc_perception.robot_pose.dataset import cut_holes, heatmap_K, mirror_xyz
 from hrc_perception.robot_pose.network import xyz_input
 from hrc_perception.robot_pose.spdh import HeatmapSpec, encode
@@ -40,7 +39,6 @@ class PersonCrops:
     joints_m: np.ndarray    # [N, 17, 3]
     vis: np.ndarray         # [N, 17]
     episode: np.ndarray     # [N]
-    context_z_m: np.ndarray | None = None   # [N, S, S] float16; None in datasets written without it
 
     def __len__(self) -> int:
         return len(self.ref_m)
@@ -61,30 +59,22 @@ def load_person_crops(synth_dir: str | Path, max_crops: int | None = None) -> Pe
     index = json.loads(index_path.read_text())
     if index["keypoint_names"] != list(COCO17_NAMES):
         raise ValueError(f"{d}: keypoints {index['keypoint_names']} are not COCO-17")
-    parts: dict[str, list] = {k: [] for k in ("xyz_m", "K_crop", "ref_m", "joints_m", "vis", "episode",
-                                              "context_z_m")}
+    parts: dict[str, list] = {k: [] for k in ("xyz_m", "K_crop", "ref_m", "joints_m", "vis", "episode")}
     n = 0
     for chunk in index["chunks"]:
         with np.load(d / chunk["file"]) as z:
             for k in parts:
-                if k in z.files:
-                    parts[k].append(z[k])
+                parts[k].append(z[k])
         n += chunk["num_crops"]
         if max_crops is not None and n >= max_crops:
             break
-    if parts["context_z_m"] and len(parts["context_z_m"]) != len(parts["xyz_m"]):
-        raise ValueError(f"{d}: some chunks have context_z_m, some do not")
-    arrays = {k: np.concatenate(v)[:max_crops] if v else None for k, v in parts.items()}
+    arrays = {k: np.concatenate(v)[:max_crops] for k, v in parts.items()}
     return PersonCrops(**arrays)
 
 
-def crop_input(xyz_m: np.ndarray, ref_m: np.ndarray, context_xyz_m: np.ndarray | None = None) -> np.ndarray:
-    """Network input [4, S, S] of a crop's XYZ image (0 = no pixel) and its reference
-    point; with context_xyz_m [S, S, 3] (the context pixels' XYZ image) [8, S, S]."""
-    x = xyz_input(shifted_xyz(xyz_m, ref_m), NETWORK_Z_RANGE_M)
-    if context_xyz_m is None:
-        return x
-    return np.concatenate([x, xyz_input(shifted_xyz(context_xyz_m, ref_m), NETWORK_Z_RANGE_M)])
+def crop_input(xyz_m: np.ndarray, ref_m: np.ndarray) -> np.ndarray:
+    """Network input [4, S, S] of a crop's XYZ image (0 = no pixel) and its reference point."""
+    return xyz_input(shifted_xyz(xyz_m, ref_m), NETWORK_Z_RANGE_M)
 
 
 def crop_spec(spec: HeatmapSpec, ref_z_m: float) -> HeatmapSpec:
@@ -100,8 +90,7 @@ class CropAugment:
     of dropping a random 0-20% of the person's pixels (sensor dropouts, mask errors);
     hand_cut_p: chance of removing the pixels around one wrist (a disc of
     hand_cut_radius_px around its projection: a segmentation mask that stops short of a
-    hand over the robot), the wrist's target kept. Flips and holes apply to the context
-    pixels too; dropouts and hand cuts, which stand for mask errors, do not."""
+    hand over the robot), the wrist's target kept."""
     flip_p: float = 0.5
     holes_p: float = 0.3
     holes_max_frac: float = 0.3
@@ -111,15 +100,11 @@ class CropAugment:
 
 
 class PersonCropDataset(torch.utils.data.Dataset):
-    """(input [4, S, S] ([8, S, S] with context), target heatmaps [34, S/2, S/2], joint
-    depths [17] in the network's shifted depth) of PersonCrops. augment None: none."""
+    """(input [4, S, S], target heatmaps [34, S/2, S/2], joint depths [17] in the
+    network's shifted depth) of PersonCrops. augment None: none."""
 
-    def __init__(self, crops: PersonCrops, spec: HeatmapSpec, augment: CropAugment | None = None, seed: int = 0,
-                 context: bool = False):
-        if context and crops.context_z_m is None:
-            raise ValueError("a context model needs person crops with context_z_m (synth --dataset person_crops "
-                             "of this version)")
-        self.crops, self.spec, self.augment, self.seed, self.context = crops, spec, augment, seed, context
+    def __init__(self, crops: PersonCrops, spec: HeatmapSpec, augment: CropAugment | None = None, seed: int = 0):
+        self.crops, self.spec, self.augment, self.seed = crops, spec, augment, seed
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -132,31 +117,25 @@ class PersonCropDataset(torch.utils.data.Dataset):
         joints = c.joints_m[i].astype(np.float64)
         vis = c.vis[i].copy()
         ref = c.ref_m[i].astype(np.float64)
-        ctx = backproject_crop(c.context_z_m[i].astype(np.float32), K) if self.context else None
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, i])
-            xyz, ctx, K, joints, vis, ref = _augment(xyz, ctx, K, joints, vis, ref, self.augment, rng)
+            xyz, K, joints, vis, ref = _augment(xyz, K, joints, vis, ref, self.augment, rng)
         size = xyz.shape[:2]
         spec = crop_spec(self.spec, float(ref[2]))
         target = encode(joints, heatmap_K(K, size, self.spec), spec, valid=vis > 0)
         z_shifted = (joints[:, 2] - ref[2] + Z_SHIFT_M).astype(np.float32)
-        return torch.from_numpy(crop_input(xyz, ref, ctx)), torch.from_numpy(target), torch.from_numpy(z_shifted)
+        return torch.from_numpy(crop_input(xyz, ref)), torch.from_numpy(target), torch.from_numpy(z_shifted)
 
 
-def _augment(xyz, ctx, K, joints, vis, ref, aug: CropAugment, rng: np.random.Generator):
-    """Augmented (xyz, ctx, K, joints, vis, ref) of one crop (ctx: the context XYZ image or None)."""
+def _augment(xyz, K, joints, vis, ref, aug: CropAugment, rng: np.random.Generator):
     S = xyz.shape[0]
     if rng.random() < aug.flip_p:
-        if ctx is not None:
-            ctx = mirror_xyz(ctx, K.copy())
         xyz = mirror_xyz(xyz, K)
         joints = joints[list(COCO17_FLIP)] * np.array([-1.0, 1.0, 1.0])
         vis = vis[list(COCO17_FLIP)]
         ref = ref * np.array([-1.0, 1.0, 1.0])
     if rng.random() < aug.holes_p:
-        both = xyz if ctx is None else np.concatenate([xyz, ctx], axis=-1)
-        cut_holes(both, rng, aug.holes_max_frac, 3)
-        xyz, ctx = (both, None) if ctx is None else (both[..., :3].copy(), both[..., 3:].copy())
+        cut_holes(xyz, rng, aug.holes_max_frac, 3)
     if rng.random() < aug.drop_p:
         xyz[rng.random((S, S)) < rng.uniform(0.0, 0.2)] = 0
     if rng.random() < aug.hand_cut_p:
@@ -167,4 +146,4 @@ def _augment(xyz, ctx, K, joints, vis, ref, aug: CropAugment, rng: np.random.Gen
             r = rng.uniform(*aug.hand_cut_radius_px)
             yy, xx = np.mgrid[0:S, 0:S]
             xyz[(xx - u) ** 2 + (yy - v) ** 2 <= r * r] = 0
-    return xyz, ctx, K, joints, vis, ref
+    return xyz, K, joints, vis, ref

@@ -14,7 +14,6 @@ own pixels). Arrays of a chunk of N crops (camera optical frame, metres):
 key                shape, dtype          meaning
 =================  ====================  ==========================================
 xyz_m              [N,S,S,3] float16     the crop's XYZ image (0 = not the person)
-context_z_m        [N,S,S] float16       depth of every crop pixel near the person's (``PersonCrop``)
 K_crop             [N,3,3] float64       intrinsics of the S x S crop
 ref_m              [N,3] float32         reference point (median of the person's points)
 box                [N,3] int32           x0, y0, side of the crop in the full image
@@ -66,8 +65,7 @@ class PersonCropsWriter(DatasetWriter):
             crop = person_crop(depth_m, frame.K, mask, box, self.crop_size)
             if crop is None:
                 continue
-            self._rows.append({"xyz_m": crop.xyz_m.astype(np.float16),
-                               "context_z_m": crop.context_z_m.astype(np.float16), "K_crop": crop.K_crop,
+            self._rows.append({"xyz_m": crop.xyz_m.astype(np.float16), "K_crop": crop.K_crop,
                                "ref_m": crop.ref_m.astype(np.float32), "box": np.array(crop.box, np.int32),
                                "joints_m": kp.xyz_cam_m.astype(np.float32), "vis": kp.visibility.astype(np.int8),
                                "frame_index": frame.index, "episode": frame.episode,

@@ -3,7 +3,7 @@
 One ``torch.save`` dict (loads with ``weights_only=True``)::
 
     format      "hrc_perception.robot_pose/1"
-    build       num_joints, widths, input_hw, heatmap_hw, z_range_m, sigma_px, context (absent = false)
+    build       num_joints, widths, input_hw, heatmap_hw, z_range_m, sigma_px
     net         SPDHNet state dict (fp16 floats)
     model_card  JSON types; ``keypoints`` (joint names = URDF link names, in order),
                 ``robot`` (name, urdf, keypoints), training data and held-out metrics
@@ -25,30 +25,28 @@ MODEL_FORMAT = "hrc_perception.robot_pose/1"
 @dataclass(frozen=True)
 class BuildConfig:
     """num_joints J; widths: channels at strides 2..16; input_hw: XYZ image size (h, w);
-    heatmap_hw = input_hw / 2; z_range_m, sigma_px: the SPDH encoding; context: a second
-    XYZ input of context pixels (8 input channels; the human backend's crops)."""
+    heatmap_hw = input_hw / 2; z_range_m, sigma_px: the SPDH encoding."""
     num_joints: int
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
     input_hw: tuple[int, int] = (240, 320)
     z_range_m: tuple[float, float] = (0.5, 4.5)
     sigma_px: float = 2.0
-    context: bool = False
 
     @property
     def heatmap_spec(self) -> HeatmapSpec:
         return HeatmapSpec((self.input_hw[0] // 2, self.input_hw[1] // 2), self.z_range_m, self.sigma_px)
 
     def build(self) -> SPDHNet:
-        return SPDHNet(self.num_joints, self.widths, self.z_range_m, 8 if self.context else 4)
+        return SPDHNet(self.num_joints, self.widths, self.z_range_m)
 
     def to_dict(self) -> dict:
         return {"num_joints": self.num_joints, "widths": list(self.widths), "input_hw": list(self.input_hw),
-                "z_range_m": list(self.z_range_m), "sigma_px": self.sigma_px, "context": self.context}
+                "z_range_m": list(self.z_range_m), "sigma_px": self.sigma_px}
 
     @staticmethod
     def from_dict(d: dict) -> "BuildConfig":
         return BuildConfig(int(d["num_joints"]), tuple(d["widths"]), tuple(d["input_hw"]), tuple(d["z_range_m"]),
-                           float(d["sigma_px"]), bool(d.get("context", False)))
+                           float(d["sigma_px"]))
 
 
 def save_model(path: str | Path, build: BuildConfig, net: SPDHNet, model_card: dict) -> None:

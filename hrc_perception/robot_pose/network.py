@@ -118,17 +118,15 @@ class ColumnDepthHead(nn.Module):
 
 class SPDHNet(nn.Module):
     """num_joints J; widths: channels at strides 2, 4, 8, 16; z_range_m: the uz plane's
-    depth range (the input is normalised with it too); in_channels: 4 (one
-    :func:`xyz_input`), or 8 (a second one after it: context pixels; channels 0-3 stay
-    the ones the depth of the uz head is read from)."""
+    depth range (the input is normalised with it too)."""
 
     def __init__(self, num_joints: int, widths: tuple[int, int, int, int] = (16, 32, 64, 128),
-                 z_range_m: tuple[float, float] = (0.5, 4.5), in_channels: int = 4):
+                 z_range_m: tuple[float, float] = (0.5, 4.5)):
         super().__init__()
         c2, c4, c8, c16 = widths
         self.num_joints = num_joints
         self.z_range_m = tuple(float(z) for z in z_range_m)
-        self.stem = nn.Sequential(_conv_bn(in_channels, c2, stride=2), _conv_bn(c2, c2))
+        self.stem = nn.Sequential(_conv_bn(4, c2, stride=2), _conv_bn(c2, c2))
         self.down4 = nn.Sequential(_conv_bn(c2, c4, stride=2), _Residual(c4))
         self.down8 = nn.Sequential(_conv_bn(c4, c8, stride=2), _Residual(c8), _Residual(c8))
         self.down16 = nn.Sequential(_conv_bn(c8, c16, stride=2), _Residual(c16, 1), _Residual(c16, 2),
