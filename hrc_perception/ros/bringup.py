@@ -59,7 +59,8 @@ def start_graph(graph: Graph, context=None, overrides: dict[str, dict] | None = 
     return nodes
 
 
-def _parse_sets(sets: list[str]) -> dict[str, dict]:
+def parse_sets(sets: list[str]) -> dict[str, dict]:
+    """{node: {parameter: value}} of ``NODE.PARAM=VALUE`` strings (values read as YAML)."""
     out: dict[str, dict] = {}
     for s in sets:
         key, sep, value = s.partition("=")
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         graph = load_graph(args.graph, args.graphs)
-        overrides = _parse_sets(args.set)
+        overrides = parse_sets(args.set)
     except GraphError as e:
         print(f"bringup: error: {e}", file=sys.stderr)
         return 2

@@ -286,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0, help="seconds of running graph")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic cell")
     p.add_argument("--config", default="", help="cell YAML (default: built-in)")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                   help="parameter override, e.g. human_pose.weights=out/humans/model/model.pt")
     p.add_argument("--camera-hz", type=float, default=0.0,
                    help="publish the synthetic camera at this rate, stamped on arrival (a machine that cannot "
                         "keep up with the cell's 15 fps: the cell then moves in slow motion); 0 = the cell's own "
@@ -299,9 +301,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(stale)
         elif stale.exists():
             stale.unlink()
+    from hrc_perception.ros.bringup import parse_sets
     overrides = {"rgbd_capture": {"seed": args.seed, "config": args.config}}
     if args.camera_hz > 0:
         overrides["rgbd_capture"] |= {"realtime": False, "rate_hz": args.camera_hz}
+    for node, params in parse_sets(args.set).items():
+        overrides.setdefault(node, {}).update(params)
     run_graph_and_record(bag_dir, args.duration, "/cell", overrides)
     mcap = next(bag_dir.glob("*.mcap"))
     mcap.replace(out / "demo.mcap")
