@@ -44,7 +44,8 @@ GT_ROBOT_KP_TOPIC = "ground_truth/robot/keypoints"
 GT_PARTS_TOPIC = "ground_truth/parts/poses"
 GT_HUMANS_TOPIC = "ground_truth/humans/keypoints"
 
-MAX_PENDING_STAMPS = 64
+MAX_PENDING_STAMPS = 64        # incomplete frames kept while reading a bag
+MAX_KEPT_JOINT_STATES = 64     # recent joint states kept for pairing with frames
 
 _T = TYPESTORE.types
 Header, Time = _T["std_msgs/msg/Header"], _T["builtin_interfaces/msg/Time"]
@@ -230,7 +231,7 @@ def read_bag_frames(path: Path, namespace: str = "/cell") -> Iterator[BagFrame]:
             yield from complete_before(st)
             if conn.topic == joints_topic:
                 joint_states.append(JointStateSample(st, tuple(msg.name), np.asarray(msg.position, np.float64)))
-                del joint_states[:-64]
+                del joint_states[:-MAX_KEPT_JOINT_STATES]
             else:
                 pending.setdefault(st, {})[want[conn.topic]] = msg
                 while len(pending) > MAX_PENDING_STAMPS:   # a frame that never completes (a lost record)
