@@ -95,7 +95,9 @@ def _copy_bag(src, out, keep=lambda topic: True, shuffle_seed=None, extra=()):
     from rosbags.rosbag2 import StoragePlugin, Writer
     with Reader(src) as reader:
         conns = [c for c in reader.connections if keep(c.topic)]
-        records = [(c.topic, c.msgtype, t, bytes(raw)) for c, t, raw in reader.messages(connections=conns)]
+        # (rosbags reads every connection when given none)
+        records = [(c.topic, c.msgtype, t, bytes(raw)) for c, t, raw in reader.messages(connections=conns)
+                   ] if conns else []
     records += list(extra)
     rng = np.random.default_rng(shuffle_seed)
     order = np.lexsort((rng.random(len(records)) if shuffle_seed is not None else np.arange(len(records)),
@@ -137,3 +139,13 @@ def test_bag_frames_carry_the_newest_joint_state_at_or_before_them(tmp_path, bag
     # no joint_states in the bag
     bare = _copy_bag(bag_dir, tmp_path / "bare", keep=lambda t: not t.endswith("joint_states"))
     assert all(b.joint_state is None and not b.has_joint_states for b in read_bag_frames(bare))
+
+
+def test_a_frame_missing_a_record_is_skipped_and_the_others_come_out(tmp_path, bag_dir, small_frames):
+    stamps = [f.stamp_ns for f in small_frames[:4]]
+    with Reader(bag_dir) as reader:
+        records = [(c.topic, c.msgtype, t, bytes(raw)) for c, t, raw in reader.messages()]
+    lost = [r for r in records if not (r[0].endswith("depth/image_raw") and r[2] == stamps[1])]
+    assert len(lost) == len(records) - 1
+    out = _copy_bag(bag_dir, tmp_path / "lost", keep=lambda t: False, extra=lost)
+    assert [b.stamp_ns for b in read_bag_frames(out)] == [stamps[0], stamps[2], stamps[3]]

@@ -229,9 +229,10 @@ class RobotPoseNode(HrcNode):
         if self._waiting is not None:      # a frame waiting for the joint states of its stamp
             header, sk, view = self._waiting
             stamp_ns = stamp_to_ns(header.stamp)
-            if self._joint_states_for(stamp_ns) is not None:
+            js = self._joint_states_for(stamp_ns)
+            if js is not None:
                 self._waiting = None
-                self._calibrate(header, sk, view)
+                self._calibrate(header, sk, view, js)
             elif stamp_to_ns(msg.header.stamp) > stamp_ns + self.param("joint_states_max_age_s") * NS_PER_S:
                 self._waiting = None       # past its stamp: none will come for it
                 self._report_stale()
@@ -263,8 +264,9 @@ class RobotPoseNode(HrcNode):
         if not self._joint_states:
             return
         stamp_ns = stamp_to_ns(msg.header.stamp)
-        if self._joint_states_for(stamp_ns) is not None:
-            self._calibrate(msg.header, sk, view)
+        js = self._joint_states_for(stamp_ns)
+        if js is not None:
+            self._calibrate(msg.header, sk, view, js)
         elif max(stamp_to_ns(m.header.stamp) for m in self._joint_states) < stamp_ns:
             # the joint states of this stamp may still be queued behind this callback: the
             # frame waits for them (the newest frame only; one it replaces had none in time)
@@ -302,9 +304,10 @@ class RobotPoseNode(HrcNode):
         self.last_inference_s = time.perf_counter() - t0
         return sk, (xyz, K_xyz)
 
-    def _calibrate(self, header: Header, sk, view: tuple[np.ndarray, np.ndarray]) -> None:
+    def _calibrate(self, header: Header, sk, view: tuple[np.ndarray, np.ndarray], js: JointState) -> None:
+        """Add one frame (its skeleton, network input view and the joint states paired
+        with it) to the camera-to-robot fit and publish the result."""
         stamp = stamp_to_ns(header.stamp)
-        js = self._joint_states_for(stamp)
         q, why = joint_positions(self.robot.joint_names, list(js.name), list(js.position), self.robot.arm_joint_mask)
         if q is None:
             self.report("joint_states_unusable", why)
