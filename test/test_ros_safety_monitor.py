@@ -1,22 +1,24 @@
 """The safety_monitor node over real rclpy and DDS: levels from people and robot skeletons,
 the fail-safe rules (nothing received, a robot joint unknown, a person tracked without a
 skeleton, a malformed skeleton, stale inputs), and the robot from joint_states by forward
-kinematics placed with the base_pose parameter."""
+kinematics placed with the base_pose parameter, and unknown legs carved by the depth image
+of the skeletons' frame."""
 import math
 
 import numpy as np
 from conftest import QOS, Harness, spin_until
 from geometry_msgs.msg import Point
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from visualization_msgs.msg import MarkerArray
 
 from hrc_perception.geometry import make_K
 from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray, Track, TrackArray
-from hrc_perception.ros.convert import K_to_camera_info
+from hrc_perception.ros.convert import K_to_camera_info, numpy_to_image
 from hrc_perception.ros.ground_truth_msgs import make_header
-from hrc_perception.ros.safety_monitor_node import (CAMERA_INFO_TOPIC, HUMANS_TOPIC, JOINT_STATES_TOPIC, MARKERS_TOPIC,
-                                                    ROBOT_TOPIC, STATUS_TOPIC, TRACKS_TOPIC, SafetyMonitorNode)
+from hrc_perception.ros.safety_monitor_node import (CAMERA_INFO_TOPIC, DEPTH_TOPIC, HUMANS_TOPIC, JOINT_STATES_TOPIC,
+                                                    MARKERS_TOPIC, ROBOT_TOPIC, STATUS_TOPIC, TRACKS_TOPIC,
+                                                    SafetyMonitorNode)
 from hrc_perception.skeletons import COCO17_NAMES
 
 FRAME_ID = "camera_color_optical_frame"
@@ -50,7 +52,7 @@ def _rig(ros_context, cli_args=None, **params):
     h = Harness(ros_context, node, HUMANS_TOPIC, SkeletonArray, {STATUS_TOPIC: SafetyStatus,
                                                                  MARKERS_TOPIC: MarkerArray})
     topics = {ROBOT_TOPIC: Skeleton, TRACKS_TOPIC: TrackArray, CAMERA_INFO_TOPIC: CameraInfo,
-              JOINT_STATES_TOPIC: JointState}
+              JOINT_STATES_TOPIC: JointState, DEPTH_TOPIC: Image}
     pubs = {t: h.io.create_publisher(m, t, QOS) for t, m in topics.items()}
     wanted = [TRACKS_TOPIC, CAMERA_INFO_TOPIC] + [ROBOT_TOPIC if node.param("robot_source") == "skeleton"
                                                   else JOINT_STATES_TOPIC]
@@ -199,5 +201,65 @@ def test_base_pose_topic_can_be_remapped(ros_context):
         pub.publish(msg)
         assert spin_until(h.ex, lambda: h.node._T_cam_base_topic is not None)
         assert h.node._T_cam_base_topic[2, 3] == 2.5
+    finally:
+        h.close()
+
+
+def test_unknown_legs_carved_by_the_depth_of_their_frame(ros_context):
+    """A person whose nearer hip is 1.3 m left of the robot (both 3 m away), with knees and
+    ankles unknown: the legs' 1.05 m reach spheres come within S_p of the robot. The depth image of that frame shows the
+    person's torso and arms and, where legs could be, a wall 2 m behind them: carved, the
+    legs are no nearer than the person's silhouette."""
+    h, pubs = _rig(ros_context)
+    node = h.node
+    K, w, h_px = make_K(400, 400, 319.5, 239.5), 640, 480    # at 3 m: u = 319.5 + 133 x, v = 239.5 + 133 y
+    depth_mm = np.full((h_px, w), 5000, np.uint16)      # the wall
+    depth_mm[10:235, 65:175] = 3000                      # the person (x -1.8 .. -1.2 m, y -1.6 .. -0.1 m)
+    depth_mm[5:190, 305:335] = 3000                      # the robot (x = 0, y -1.7 .. -0.5 m)
+    legless = person_msg(1, -1.5)
+    for name in ("left_knee", "right_knee", "left_ankle", "right_ankle"):
+        legless.positions[COCO17_NAMES.index(name)].x = math.nan
+    try:
+        assert spin_until(h.ex, lambda: pubs[DEPTH_TOPIC].get_subscription_count() > 0)
+        pubs[CAMERA_INFO_TOPIC].publish(K_to_camera_info(K, w, h_px, make_header(T0, FRAME_ID)))
+        assert spin_until(h.ex, lambda: node._camera is not None)
+        # no depth of this frame: whole reach spheres, within S_p
+        _robot(h, pubs, robot_msg(T0))
+        whole = _verdict(h, _people(T0, legless))
+        assert whole.level == SafetyStatus.PROTECTIVE_STOP and whole.closest_human_joint.endswith("hip")
+        assert whole.min_distance_m < 0.2 and node.counters["carving_without_depth"] == 1
+        # the depth of the frame: the legs carved to the person's silhouette
+        stamp = T0 + 10**7
+        pubs[DEPTH_TOPIC].publish(numpy_to_image(depth_mm, "16UC1", make_header(stamp, FRAME_ID)))
+        assert spin_until(h.ex, lambda: stamp in node._depths)
+        _robot(h, pubs, robot_msg(stamp))
+        carved = _verdict(h, _people(stamp, legless))
+        assert carved.min_distance_m > whole.min_distance_m + 0.3, carved.reason
+        assert carved.level != SafetyStatus.PROTECTIVE_STOP and node.carved_frames == 1
+        # a depth image whose size is not the camera_info's is not used
+        stamp2 = stamp + 10**7
+        pubs[DEPTH_TOPIC].publish(numpy_to_image(depth_mm[:240, :320].copy(), "16UC1", make_header(stamp2, FRAME_ID)))
+        assert spin_until(h.ex, lambda: stamp2 in node._depths)
+        _robot(h, pubs, robot_msg(stamp2))
+        again = _verdict(h, _people(stamp2, legless))
+        assert again.level == SafetyStatus.PROTECTIVE_STOP and node.counters["carving_without_depth"] == 2
+        # a depth image of another encoding: reported, the node lives on
+        pubs[DEPTH_TOPIC].publish(numpy_to_image(np.zeros((4, 4, 3), np.uint8), "rgb8", make_header(stamp2, FRAME_ID)))
+        assert spin_until(h.ex, lambda: node.counters.get("bad_depth", 0) == 1)
+        assert node.lifecycle_state == "active"
+    finally:
+        h.close()
+
+
+def test_depth_carving_off_needs_no_depth(ros_context):
+    h, pubs = _rig(ros_context, depth_carving=False)
+    try:
+        assert h.node.count_subscribers(DEPTH_TOPIC) == 0
+        _robot(h, pubs, robot_msg(T0))
+        legless = person_msg(1, -1.0)
+        for name in ("left_knee", "right_knee"):
+            legless.positions[COCO17_NAMES.index(name)].x = math.nan
+        s = _verdict(h, _people(T0, legless))
+        assert s.level == SafetyStatus.PROTECTIVE_STOP and "carving_without_depth" not in h.node.counters
     finally:
         h.close()

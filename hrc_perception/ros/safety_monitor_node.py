@@ -10,7 +10,8 @@ Subscribes (relative names; launch puts them under a namespace, default ``/cell`
 | ``joint_states``             | sensor_msgs/JointState        | the robot, ``robot_source: joint_states`` |
 | ``robot/base_pose``          | geometry_msgs/PoseStamped     | camera-to-robot pose for joint_states |
 | ``tracking/tracks``          | hrc_perception/TrackArray     | people seen without a skeleton         |
-| ``camera/color/camera_info`` | sensor_msgs/CameraInfo        | the newest capture stamp (the clock)   |
+| ``camera/color/camera_info`` | sensor_msgs/CameraInfo        | the newest capture stamp (the clock), K |
+| ``camera/depth/image_raw``   | sensor_msgs/Image             | reach spheres carved, ``depth_carving`` |
 
 Publishes ``safety/status`` (SafetyStatus, reliable) after every SkeletonArray and at
 ``check_rate_hz`` in between (so a stalled pipeline turns into UNKNOWN), and
@@ -35,6 +36,12 @@ each person's speed is the median joint's per track id (the body's speed, robust
 joint whose depth jumps; 1.6 m/s until two skeletons were seen), at least
 ``min_human_speed_mps``.
 
+Unknown limbs: with ``depth_carving``, each person's reach spheres (an unknown elbow,
+wrist, knee or ankle) are carved by the depth image of the skeletons' own stamp
+(:mod:`hrc_perception.safety.carving`; K from camera_info, which must match the depth
+image's size). Without that frame's depth the spheres stay whole (counted:
+``carving_without_depth``).
+
 People seen without a skeleton: the person tracks matched (time_since_update 0) in the
 TrackArray of the skeletons' stamp or in the newest TrackArray whose id has no skeleton.
 
@@ -49,15 +56,16 @@ from collections import OrderedDict
 
 import numpy as np
 from geometry_msgs.msg import Point, PoseStamped
-from sensor_msgs.msg import CameraInfo, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.human_pose.smoothing import OneEuroFilter, OneEuroParams, SkeletonSmoother, speed_mps
 from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray, TrackArray
-from hrc_perception.ros.convert import (copy_header, duration_msg, ns_to_stamp, pose_parameter_to_matrix, pose_to_matrix,
-                                        stamp_to_ns)
+from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg, ns_to_stamp,
+                                        pose_parameter_to_matrix, pose_to_matrix, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
+from hrc_perception.safety.carving import PooledDepth, pool_depth
 from hrc_perception.safety.clock import StampClock
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, MonitorParams,
                                            PersonState, RobotState, Verdict, assess, monitor_params)
@@ -68,6 +76,8 @@ JOINT_STATES_TOPIC = "joint_states"
 BASE_POSE_TOPIC = "robot/base_pose"
 TRACKS_TOPIC = "tracking/tracks"
 CAMERA_INFO_TOPIC = "camera/color/camera_info"
+DEPTH_TOPIC = "camera/depth/image_raw"
+DEPTH_FRAMES_KEPT = 30             # pooled depth frames kept for pairing with skeletons by stamp
 STATUS_TOPIC = "safety/status"
 MARKERS_TOPIC = "safety_monitor/markers"
 NS_PER_S = 1_000_000_000
@@ -150,6 +160,12 @@ class SafetyMonitorNode(HrcNode):
                   max_value=10.0),
         ParamSpec("unknown_limb_reach", True, "a person's unknown elbow, wrist, knee or ankle counts as anywhere "
                   "within the limb's reach of its known inner joint (conservative distances)"),
+        ParamSpec("depth_carving", True, "carve each unknown limb's reach sphere with the depth image of its "
+                  "frame: the limb is not where the camera sees through", read_only=True),
+        ParamSpec("carve_margin_m", 0.05, "depth carving keeps every point up to this in front of the measured "
+                  "depth (m): the depth noise", min_value=0.0, max_value=1.0),
+        ParamSpec("carve_block_px", 8, "depth carving pools the depth over squares of this many pixels",
+                  min_value=1, max_value=64, read_only=True),
         ParamSpec("min_human_speed_mps", 0.0, "floor under a person's measured speed (m/s)", min_value=0.0,
                   max_value=10.0),
         ParamSpec("min_person_joints", 4, "a skeleton with fewer known joints is no skeleton",
@@ -178,6 +194,10 @@ class SafetyMonitorNode(HrcNode):
         self._person_filters = SkeletonSmoother(OneEuroParams())
         self._tracks: OrderedDict[int, TrackArray] = OrderedDict()
         self._fk = None
+        self._depths: OrderedDict[int, PooledDepth] = OrderedDict()  # stamp ns -> pooled depth (K unset)
+        self._camera: tuple[np.ndarray, int, int] | None = None       # K, width, height
+        self._people_depth: PooledDepth | None = None
+        self.carved_frames = 0
         self._T_cam_base_param = None
         self._T_cam_base_topic = None
         super().__init__(node_name, **kwargs)
@@ -191,6 +211,8 @@ class SafetyMonitorNode(HrcNode):
         subs = [self.create_subscription(SkeletonArray, HUMANS_TOPIC, self._on_people, q),
                 self.create_subscription(TrackArray, TRACKS_TOPIC, self._on_tracks, q),
                 self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, self.input_qos())]
+        if self.param("depth_carving"):
+            subs.append(self.create_subscription(Image, DEPTH_TOPIC, self._on_depth, self.input_qos()))
         if self.param("robot_source") == "skeleton":
             subs.append(self.create_subscription(Skeleton, ROBOT_TOPIC, self._on_robot_skeleton, q))
         else:
@@ -211,6 +233,8 @@ class SafetyMonitorNode(HrcNode):
             self.destroy_timer(self._timer)
         self._subs, self._pubs, self._timer = [], {}, None
         self._robot = self._people = self._people_stamp_s = self._people_stamp_ns = self._robot_stamp_ns = None
+        self._depths.clear()
+        self._camera = self._people_depth = None
         self._stamp_clock.reset()
 
     def _configure_fk(self) -> None:
@@ -227,7 +251,7 @@ class SafetyMonitorNode(HrcNode):
         names = ("reaction_time_s", "stopping_time_s", "stopping_distance_m", "intrusion_distance_m",
                  "human_uncertainty_m", "robot_uncertainty_m", "robot_max_speed_mps", "robot_link_radius_m",
                  "warning_margin_m", "max_age_s", "min_person_joints", "robot_speed_unknown_mps",
-                 "min_human_speed_mps", "unknown_limb_reach")
+                 "min_human_speed_mps", "unknown_limb_reach", "carve_margin_m")
         return monitor_params({n: self.param(n) for n in names})
 
     # -- inputs -----------------------------------------------------------------------
@@ -238,8 +262,39 @@ class SafetyMonitorNode(HrcNode):
         return ns, ns / NS_PER_S
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        if self.is_active:
-            self._observe(msg.header.stamp)
+        if not self.is_active:
+            return
+        self._observe(msg.header.stamp)
+        camera = self.converted(camera_info_to_K, msg, "bad_camera_info", CAMERA_INFO_TOPIC)
+        if camera is not None:
+            self._camera = camera
+
+    def _on_depth(self, msg: Image) -> None:
+        """Pool the depth image now (once per frame), keep it for the skeletons of its stamp."""
+        if not self.is_active:
+            return
+        depth_m = self.converted(depth_to_meters, msg, "bad_depth", DEPTH_TOPIC)
+        if depth_m is None:
+            return
+        self._depths[stamp_to_ns(msg.header.stamp)] = pool_depth(depth_m, np.eye(3), self.param("carve_block_px"))
+        while len(self._depths) > DEPTH_FRAMES_KEPT:
+            self._depths.popitem(last=False)
+
+    def _depth_for(self, stamp_ns: int) -> PooledDepth | None:
+        """The pooled depth of stamp_ns with the camera's K, or None (reported) when there
+        is no such frame, no camera_info yet, or their sizes differ."""
+        pooled = self._depths.get(stamp_ns)
+        if pooled is None or self._camera is None:
+            self.report("carving_without_depth", "no depth image or camera_info of the skeletons' stamp: "
+                        "unknown limbs keep their whole reach spheres")
+            return None
+        K, w, h = self._camera
+        if (w, h) != (pooled.width, pooled.height):
+            self.report("carving_without_depth", f"depth image {pooled.width}x{pooled.height} but camera_info "
+                        f"{w}x{h}: unknown limbs keep their whole reach spheres")
+            return None
+        self.carved_frames += 1
+        return PooledDepth(pooled.depth_m, pooled.block_px, K, w, h)
 
     def _on_tracks(self, msg: TrackArray) -> None:
         if not self.is_active:
@@ -303,6 +358,7 @@ class SafetyMonitorNode(HrcNode):
             people.append(PersonState(int(sk.id), p, t, speed_mps(vel, robust=True)))
         self._person_filters.forget_older_than(t)
         self._people, self._people_stamp_s, self._people_stamp_ns = people, t, ns
+        self._people_depth = self._depth_for(ns) if self.param("depth_carving") and people else None
         self._people_frame = msg.header.frame_id
         self._bad_people = tuple(bad)
         self._publish()
@@ -333,7 +389,7 @@ class SafetyMonitorNode(HrcNode):
         else:
             try:
                 v = assess(self._robot, self._people, now, self._params, self._people_stamp_s,
-                           self._unseen_people())
+                           self._unseen_people(), self._people_depth)
             except Exception as e:  # noqa: BLE001 - never stop; a failed verdict is UNKNOWN
                 self.report("assess_error", f"{type(e).__name__}: {e}")
                 v = Verdict(UNKNOWN, reason=f"internal error: {type(e).__name__}")
@@ -348,7 +404,8 @@ class SafetyMonitorNode(HrcNode):
         self.level_counts[v.level_name] += 1
 
     def diagnostic_values(self) -> dict[str, str]:
-        out = {"verdicts": str(self.verdicts), **{f"level_{k}": str(c) for k, c in self.level_counts.items()}}
+        out = {"verdicts": str(self.verdicts), "carved_frames": str(self.carved_frames),
+               **{f"level_{k}": str(c) for k, c in self.level_counts.items()}}
         if self.last_verdict is not None:
             out["last"] = f"{self.last_verdict.level_name}: {self.last_verdict.reason}"
         return out

@@ -65,6 +65,12 @@ class Capsules:
     def empty(cls) -> "Capsules":
         return cls(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), [], [])
 
+    def concat(self, other: "Capsules") -> "Capsules":
+        """These capsules, then other's."""
+        return Capsules(np.concatenate([self.a, other.a]), np.concatenate([self.b, other.b]),
+                        np.concatenate([self.radius, other.radius]), self.names_a + other.names_a,
+                        self.names_b + other.names_b)
+
 
 @dataclass
 class ClosestPair:
@@ -160,14 +166,15 @@ class HumanBodyModel:
         ("left_ankle", "foot_radius_m"), ("right_ankle", "foot_radius_m")])
 
     # A limb whose outer joint is unknown may be anywhere within reach of its known inner
-    # joint: a sphere there whose radius is the reach (segment lengths of a tall adult plus
-    # the end's own radius), so an unseen hand still counts (conservatively).
-    reach: list[tuple[str, str, float]] = field(default_factory=lambda: [
-        # (known joint, unknown joint, reach in metres)
-        ("left_elbow", "left_wrist", 0.42), ("right_elbow", "right_wrist", 0.42),
-        ("left_shoulder", "left_elbow", 0.75), ("right_shoulder", "right_elbow", 0.75),
-        ("left_knee", "left_ankle", 0.58), ("right_knee", "right_ankle", 0.58),
-        ("left_hip", "left_knee", 1.05), ("right_hip", "right_knee", 1.05)])
+    # joint: its axis within the chain's length (segment lengths of a tall adult), its
+    # surface within that plus the end's own radius, so an unseen hand still counts
+    # (conservatively).
+    reach: list[tuple[str, str, float, str]] = field(default_factory=lambda: [
+        # (known joint, unknown joint, chain length in metres, radius attribute of the end)
+        ("left_elbow", "left_wrist", 0.30, "hand_radius_m"), ("right_elbow", "right_wrist", 0.30, "hand_radius_m"),
+        ("left_shoulder", "left_elbow", 0.63, "hand_radius_m"), ("right_shoulder", "right_elbow", 0.63, "hand_radius_m"),
+        ("left_knee", "left_ankle", 0.48, "foot_radius_m"), ("right_knee", "right_ankle", 0.48, "foot_radius_m"),
+        ("left_hip", "left_knee", 0.95, "foot_radius_m"), ("right_hip", "right_knee", 0.95, "foot_radius_m")])
 
     def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(end joint a [C], end joint b [C], radius [C]) of every limb and sphere, COCO-17 indices."""
@@ -176,12 +183,11 @@ class HumanBodyModel:
         ia, ib, r = zip(*pairs)
         return np.array(ia), np.array(ib), np.array(r, dtype=np.float64)
 
-    def capsules(self, positions_m: np.ndarray) -> Capsules:
+    def capsules(self, positions_m: np.ndarray, with_reach: bool = True) -> Capsules:
         """Capsules of one person from COCO-17 joints positions_m [17, 3] (NaN =
         unknown: capsules touching an unknown joint are left out; a lone known joint
         with no capsule of its own becomes a sphere of the torso radius, so no seen
-        joint is ever ignored; an unknown elbow, wrist, knee or ankle whose inner joint
-        is known adds a sphere of the limb's reach around that joint, ``reach``)."""
+        joint is ever ignored), then, with_reach, the :meth:`reach_spheres`."""
         p = np.asarray(positions_m, dtype=np.float64).reshape(len(COCO17_NAMES), 3)
         ok = np.isfinite(p).all(axis=1)
         ia, ib, r = self._layout()
@@ -189,11 +195,24 @@ class HumanBodyModel:
         covered = np.zeros(len(p), bool)
         covered[ia[keep]] = covered[ib[keep]] = True
         lone = np.flatnonzero(ok & ~covered)
-        reach = [(_idx(k), rm) for k, u, rm in self.reach if ok[_idx(k)] and not ok[_idx(u)]]
-        r_idx = np.array([k for k, _ in reach], dtype=np.int64)
-        ia = np.concatenate([ia[keep], lone, r_idx])
-        ib = np.concatenate([ib[keep], lone, r_idx])
-        r = np.concatenate([r[keep], np.full(len(lone), self.torso_radius_m), [rm for _, rm in reach]])
-        if not len(ia):
-            return Capsules.empty()
-        return Capsules(p[ia], p[ib], r, [COCO17_NAMES[i] for i in ia], [COCO17_NAMES[i] for i in ib])
+        ia = np.concatenate([ia[keep], lone])
+        ib = np.concatenate([ib[keep], lone])
+        r = np.concatenate([r[keep], np.full(len(lone), self.torso_radius_m)])
+        body = Capsules(p[ia], p[ib], r, [COCO17_NAMES[i] for i in ia], [COCO17_NAMES[i] for i in ib])
+        return body.concat(self.reach_spheres(p)[0]) if with_reach else body
+
+    def reach_spheres(self, positions_m: np.ndarray) -> tuple[Capsules, np.ndarray]:
+        """One sphere per unknown elbow, wrist, knee or ankle whose inner joint is known
+        (``reach``): centred on the inner joint, radius the chain length plus the end's
+        radius, named after the inner joint; and the end's radius [N] (metres), so the
+        limb's axis lies within radius - end radius. positions_m [17, 3] (metres, NaN =
+        unknown)."""
+        p = np.asarray(positions_m, dtype=np.float64).reshape(len(COCO17_NAMES), 3)
+        ok = np.isfinite(p).all(axis=1)
+        reach = [(_idx(k), length, getattr(self, attr)) for k, u, length, attr in self.reach
+                 if ok[_idx(k)] and not ok[_idx(u)]]
+        idx = [k for k, _, _ in reach]
+        end_radius = np.array([r for _, _, r in reach], np.float64)
+        radius = np.array([length for _, length, _ in reach], np.float64) + end_radius
+        names = [COCO17_NAMES[i] for i in idx]
+        return Capsules(p[idx].reshape(-1, 3), p[idx].reshape(-1, 3), radius, names, list(names)), end_radius

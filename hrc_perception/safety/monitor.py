@@ -12,6 +12,8 @@ Fail-safe rules (never OK without evidence):
 - no person in the message -> OK (nobody in view), with NaN distance.
 The worst of all people decides; speed_scale is the smallest allowed over people. The
 reaction time T_r of S_p is lengthened by the age of the inputs (capture to now).
+Given the depth image of the people's frame, each person's reach spheres (unknown
+limbs) are carved by it (:mod:`hrc_perception.safety.carving`).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hrc_perception.safety.capsules import HumanBodyModel, chain_capsules, closest_pairs
+from hrc_perception.safety.carving import PooledDepth, closest_pair_carved
 from hrc_perception.safety.separation import (STANDARD_HUMAN_SPEED_MPS, SeparationParams, allowed_robot_speed,
                                               protective_separation)
 
@@ -59,6 +62,7 @@ class MonitorParams:
     min_person_joints: int = 4             # fewer known joints: the person has no usable skeleton
     robot_speed_unknown_mps: float = 1.0   # robot speed assumed when not measured
     min_human_speed_mps: float = 0.0       # floor under a measured person speed
+    carve_margin_m: float = 0.05           # reach spheres are carved up to this in front of the depth
 
 
 def monitor_params(values: dict) -> MonitorParams:
@@ -67,7 +71,7 @@ def monitor_params(values: dict) -> MonitorParams:
     d = {"reaction_time_s": 0.1, "stopping_time_s": 0.3, "stopping_distance_m": -1.0, "intrusion_distance_m": 0.05,
          "human_uncertainty_m": 0.10, "robot_uncertainty_m": 0.05, "robot_max_speed_mps": 1.0,
          "robot_link_radius_m": 0.10, "warning_margin_m": 0.5, "max_age_s": 0.5, "min_person_joints": 4,
-         "robot_speed_unknown_mps": 1.0, "min_human_speed_mps": 0.0, "unknown_limb_reach": True} | dict(values)
+         "robot_speed_unknown_mps": 1.0, "min_human_speed_mps": 0.0, "unknown_limb_reach": True, "carve_margin_m": 0.05} | dict(values)
     s_s = float(d["stopping_distance_m"])
     sep = SeparationParams(reaction_time_s=float(d["reaction_time_s"]), stopping_time_s=float(d["stopping_time_s"]),
                            stopping_distance_m=s_s if s_s >= 0 else None,
@@ -80,6 +84,7 @@ def monitor_params(values: dict) -> MonitorParams:
                          min_person_joints=int(d["min_person_joints"]),
                          robot_speed_unknown_mps=float(d["robot_speed_unknown_mps"]),
                          min_human_speed_mps=float(d["min_human_speed_mps"]),
+                         carve_margin_m=float(d["carve_margin_m"]),
                          body=HumanBodyModel() if d["unknown_limb_reach"] else HumanBodyModel(reach=[]))
 
 
@@ -112,14 +117,16 @@ def _unknown(reason: str, data_age_s: float = math.nan) -> Verdict:
 
 
 def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: float, params: MonitorParams,
-           people_stamp_s: float | None = None, unseen_person_ids: tuple[int, ...] = ()) -> Verdict:
+           people_stamp_s: float | None = None, unseen_person_ids: tuple[int, ...] = (),
+           depth: PooledDepth | None = None) -> Verdict:
     """The verdict at time now_s (seconds, same clock as the stamps).
 
     robot: None when no robot skeleton was received. people: None when no people
     message was received; [] when the last one had nobody. people_stamp_s: stamp of the
     people message (needed when it is empty; default the people's own stamps).
     unseen_person_ids: ids of people seen by segmentation / tracking that have no
-    skeleton in ``people`` (each makes the verdict UNKNOWN).
+    skeleton in ``people`` (each makes the verdict UNKNOWN). depth: the depth image of
+    the people's camera frame, pooled, to carve reach spheres with (None: whole spheres).
     """
     if robot is None:
         return _unknown("no robot skeleton received")
@@ -156,7 +163,12 @@ def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: fl
     sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + max(age, 0.0))
     worst: Verdict | None = None
     speed_scale = 1.0
-    pairs = closest_pairs([params.body.capsules(p.positions_m) for p in people], robot_caps)
+    if depth is None or not params.body.reach:
+        pairs = closest_pairs([params.body.capsules(p.positions_m) for p in people], robot_caps)
+    else:
+        pairs = [closest_pair_carved(params.body.capsules(p.positions_m, with_reach=False),
+                                     *params.body.reach_spheres(p.positions_m), robot_caps, depth,
+                                     params.carve_margin_m) for p in people]
     for person, pair in zip(people, pairs):
         if pair is None:   # no robot capsule (cannot happen after the checks above) or no body capsule
             return _unknown(f"no capsules for person {person.id} or the robot", age)
