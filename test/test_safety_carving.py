@@ -26,10 +26,12 @@ def test_pool_depth_takes_the_minimum_and_unknown_blocks():
     d[1, 2] = 2.5              # block (0, 0): min 2.5
     d[9, 9] = 0.0              # block (1, 1): a hole -> unknown
     d[12, 20] = np.nan         # block (1, 2): NaN -> unknown
+    d[3, 20] = np.inf          # block (0, 2): inf (no return: perhaps a dark surface) -> unknown
+    d[4, 25] = -1.0            # block (0, 3), cut by the edge anyway
     p = pool_depth(d, K, block_px=8)
     assert p.depth_m.shape == (3, 4)          # 20 / 8 and 30 / 8 rounded up
     assert p.depth_m[0, 0] == pytest.approx(2.5)
-    assert p.depth_m[1, 1] == 0 and p.depth_m[1, 2] == 0
+    assert p.depth_m[1, 1] == 0 and p.depth_m[1, 2] == 0 and p.depth_m[0, 2] == 0
     assert p.depth_m[0, 1] == pytest.approx(3.0)
     # blocks cut by the right and bottom edges are unknown
     assert (p.depth_m[2, :] == 0).all() and (p.depth_m[:, 3] == 0).all()

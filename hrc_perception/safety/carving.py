@@ -48,18 +48,29 @@ class PooledDepth:
 
 
 def pool_depth(depth_m: np.ndarray, K: np.ndarray, block_px: int = 8) -> PooledDepth:
-    """Min-pool depth_m [H, W] (metres, float; 0, NaN or inf = no depth) over block_px
-    squares. Blocks cut by the image's right or bottom edge are unknown."""
+    """Min-pool depth_m [H, W] (metres, float; 0, negative, NaN or inf = no depth) over
+    block_px squares. Blocks cut by the image's right or bottom edge are unknown."""
     d = np.asarray(depth_m, dtype=np.float32)
     if d.ndim != 2:
         raise ValueError(f"depth must be [H, W], got shape {d.shape}")
     if block_px < 1:
         raise ValueError(f"block_px must be >= 1, got {block_px}")
+    if np.isinf(d).any():            # NaN and <= 0 make their block unknown below; inf would not
+        d = np.where(np.isinf(d), np.float32(0.0), d)
     h, w = d.shape
     hb, wb = -(-h // block_px), -(-w // block_px)
-    full = np.zeros((hb * block_px, wb * block_px), np.float32)
-    full[:h, :w] = np.where(np.isfinite(d) & (d > 0), d, 0.0)
-    pooled = full.reshape(hb, block_px, wb, block_px).min(axis=(1, 3))
+    if (h, w) != (hb * block_px, wb * block_px):
+        full = np.zeros((hb * block_px, wb * block_px), np.float32)
+        full[:h, :w] = d
+        d = full
+    # the minimum over each block: strided slices, columns then rows (NaN propagates)
+    cols = d[:, 0::block_px].copy()
+    for k in range(1, block_px):
+        np.minimum(cols, d[:, k::block_px], out=cols)
+    pooled = cols[0::block_px].copy()
+    for k in range(1, block_px):
+        np.minimum(pooled, cols[k::block_px], out=pooled)
+    pooled[~(pooled > 0)] = 0.0
     return PooledDepth(pooled, int(block_px), np.asarray(K, dtype=np.float64).reshape(3, 3), w, h)
 
 
