@@ -144,6 +144,42 @@ def test_mediapipe_on_real_coco_person_crops():
     assert 0.0 < res["oks_AP"] <= 1.0
 
 
+@pytest.mark.skipif(not COCO_PERSON.is_file(), reason="shared real data not present")
+def test_mediapipe_tracks_a_person_with_an_identity():
+    """A real person crop moving a few pixels per frame: tracked by identity, the joints
+    follow the motion and agree with the single-image estimate; at most max_tracked
+    people are tracked at once."""
+    pytest.importorskip("mediapipe")
+    import json
+
+    from PIL import Image
+
+    from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
+    ann = json.loads(COCO_PERSON.read_text())
+    person = max(ann["annotations"], key=lambda a: a["area"])
+    image = next(i for i in ann["images"] if i["id"] == person["image_id"])
+    rgb = np.asarray(Image.open(COCO_PERSON.parent / image["file_name"]).convert("RGB"))
+    x, y, w, h = person["bbox"]
+    backend = MediapipeBackend(max_tracked=2)
+    try:
+        single, _ = backend.estimate(rgb, np.array([x, y, x + w, y + h]))
+        assert np.isfinite(single).all()
+        for k in range(4):                       # the image moves 6 px right per frame
+            shift = 6 * k
+            moved = np.zeros_like(rgb)
+            moved[:, shift:] = rgb[:, :rgb.shape[1] - shift]
+            uv, conf = backend.estimate(moved, np.array([x + shift, y, x + w + shift, y + h]), person_id=7)
+            good = conf > 0.5
+            assert good.sum() >= 8
+            err = np.linalg.norm(uv[good] - (single[good] + [shift, 0]), axis=1)
+            assert np.median(err) < 0.03 * max(w, h), (k, np.median(err))
+        for pid in (8, 9):
+            backend.estimate(rgb, np.array([x, y, x + w, y + h]), person_id=pid)
+        assert list(backend._tracked) == [8, 9]   # person 7, seen least recently, was let go
+    finally:
+        backend.close()
+
+
 def test_person_speed_is_robust_to_one_jumping_joint():
     vel = np.zeros((17, 3))
     vel[:, 0] = 0.4                  # the body walks at 0.4 m/s

@@ -36,7 +36,7 @@ class PersonSkeleton:
 
 
 class HumanPoseEstimator:
-    """backend: a 2D backend, ``estimate(rgb, box_xyxy) -> (uv_px [17, 2], confidence [17])``,
+    """backend: a 2D backend, ``estimate(rgb, box_xyxy, person_id) -> (uv_px [17, 2], confidence [17])``,
     whose joints are lifted with the depth, or a 3D one (``three_d`` True),
     ``estimate_3d(depth_m, K, box_xyxy, mask) -> (xyz_m [17, 3], confidence [17], uv_px [17, 2])``.
     min_confidence: joints below it are unknown."""
@@ -49,17 +49,19 @@ class HumanPoseEstimator:
         self.min_confidence = float(min_confidence)
 
     def joints(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, box_xyxy: np.ndarray,
-               mask: np.ndarray | None, uv_px: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               mask: np.ndarray | None, uv_px: np.ndarray | None = None, person_id: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One person's joints of one frame, before smoothing: (xyz_m [17, 3], NaN below
         min_confidence; confidence [17], 0 there; uv_px [17, 2]). uv_px given: those 2D
         joints (confidence 1) are lifted instead of the backend's (the evaluation's
-        true-2D row)."""
+        true-2D row). person_id: the person's identity across frames, for a backend that
+        tracks (None: a single image)."""
         box = np.asarray(box_xyxy, dtype=np.float64)
         if uv_px is None and getattr(self.backend, "three_d", False):
             xyz, conf, uv = self.backend.estimate_3d(depth_m, K, box, mask)
             xyz, conf = np.array(xyz, dtype=np.float64), np.array(conf, dtype=np.float64)
         else:
-            uv, conf2d = (self.backend.estimate(rgb, box) if uv_px is None
+            uv, conf2d = (self.backend.estimate(rgb, box, person_id) if uv_px is None
                           else (np.asarray(uv_px, dtype=np.float64), np.isfinite(uv_px).all(1).astype(np.float64)))
             xyz, conf = lift_joints(uv, conf2d, depth_m, K, self.lifting, mask=mask)
         low = conf < self.min_confidence
@@ -75,7 +77,7 @@ class HumanPoseEstimator:
                              "differ (depth must be aligned to colour)")
         out = []
         for person in people:
-            xyz, conf, uv = self.joints(rgb, depth_m, K, person.box_xyxy, person.mask)
+            xyz, conf, uv = self.joints(rgb, depth_m, K, person.box_xyxy, person.mask, person_id=person.id)
             xyz_s, vel = self.smoother(person.id, xyz, stamp_s)
             out.append(PersonSkeleton(int(person.id), xyz_s, conf, uv, vel))
         self.smoother.forget_older_than(stamp_s)

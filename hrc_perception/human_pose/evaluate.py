@@ -92,8 +92,8 @@ def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingPa
                        min_visible_joints: int = 6, min_confidence: float = 0.3) -> dict:
     """3D metrics per backend (name -> a backend of :class:`HumanPoseEstimator`, or None
     for the ground-truth 2D joints, lifted) over synthetic frames (``hrc_perception.sim``
-    Frames): each person's joints as the node gets them before smoothing, joints below
-    min_confidence unknown."""
+    Frames): each person's joints as the node gets them before smoothing (the person's
+    identity: episode and instance), joints below min_confidence unknown."""
     from hrc_perception.human_pose.estimator import HumanPoseEstimator
     estimators = {name: HumanPoseEstimator(b, params, min_confidence=min_confidence) for name, b in backends.items()}
     acc = {name: {"err_m": [], "visible": 0, "returned": 0, "times": []} for name in backends}
@@ -108,7 +108,8 @@ def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingPa
             for name, est in estimators.items():
                 t0 = time.perf_counter()
                 xyz, conf3, _ = est.joints(frame.rgb, depth_m, frame.K, box, mask,
-                                           uv_px=kp.uv_px if backends[name] is None else None)
+                                           uv_px=kp.uv_px if backends[name] is None else None,
+                                           person_id=frame.episode * 65536 + human.instance_id)
                 acc[name]["times"].append(time.perf_counter() - t0)
                 got = visible & np.isfinite(xyz).all(axis=1) & (conf3 > 0)
                 err = np.linalg.norm(xyz[got] - kp.xyz_cam_m[got], axis=1)
