@@ -157,7 +157,8 @@ class HumanPoseNode(HrcNode):
                                       grow_mask_px=self.param("grow_mask_px"))
             else:
                 from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
-                backend = MediapipeBackend(pad_fraction=self.param("crop_padding"))
+                backend = MediapipeBackend(pad_fraction=self.param("crop_padding"),
+                                           max_tracked=max(8, self.param("max_people")))
         except Exception as e:   # the base logs it as one line and fails the transition
             self.configure_error = load_error_text(e)
             raise
