@@ -1,7 +1,7 @@
 """The safety monitor of a recorded run against ground truth (:mod:`hrc_perception.safety.evaluate`):
 reads ``safety/status`` (with receive times), ``ground_truth/robot/skeleton``,
-``ground_truth/humans/skeletons`` and the camera_info stamps from a bag; writes the
-figures (JSON) and the timeline plot."""
+``ground_truth/humans/skeletons`` (with visibility), the camera_info and the depth
+images from a bag; writes the figures (JSON) and the timeline plot."""
 from __future__ import annotations
 
 import json
@@ -15,20 +15,25 @@ GT_ROBOT = "ground_truth/robot/skeleton"
 GT_HUMANS = "ground_truth/humans/skeletons"
 HUMANS = "humans/skeletons"
 CAMERA_INFO = "camera/color/camera_info"
+DEPTH = "camera/depth/image_raw"
 
 
-def read_safety_inputs(bag: Path):
+def read_safety_inputs(bag: Path, block_px: int = 8):
     """(statuses: [StatusRecord] in receive order, truth frames: [TruthFrame], camera frame
-    stamps [s], stamps of the estimated people skeletons [s])."""
+    stamps [s], stamps of the estimated people skeletons [s], depth images pooled over
+    block_px squares {stamp s: PooledDepth})."""
     from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import CameraInfo
+    from sensor_msgs.msg import CameraInfo, Image
 
     from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray
+    from hrc_perception.ros.convert import camera_info_to_K, depth_to_meters
+    from hrc_perception.safety.carving import PooledDepth, pool_depth
     from hrc_perception.safety.evaluate import StatusRecord, TruthFrame
+    from hrc_perception.sim.frame import VIS_VISIBLE
 
     types = {STATUS: SafetyStatus, GT_ROBOT: Skeleton, GT_HUMANS: SkeletonArray, HUMANS: SkeletonArray,
-             CAMERA_INFO: CameraInfo}
-    statuses, robots, humans, frames, people = [], {}, {}, set(), set()
+             CAMERA_INFO: CameraInfo, DEPTH: Image}
+    statuses, robots, humans, visible, frames, people, depths, camera = [], {}, {}, {}, set(), set(), {}, None
     with Reader(bag) as reader:
         conns = [c for c in reader.connections if any(c.topic.endswith("/" + t) for t in types)]
         for conn, t_recv, raw in reader.messages(connections=conns):
@@ -44,23 +49,38 @@ def read_safety_inputs(bag: Path):
                 people.add(stamp)
             elif topic == GT_HUMANS:
                 humans[stamp] = {int(s.id): np.array([[p.x, p.y, p.z] for p in s.positions]) for s in msg.skeletons}
+                visible[stamp] = {int(s.id): np.asarray(s.visibility, np.uint8) == VIS_VISIBLE for s in msg.skeletons
+                                  if len(s.visibility) == len(s.positions)}
+            elif topic == DEPTH:
+                depths[stamp] = pool_depth(depth_to_meters(msg), np.eye(3), block_px)
             else:
                 frames.add(stamp)
-    truth = [TruthFrame(s, robots[s][0], robots[s][1], humans[s]) for s in sorted(set(robots) & set(humans))]
-    return statuses, truth, sorted(frames), sorted(people)
+                camera = camera or camera_info_to_K(msg)
+    truth = [TruthFrame(s, robots[s][0], robots[s][1], humans[s], visible[s])
+             for s in sorted(set(robots) & set(humans))]
+    if camera is not None:     # K from the camera_info, for depth images of its size
+        K, w, h = camera
+        depths = {s: PooledDepth(d.depth_m, d.block_px, K, w, h) for s, d in depths.items()
+                  if (d.width, d.height) == (w, h)}
+    else:
+        depths = {}
+    return statuses, truth, sorted(frames), sorted(people), depths
 
 
 def safety_evaluation(bag: Path, out_dir: Path, monitor_values: dict) -> dict | None:
     """Figures of the run (None when the bag has no safety status or no ground truth);
     writes out_dir/safety.json and out_dir/safety_timeline.png."""
-    from hrc_perception.safety.evaluate import compare, ground_truth_verdicts, timeline_figure
+    from hrc_perception.safety.evaluate import compare, ground_truth_verdicts, occlusion_floor, timeline_figure
     from hrc_perception.safety.monitor import monitor_params
 
-    statuses, truth_frames, frame_stamps, people_stamps = read_safety_inputs(bag)
+    statuses, truth_frames, frame_stamps, people_stamps, depths = read_safety_inputs(
+        bag, int(monitor_values.get("carve_block_px", 8)))
     if not statuses or not truth_frames:
         return None
-    truth = ground_truth_verdicts(truth_frames, monitor_params(monitor_values))
+    params = monitor_params(monitor_values)
+    truth = ground_truth_verdicts(truth_frames, params)
     res = compare(statuses, truth, frame_stamps, people_stamps)
+    res["occlusion_floor"] = occlusion_floor(truth_frames, depths, params)
     res["statuses"] = len(statuses)
     res["data_age_s_median"] = float(np.nanmedian([s.data_age_s for s in statuses]))
     timeline_figure(statuses, truth, out_dir / "safety_timeline.png")
@@ -87,7 +107,15 @@ def report_lines(res: dict) -> list[str]:
              f"| onset to first PROTECTIVE_STOP, median (ms / frames) | {f(res['stop_latency_ms_median'], '.0f')} / "
              f"{f(res['stop_latency_frames_median'], '.0f')} |",
              f"| onset to first PROTECTIVE_STOP or UNKNOWN, median (ms) | "
-             f"{f(res['stop_or_unknown_latency_ms_median'], '.0f')} |", "",
+             f"{f(res['stop_or_unknown_latency_ms_median'], '.0f')} |"]
+    floor = res.get("occlusion_floor")
+    if floor and floor["frames"]:
+        lines += [f"| occlusion floor: distance error from the true visible joints (others unknown), median / p95 "
+                  f"(m) | {f(floor['distance_error_median_m'])} / {f(floor['distance_error_p95_m'])} "
+                  f"({floor['frames']} frames; whole reach spheres: "
+                  f"{f(floor['whole_spheres_distance_error_median_m'])}; farther than the truth: "
+                  f"{floor['frames_farther_than_truth']}) |"]
+    lines += ["",
              "Levels, estimate (rows) x truth (columns):", "",
              "| | " + " | ".join(res["levels"]) + " |", "|---" * (len(res["levels"]) + 1) + "|"]
     for e in res["levels"]:

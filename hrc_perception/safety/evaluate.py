@@ -14,13 +14,18 @@ verdict that stops the robot: PROTECTIVE_STOP or UNKNOWN) in camera frames and i
 milliseconds (receive time of that status minus the onset frame's stamp), and the
 camera-to-verdict latency (for each frame whose people skeletons reached the monitor,
 its first status's receive time minus the frame's stamp).
+
+The occlusion floor (:func:`occlusion_floor`): the distance error left with perfect
+skeletons of what the camera sees, i.e. what no skeleton estimator can remove.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from hrc_perception.safety.capsules import chain_capsules, closest_pair
+from hrc_perception.safety.carving import PooledDepth, closest_pair_carved
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, MonitorParams, PersonState,
                                            RobotState, Verdict, assess)
 
@@ -39,11 +44,13 @@ class StatusRecord:
 @dataclass
 class TruthFrame:
     """Ground truth of one camera frame: stamp_s, robot joint names and positions [J, 3]
-    (camera frame, metres), people {id: COCO-17 positions [17, 3]}."""
+    (camera frame, metres), people {id: COCO-17 positions [17, 3]}, and which of each
+    person's joints the camera sees, people_visible {id: bool [17]} (empty: not known)."""
     stamp_s: float
     robot_names: list[str]
     robot_m: np.ndarray
     people: dict[int, np.ndarray]
+    people_visible: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def _max_speed(prev: np.ndarray | None, cur: np.ndarray, dt: float) -> float | None:
@@ -125,6 +132,39 @@ def compare(statuses: list[StatusRecord], truth: dict[float, Verdict], frame_sta
         "stop_or_unknown_latency_ms_median": med(r["stop_or_unknown_latency_ms"] for r in onset_rows),
         "onsets": onset_rows,
     }
+
+
+def occlusion_floor(frames: list[TruthFrame], depths: dict[float, PooledDepth], params: MonitorParams) -> dict:
+    """The closest distance the monitor computes from perfect skeletons of what the camera
+    sees (each person's true joints where ``people_visible``, the others unknown: reach
+    spheres), carved by the frame's depth (``depths``: stamp_s -> pooled depth) and with
+    whole spheres, against the true closest distance (every true joint); frames with a person of fewer than
+    ``min_person_joints`` visible joints (UNKNOWN) or without depth or visibility are left
+    out. Figures: frames, the absolute error's median and p95 with carving, its median
+    with whole spheres, and the frames where carving is farther than the truth by more
+    than 1 cm (must be 0: carving never crosses a real limb)."""
+    carved_err, whole_err, over = [], [], 0
+    for f in frames:
+        depth = depths.get(f.stamp_s)
+        if depth is None or not f.people or set(f.people_visible) != set(f.people):
+            continue
+        seen = {i: np.where(f.people_visible[i][:, None], p, np.nan) for i, p in f.people.items()}
+        if any(np.isfinite(p).all(axis=1).sum() < params.min_person_joints for p in seen.values()):
+            continue
+        robot = chain_capsules(f.robot_names, f.robot_m, params.robot_link_radius_m)
+        true_m = min(closest_pair(params.body.capsules(p), robot).distance_m for p in f.people.values())
+        carved = min(closest_pair_carved(params.body.capsules(p, with_reach=False), *params.body.reach_spheres(p),
+                                         robot, depth, params.carve_margin_m).distance_m for p in seen.values())
+        whole = min(closest_pair(params.body.capsules(p), robot).distance_m for p in seen.values())
+        carved_err.append(carved - true_m)
+        whole_err.append(whole - true_m)
+        over += int(carved > true_m + 0.01)
+    c, w = np.abs(carved_err), np.abs(whole_err)
+    return {"frames": len(c),
+            "distance_error_median_m": float(np.median(c)) if len(c) else None,
+            "distance_error_p95_m": float(np.percentile(c, 95)) if len(c) else None,
+            "whole_spheres_distance_error_median_m": float(np.median(w)) if len(w) else None,
+            "frames_farther_than_truth": over}
 
 
 def timeline_figure(statuses: list[StatusRecord], truth: dict[float, Verdict], path) -> None:
