@@ -111,14 +111,14 @@ def _person(known: dict[str, tuple[float, float, float]]) -> np.ndarray:
     return p
 
 
-# A person 3 m away with unknown knees, hips at y = 0; the robot arm at the same depth,
-# its hand 1.15 m left of the left hip: within the 1.05 m reach sphere of that hip's
-# leg, but every point behind the robot (its shadow) is out of the leg's reach.
+# A person 3 m away with unknown knees and head, hips at y = 0; the robot arm at the same
+# depth, its hand 1.35 m left of the left hip: within the 1.38 m reach sphere of that
+# hip's leg, but every point behind the robot (its shadow) is out of the leg's reach.
 PERSON = _person({"left_shoulder": (0.7, -0.5, 3.0), "right_shoulder": (1.1, -0.5, 3.0), "left_hip": (0.75, 0.0, 3.0),
                   "right_hip": (1.05, 0.0, 3.0), "left_elbow": (0.65, -0.2, 3.0), "right_elbow": (1.15, -0.2, 3.0),
                   "left_wrist": (0.65, 0.05, 3.0), "right_wrist": (1.15, 0.05, 3.0)})
 ROBOT_NAMES = ["base", "elbow", "hand"]
-ROBOT = np.array([[-0.55, 0.4, 3.0], [-0.55, -0.1, 3.0], [-0.4, -0.1, 3.0]])
+ROBOT = np.array([[-0.75, 0.4, 3.0], [-0.75, -0.1, 3.0], [-0.6, -0.1, 3.0]])
 
 
 def _scene_depth(legs_hidden_by_table: bool) -> np.ndarray:
@@ -127,7 +127,7 @@ def _scene_depth(legs_hidden_by_table: bool) -> np.ndarray:
     table front at 2.2 m when the legs are hidden by it."""
     depth = np.full((H, W), 5.0, np.float32)
     depth[60:260, 440:540] = 3.0          # the person's torso and arms
-    depth[210:330, 205:245] = 3.0         # the robot
+    depth[210:330, 160:210] = 3.0         # the robot
     if legs_hidden_by_table:
         depth[260:, :] = 2.2
     return depth
@@ -136,9 +136,9 @@ def _scene_depth(legs_hidden_by_table: bool) -> np.ndarray:
 def test_carving_moves_a_hidden_leg_away_only_where_the_camera_sees():
     body = HumanBodyModel()
     robot = chain_capsules(ROBOT_NAMES, ROBOT, 0.1)
-    own = body.capsules(PERSON, with_reach=False)
-    spheres, end_r = body.reach_spheres(PERSON)
-    assert sorted(set(spheres.names_a)) == ["left_hip", "right_hip"]
+    own, spheres, end_r = body.cover(PERSON)
+    # the legs from the hips, the head from a shoulder
+    assert sorted(spheres.names_a) == ["left_hip", "left_shoulder", "right_hip"]
     whole = closest_pair(body.capsules(PERSON), robot).distance_m
     free = closest_pair_carved(own, spheres, end_r, robot, pool_depth(_scene_depth(False), K), 0.05)
     table = closest_pair_carved(own, spheres, end_r, robot, pool_depth(_scene_depth(True), K), 0.05)
@@ -160,10 +160,10 @@ def test_verdict_with_depth_is_never_nearer_than_without():
     people = [PersonState(1, PERSON, 0.0, 0.2)]
     without = assess(robot, people, 0.0, params)
     with_depth = assess(robot, people, 0.0, params, depth=pool_depth(_scene_depth(False), K))
-    assert without.level == PROTECTIVE_STOP           # a leg anywhere within 1.05 m of a hip
+    assert without.level == PROTECTIVE_STOP           # a leg anywhere within 1.38 m of a hip
     assert with_depth.min_distance_m > without.min_distance_m + 0.3
     assert with_depth.level in (OK, WARNING)
     # no reach spheres configured: depth changes nothing
-    no_reach = MonitorParams(body=HumanBodyModel(reach=[]))
+    no_reach = MonitorParams(body=HumanBodyModel(cover_unknown=False))
     assert assess(robot, people, 0.0, no_reach, depth=pool_depth(_scene_depth(False), K)).min_distance_m == \
         pytest.approx(assess(robot, people, 0.0, no_reach).min_distance_m)

@@ -102,8 +102,15 @@ def test_body_model_covers_every_known_joint():
     assert len(caps) == len(body.limbs) + len(body.spheres)
     only_ear = np.full((17, 3), np.nan)     # an ear without the nose: no capsule of its own
     only_ear[3] = [0, 0, 2.0]
-    caps = body.capsules(only_ear)
+    caps = HumanBodyModel(cover_unknown=False).capsules(only_ear)
     assert len(caps) == 1 and caps.names_a == ["left_ear"] and caps.radius[0] == body.torso_radius_m
+    # covering the unknown joints: the whole body is within reach of that ear, the right
+    # ankle farthest (ear, eye, nose, right shoulder, hip, knee, ankle: 2.43 m), plus the
+    # largest capsule radius (the foot's)
+    body_caps, reach, end_r = body.cover(only_ear)
+    assert len(body_caps) == 1 and reach.names_a == ["left_ear"]
+    assert reach.radius[0] == pytest.approx(0.14 + 0.07 + 0.42 + 0.68 + 0.56 + 0.56 + body.foot_radius_m)
+    assert end_r[0] == max(body.foot_radius_m, body.hand_radius_m, body.torso_radius_m, body.head_radius_m)
 
 
 def test_protective_separation_distance_formula():
@@ -141,10 +148,12 @@ def test_levels_follow_the_distance():
     v_r = 0.5
     # the inputs are 0.05 s old at the verdict: T_r grows by that much
     s_p = protective_separation(1.6, v_r, replace(params.separation, reaction_time_s=0.1 + 0.05)).total_m
-    # the person's right side (x + 0.2; torso capsules of radius 0.15 from shoulder to hip, the
-    # widest body part there) faces the robot (axis x = 0, link radius 0.10) from the left (x < 0)
+    # the person's right side (x + 0.2; the widest body part there: the hand's sphere at the
+    # wrist, or the torso capsules from shoulder to hip) faces the robot (axis x = 0, link
+    # radius 0.10) from the left (x < 0)
+    widest = max(params.body.hand_radius_m, params.body.torso_radius_m)
     for gap, expected in ((s_p - 0.05, PROTECTIVE_STOP), (s_p + 0.2, WARNING), (s_p + 1.0, OK)):
-        x = -(gap + 0.15 + 0.10 + 0.2)
+        x = -(gap + widest + 0.10 + 0.2)
         v = assess(robot, [PersonState(7, standing_person(x), 10.0, None)], 10.05, params)
         assert v.level == expected, (gap, v)
         assert v.min_distance_m == pytest.approx(gap, abs=1e-6)
@@ -224,8 +233,9 @@ def test_an_unseen_hand_counts_within_reach_of_its_elbow():
     p_unseen[COCO17_NAMES.index("right_wrist")] = np.nan
     caps = body.capsules(p_unseen)
     pair = closest_pair(caps, robot)
-    # the right elbow at x = 0.2 is 0.30 m from the link's axis: 0.30 - 0.42 reach - 0.05 link
-    assert pair.distance_m == pytest.approx(0.30 - 0.42 - 0.05) and pair.name_a == "right_elbow"
+    # the right elbow at x = 0.2 is 0.30 m from the link's axis: minus the forearm's reach
+    # (0.34 m) and the hand's radius, minus the link's 0.05 m
+    assert pair.distance_m == pytest.approx(0.30 - 0.34 - body.hand_radius_m - 0.05) and pair.name_a == "right_elbow"
     assert pair.distance_m < seen
 
 
@@ -233,4 +243,4 @@ def test_monitor_params_from_node_values():
     from hrc_perception.safety.monitor import monitor_params
     p = monitor_params({"reaction_time_s": 0.2, "stopping_distance_m": -1.0, "unknown_limb_reach": False})
     assert p.separation.reaction_time_s == 0.2 and p.separation.stopping_distance_m is None
-    assert p.body.reach == [] and monitor_params({}).body.reach
+    assert not p.body.cover_unknown and monitor_params({}).body.cover_unknown

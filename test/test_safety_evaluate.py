@@ -78,27 +78,30 @@ def test_timeline_figure_is_written(tmp_path):
 
 
 def test_occlusion_floor_from_the_visible_joints():
-    """A person 1.6 m left of the robot (both 3 m from the camera). Every joint visible:
+    """A person 2 m left of the robot (both 3 m from the camera). Every joint visible:
     no error. Knees and ankles not visible: their reach spheres from the hips come near
     the robot; the depth image (the person's silhouette, a wall 2 m behind) carves them to
     what is behind the silhouette, never farther than the truth."""
     K = make_K(250.0, 250.0, 319.5, 239.5)          # at 3 m: u = 319.5 + 83 x, v = 239.5 + 83 y
     depth = np.full((480, 640), 5.0, np.float32)
     depth[85:245, 150:220] = 3.0                     # the person, x -1.95 .. -1.25 m, y -1.8 .. 0 m
-    depth[70:176, 308:332] = 3.0                     # the robot, x = 0, y -2.0 .. -0.8 m
+    depth[70:176, 341:365] = 3.0                     # the robot, x = 0.4, y -2.0 .. -0.8 m
     person = standing_person(-1.6)
     all_seen = np.ones(17, bool)
     legs_hidden = np.array([not n.endswith(("knee", "ankle")) for n in COCO17_NAMES])
-    robot = robot_at(0.0).positions_m
+    robot = robot_at(0.4).positions_m
     depths = {1.0: pool_depth(depth, K), 2.0: pool_depth(depth, K)}
     params = MonitorParams()
     seen = occlusion_floor([TruthFrame(1.0, ROBOT_NAMES, robot, {1: person}, {1: all_seen})], depths, params)
     assert seen["frames"] == 1 and seen["distance_error_median_m"] == pytest.approx(0.0, abs=1e-9)
     hidden = occlusion_floor([TruthFrame(2.0, ROBOT_NAMES, robot, {1: person}, {1: legs_hidden})], depths, params)
     assert hidden["frames"] == 1 and hidden["frames_farther_than_truth"] == 0
-    # whole spheres: the hip's 1.05 m sphere, 1.4 m from the robot's axis, vs the truth's
-    # right side (1.4 m - 0.15 m torso - 0.1 m link): an error of about 0.9 m
-    assert hidden["whole_spheres_distance_error_median_m"] == pytest.approx(1.05 - 0.15, abs=0.05)
+    # whole spheres: the hip's sphere (the leg's reach, 1.12 m, and the foot), 1.8 m from
+    # the robot's axis, vs the truth's right side (the hand's sphere at the wrist, also at
+    # x + 0.2): an error of the sphere's radius minus the hand's
+    body = params.body
+    assert hidden["whole_spheres_distance_error_median_m"] == pytest.approx(
+        1.12 + body.foot_radius_m - body.hand_radius_m, abs=0.01)
     assert hidden["distance_error_median_m"] < hidden["whole_spheres_distance_error_median_m"] - 0.4
     # frames without depth or visibility are left out
     assert occlusion_floor([TruthFrame(3.0, ROBOT_NAMES, robot, {1: person}, {1: all_seen}),

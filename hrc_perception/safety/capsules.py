@@ -6,7 +6,8 @@ between their segments minus both radii (negative when they overlap).
 
 Robot: one capsule per link between consecutive skeleton joints. Person: capsules
 on the COCO-17 limbs and the torso, spheres at the head, hands and feet
-(:class:`HumanBodyModel`). Joints at NaN (unknown) drop every capsule that uses them.
+(:class:`HumanBodyModel`). A capsule touching a joint at NaN (unknown) is moved to
+known joints within reach and grown by that reach (:meth:`HumanBodyModel.cover`).
 Each capsule end carries the name of its joint; the closest pair reports, for each
 side, the joint at the end nearer to the closest point.
 """
@@ -141,16 +142,17 @@ def _idx(name: str) -> int:
 
 @dataclass
 class HumanBodyModel:
-    """A person as capsules on COCO-17 joints, radii in metres (defaults: a large adult,
-    rounded up)."""
-    head_radius_m: float = 0.13        # spheres on the nose and eyes, capsules nose-ears
-    torso_radius_m: float = 0.15       # shoulders-hips box as four capsules
+    """A person as capsules on COCO-17 joints, radii in metres. Defaults: they enclose
+    every body the synthetic cell makes (people up to 1.95 m, proportions +-8%, any
+    pose; tested), with about a centimetre to spare."""
+    head_radius_m: float = 0.18        # spheres on the nose and eyes, capsules nose-ears
+    torso_radius_m: float = 0.23       # shoulders-hips box as four capsules (and the neck)
     upper_arm_radius_m: float = 0.07
     forearm_radius_m: float = 0.06
-    hand_radius_m: float = 0.12        # sphere at the wrist covering the hand and fingers
-    thigh_radius_m: float = 0.09
+    hand_radius_m: float = 0.24        # sphere at the wrist: the whole hand, fingers stretched
+    thigh_radius_m: float = 0.11
     shin_radius_m: float = 0.07
-    foot_radius_m: float = 0.10        # sphere at the ankle
+    foot_radius_m: float = 0.26        # sphere at the ankle: the whole foot, toes included
     limbs: list[tuple[str, str, str]] = field(default_factory=lambda: [
         # (joint, joint, radius attribute)
         ("left_shoulder", "left_elbow", "upper_arm_radius_m"), ("right_shoulder", "right_elbow", "upper_arm_radius_m"),
@@ -165,16 +167,21 @@ class HumanBodyModel:
         ("left_wrist", "hand_radius_m"), ("right_wrist", "hand_radius_m"),
         ("left_ankle", "foot_radius_m"), ("right_ankle", "foot_radius_m")])
 
-    # A limb whose outer joint is unknown may be anywhere within reach of its known inner
-    # joint: its axis within the chain's length (segment lengths of a tall adult), its
-    # surface within that plus the end's own radius, so an unseen hand still counts
-    # (conservatively).
-    reach: list[tuple[str, str, float, str]] = field(default_factory=lambda: [
-        # (known joint, unknown joint, chain length in metres, radius attribute of the end)
-        ("left_elbow", "left_wrist", 0.30, "hand_radius_m"), ("right_elbow", "right_wrist", 0.30, "hand_radius_m"),
-        ("left_shoulder", "left_elbow", 0.63, "hand_radius_m"), ("right_shoulder", "right_elbow", 0.63, "hand_radius_m"),
-        ("left_knee", "left_ankle", 0.48, "foot_radius_m"), ("right_knee", "right_ankle", 0.48, "foot_radius_m"),
-        ("left_hip", "left_knee", 0.95, "foot_radius_m"), ("right_hip", "right_knee", 0.95, "foot_radius_m")])
+    # Bones of the skeleton with the longest joint-to-joint distance of a very tall adult
+    # (metres; above every body the synthetic cell makes, tested). An unknown joint lies
+    # within the shortest path over these of every known joint (triangle inequality):
+    # the unknown joints are covered from them.
+    bones: list[tuple[str, str, float]] = field(default_factory=lambda: [
+        ("nose", "left_eye", 0.07), ("nose", "right_eye", 0.07), ("left_eye", "left_ear", 0.14),
+        ("right_eye", "right_ear", 0.14), ("nose", "left_shoulder", 0.42), ("nose", "right_shoulder", 0.42),
+        ("left_ear", "left_shoulder", 0.36), ("right_ear", "right_shoulder", 0.36),
+        ("left_shoulder", "right_shoulder", 0.50), ("left_hip", "right_hip", 0.35),
+        ("left_shoulder", "left_hip", 0.68), ("right_shoulder", "right_hip", 0.68),
+        ("left_shoulder", "left_elbow", 0.42), ("right_shoulder", "right_elbow", 0.42),
+        ("left_elbow", "left_wrist", 0.34), ("right_elbow", "right_wrist", 0.34),
+        ("left_hip", "left_knee", 0.56), ("right_hip", "right_knee", 0.56),
+        ("left_knee", "left_ankle", 0.56), ("right_knee", "right_ankle", 0.56)])
+    cover_unknown: bool = True         # unknown joints count as anywhere they could be (else: left out)
 
     def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(end joint a [C], end joint b [C], radius [C]) of every limb and sphere, COCO-17 indices."""
@@ -183,11 +190,41 @@ class HumanBodyModel:
         ia, ib, r = zip(*pairs)
         return np.array(ia), np.array(ib), np.array(r, dtype=np.float64)
 
-    def capsules(self, positions_m: np.ndarray, with_reach: bool = True) -> Capsules:
-        """Capsules of one person from COCO-17 joints positions_m [17, 3] (NaN =
-        unknown: capsules touching an unknown joint are left out; a lone known joint
-        with no capsule of its own becomes a sphere of the torso radius, so no seen
-        joint is ever ignored), then, with_reach, the :meth:`reach_spheres`."""
+    def bone_distances(self) -> np.ndarray:
+        """[17, 17] the longest possible distance (metres) between any two joints: shortest
+        paths over ``bones`` (inf where no path)."""
+        n = len(COCO17_NAMES)
+        d = np.full((n, n), np.inf)
+        np.fill_diagonal(d, 0.0)
+        for a, b, length in self.bones:
+            d[_idx(a), _idx(b)] = d[_idx(b), _idx(a)] = min(d[_idx(a), _idx(b)], float(length))
+        for k in range(n):
+            d = np.minimum(d, d[:, k:k + 1] + d[k:k + 1, :])
+        return d
+
+    def anchors(self, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each joint, (the known joint it lies within reach of [17] (itself when known;
+        -1 when nothing is known), that reach in metres [17] (0 when known))."""
+        d = self.bone_distances()[:, np.asarray(known, bool)]
+        if d.shape[1] == 0:
+            return np.full(len(COCO17_NAMES), -1), np.full(len(COCO17_NAMES), np.inf)
+        k = np.argmin(d, axis=1)
+        return np.flatnonzero(known)[k], d[np.arange(len(COCO17_NAMES)), k]
+
+    def cover(self, positions_m: np.ndarray) -> tuple[Capsules, Capsules, np.ndarray]:
+        """One person from COCO-17 joints positions_m [17, 3] (metres; NaN = unknown) as
+        (body, reach, reach_end_radius_m):
+
+        - body: the capsules between known joints; a lone known joint with no capsule of
+          its own as a sphere of the torso radius (no seen joint is ever ignored); and,
+          with ``cover_unknown``, every capsule touching an unknown joint moved to the
+          joints' anchors (:meth:`anchors`) and grown by the larger reach: it covers
+          every place the capsule could be, when its two anchors differ;
+        - reach: when they are the same joint, one sphere per anchor (named after it)
+          whose radius is the largest reach plus the largest capsule radius, and those
+          capsule radii, reach_end_radius_m [N]: the limb's axis lies within radius -
+          end radius of the anchor (what :mod:`~hrc_perception.safety.carving` needs).
+        """
         p = np.asarray(positions_m, dtype=np.float64).reshape(len(COCO17_NAMES), 3)
         ok = np.isfinite(p).all(axis=1)
         ia, ib, r = self._layout()
@@ -195,24 +232,33 @@ class HumanBodyModel:
         covered = np.zeros(len(p), bool)
         covered[ia[keep]] = covered[ib[keep]] = True
         lone = np.flatnonzero(ok & ~covered)
-        ia = np.concatenate([ia[keep], lone])
-        ib = np.concatenate([ib[keep], lone])
-        r = np.concatenate([r[keep], np.full(len(lone), self.torso_radius_m)])
+        ca = [ia[keep], lone]
+        cb = [ib[keep], lone]
+        cr = [r[keep], np.full(len(lone), self.torso_radius_m)]
+        sphere_reach: dict[int, tuple[float, float]] = {}      # anchor -> (reach, end radius)
+        if self.cover_unknown and ok.any():
+            anchor, reach = self.anchors(ok)
+            moved = ~keep
+            aa, ab = anchor[ia[moved]], anchor[ib[moved]]
+            slack = np.maximum(reach[ia[moved]], reach[ib[moved]])
+            for x, y, sl, rad in zip(aa, ab, slack, r[moved]):
+                if x == y:
+                    old = sphere_reach.get(int(x), (0.0, 0.0))
+                    sphere_reach[int(x)] = (max(old[0], float(sl)), max(old[1], float(rad)))
+            two = aa != ab
+            ca.append(aa[two])
+            cb.append(ab[two])
+            cr.append(r[moved][two] + slack[two])
+        ia, ib, r = np.concatenate(ca).astype(int), np.concatenate(cb).astype(int), np.concatenate(cr)
         body = Capsules(p[ia], p[ib], r, [COCO17_NAMES[i] for i in ia], [COCO17_NAMES[i] for i in ib])
-        return body.concat(self.reach_spheres(p)[0]) if with_reach else body
-
-    def reach_spheres(self, positions_m: np.ndarray) -> tuple[Capsules, np.ndarray]:
-        """One sphere per unknown elbow, wrist, knee or ankle whose inner joint is known
-        (``reach``): centred on the inner joint, radius the chain length plus the end's
-        radius, named after the inner joint; and the end's radius [N] (metres), so the
-        limb's axis lies within radius - end radius. positions_m [17, 3] (metres, NaN =
-        unknown)."""
-        p = np.asarray(positions_m, dtype=np.float64).reshape(len(COCO17_NAMES), 3)
-        ok = np.isfinite(p).all(axis=1)
-        reach = [(_idx(k), length, getattr(self, attr)) for k, u, length, attr in self.reach
-                 if ok[_idx(k)] and not ok[_idx(u)]]
-        idx = [k for k, _, _ in reach]
-        end_radius = np.array([r for _, _, r in reach], np.float64)
-        radius = np.array([length for _, length, _ in reach], np.float64) + end_radius
+        idx = sorted(sphere_reach)
+        end_r = np.array([sphere_reach[i][1] for i in idx], np.float64)
+        radius = np.array([sphere_reach[i][0] for i in idx], np.float64) + end_r
         names = [COCO17_NAMES[i] for i in idx]
-        return Capsules(p[idx].reshape(-1, 3), p[idx].reshape(-1, 3), radius, names, list(names)), end_radius
+        reach_caps = Capsules(p[idx].reshape(-1, 3), p[idx].reshape(-1, 3), radius, names, list(names))
+        return body, reach_caps, end_r
+
+    def capsules(self, positions_m: np.ndarray) -> Capsules:
+        """Every capsule of one person (:meth:`cover`: body, then the reach spheres)."""
+        body, reach, _ = self.cover(positions_m)
+        return body.concat(reach)

@@ -132,7 +132,7 @@ def closest_pair_carved(body: Capsules, reach: Capsules, end_radius_m: np.ndarra
                         depth: PooledDepth, margin_m: float, max_blocks: int = 32) -> ClosestPair | None:
     """The closest pair of one person and the robot when the person's reach spheres
     (``reach``: spheres, a == b; their ends' radii end_radius_m [N], metres, as
-    :meth:`~hrc_perception.safety.capsules.HumanBodyModel.reach_spheres`) are carved by
+    :meth:`~hrc_perception.safety.capsules.HumanBodyModel.cover`) are carved by
     ``depth``; body: the person's other capsules. Spheres are carved nearest first, and
     only while a sphere is nearer than the best pair so far (carving only moves a
     sphere's distance away). The pair's index_a counts body's capsules then reach's."""

@@ -153,8 +153,8 @@ def occlusion_floor(frames: list[TruthFrame], depths: dict[float, PooledDepth], 
             continue
         robot = chain_capsules(f.robot_names, f.robot_m, params.robot_link_radius_m)
         true_m = min(closest_pair(params.body.capsules(p), robot).distance_m for p in f.people.values())
-        carved = min(closest_pair_carved(params.body.capsules(p, with_reach=False), *params.body.reach_spheres(p),
-                                         robot, depth, params.carve_margin_m).distance_m for p in seen.values())
+        carved = min(closest_pair_carved(*params.body.cover(p), robot, depth, params.carve_margin_m).distance_m
+                     for p in seen.values())
         whole = min(closest_pair(params.body.capsules(p), robot).distance_m for p in seen.values())
         carved_err.append(carved - true_m)
         whole_err.append(whole - true_m)

@@ -12,8 +12,8 @@ Fail-safe rules (never OK without evidence):
 - no person in the message -> OK (nobody in view), with NaN distance.
 The worst of all people decides; speed_scale is the smallest allowed over people. The
 reaction time T_r of S_p is lengthened by the age of the inputs (capture to now).
-Given the depth image of the people's frame, each person's reach spheres (unknown
-limbs) are carved by it (:mod:`hrc_perception.safety.carving`).
+Unknown joints count as anywhere they could be (``HumanBodyModel.cover``); given the
+depth image of the people's frame, each person's reach spheres are carved by it (:mod:`hrc_perception.safety.carving`).
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def monitor_params(values: dict) -> MonitorParams:
                          robot_speed_unknown_mps=float(d["robot_speed_unknown_mps"]),
                          min_human_speed_mps=float(d["min_human_speed_mps"]),
                          carve_margin_m=float(d["carve_margin_m"]),
-                         body=HumanBodyModel() if d["unknown_limb_reach"] else HumanBodyModel(reach=[]))
+                         body=HumanBodyModel(cover_unknown=bool(d["unknown_limb_reach"])))
 
 
 @dataclass
@@ -163,12 +163,11 @@ def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: fl
     sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + max(age, 0.0))
     worst: Verdict | None = None
     speed_scale = 1.0
-    if depth is None or not params.body.reach:
+    if depth is None:
         pairs = closest_pairs([params.body.capsules(p.positions_m) for p in people], robot_caps)
     else:
-        pairs = [closest_pair_carved(params.body.capsules(p.positions_m, with_reach=False),
-                                     *params.body.reach_spheres(p.positions_m), robot_caps, depth,
-                                     params.carve_margin_m) for p in people]
+        pairs = [closest_pair_carved(*params.body.cover(p.positions_m), robot_caps, depth, params.carve_margin_m)
+                 for p in people]
     for person, pair in zip(people, pairs):
         if pair is None:   # no robot capsule (cannot happen after the checks above) or no body capsule
             return _unknown(f"no capsules for person {person.id} or the robot", age)
