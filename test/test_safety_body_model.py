@@ -52,7 +52,7 @@ def test_capsules_enclose_every_rendered_body_part():
 
 def test_bones_bound_every_joint_distance():
     body = HumanBodyModel()
-    bound = body.bone_distances()
+    bound = body.bone_distances
     assert np.isfinite(bound).all()               # the bones join every joint
     for shape, pose in random_people(400, seed=4):
         p = joints_world(shape, pose)

@@ -167,3 +167,31 @@ def test_verdict_with_depth_is_never_nearer_than_without():
     no_reach = MonitorParams(body=HumanBodyModel(cover_unknown=False))
     assert assess(robot, people, 0.0, no_reach, depth=pool_depth(_scene_depth(False), K)).min_distance_m == \
         pytest.approx(assess(robot, people, 0.0, no_reach).min_distance_m)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_carved_pair_is_the_nearest_of_every_carved_capsule(seed):
+    """closest_pair_carved (nearest spheres first, capsules culled by the robot's bounding
+    sphere) against measuring every capsule of every carved sphere."""
+    rng = np.random.default_rng(seed)
+    body = HumanBodyModel()
+    depth = np.full((H, W), 4.5, np.float32)
+    depth[rng.integers(0, 200):rng.integers(250, 480), rng.integers(0, 300):rng.integers(350, 640)] = \
+        rng.uniform(2.0, 3.0)
+    pooled = pool_depth(depth, K)
+    for _ in range(10):
+        person = PERSON + [rng.uniform(-0.8, 0.8), rng.uniform(-0.3, 0.3), rng.uniform(-0.5, 0.5)]
+        robot = chain_capsules(ROBOT_NAMES, ROBOT + [rng.uniform(0.0, 1.2), 0, rng.uniform(-0.5, 0.5)], 0.1)
+        own, spheres, end_r = body.cover(person)
+        got = closest_pair_carved(own, spheres, end_r, robot, pooled, 0.05)
+        ref = closest_pair(own, robot).distance_m
+        for k in range(len(spheres)):
+            whole = closest_pair(Capsules(spheres.a[[k]], spheres.b[[k]], spheres.radius[[k]], ["s"], ["s"]),
+                                 robot).distance_m
+            carved = carve_sphere(spheres.a[k], spheres.radius[k] - end_r[k], pooled, 0.05)
+            if carved is not None:
+                a, b, pad = carved
+                caps = Capsules(a, b, np.full(len(a), pad + end_r[k]), ["s"] * len(a), ["s"] * len(a))
+                whole = max(whole, closest_pair(caps, robot).distance_m)
+            ref = min(ref, whole)
+        assert got.distance_m == pytest.approx(ref, abs=1e-9)

@@ -14,6 +14,7 @@ side, the joint at the end nearer to the closest point.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -190,9 +191,10 @@ class HumanBodyModel:
         ia, ib, r = zip(*pairs)
         return np.array(ia), np.array(ib), np.array(r, dtype=np.float64)
 
+    @cached_property
     def bone_distances(self) -> np.ndarray:
         """[17, 17] the longest possible distance (metres) between any two joints: shortest
-        paths over ``bones`` (inf where no path)."""
+        paths over ``bones`` (inf where no path); computed once."""
         n = len(COCO17_NAMES)
         d = np.full((n, n), np.inf)
         np.fill_diagonal(d, 0.0)
@@ -205,7 +207,7 @@ class HumanBodyModel:
     def anchors(self, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each joint, (the known joint it lies within reach of [17] (itself when known;
         -1 when nothing is known), that reach in metres [17] (0 when known))."""
-        d = self.bone_distances()[:, np.asarray(known, bool)]
+        d = self.bone_distances[:, np.asarray(known, bool)]
         if d.shape[1] == 0:
             return np.full(len(COCO17_NAMES), -1), np.full(len(COCO17_NAMES), np.inf)
         k = np.argmin(d, axis=1)
@@ -236,7 +238,7 @@ class HumanBodyModel:
         cb = [ib[keep], lone]
         cr = [r[keep], np.full(len(lone), self.torso_radius_m)]
         sphere_reach: dict[int, tuple[float, float]] = {}      # anchor -> (reach, end radius)
-        if self.cover_unknown and ok.any():
+        if self.cover_unknown and ok.any() and not ok.all():
             anchor, reach = self.anchors(ok)
             moved = ~keep
             aa, ab = anchor[ia[moved]], anchor[ib[moved]]

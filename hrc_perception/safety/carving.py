@@ -128,6 +128,13 @@ def carve_sphere(center_m: np.ndarray, radius_m: float, depth: PooledDepth, marg
     return z_start[keep, None] * ray[keep], z_far[keep, None] * ray[keep], pad
 
 
+def _distance_to_segments(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distances [N] of point [3] to the segments a-b [N, 3]."""
+    ab = b - a
+    t = np.clip(np.einsum("ij,ij->i", point - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0.0, 1.0)
+    return np.linalg.norm(a + t[:, None] * ab - point, axis=1)
+
+
 def closest_pair_carved(body: Capsules, reach: Capsules, end_radius_m: np.ndarray, robot: Capsules,
                         depth: PooledDepth, margin_m: float, max_blocks: int = 32) -> ClosestPair | None:
     """The closest pair of one person and the robot when the person's reach spheres
@@ -135,12 +142,18 @@ def closest_pair_carved(body: Capsules, reach: Capsules, end_radius_m: np.ndarra
     :meth:`~hrc_perception.safety.capsules.HumanBodyModel.cover`) are carved by
     ``depth``; body: the person's other capsules. Spheres are carved nearest first, and
     only while a sphere is nearer than the best pair so far (carving only moves a
-    sphere's distance away). The pair's index_a counts body's capsules then reach's."""
-    best = closest_pair(body, robot)
+    sphere's distance away); of a carved sphere, only the capsules that could beat the
+    best pair (by the robot's bounding sphere) are measured exactly. The pair's index_a
+    counts body's capsules then reach's."""
     if len(reach) == 0 or len(robot) == 0:
-        return best
-    whole = closest_pairs([Capsules(reach.a[[k]], reach.b[[k]], reach.radius[[k]], [reach.names_a[k]],
-                                    [reach.names_b[k]]) for k in range(len(reach))], robot)
+        return closest_pair(body, robot)
+    # the body and each whole sphere in one pass
+    best, *whole = closest_pairs([body] + [Capsules(reach.a[[k]], reach.b[[k]], reach.radius[[k]],
+                                                    [reach.names_a[k]], [reach.names_b[k]])
+                                           for k in range(len(reach))], robot)
+    ends = np.concatenate([robot.a, robot.b])
+    centre = ends.mean(axis=0)
+    bound_m = float(np.linalg.norm(ends - centre, axis=1).max() + robot.radius.max())
     for k in np.argsort([p.distance_m for p in whole]):
         if best is not None and whole[k].distance_m >= best.distance_m:
             break
@@ -149,6 +162,11 @@ def closest_pair_carved(body: Capsules, reach: Capsules, end_radius_m: np.ndarra
         pair = whole[k]
         if carved is not None:
             a, b, pad = carved
+            if best is not None:    # a lower bound of each capsule's distance: to the robot's bounding sphere
+                near = _distance_to_segments(centre, a, b) - bound_m - pad - end_r < best.distance_m
+                if not near.any():
+                    continue
+                a, b = a[near], b[near]
             cover = closest_pair(Capsules(a, b, np.full(len(a), pad + end_r), [reach.names_a[k]] * len(a),
                                           [reach.names_b[k]] * len(a)), robot)
             # the cover reaches pad beyond the sphere: the sphere's own distance is also a bound
