@@ -36,8 +36,8 @@ each person's speed is the median joint's per track id (the body's speed, robust
 joint whose depth jumps; 1.6 m/s until two skeletons were seen), at least
 ``min_human_speed_mps``.
 
-Unknown limbs: with ``depth_carving``, each person's reach spheres (an unknown elbow,
-wrist, knee or ankle) are carved by the depth image of the skeletons' own stamp
+Unknown joints: with ``depth_carving``, each person's reach spheres (the places an
+unknown joint could be) are carved by the depth image of the skeletons' own stamp
 (:mod:`hrc_perception.safety.carving`; K from camera_info, which must match the depth
 image's size). Without that frame's depth the spheres stay whole (counted:
 ``carving_without_depth``).
@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 from geometry_msgs.msg import Point, PoseStamped
@@ -158,8 +159,8 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("warning_margin_m", 0.5, "WARNING within S_p + this (m)", min_value=0.0, max_value=10.0),
         ParamSpec("max_age_s", 0.5, "inputs older than this are stale: UNKNOWN (s)", min_value=0.01,
                   max_value=10.0),
-        ParamSpec("unknown_limb_reach", True, "a person's unknown elbow, wrist, knee or ankle counts as anywhere "
-                  "within the limb's reach of its known inner joint (conservative distances)"),
+        ParamSpec("unknown_limb_reach", True, "a person's unknown joint counts as anywhere within reach of the "
+                  "nearest known joint (conservative distances; off: unknown joints are left out)"),
         ParamSpec("depth_carving", True, "carve each unknown limb's reach sphere with the depth image of its "
                   "frame: the limb is not where the camera sees through", read_only=True),
         ParamSpec("carve_margin_m", 0.05, "depth carving keeps every point up to this in front of the measured "
@@ -294,7 +295,7 @@ class SafetyMonitorNode(HrcNode):
                         f"{w}x{h}: unknown limbs keep their whole reach spheres")
             return None
         self.carved_frames += 1
-        return PooledDepth(pooled.depth_m, pooled.block_px, K, w, h)
+        return replace(pooled, K=K)
 
     def _on_tracks(self, msg: TrackArray) -> None:
         if not self.is_active:

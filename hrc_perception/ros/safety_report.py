@@ -5,6 +5,7 @@ images from a bag; writes the figures (JSON) and the timeline plot."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def read_safety_inputs(bag: Path, block_px: int = 8):
 
     from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray
     from hrc_perception.ros.convert import camera_info_to_K, depth_to_meters
-    from hrc_perception.safety.carving import PooledDepth, pool_depth
+    from hrc_perception.safety.carving import pool_depth
     from hrc_perception.safety.evaluate import StatusRecord, TruthFrame
     from hrc_perception.sim.frame import VIS_VISIBLE
 
@@ -60,8 +61,7 @@ def read_safety_inputs(bag: Path, block_px: int = 8):
              for s in sorted(set(robots) & set(humans))]
     if camera is not None:     # K from the camera_info, for depth images of its size
         K, w, h = camera
-        depths = {s: PooledDepth(d.depth_m, d.block_px, K, w, h) for s, d in depths.items()
-                  if (d.width, d.height) == (w, h)}
+        depths = {s: replace(d, K=K) for s, d in depths.items() if (d.width, d.height) == (w, h)}
     else:
         depths = {}
     return statuses, truth, sorted(frames), sorted(people), depths
