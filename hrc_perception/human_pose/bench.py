@@ -4,8 +4,8 @@ Rendered frames of the default cell (640x480); every person with at least 6 visi
 joints, its box and mask from the ground truth, its identity the instance's. Timed per
 person: the whole estimate (crop + BlazePose tracking the person + depth lifting +
 smoothing, :class:`HumanPoseEstimator`), and its parts (BlazePose timed with a tracker of
-its own, and on the crop as a single image: the detector every time); the spdh backend's whole estimate (depth crop + network + decoding +
-smoothing); in the same run the peer: BlazePose on the whole frame (no crop; it finds
+its own, and on the crop as a single image: the detector every time); the spdh
+backend's whole estimate (depth crop + network + decoding + smoothing); in the same run the peer: BlazePose on the whole frame (no crop; it finds
 one person at most, and often none when people are small), with the share it found.
 """
 from __future__ import annotations

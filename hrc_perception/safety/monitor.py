@@ -71,7 +71,8 @@ def monitor_params(values: dict) -> MonitorParams:
     d = {"reaction_time_s": 0.1, "stopping_time_s": 0.3, "stopping_distance_m": -1.0, "intrusion_distance_m": 0.05,
          "human_uncertainty_m": 0.10, "robot_uncertainty_m": 0.05, "robot_max_speed_mps": 1.0,
          "robot_link_radius_m": 0.10, "warning_margin_m": 0.5, "max_age_s": 0.5, "min_person_joints": 4,
-         "robot_speed_unknown_mps": 1.0, "min_human_speed_mps": 0.0, "unknown_limb_reach": True, "carve_margin_m": 0.05} | dict(values)
+         "robot_speed_unknown_mps": 1.0, "min_human_speed_mps": 0.0, "unknown_limb_reach": True,
+         "carve_margin_m": 0.05} | dict(values)
     s_s = float(d["stopping_distance_m"])
     sep = SeparationParams(reaction_time_s=float(d["reaction_time_s"]), stopping_time_s=float(d["stopping_time_s"]),
                            stopping_distance_m=s_s if s_s >= 0 else None,
