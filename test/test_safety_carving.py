@@ -154,9 +154,10 @@ def test_carving_moves_a_hidden_leg_away_only_where_the_camera_sees():
 
 
 def test_verdict_with_depth_is_never_nearer_than_without():
-    params = MonitorParams()
+    # a person measured at 0.2 m/s, the ISO 13855 speed floors lowered to that for this check
+    params = MonitorParams(min_human_speed_mps=0.0, min_arm_speed_mps=0.0)
     robot = RobotState(ROBOT_NAMES, ROBOT, 0.0, 0.5)
-    people = [PersonState(1, PERSON, 0.0, 0.2)]
+    people = [PersonState(1, PERSON, 0.0, 0.2, 0.2)]
     without = assess(robot, people, 0.0, params)
     with_depth = assess(robot, people, 0.0, params, depth=pool_depth(_scene_depth(False), K))
     assert without.level == PROTECTIVE_STOP           # a leg anywhere within 1.38 m of a hip

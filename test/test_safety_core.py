@@ -146,8 +146,9 @@ def test_levels_follow_the_distance():
     params = MonitorParams()
     robot = robot_at(0.0)
     v_r = 0.5
-    # the inputs are 0.05 s old at the verdict: T_r grows by that much
-    s_p = protective_separation(1.6, v_r, replace(params.separation, reaction_time_s=0.1 + 0.05)).total_m
+    # the inputs are 0.05 s old at the verdict: T_r grows by that much; the hand is nearest:
+    # an arm's speed (ISO 13855: 2.0 m/s)
+    s_p = protective_separation(2.0, v_r, replace(params.separation, reaction_time_s=0.1 + 0.05)).total_m
     # the person's right side (x + 0.2; the widest body part there: the hand's sphere at the
     # wrist, or the torso capsules from shoulder to hip) faces the robot (axis x = 0, link
     # radius 0.10) from the left (x < 0)
@@ -173,9 +174,12 @@ def test_worst_person_decides_and_measured_speed_is_used():
     near = PersonState(2, standing_person(-1.2), 10.0, None)
     v = assess(robot, [far, near], 10.0, params)
     assert v.closest_human_id == 2
-    slow = assess(robot, [PersonState(2, standing_person(-1.2), 10.0, 0.1)], 10.0, params)
-    assert slow.separation_m < v.separation_m
-    assert slow.speed_scale >= v.speed_scale
+    # a measured speed below the ISO 13855 floors changes nothing; one above them counts
+    slow = assess(robot, [PersonState(2, standing_person(-1.2), 10.0, 0.1, 0.1)], 10.0, params)
+    assert slow.separation_m == v.separation_m
+    fast = assess(robot, [PersonState(2, standing_person(-1.2), 10.0, 2.5)], 10.0, params)
+    assert fast.separation_m > v.separation_m
+    assert fast.speed_scale <= v.speed_scale
 
 
 @pytest.mark.parametrize("case", ["no_robot", "stale_robot", "robot_joint_nan", "no_people", "stale_people",
@@ -213,15 +217,26 @@ def test_empty_room_is_ok_only_when_fresh():
 
 
 def test_stamp_clock_follows_the_newest_stamp_and_keeps_running():
-    from hrc_perception.safety.clock import StampClock
-    c = StampClock()
+    from hrc_perception.safety.clock import ACCEPTED, AHEAD, BEHIND, JUMPED, StampClock
+    c = StampClock(max_lead_s=0.5, jump_back_s=10.0, jump_confirm=3)
     assert c.now(5.0) is None
-    c.observe(100.0, monotonic_s=5.0)
+    assert c.offer(100.0, monotonic_s=5.0) == ACCEPTED
     assert c.now(5.25) == pytest.approx(100.25)        # inputs stopped: time goes on
-    c.observe(99.0, monotonic_s=5.3)                   # an older input does not move it back
+    assert c.offer(99.0, monotonic_s=5.3) == ACCEPTED  # an older input does not move it back
     assert c.now(5.3) == pytest.approx(100.3)
-    c.observe(100.4, monotonic_s=5.31)                 # a newer stamp re-anchors it
+    assert c.offer(100.4, monotonic_s=5.31) == ACCEPTED    # a newer stamp re-anchors it
     assert c.now(5.41) == pytest.approx(100.5)
+    # one hour ahead: refused, the clock unmoved; NaN likewise
+    assert c.offer(3700.0, monotonic_s=5.41) == AHEAD and c.offer(math.nan, 5.41) == AHEAD
+    assert c.now(5.41) == pytest.approx(100.5)
+    # far behind twice, then in line: a stale input, not a jump
+    assert c.offer(40.0, 5.42) == BEHIND and c.offer(40.1, 5.43) == BEHIND
+    assert c.offer(100.5, 5.44) == ACCEPTED and c.offer(40.2, 5.45) == BEHIND
+    assert c.now(5.45) == pytest.approx(100.54)     # (100.5 was behind now: no re-anchoring)
+    # three in a row: time went back (a bag that loops), the clock follows the newest of them
+    assert c.offer(40.3, 5.46) == BEHIND and c.offer(40.25, 5.47) == JUMPED
+    assert c.now(5.5) == pytest.approx(40.3 + 0.04)
+    assert c.offer(40.35, 5.5) == ACCEPTED
 
 
 def test_an_unseen_hand_counts_within_reach_of_its_elbow():

@@ -16,6 +16,8 @@ the node's ``diagnostic_msgs`` status on ``/diagnostics`` (1 Hz).
 """
 from __future__ import annotations
 
+import math
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +85,8 @@ class ParamSpec:
             return None
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             return f"expected {want.__name__}, got {type(value).__name__} {value!r}"
+        if want is float and not math.isfinite(value):
+            return f"{value} is not a finite number"
         if self.min_value is not None and value < self.min_value:
             return f"{value} is below the minimum {self.min_value}"
         if self.max_value is not None and value > self.max_value:
@@ -148,9 +152,14 @@ class HrcNode(LifecycleNode):
                          and not name.startswith("qos_overrides."))
         if unknown:
             problems.append(f"unknown parameter {', '.join(unknown)} (known: {', '.join(sorted(self._specs))})")
+        if not problems:
+            why = self.check_parameters({n: self.param(n) for n in self._specs})
+            if why:
+                problems.append(why)
         if problems:
             raise ParameterError(f"node '{self.get_name()}': invalid parameter " + "; ".join(problems))
         self.add_on_set_parameters_callback(self._validate_set)
+        self.add_post_set_parameters_callback(self._after_set)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(1.0, self.publish_diagnostics)
         if self.param("autostart"):
@@ -173,7 +182,24 @@ class HrcNode(LifecycleNode):
             why = spec.check(p.value)
             if why:
                 return SetParametersResult(successful=False, reason=f"{p.name}: {why}")
+        values = {n: self.param(n) for n in self._specs} | {p.name: p.value for p in params if p.name in self._specs}
+        why = self.check_parameters(values)
+        if why:
+            return SetParametersResult(successful=False, reason=why)
         return SetParametersResult(successful=True)
+
+    def _after_set(self, params) -> None:
+        names = [p.name for p in params if p.name in self._specs]
+        if names:
+            self.on_parameters_set(names)
+
+    def check_parameters(self, values: dict[str, Any]) -> str | None:
+        """Why a subclass cannot work with these values together (every parameter's value
+        after a set), or None; a set it refuses changes nothing."""
+        return None
+
+    def on_parameters_set(self, names: list[str]) -> None:
+        """Parameters ``names`` have new values: apply them (a subclass hook)."""
 
     # -- QoS ----------------------------------------------------------------------
     def input_qos(self) -> QoSProfile:
@@ -300,6 +326,21 @@ class HrcNode(LifecycleNode):
     def is_active(self) -> bool:
         return self.lifecycle_state == "active"
 
+    def before_exit(self) -> None:
+        """The process is about to exit (Ctrl-C, SIGTERM, shutdown): the last messages."""
+
+    def guarded(self, callback, kind: str = "callback_error"):
+        """callback wrapped so that no exception escapes it into the executor: one is
+        counted and logged as ``kind`` (a subscription callback that raised would stop the
+        node's spin)."""
+        def run(*args):
+            try:
+                return callback(*args)
+            except Exception as e:  # noqa: BLE001 - bad input never kills a node
+                self.report(kind, f"{getattr(callback, '__name__', 'callback')}: {type(e).__name__}: {e}")
+                return None
+        return run
+
     def on_configure_hook(self) -> None:
         """Create publishers and subscriptions, load models."""
 
@@ -323,7 +364,12 @@ def run_node(node_class, args: list[str] | None = None) -> int:
     import rclpy.logging
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    rclpy.init(args=args)
+    from rclpy.signals import SignalHandlerOptions
+
+    # Our own SIGINT/SIGTERM handling (KeyboardInterrupt): rclpy's would shut the context
+    # down first, and a node could not publish its last message (``before_exit``).
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     node = None
     try:
         try:
@@ -347,6 +393,16 @@ def run_node(node_class, args: list[str] | None = None) -> int:
             return 0
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         if node is not None:
+            if rclpy.ok():
+                try:
+                    node.before_exit()
+                except Exception as e:  # noqa: BLE001 - exiting anyway
+                    node.get_logger().error(f"before_exit failed: {type(e).__name__}: {e}")
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -6,35 +6,54 @@ Subscribes (relative names; launch puts them under a namespace, default ``/cell`
 | topic                        | type                          | used                                   |
 |------------------------------|-------------------------------|----------------------------------------|
 | ``humans/skeletons``         | hrc_perception/SkeletonArray  | the people (ids = track ids)           |
+| ``tracking/tracks``          | hrc_perception/TrackArray     | who is in the cell (``require_tracks``) |
 | ``robot/skeleton``           | hrc_perception/Skeleton       | the robot, ``robot_source: skeleton``  |
 | ``joint_states``             | sensor_msgs/JointState        | the robot, ``robot_source: joint_states`` |
-| ``robot/base_pose``          | geometry_msgs/PoseStamped     | camera-to-robot pose for joint_states |
-| ``tracking/tracks``          | hrc_perception/TrackArray     | people seen without a skeleton         |
+| ``robot/base_pose``          | geometry_msgs/PoseStamped     | the robot base in the camera frame     |
 | ``camera/color/camera_info`` | sensor_msgs/CameraInfo        | the newest capture stamp (the clock), K |
 | ``camera/depth/image_raw``   | sensor_msgs/Image             | reach spheres carved, ``depth_carving`` |
 
-Publishes ``safety/status`` (SafetyStatus, reliable) after every SkeletonArray and at
-``check_rate_hz`` in between (so a stalled pipeline turns into UNKNOWN), and
+Publishes ``safety/status`` (SafetyStatus; reliable, deadline and MANUAL_BY_TOPIC
+liveliness of ``status_deadline_s``, so a subscriber gets a QoS event when statuses stop)
+after every SkeletonArray and at ``check_rate_hz`` in between, whatever arrives or stops
+arriving (a stalled pipeline turns into UNKNOWN), and a last UNKNOWN before it deactivates,
+shuts down or exits; ``safety_watchdog`` turns a missed deadline into a stop. Also
 ``safety_monitor/markers``: the closest pair as a line and a label coloured by level
 (green OK, amber WARNING, red PROTECTIVE_STOP, grey UNKNOWN) and a translucent sphere
 of radius S_p around the robot's closest point (the zone the person must stay out of).
 
-Clock: ages are measured against the newest input stamp plus the time since it arrived
-(:class:`~hrc_perception.safety.clock.StampClock`), so recorded and live stamps both work.
-The status header's stamp is the camera frame the verdict is about: the people
-skeletons' stamp (the robot's before any people message, the node clock's now before
-any of them); ``data_age_s`` is the oldest input's age; the frame is the people's
-(camera optical). The first status of a stamp, received, minus that stamp is the
-camera-to-verdict latency.
+Clock: ages are measured against the newest accepted input stamp plus the time since it
+arrived (:class:`~hrc_perception.safety.clock.StampClock`), so recorded and live stamps
+both work. A message is offered to the clock only after its own checks: a rejected one
+never moves it; one stamped more than ``max_stamp_lead_s`` ahead is refused
+(``stamp_ahead``); after a jump back of more than ``clock_jump_back_s`` (a bag that
+loops) the clock follows and every input held is dropped (``clock_jump_back``). A
+SkeletonArray or robot state older than the one held is ignored (``out_of_order``): a
+reordered, emptier frame never replaces a newer one. The status header's stamp is the
+camera frame the verdict is about: the people skeletons' stamp (the robot's before any
+people message, the node clock's now before any of them); ``data_age_s`` is the oldest
+input's age; the frame is the people's (camera optical). The first status of a stamp,
+received, minus that stamp is the camera-to-verdict latency.
+
+Frames: every input names its frame (an empty frame_id is refused). The robot is moved
+into the people's frame with TF where ``tf2_ros`` is installed, else with the
+camera-to-robot pose (``robot/base_pose``: the robot base ``robot_base_frame`` in the
+message's frame; or the ``base_pose`` parameter, in ``base_pose_frame``); with none of
+them the verdict is UNKNOWN (``no_transform``).
 
 Robot: ``skeleton`` takes robot/skeleton as it is (an unknown joint makes the verdict
-UNKNOWN); ``joint_states`` computes the skeleton by forward kinematics of the URDF
-(``robot_urdf``, keypoints ``robot_keypoints``) placed with the camera-to-robot pose
-(``base_pose`` [x, y, z, qx, qy, qz, qw] as strings, or the latest robot/base_pose).
-The robot's speed is the fastest skeleton joint's, from a One Euro filter over time;
-each person's speed is the median joint's per track id (the body's speed, robust to a
-joint whose depth jumps; 1.6 m/s until two skeletons were seen), at least
-``min_human_speed_mps``.
+UNKNOWN); ``joint_states`` computes the skeleton in the robot's base frame by forward
+kinematics of the URDF (``robot_urdf``, keypoints ``robot_keypoints``). The robot's speed
+is the fastest skeleton joint's, from a One Euro filter over time.
+
+People: the tracker holds who is in the cell (:mod:`hrc_perception.safety.people`): a
+person track not deleted in the newest TrackArray is judged by this frame's skeleton, or,
+coasting, by its last one grown by how far a person moves since; a track never seen with a
+skeleton makes the verdict UNKNOWN. Speeds (ISO 13855) per track id, from a One Euro
+filter: the body's (fastest trunk joint) at least ``min_human_speed_mps`` (1.6 m/s), the
+arms' (fastest elbow or wrist) at least ``min_arm_speed_mps`` (2.0 m/s): a noisy joint
+only raises them. A skeleton of another model, another joint count, or with a joint at
+infinity or beyond ``max_range_m`` is a person without a skeleton (``bad_person_skeleton``).
 
 Unknown joints: with ``depth_carving``, each person's reach spheres (the places an
 unknown joint could be) are carved by the depth image of the skeletons' own stamp
@@ -42,11 +61,10 @@ unknown joint could be) are carved by the depth image of the skeletons' own stam
 image's size). Without that frame's depth the spheres stay whole (counted:
 ``carving_without_depth``).
 
-People seen without a skeleton: the person tracks matched (time_since_update 0) in the
-TrackArray of the skeletons' stamp or in the newest TrackArray whose id has no skeleton.
-
-Fail-safe rules and levels: :mod:`hrc_perception.safety.monitor`. Bad input never stops
-the node; it is counted (``report``) and the verdict fails safe.
+Parameters: every safety parameter applies to the very next verdict when set at run time
+(a set that makes the parameters invalid together is refused); the read-only ones say so
+in their descriptors. Fail-safe rules and levels: :mod:`hrc_perception.safety.monitor`.
+Bad input never stops the node; it is counted (``report``) and the verdict fails safe.
 """
 from __future__ import annotations
 
@@ -61,15 +79,20 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from rclpy.duration import Duration
+from rclpy.qos import HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
+
 from hrc_perception.human_pose.smoothing import OneEuroFilter, OneEuroParams, SkeletonSmoother, speed_mps
 from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray, TrackArray
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg, ns_to_stamp,
-                                        pose_parameter_to_matrix, pose_to_matrix, stamp_to_ns)
+                                        pose_parameter_to_matrix, pose_to_matrix, stamp_to_ns, transform_to_matrix)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.safety.carving import PooledDepth, pool_depth
-from hrc_perception.safety.clock import StampClock
-from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, MonitorParams,
-                                           PersonState, RobotState, Verdict, assess, monitor_params)
+from hrc_perception.safety.clock import AHEAD, BEHIND, JUMPED, StampClock
+from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, PersonState,
+                                           RobotState, Verdict, assess, monitor_params, person_speeds_mps)
+from hrc_perception.safety.people import PeopleInCell, PersonTrack
+from hrc_perception.skeletons import COCO17_NAMES
 
 HUMANS_TOPIC = "humans/skeletons"
 ROBOT_TOPIC = "robot/skeleton"
@@ -79,6 +102,7 @@ TRACKS_TOPIC = "tracking/tracks"
 CAMERA_INFO_TOPIC = "camera/color/camera_info"
 DEPTH_TOPIC = "camera/depth/image_raw"
 DEPTH_FRAMES_KEPT = 30             # pooled depth frames kept for pairing with skeletons by stamp
+TRACK_ARRAYS_KEPT = 60             # tracker arrays kept (the newest says who is in the cell)
 STATUS_TOPIC = "safety/status"
 MARKERS_TOPIC = "safety_monitor/markers"
 NS_PER_S = 1_000_000_000
@@ -128,7 +152,8 @@ class SafetyMonitorNode(HrcNode):
     """Speed and separation monitoring (see the module doc); node name default 'safety_monitor'.
 
     After construction: ``last_verdict`` (Verdict or None), ``verdicts`` (count),
-    ``level_counts`` (level name -> count).
+    ``level_counts`` (level name -> count), ``inputs_handled`` (messages taken by any
+    callback, accepted or not).
     """
 
     PARAMS = (
@@ -139,8 +164,12 @@ class SafetyMonitorNode(HrcNode):
                   read_only=True),
         ParamSpec("robot_keypoints", [""], "URDF links forming the robot's chain for joint_states ('' = the "
                   "cell's default keypoints)", read_only=True),
-        ParamSpec("base_pose", [""], "camera-to-robot pose for joint_states: robot base in the camera frame "
+        ParamSpec("robot_base_frame", "", "frame of the robot's base: joint_states' forward kinematics are in it, "
+                  "and robot/base_pose places it in the camera frame ('' = the URDF's root link)", read_only=True),
+        ParamSpec("base_pose", [""], "camera-to-robot pose: robot base in base_pose_frame "
                   "[x, y, z, qx, qy, qz, qw] as strings ('' = the latest robot/base_pose)", read_only=True),
+        ParamSpec("base_pose_frame", "camera_color_optical_frame", "the frame the base_pose parameter is given in",
+                  read_only=True),
         ParamSpec("reaction_time_s", 0.1, "T_r: sensing-to-robot reaction time (s), input age added",
                   min_value=0.0, max_value=10.0),
         ParamSpec("stopping_time_s", 0.3, "T_s: robot braking time (s)", min_value=0.0, max_value=10.0),
@@ -159,6 +188,13 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("warning_margin_m", 0.5, "WARNING within S_p + this (m)", min_value=0.0, max_value=10.0),
         ParamSpec("max_age_s", 0.5, "inputs older than this are stale: UNKNOWN (s)", min_value=0.01,
                   max_value=10.0),
+        ParamSpec("max_stamp_lead_s", 0.5, "an input stamped more than this ahead of the newest accepted one is "
+                  "refused (s)", min_value=0.0, max_value=60.0),
+        ParamSpec("clock_jump_back_s", 10.0, "inputs this far behind the newest, three in a row: time went back "
+                  "(a looping bag), the clock follows and what was held is dropped (s)", min_value=0.1,
+                  max_value=3600.0),
+        ParamSpec("require_tracks", True, "a fresh tracking/tracks is needed: the tracker says who is in the cell "
+                  "(a person it holds stays in the cell until it lets them go)", read_only=True),
         ParamSpec("unknown_limb_reach", True, "a person's unknown joint counts as anywhere within reach of the "
                   "nearest known joint (conservative distances; off: unknown joints are left out)"),
         ParamSpec("depth_carving", True, "carve each unknown limb's reach sphere with the depth image of its "
@@ -167,113 +203,194 @@ class SafetyMonitorNode(HrcNode):
                   "depth (m): the depth noise", min_value=0.0, max_value=1.0),
         ParamSpec("carve_block_px", 8, "depth carving pools the depth over squares of this many pixels",
                   min_value=1, max_value=64, read_only=True),
-        ParamSpec("min_human_speed_mps", 0.0, "floor under a person's measured speed (m/s)", min_value=0.0,
-                  max_value=10.0),
+        ParamSpec("min_human_speed_mps", 1.6, "floor under a person's body speed (m/s; ISO 13855: 1.6; lower "
+                  "only with a risk assessment)", min_value=0.0, max_value=10.0),
+        ParamSpec("min_arm_speed_mps", 2.0, "floor under an arm's or hand's speed (m/s; ISO 13855: 2.0; lower "
+                  "only with a risk assessment)", min_value=0.0, max_value=10.0),
+        ParamSpec("max_range_m", 20.0, "a joint farther than this from the camera is invalid input (m)",
+                  min_value=0.1, max_value=1000.0),
         ParamSpec("min_person_joints", 4, "a skeleton with fewer known joints is no skeleton",
                   min_value=1, max_value=17),
-        ParamSpec("check_rate_hz", 20.0, "verdicts between skeleton messages (Hz)", min_value=1.0, max_value=1000.0),
+        ParamSpec("check_rate_hz", 20.0, "verdicts between skeleton messages (Hz)", min_value=1.0, max_value=1000.0,
+                  read_only=True),
+        ParamSpec("status_deadline_s", 0.25, "safety/status QoS deadline and liveliness lease (s): subscribers "
+                  "get a QoS event when statuses stop; above one check period", min_value=0.002, max_value=60.0,
+                  read_only=True),
         ParamSpec("markers", True, "publish safety_monitor/markers"),
         ParamSpec("marker_lifetime_s", 0.5, "lifetime of each marker (s)", min_value=0.0, max_value=3600.0),
     )
+    MONITOR_PARAMS = ("reaction_time_s", "stopping_time_s", "stopping_distance_m", "intrusion_distance_m",
+                      "human_uncertainty_m", "robot_uncertainty_m", "robot_max_speed_mps", "robot_link_radius_m",
+                      "warning_margin_m", "max_age_s", "min_person_joints", "robot_speed_unknown_mps",
+                      "min_human_speed_mps", "min_arm_speed_mps", "unknown_limb_reach", "carve_margin_m",
+                      "max_range_m", "require_tracks")
 
     def __init__(self, node_name: str = "safety_monitor", **kwargs):
         self.last_verdict: Verdict | None = None
         self.verdicts = 0
+        self.inputs_handled = 0
         self.level_counts: dict[str, int] = {n: 0 for n in LEVEL_NAMES.values()}
+        self.carved_frames = 0
         self._subs: list = []
         self._pubs: dict = {}
         self._timer = None
         self._stamp_clock = StampClock()
-        self._robot: RobotState | None = None
         self._robot_filter = OneEuroFilter(OneEuroParams())
+        self._person_filters = SkeletonSmoother(OneEuroParams())
+        self._in_cell = PeopleInCell()
+        self._fk = None
+        self._base_frame = ""
+        self._base_pose_param: tuple[str, np.ndarray] | None = None
+        self._tf_buffer = None
+        self._base_pose: tuple[str, np.ndarray] | None = None     # from robot/base_pose: parent frame, T_parent_base
+        self._drop_state()
+        super().__init__(node_name, **kwargs)
+
+    def _drop_state(self) -> None:
+        """Forget every input held (after a clock jump, on cleanup)."""
+        self._robot: RobotState | None = None
+        self._robot_stamp_ns: int | None = None
+        self._robot_filter.reset()
         self._people: list[PersonState] | None = None
         self._people_stamp_s: float | None = None
         self._people_stamp_ns: int | None = None     # the header stamp, exact (the status is stamped with it)
-        self._robot_stamp_ns: int | None = None
         self._people_frame = ""
-        self._bad_people: tuple[int, ...] = ()
-        self._person_filters = SkeletonSmoother(OneEuroParams())
-        self._tracks: OrderedDict[int, TrackArray] = OrderedDict()
-        self._fk = None
-        self._depths: OrderedDict[int, PooledDepth] = OrderedDict()  # stamp ns -> pooled depth (K unset)
-        self._camera: tuple[np.ndarray, int, int] | None = None       # K, width, height
+        self._invalid_ids: tuple[int, ...] = ()
+        self._person_filters.filters.clear()
+        self._in_cell.clear()
+        self._tracks: OrderedDict[int, list[PersonTrack]] = OrderedDict()   # stamp ns -> person tracks
+        self._depths: OrderedDict[int, PooledDepth] = OrderedDict()        # stamp ns -> pooled depth (K unset)
+        self._camera: tuple[np.ndarray, int, int] | None = None             # K, width, height
         self._people_depth: PooledDepth | None = None
-        self.carved_frames = 0
-        self._T_cam_base_param = None
-        self._T_cam_base_topic = None
-        super().__init__(node_name, **kwargs)
+
+    # -- parameters -------------------------------------------------------------------
+    def check_parameters(self, values: dict) -> str | None:
+        try:
+            monitor_params({n: values[n] for n in self.MONITOR_PARAMS})
+        except ValueError as e:
+            return f"safety parameters: {e}"
+        if not values["status_deadline_s"] > 1.0 / values["check_rate_hz"]:
+            return (f"status_deadline_s ({values['status_deadline_s']} s) must exceed one check period "
+                    f"(1 / check_rate_hz = {1.0 / values['check_rate_hz']:.3f} s)")
+        if not values["clock_jump_back_s"] > values["max_age_s"]:
+            return "clock_jump_back_s must exceed max_age_s"
+        return None
+
+    def on_parameters_set(self, names: list[str]) -> None:
+        """Every safety parameter applies to the very next verdict."""
+        self._params = monitor_params({n: self.param(n) for n in self.MONITOR_PARAMS})
+        self._stamp_clock.max_lead_s = self.param("max_stamp_lead_s")
+        self._stamp_clock.jump_back_s = self.param("clock_jump_back_s")
 
     # -- lifecycle ------------------------------------------------------------------
     def on_configure_hook(self) -> None:
-        self._params = self._monitor_params()
+        self.on_parameters_set([])
         q = self.output_qos()
-        self._pubs = {"status": self.create_publisher(SafetyStatus, STATUS_TOPIC, q),
+        deadline = Duration(seconds=self.param("status_deadline_s"))
+        status_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                                deadline=deadline, liveliness=LivelinessPolicy.MANUAL_BY_TOPIC,
+                                liveliness_lease_duration=deadline)
+        self._pubs = {"status": self.create_publisher(SafetyStatus, STATUS_TOPIC, status_qos),
                       "markers": self.create_publisher(MarkerArray, MARKERS_TOPIC, q)}
-        subs = [self.create_subscription(SkeletonArray, HUMANS_TOPIC, self._on_people, q),
-                self.create_subscription(TrackArray, TRACKS_TOPIC, self._on_tracks, q),
-                self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, self.input_qos())]
+        inp = self.input_qos()
+        subs = [(SkeletonArray, HUMANS_TOPIC, self._on_people, q), (TrackArray, TRACKS_TOPIC, self._on_tracks, q),
+                (CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, inp),
+                (PoseStamped, BASE_POSE_TOPIC, self._on_base_pose, q)]
         if self.param("depth_carving"):
-            subs.append(self.create_subscription(Image, DEPTH_TOPIC, self._on_depth, self.input_qos()))
+            subs.append((Image, DEPTH_TOPIC, self._on_depth, inp))
         if self.param("robot_source") == "skeleton":
-            subs.append(self.create_subscription(Skeleton, ROBOT_TOPIC, self._on_robot_skeleton, q))
+            subs.append((Skeleton, ROBOT_TOPIC, self._on_robot_skeleton, q))
         else:
-            self._configure_fk()
-            subs += [self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states, q),
-                     self.create_subscription(PoseStamped, BASE_POSE_TOPIC, self._on_base_pose, q)]
-        self._subs = subs
-        self._timer = self.create_timer(1.0 / self.param("check_rate_hz"), self._on_timer)
-        self.get_logger().info(f"robot from {self.param('robot_source')}; T_r {self.param('reaction_time_s')} s, "
-                               f"T_s {self.param('stopping_time_s')} s, max input age {self.param('max_age_s')} s")
+            subs.append((JointState, JOINT_STATES_TOPIC, self._on_joint_states, q))
+        self._configure_robot()
+        self._subs = [self.create_subscription(t, topic, self._input(cb), qos) for t, topic, cb, qos in subs]
+        self._configure_tf()
+        self._timer = self.create_timer(1.0 / self.param("check_rate_hz"), self.guarded(self._on_timer))
+        self.get_logger().info(f"robot from {self.param('robot_source')} (base frame {self._base_frame}); "
+                               f"T_r {self.param('reaction_time_s')} s, T_s {self.param('stopping_time_s')} s, "
+                               f"max input age {self.param('max_age_s')} s; TF "
+                               f"{'on' if self._tf_buffer is not None else 'off (no tf2_ros): robot/base_pose only'}")
+
+    def on_deactivate_hook(self) -> None:
+        self._publish_last("safety monitor deactivating: no verdicts until it is active again")
 
     def on_cleanup_hook(self) -> None:
+        self._publish_last("safety monitor shutting down")
         for s in self._subs:
             self.destroy_subscription(s)
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
         if self._timer is not None:
             self.destroy_timer(self._timer)
-        self._subs, self._pubs, self._timer = [], {}, None
-        self._robot = self._people = self._people_stamp_s = self._people_stamp_ns = self._robot_stamp_ns = None
-        self._depths.clear()
-        self._camera = self._people_depth = None
+        self._subs, self._pubs, self._timer, self._tf_buffer, self._base_pose = [], {}, None, None, None
+        self._drop_state()
         self._stamp_clock.reset()
 
-    def _configure_fk(self) -> None:
-        from hrc_perception.sim.config import RobotConfig
-        from hrc_perception.sim.robot import RobotModel
-        cfg = RobotConfig()
-        urdf = self.param("robot_urdf") or cfg.urdf
-        keypoints = tuple(k for k in self.param("robot_keypoints") if k) or cfg.keypoints
-        self._fk = RobotModel(RobotConfig(urdf=urdf, keypoints=keypoints, gripper_link=keypoints[-1]),
-                              load_meshes=False)
-        self._T_cam_base_param = pose_parameter_to_matrix(self.param("base_pose"), "base_pose")
+    def before_exit(self) -> None:
+        self._publish_last("safety monitor exiting")
 
-    def _monitor_params(self) -> MonitorParams:
-        names = ("reaction_time_s", "stopping_time_s", "stopping_distance_m", "intrusion_distance_m",
-                 "human_uncertainty_m", "robot_uncertainty_m", "robot_max_speed_mps", "robot_link_radius_m",
-                 "warning_margin_m", "max_age_s", "min_person_joints", "robot_speed_unknown_mps",
-                 "min_human_speed_mps", "unknown_limb_reach", "carve_margin_m")
-        return monitor_params({n: self.param(n) for n in names})
+    def _configure_robot(self) -> None:
+        """The forward kinematics (joint_states) and the robot's base frame name."""
+        base = self.param("robot_base_frame")
+        if self.param("robot_source") == "joint_states" or not base:
+            from hrc_perception.sim.config import RobotConfig
+            from hrc_perception.sim.robot import RobotModel
+            cfg = RobotConfig()
+            urdf = self.param("robot_urdf") or cfg.urdf
+            keypoints = tuple(k for k in self.param("robot_keypoints") if k) or cfg.keypoints
+            self._fk = RobotModel(RobotConfig(urdf=urdf, keypoints=keypoints, gripper_link=keypoints[-1]),
+                                  load_meshes=False)
+            base = base or self._fk.base_link
+        self._base_frame = base
+        T = pose_parameter_to_matrix(self.param("base_pose"), "base_pose")
+        self._base_pose_param = None if T is None else (self.param("base_pose_frame"), T)
+
+    def _configure_tf(self) -> None:
+        try:
+            from tf2_ros import Buffer, TransformListener
+        except ImportError:
+            self._tf_buffer = None
+            return
+        self._tf_buffer = Buffer()
+        self._tf_listener = TransformListener(self._tf_buffer, self)
 
     # -- inputs -----------------------------------------------------------------------
-    def _observe(self, stamp) -> tuple[int, float]:
-        """(stamp in ns, in s) of an input; advances the stamp clock."""
+    def _input(self, callback):
+        """A subscription callback: counted, exceptions reported (never raised), only when active."""
+        guarded = self.guarded(callback)
+
+        def run(msg):
+            self.inputs_handled += 1
+            if self.is_active:
+                guarded(msg)
+        return run
+
+    def _accept_stamp(self, stamp, topic: str) -> int | None:
+        """The stamp (ns) of a message that passed its checks, offered to the clock; None
+        (reported) when the clock refuses it. A jump back drops everything held."""
         ns = stamp_to_ns(stamp)
-        self._stamp_clock.observe(ns / NS_PER_S, time.monotonic())
-        return ns, ns / NS_PER_S
+        result = self._stamp_clock.offer(ns / NS_PER_S, time.monotonic())
+        if result == AHEAD:
+            self.report("stamp_ahead", f"{topic}: stamp {ns / NS_PER_S:.3f} s is more than max_stamp_lead_s ahead "
+                        "of the newest input: refused")
+            return None
+        if result == BEHIND:
+            self.report("stamp_behind", f"{topic}: stamp {ns / NS_PER_S:.3f} s is more than clock_jump_back_s "
+                        "behind the newest input: refused (three in a row: the clock follows)")
+            return None
+        if result == JUMPED:
+            self.report("clock_jump_back", f"{topic}: the inputs' time went back to {ns / NS_PER_S:.3f} s: "
+                        "the clock follows, every input held is dropped")
+            self._drop_state()
+        return ns
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        if not self.is_active:
-            return
-        self._observe(msg.header.stamp)
         camera = self.converted(camera_info_to_K, msg, "bad_camera_info", CAMERA_INFO_TOPIC)
-        if camera is not None:
+        if camera is not None and self._accept_stamp(msg.header.stamp, CAMERA_INFO_TOPIC) is not None:
             self._camera = camera
 
     def _on_depth(self, msg: Image) -> None:
         """Pool the depth image now (once per frame), keep it for the skeletons of its stamp."""
-        if not self.is_active:
-            return
         depth_m = self.converted(depth_to_meters, msg, "bad_depth", DEPTH_TOPIC)
         if depth_m is None:
             return
@@ -298,111 +415,159 @@ class SafetyMonitorNode(HrcNode):
         return replace(pooled, K=K)
 
     def _on_tracks(self, msg: TrackArray) -> None:
-        if not self.is_active:
+        tracks = [PersonTrack(int(t.track_id), t.state == t.DELETED) for t in msg.tracks if t.class_name == "person"]
+        ns = self._accept_stamp(msg.header.stamp, TRACKS_TOPIC)
+        if ns is None:
             return
-        self._tracks[stamp_to_ns(msg.header.stamp)] = msg
-        while len(self._tracks) > 60:
-            self._tracks.popitem(last=False)
+        self._tracks[ns] = tracks
+        while len(self._tracks) > TRACK_ARRAYS_KEPT:
+            self._tracks.pop(min(self._tracks))
 
-    def _set_robot(self, names: list[str], positions_m: np.ndarray, stamp_ns: int) -> None:
-        """The robot at stamp_ns; its speed from the filter when every joint is known."""
-        t = stamp_ns / NS_PER_S
-        speed = speed_mps(self._robot_filter(positions_m, t)[1]) if np.isfinite(positions_m).all() else None
-        self._robot, self._robot_stamp_ns = RobotState(list(names), positions_m, t, speed), stamp_ns
+    def _set_robot(self, names: list[str], positions_m: np.ndarray, stamp, frame_id: str, topic: str) -> None:
+        """The robot at a message's stamp, in frame_id; refused when older than the one held."""
+        if not frame_id:
+            self.report("no_frame_id", f"{topic}: no frame_id: the robot cannot be placed")
+            return
+        ns = self._accept_stamp(stamp, topic)
+        if ns is None:
+            return
+        if self._robot_stamp_ns is not None and ns < self._robot_stamp_ns:
+            self.report("out_of_order", f"{topic}: stamp older than the robot state held: ignored")
+            return
+        t = ns / NS_PER_S
+        speed = None
+        if np.isfinite(positions_m).all() and np.abs(positions_m).max(initial=0.0) <= self._params.max_range_m:
+            speed = speed_mps(self._robot_filter(positions_m, t)[1])
+        self._robot = RobotState(list(names), positions_m, t, speed, frame_id)
+        self._robot_stamp_ns = ns
 
     def _on_robot_skeleton(self, msg: Skeleton) -> None:
-        if not self.is_active:
-            return
-        ns, _ = self._observe(msg.header.stamp)
         p = np.array([[q.x, q.y, q.z] for q in msg.positions], dtype=np.float64).reshape(-1, 3)
         if len(msg.joint_names) != len(p):
             self.report("bad_robot_skeleton", f"{len(msg.joint_names)} joint names, {len(p)} positions")
             return
-        self._set_robot(list(msg.joint_names), p, ns)
+        self._set_robot(list(msg.joint_names), p, msg.header.stamp, msg.header.frame_id, ROBOT_TOPIC)
 
     def _on_base_pose(self, msg: PoseStamped) -> None:
-        if not self.is_active:
+        if not msg.header.frame_id:
+            self.report("bad_base_pose", f"{BASE_POSE_TOPIC}: no frame_id")
             return
         try:
-            self._T_cam_base_topic = pose_to_matrix(msg.pose)
+            self._base_pose = (msg.header.frame_id, pose_to_matrix(msg.pose))
         except ValueError as e:
             self.report("bad_base_pose", f"{BASE_POSE_TOPIC}: {e}")
 
     def _on_joint_states(self, msg: JointState) -> None:
         from hrc_perception.robot_pose.extrinsics import joint_positions
-        if not self.is_active:
-            return
-        ns, _ = self._observe(msg.header.stamp)
-        T = self._T_cam_base_param if self._T_cam_base_param is not None else self._T_cam_base_topic
-        if T is None:
-            self.report("no_base_pose", f"no camera-to-robot pose yet (parameter base_pose or {BASE_POSE_TOPIC})")
-            return
         q, why = joint_positions(self._fk.joint_names, list(msg.name), list(msg.position), self._fk.arm_joint_mask)
         if q is None:
             self.report("joint_states_unusable", why)
             return
-        self._set_robot(list(self._fk.keypoint_links), self._fk.keypoints(q, T), ns)
+        self._set_robot(list(self._fk.keypoint_links), self._fk.keypoints(q, np.eye(4)), msg.header.stamp,
+                        self._base_frame, JOINT_STATES_TOPIC)
 
     def _on_people(self, msg: SkeletonArray) -> None:
-        if not self.is_active:
+        if not msg.header.frame_id:
+            self.report("no_frame_id", f"{HUMANS_TOPIC}: no frame_id: the people cannot be placed")
             return
-        ns, t = self._observe(msg.header.stamp)
-        people, bad = [], []
+        ns = self._accept_stamp(msg.header.stamp, HUMANS_TOPIC)
+        if ns is None:
+            return
+        if self._people_stamp_ns is not None and ns < self._people_stamp_ns:
+            self.report("out_of_order", f"{HUMANS_TOPIC}: stamp older than the people held: ignored")
+            return
+        t = ns / NS_PER_S
+        people, invalid = [], []
         for sk in msg.skeletons:
             p = np.array([[q.x, q.y, q.z] for q in sk.positions], dtype=np.float64).reshape(-1, 3)
-            if sk.model != "coco17" or len(p) != 17:
-                bad.append(sk.id)
-                self.report("bad_person_skeleton", f"person {sk.id}: model {sk.model!r} with {len(p)} joints "
-                            "(need coco17, 17 joints): treated as a person without a skeleton")
+            why = person_skeleton_problem(sk.model, p, self._params.max_range_m)
+            if why:
+                invalid.append(int(sk.id))
+                self.report("bad_person_skeleton", f"person {sk.id}: {why}: a person without a skeleton")
                 continue
             _, vel = self._person_filters(sk.id, p, t)
-            people.append(PersonState(int(sk.id), p, t, speed_mps(vel, robust=True)))
+            body, arm = person_speeds_mps(vel, self._params.body)
+            people.append(PersonState(int(sk.id), p, t, body, arm, msg.header.frame_id))
         self._person_filters.forget_older_than(t)
+        if ns == self._people_stamp_ns:   # a second message of the same frame: both count
+            people = self._people + people
+            invalid = list(self._invalid_ids) + invalid
+        self._in_cell.observe(people)
         self._people, self._people_stamp_s, self._people_stamp_ns = people, t, ns
         self._people_depth = self._depth_for(ns) if self.param("depth_carving") and people else None
         self._people_frame = msg.header.frame_id
-        self._bad_people = tuple(bad)
+        self._invalid_ids = tuple(invalid)
         self._publish()
-
-    def _unseen_people(self) -> tuple[int, ...]:
-        """Ids of people without a usable skeleton: malformed skeletons, and the person tracks
-        matched in the image of the skeletons' stamp and in the newest TrackArray (the
-        tracker runs ahead of human_pose) that have no skeleton."""
-        ids = {p.id for p in self._people or []}
-        unseen = set(self._bad_people)
-        arrays = [self._tracks.get(self._people_stamp_ns)] + ([next(reversed(self._tracks.values()))]
-                                                              if self._tracks else [])
-        for arr in arrays:
-            if arr is not None:
-                unseen |= {int(tr.track_id) for tr in arr.tracks
-                           if tr.class_name == "person" and tr.time_since_update == 0 and tr.track_id not in ids}
-        return tuple(sorted(unseen))
 
     def _on_timer(self) -> None:
         if self.is_active:
             self._publish()
 
+    # -- the robot in the people's frame --------------------------------------------------
+    def _transform(self, target: str, source: str) -> np.ndarray | None:
+        """T_target_source [4, 4] from TF (where installed) or the camera-to-robot pose
+        (robot/base_pose or the base_pose parameter: the robot base in the camera frame)."""
+        if self._tf_buffer is not None:
+            try:
+                from rclpy.time import Time
+                return transform_to_matrix(self._tf_buffer.lookup_transform(target, source, Time()).transform)
+            except Exception:  # noqa: BLE001 - tf2's lookup errors: try the base pose
+                pass
+        pose = self._base_pose_param or self._base_pose
+        if pose is not None and source == self._base_frame and pose[0] == target:
+            return pose[1]
+        if pose is not None and target == self._base_frame and pose[0] == source:
+            return np.linalg.inv(pose[1])
+        return None
+
+    def _robot_in(self, frame_id: str) -> RobotState | None:
+        """The robot held, in frame_id; as it is (in its own frame: the verdict is UNKNOWN)
+        when no transform is known."""
+        robot = self._robot
+        if robot is None or not frame_id or robot.frame_id == frame_id:
+            return robot
+        T = self._transform(frame_id, robot.frame_id)
+        if T is None:
+            self.report("no_transform", f"no transform from the robot's {robot.frame_id!r} to the people's "
+                        f"{frame_id!r} (TF, {BASE_POSE_TOPIC} or the base_pose parameter)")
+            return robot
+        p = robot.positions_m @ T[:3, :3].T + T[:3, 3]
+        return replace(robot, positions_m=p, frame_id=frame_id)
+
     # -- verdict ----------------------------------------------------------------------
-    def _publish(self) -> None:
+    def _verdict(self) -> Verdict:
         now = self._stamp_clock.now(time.monotonic())
         if now is None:
-            v = Verdict(UNKNOWN, reason="no input received yet")
-        else:
+            return Verdict(UNKNOWN, reason="no input received yet")
+        tracks_stamp_ns = max(self._tracks) if self._tracks else None
+        tracks = self._tracks[tracks_stamp_ns] if tracks_stamp_ns is not None else None
+        people, unbound = (None, ()) if self._people is None else self._in_cell.in_cell(
+            self._people, tracks, self._invalid_ids)
+        depth = self._people_depth if self._people is not None else None
+        return assess(self._robot_in(self._people_frame), people, now, self._params, self._people_stamp_s, unbound,
+                      depth, None if tracks_stamp_ns is None else tracks_stamp_ns / NS_PER_S)
+
+    def _publish(self, verdict: Verdict | None = None) -> None:
+        if verdict is None:
             try:
-                v = assess(self._robot, self._people, now, self._params, self._people_stamp_s,
-                           self._unseen_people(), self._people_depth)
+                verdict = self._verdict()
             except Exception as e:  # noqa: BLE001 - never stop; a failed verdict is UNKNOWN
                 self.report("assess_error", f"{type(e).__name__}: {e}")
-                v = Verdict(UNKNOWN, reason=f"internal error: {type(e).__name__}")
+                verdict = Verdict(UNKNOWN, reason=f"internal error: {type(e).__name__}")
         about_ns = next((ns for ns in (self._people_stamp_ns, self._robot_stamp_ns) if ns is not None),
                         self.get_clock().now().nanoseconds)
         header = Header(stamp=ns_to_stamp(about_ns), frame_id=self._people_frame)
-        self._pubs["status"].publish(status_msg(v, header))
+        self._pubs["status"].publish(status_msg(verdict, header))
         if self.param("markers") and self._people_frame:
-            self._pubs["markers"].publish(status_markers(v, header, self.param("marker_lifetime_s")))
-        self.last_verdict = v
+            self._pubs["markers"].publish(status_markers(verdict, header, self.param("marker_lifetime_s")))
+        self.last_verdict = verdict
         self.verdicts += 1
-        self.level_counts[v.level_name] += 1
+        self.level_counts[verdict.level_name] += 1
+
+    def _publish_last(self, reason: str) -> None:
+        """A last UNKNOWN (speed 0) before the monitor goes silent, so no subscriber keeps an OK."""
+        if "status" in self._pubs:
+            self._publish(Verdict(UNKNOWN, reason=reason))
 
     def diagnostic_values(self) -> dict[str, str]:
         out = {"verdicts": str(self.verdicts), "carved_frames": str(self.carved_frames),
@@ -410,6 +575,18 @@ class SafetyMonitorNode(HrcNode):
         if self.last_verdict is not None:
             out["last"] = f"{self.last_verdict.level_name}: {self.last_verdict.reason}"
         return out
+
+
+def person_skeleton_problem(model: str, positions_m: np.ndarray, max_range_m: float) -> str | None:
+    """Why a person's Skeleton message cannot be used (model, joint count, a joint at
+    infinity or beyond max_range_m), or None."""
+    if model != "coco17" or len(positions_m) != len(COCO17_NAMES):
+        return f"model {model!r} with {len(positions_m)} joints (need coco17, 17 joints)"
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(positions_m).any() or (np.abs(positions_m) > max_range_m).any()
+    if bad:
+        return f"a joint at infinity or beyond {max_range_m:g} m (invalid, not far)"
+    return None
 
 
 def main(args: list[str] | None = None) -> int:

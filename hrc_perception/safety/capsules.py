@@ -67,6 +67,10 @@ class Capsules:
     def empty(cls) -> "Capsules":
         return cls(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), [], [])
 
+    def grown(self, extra_m: float) -> "Capsules":
+        """These capsules with every radius larger by extra_m (metres, >= 0)."""
+        return Capsules(self.a, self.b, self.radius + float(extra_m), self.names_a, self.names_b)
+
     def concat(self, other: "Capsules") -> "Capsules":
         """These capsules, then other's."""
         return Capsules(np.concatenate([self.a, other.a]), np.concatenate([self.b, other.b]),
@@ -183,6 +187,8 @@ class HumanBodyModel:
         ("left_hip", "left_knee", 0.56), ("right_hip", "right_knee", 0.56),
         ("left_knee", "left_ankle", 0.56), ("right_knee", "right_ankle", 0.56)])
     cover_unknown: bool = True         # unknown joints count as anywhere they could be (else: left out)
+    # joints of the arm and hand: a capsule touching one moves at an arm's speed (ISO 13855: 2.0 m/s)
+    arm_joints: tuple[str, ...] = ("left_elbow", "right_elbow", "left_wrist", "right_wrist")
 
     def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(end joint a [C], end joint b [C], radius [C]) of every limb and sphere, COCO-17 indices."""
@@ -227,16 +233,27 @@ class HumanBodyModel:
           capsule radii, reach_end_radius_m [N]: the limb's axis lies within radius -
           end radius of the anchor (what :mod:`~hrc_perception.safety.carving` needs).
         """
+        trunk, arm, reach, end_r = self.cover_parts(positions_m)
+        return trunk.concat(arm), reach, end_r
+
+    def cover_parts(self, positions_m: np.ndarray) -> tuple[Capsules, Capsules, Capsules, np.ndarray]:
+        """:meth:`cover` with the body split by the speed a part may move at (ISO 13855):
+        (trunk, arm, reach, reach_end_radius_m). trunk: capsules between known joints none
+        of which is in ``arm_joints`` (torso, head, legs), and lone known joints outside
+        it; arm: every other body capsule, the ones moved to cover an unknown joint
+        included (that joint may be a hand). The reach spheres may hold a hand too."""
         p = np.asarray(positions_m, dtype=np.float64).reshape(len(COCO17_NAMES), 3)
         ok = np.isfinite(p).all(axis=1)
         ia, ib, r = self._layout()
+        arm_joint = np.zeros(len(p), bool)
+        arm_joint[[_idx(n) for n in self.arm_joints]] = True
         keep = ok[ia] & ok[ib]
         covered = np.zeros(len(p), bool)
         covered[ia[keep]] = covered[ib[keep]] = True
         lone = np.flatnonzero(ok & ~covered)
-        ca = [ia[keep], lone]
-        cb = [ib[keep], lone]
+        ca, cb = [ia[keep], lone], [ib[keep], lone]
         cr = [r[keep], np.full(len(lone), self.torso_radius_m)]
+        fast = [arm_joint[ia[keep]] | arm_joint[ib[keep]], arm_joint[lone]]
         sphere_reach: dict[int, tuple[float, float]] = {}      # anchor -> (reach, end radius)
         if self.cover_unknown and ok.any() and not ok.all():
             anchor, reach = self.anchors(ok)
@@ -251,14 +268,17 @@ class HumanBodyModel:
             ca.append(aa[two])
             cb.append(ab[two])
             cr.append(r[moved][two] + slack[two])
+            fast.append(np.ones(int(two.sum()), bool))
         ia, ib, r = np.concatenate(ca).astype(int), np.concatenate(cb).astype(int), np.concatenate(cr)
-        body = Capsules(p[ia], p[ib], r, [COCO17_NAMES[i] for i in ia], [COCO17_NAMES[i] for i in ib])
+        fast = np.concatenate(fast)
+        trunk, arm = (Capsules(p[ia[m]], p[ib[m]], r[m], [COCO17_NAMES[i] for i in ia[m]],
+                               [COCO17_NAMES[i] for i in ib[m]]) for m in (~fast, fast))
         idx = sorted(sphere_reach)
         end_r = np.array([sphere_reach[i][1] for i in idx], np.float64)
         radius = np.array([sphere_reach[i][0] for i in idx], np.float64) + end_r
         names = [COCO17_NAMES[i] for i in idx]
         reach_caps = Capsules(p[idx].reshape(-1, 3), p[idx].reshape(-1, 3), radius, names, list(names))
-        return body, reach_caps, end_r
+        return trunk, arm, reach_caps, end_r
 
     def capsules(self, positions_m: np.ndarray) -> Capsules:
         """Every capsule of one person (:meth:`cover`: body, then the reach spheres)."""

@@ -27,7 +27,7 @@ import numpy as np
 from hrc_perception.safety.capsules import chain_capsules, closest_pair
 from hrc_perception.safety.carving import PooledDepth, closest_pair_carved
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, MonitorParams, PersonState,
-                                           RobotState, Verdict, assess)
+                                           RobotState, Verdict, assess, person_speeds_mps)
 
 
 @dataclass
@@ -53,25 +53,37 @@ class TruthFrame:
     people_visible: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def _max_speed(prev: np.ndarray | None, cur: np.ndarray, dt: float) -> float | None:
+def _velocity(prev: np.ndarray | None, cur: np.ndarray, dt: float) -> np.ndarray | None:
+    """Per-joint velocity [J, 3] (m/s) between two frames, or None without a previous one."""
     if prev is None or dt <= 0 or prev.shape != cur.shape:
         return None
-    v = np.linalg.norm(cur - prev, axis=1) / dt
+    return (cur - prev) / dt
+
+
+def _max_speed(prev: np.ndarray | None, cur: np.ndarray, dt: float) -> float | None:
+    vel = _velocity(prev, cur, dt)
+    v = np.linalg.norm(vel, axis=1) if vel is not None else np.zeros(0)
     v = v[np.isfinite(v)]
     return float(v.max()) if len(v) else None
 
 
 def ground_truth_verdicts(frames: list[TruthFrame], params: MonitorParams) -> dict[float, Verdict]:
-    """stamp_s -> ground-truth verdict of every frame (frames in time order)."""
+    """stamp_s -> ground-truth verdict of every frame (frames in time order): each body
+    part at its true speed (no speed floors; the standard's speeds in the first frame,
+    which has no previous one), no position uncertainty."""
     truth_params = replace(params, separation=replace(params.separation, human_uncertainty_m=0.0,
-                                                      robot_uncertainty_m=0.0))
+                                                      robot_uncertainty_m=0.0),
+                           min_human_speed_mps=0.0, min_arm_speed_mps=0.0, require_tracks=False)
     out, prev = {}, None
     for f in sorted(frames, key=lambda f: f.stamp_s):
         dt = f.stamp_s - prev.stamp_s if prev is not None else 0.0
         robot = RobotState(f.robot_names, f.robot_m, f.stamp_s,
                            _max_speed(prev.robot_m if prev else None, f.robot_m, dt) or 0.0)
-        people = [PersonState(i, p, f.stamp_s, _max_speed(prev.people.get(i) if prev else None, p, dt))
-                  for i, p in sorted(f.people.items())]
+        people = []
+        for i, p in sorted(f.people.items()):
+            vel = _velocity(prev.people.get(i) if prev else None, p, dt)
+            body, arm = person_speeds_mps(vel, params.body) if vel is not None else (None, None)
+            people.append(PersonState(i, p, f.stamp_s, body, arm))
         out[f.stamp_s] = assess(robot, people, f.stamp_s, truth_params, people_stamp_s=f.stamp_s)
         prev = f
     return out

@@ -4,52 +4,76 @@ Levels (as SafetyStatus.msg): OK (full speed), WARNING (a person within S_p plus
 warning margin: reduced speed), PROTECTIVE_STOP (a person within S_p), UNKNOWN (the
 inputs do not allow a verdict: treated as a stop, speed scale 0).
 
-Fail-safe rules (never OK without evidence):
-- no robot skeleton, a stale one, or one with an unknown joint -> UNKNOWN;
-- no people message, or a stale one -> UNKNOWN;
+Fail-safe rules (OK only on positive evidence; :func:`assess` checks every input itself):
+- no robot skeleton, a stale one, one stamped after ``now_s``, one with an unknown joint,
+  a joint outside ``max_range_m`` or not finite, joint names and positions of different
+  lengths, a speed that is not a finite number >= 0 -> UNKNOWN;
+- no people message, a stale one or one from the future -> UNKNOWN;
 - a person seen (by segmentation / tracking) without a usable skeleton (fewer than
-  ``min_person_joints`` known joints) -> UNKNOWN;
+  ``min_person_joints`` known joints, a joint at +-inf or beyond ``max_range_m``, not 17
+  joints, a stamp after the frame's) -> UNKNOWN;
+- a person or the robot in another frame than the others -> UNKNOWN (the caller
+  transforms them first);
 - no person in the message -> OK (nobody in view), with NaN distance.
-The worst of all people decides; speed_scale is the smallest allowed over people. The
-reaction time T_r of S_p is lengthened by the age of the inputs (capture to now).
-Unknown joints count as anywhere they could be (``HumanBodyModel.cover``); given the
-depth image of the people's frame, each person's reach spheres are carved by it (:mod:`hrc_perception.safety.carving`).
+Every comparison that grants OK or WARNING is false on NaN. The worst of all people
+decides; speed_scale is the smallest allowed over people. The reaction time T_r of S_p is
+lengthened by the age of the inputs (capture to now).
+
+Speeds (ISO 13855): each person's trunk (torso, head, legs) moves at their measured body
+speed, never slower than ``min_human_speed_mps`` (1.6 m/s); their arms and hands at the
+measured arm speed, never slower than ``min_arm_speed_mps`` (2.0 m/s) nor than the body.
+Each part is measured against its own S_p; the part deepest inside its S_p decides.
+A person last seen before the frame being judged (a track coasting between sightings)
+keeps their last skeleton, every capsule grown by that part's speed times the time since.
+Unknown joints count as anywhere they could be (``HumanBodyModel.cover_parts``); given the
+depth image of the people's frame, each seen person's reach spheres are carved by it
+(:mod:`hrc_perception.safety.carving`).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from hrc_perception.safety.capsules import HumanBodyModel, chain_capsules, closest_pairs
+from hrc_perception.safety.capsules import Capsules, ClosestPair, HumanBodyModel, chain_capsules, closest_pairs
 from hrc_perception.safety.carving import PooledDepth, closest_pair_carved
 from hrc_perception.safety.separation import (STANDARD_HUMAN_SPEED_MPS, SeparationParams, allowed_robot_speed,
                                               protective_separation)
+from hrc_perception.skeletons import COCO17_NAMES
 
 OK, WARNING, PROTECTIVE_STOP, UNKNOWN = 0, 1, 2, 3
 LEVEL_NAMES = {OK: "OK", WARNING: "WARNING", PROTECTIVE_STOP: "PROTECTIVE_STOP", UNKNOWN: "UNKNOWN"}
+ARM_SPEED_MPS = 2.0
+"""ISO 13855: the approach speed of a hand or arm."""
 
 
 @dataclass
 class RobotState:
-    """The robot at one instant: joint names, positions_m [J, 3] (metres, the people's
-    frame; NaN = unknown), stamp_s (seconds), speed_mps (the fastest joint's speed;
-    None = unknown, then ``MonitorParams.robot_speed_unknown_mps`` is used)."""
+    """The robot at one instant: joint names, positions_m [J, 3] (metres, in frame_id;
+    NaN = unknown), stamp_s (seconds), speed_mps (the fastest joint's speed; None =
+    unknown, then ``MonitorParams.robot_speed_unknown_mps`` is used), frame_id (the
+    people's must be the same)."""
     joint_names: list[str]
     positions_m: np.ndarray
     stamp_s: float
     speed_mps: float | None = None
+    frame_id: str = ""
 
 
 @dataclass
 class PersonState:
-    """One person: id (track id), COCO-17 positions_m [17, 3] (metres; NaN = unknown),
-    stamp_s, speed_mps (the fastest joint's speed; None = unknown: 1.6 m/s is used)."""
+    """One person: id (track id), COCO-17 positions_m [17, 3] (metres, in frame_id; NaN =
+    unknown), stamp_s (when this skeleton was seen: before the people stamp while the
+    track coasts), speed_mps (the body's measured speed: its fastest trunk joint; None =
+    unknown: 1.6 m/s), arm_speed_mps (the fastest elbow or wrist; None = unknown: 2.0 m/s);
+    both are raised to the floors of :class:`MonitorParams`."""
     id: int
     positions_m: np.ndarray
     stamp_s: float
     speed_mps: float | None = None
+    arm_speed_mps: float | None = None
+    frame_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,8 +85,19 @@ class MonitorParams:
     max_age_s: float = 0.3                 # inputs older than this (vs now) are stale
     min_person_joints: int = 4             # fewer known joints: the person has no usable skeleton
     robot_speed_unknown_mps: float = 1.0   # robot speed assumed when not measured
-    min_human_speed_mps: float = 0.0       # floor under a measured person speed
+    min_human_speed_mps: float = STANDARD_HUMAN_SPEED_MPS   # floor under a person's body speed (ISO 13855)
+    min_arm_speed_mps: float = ARM_SPEED_MPS                # floor under an arm's or hand's speed (ISO 13855)
     carve_margin_m: float = 0.05           # reach spheres are carved up to this in front of the depth
+    max_range_m: float = 20.0              # a joint farther from the frame's origin is invalid input
+    require_tracks: bool = False           # a fresh tracker array is needed to know who is in the cell
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, (int, float)) and not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{f.name} must be a finite number >= 0, got {v}")
+        if not (self.max_age_s > 0 and self.max_range_m > 0 and 1 <= self.min_person_joints <= len(COCO17_NAMES)):
+            raise ValueError(f"max_age_s and max_range_m must be > 0 and min_person_joints 1..17: {self}")
 
 
 def monitor_params(values: dict) -> MonitorParams:
@@ -71,8 +106,9 @@ def monitor_params(values: dict) -> MonitorParams:
     d = {"reaction_time_s": 0.1, "stopping_time_s": 0.3, "stopping_distance_m": -1.0, "intrusion_distance_m": 0.05,
          "human_uncertainty_m": 0.10, "robot_uncertainty_m": 0.05, "robot_max_speed_mps": 1.0,
          "robot_link_radius_m": 0.10, "warning_margin_m": 0.5, "max_age_s": 0.5, "min_person_joints": 4,
-         "robot_speed_unknown_mps": 1.0, "min_human_speed_mps": 0.0, "unknown_limb_reach": True,
-         "carve_margin_m": 0.05} | dict(values)
+         "robot_speed_unknown_mps": 1.0, "min_human_speed_mps": STANDARD_HUMAN_SPEED_MPS,
+         "min_arm_speed_mps": ARM_SPEED_MPS, "unknown_limb_reach": True, "carve_margin_m": 0.05,
+         "max_range_m": 20.0, "require_tracks": True} | dict(values)
     s_s = float(d["stopping_distance_m"])
     sep = SeparationParams(reaction_time_s=float(d["reaction_time_s"]), stopping_time_s=float(d["stopping_time_s"]),
                            stopping_distance_m=s_s if s_s >= 0 else None,
@@ -85,7 +121,9 @@ def monitor_params(values: dict) -> MonitorParams:
                          min_person_joints=int(d["min_person_joints"]),
                          robot_speed_unknown_mps=float(d["robot_speed_unknown_mps"]),
                          min_human_speed_mps=float(d["min_human_speed_mps"]),
-                         carve_margin_m=float(d["carve_margin_m"]),
+                         min_arm_speed_mps=float(d["min_arm_speed_mps"]),
+                         carve_margin_m=float(d["carve_margin_m"]), max_range_m=float(d["max_range_m"]),
+                         require_tracks=bool(d["require_tracks"]),
                          body=HumanBodyModel(cover_unknown=bool(d["unknown_limb_reach"])))
 
 
@@ -117,77 +155,215 @@ def _unknown(reason: str, data_age_s: float = math.nan) -> Verdict:
     return Verdict(UNKNOWN, speed_scale=0.0, data_age_s=data_age_s, reason=reason)
 
 
+def _speed_problem(speed_mps: float | None) -> str | None:
+    if speed_mps is None:
+        return None
+    try:
+        ok = math.isfinite(float(speed_mps)) and float(speed_mps) >= 0.0
+    except (TypeError, ValueError):
+        ok = False
+    return None if ok else f"speed {speed_mps!r} m/s is not a finite number >= 0"
+
+
+def _positions_problem(positions_m: np.ndarray, n: int | None, max_range_m: float) -> str | None:
+    """Why joint positions [J, 3] (NaN = unknown) are invalid input, or None: not [n, 3],
+    an infinite coordinate, a joint beyond max_range_m of the frame's origin."""
+    p = np.asarray(positions_m, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 3 or (n is not None and len(p) != n):
+        return f"positions of shape {p.shape}, need [{n if n is not None else 'J'}, 3]"
+    known = np.isfinite(p).all(axis=1)      # a joint with any NaN coordinate is unknown
+    if np.isinf(p).any():
+        return "a joint with an infinite coordinate"
+    with np.errstate(over="ignore", invalid="ignore"):
+        far = known & ~(np.abs(p).max(axis=1) <= max_range_m)
+    if far.any():
+        return f"a joint beyond {max_range_m:g} m of the camera (invalid, not far)"
+    return None
+
+
+def _age_problem(what: str, age_s: float, max_age_s: float) -> str | None:
+    if not math.isfinite(age_s):
+        return f"{what} has no finite stamp"
+    if age_s < 0.0:
+        return f"{what} is stamped {-age_s:.3f} s after now"
+    if not age_s <= max_age_s:
+        return f"{what} is {age_s:.2f} s old (max {max_age_s:.2f} s)"
+    return None
+
+
+def _robot_problem(robot: RobotState, params: MonitorParams) -> str | None:
+    pos = np.asarray(robot.positions_m, dtype=np.float64)
+    if pos.ndim != 2 or len(robot.joint_names) != len(pos):
+        return f"robot skeleton has {len(robot.joint_names)} joint names for positions of shape {pos.shape}"
+    why = _positions_problem(pos, None, params.max_range_m) or _speed_problem(robot.speed_mps)
+    if why:
+        return f"robot skeleton invalid: {why}"
+    missing = [n for n, p in zip(robot.joint_names, pos) if not np.isfinite(p).all()]
+    if missing or len(pos) < 2:
+        return f"robot joints unknown: {', '.join(missing) or 'fewer than two joints'}"
+    return None
+
+
+def _person_problem(person: PersonState, people_stamp_s: float, frame_id: str, params: MonitorParams) -> str | None:
+    why = (_positions_problem(person.positions_m, len(COCO17_NAMES), params.max_range_m)
+           or _speed_problem(person.speed_mps) or _speed_problem(person.arm_speed_mps))
+    if why:
+        return f"person {person.id}: {why}"
+    if not (math.isfinite(person.stamp_s) and person.stamp_s <= people_stamp_s):
+        return f"person {person.id} is stamped {person.stamp_s} s, after the frame ({people_stamp_s} s)"
+    if person.frame_id != frame_id:
+        return f"person {person.id} in frame {person.frame_id!r}, the robot in {frame_id!r}: not comparable"
+    known = int(np.isfinite(np.asarray(person.positions_m, dtype=np.float64)).all(axis=1).sum())
+    if known < params.min_person_joints:
+        return f"person {person.id} has {known} known joints (< {params.min_person_joints})"
+    return None
+
+
+@dataclass
+class _Part:
+    """A part of one person for the verdict: its capsules, the speed it moves at (m/s)."""
+    capsules: Capsules
+    speed_mps: float
+    pair: ClosestPair | None = None
+
+
+def _parts(person: PersonState, people_stamp_s: float, params: MonitorParams) -> tuple[_Part, _Part, Capsules,
+                                                                                        np.ndarray]:
+    """(trunk, arm, reach spheres, their end radii) of one person, each grown by how far
+    it may have moved since the person was seen (0 for a person of this frame)."""
+    # an unknown speed is the standard's, whatever the floors
+    v_body = max(params.min_human_speed_mps,
+                 float(person.speed_mps) if person.speed_mps is not None else STANDARD_HUMAN_SPEED_MPS)
+    v_arm = max(params.min_arm_speed_mps, v_body,
+                float(person.arm_speed_mps) if person.arm_speed_mps is not None else ARM_SPEED_MPS)
+    trunk, arm, reach, end_r = params.body.cover_parts(person.positions_m)
+    since_s = people_stamp_s - person.stamp_s
+    if since_s > 0.0:
+        trunk, arm, reach = trunk.grown(v_body * since_s), arm.grown(v_arm * since_s), reach.grown(v_arm * since_s)
+    return _Part(trunk, v_body), _Part(arm, v_arm), reach, end_r
+
+
+def person_speeds_mps(velocity_mps: np.ndarray, body: HumanBodyModel) -> tuple[float | None, float | None]:
+    """(body, arm) speeds in m/s of one person from per-joint velocities [17, 3] (m/s; NaN
+    = not measured): the fastest trunk joint's and the fastest arm joint's
+    (``body.arm_joints``); None where no joint of the part has a velocity."""
+    v = np.linalg.norm(np.asarray(velocity_mps, dtype=np.float64).reshape(len(COCO17_NAMES), 3), axis=1)
+    arm = np.zeros(len(v), bool)
+    arm[[COCO17_NAMES.index(n) for n in body.arm_joints]] = True
+    out = []
+    for part in (~arm, arm):
+        known = v[part][np.isfinite(v[part])]
+        out.append(float(known.max()) if len(known) else None)
+    return out[0], out[1]
+
+
+def _level(d: float, s_p: float, warning_margin_m: float) -> int:
+    """The level of a distance d against S_p; NaN never grants OK or WARNING."""
+    if d > s_p + warning_margin_m:
+        return OK
+    if d > s_p:
+        return WARNING
+    return PROTECTIVE_STOP
+
+
 def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: float, params: MonitorParams,
            people_stamp_s: float | None = None, unseen_person_ids: tuple[int, ...] = (),
-           depth: PooledDepth | None = None) -> Verdict:
+           depth: PooledDepth | None = None, tracks_stamp_s: float | None = None) -> Verdict:
     """The verdict at time now_s (seconds, same clock as the stamps).
 
     robot: None when no robot skeleton was received. people: None when no people
-    message was received; [] when the last one had nobody. people_stamp_s: stamp of the
-    people message (needed when it is empty; default the people's own stamps).
+    message was received; [] when the last one had nobody; a person whose stamp_s is
+    before people_stamp_s is one the tracker still holds, not seen since (coasting).
+    people_stamp_s: stamp of the people message (default: the newest person's).
     unseen_person_ids: ids of people seen by segmentation / tracking that have no
-    skeleton in ``people`` (each makes the verdict UNKNOWN). depth: the depth image of
-    the people's camera frame, pooled, to carve reach spheres with (None: whole spheres).
+    skeleton at all (each makes the verdict UNKNOWN). depth: the depth image of the
+    people's camera frame, pooled, to carve the reach spheres of the people seen in that
+    frame with (None: whole spheres). tracks_stamp_s: stamp of the tracker's newest
+    array, which ``people`` follows (with ``params.require_tracks``, None or a stale one
+    is UNKNOWN: the monitor cannot know who is in the cell).
     """
+    try:
+        now_s = float(now_s)
+    except (TypeError, ValueError):
+        now_s = math.nan
+    if not math.isfinite(now_s):
+        return _unknown(f"the clock ({now_s}) is not finite")
     if robot is None:
         return _unknown("no robot skeleton received")
-    robot_age = now_s - robot.stamp_s
-    if not robot_age <= params.max_age_s:
-        return _unknown(f"robot skeleton is {robot_age:.2f} s old (max {params.max_age_s:.2f} s)", robot_age)
-    pos = np.asarray(robot.positions_m, dtype=np.float64).reshape(-1, 3)
-    missing = [n for n, p in zip(robot.joint_names, pos) if not np.isfinite(p).all()]
-    if missing or len(pos) < 2:
-        return _unknown(f"robot joints unknown: {', '.join(missing) or 'fewer than two joints'}", robot_age)
+    robot_age = now_s - float(robot.stamp_s)
+    why = _age_problem("robot skeleton", robot_age, params.max_age_s) or _robot_problem(robot, params)
+    if why:
+        return _unknown(why, robot_age)
     if people is None:
         return _unknown("no people message received", robot_age)
-    stamps = [p.stamp_s for p in people] + ([people_stamp_s] if people_stamp_s is not None else [])
-    if not stamps:
-        return _unknown("people message has no stamp", robot_age)
-    people_age = now_s - min(stamps)
-    age = max(robot_age, people_age)
-    if not people_age <= params.max_age_s:
-        return _unknown(f"people skeletons are {people_age:.2f} s old (max {params.max_age_s:.2f} s)", age)
+    if people_stamp_s is None:
+        if not people:
+            return _unknown("people message has no stamp", robot_age)
+        people_stamp_s = max(float(p.stamp_s) for p in people)
+    people_age = now_s - float(people_stamp_s)
+    age = max(robot_age, people_age) if math.isfinite(people_age) else math.nan
+    why = _age_problem("people skeletons", people_age, params.max_age_s)
+    if why:
+        return _unknown(why, age)
+    if params.require_tracks:
+        if tracks_stamp_s is None:
+            return _unknown("no person tracks received: who is in the cell is unknown", age)
+        tracks_age = now_s - float(tracks_stamp_s)
+        why = _age_problem("the tracker's person tracks", tracks_age, params.max_age_s)
+        if why:
+            return _unknown(why, age)
+        age = max(age, tracks_age)
+    for person in people:
+        why = _person_problem(person, people_stamp_s, robot.frame_id, params)
+        if why:
+            return _unknown(why, age)
     if unseen_person_ids:
         ids = ", ".join(str(i) for i in unseen_person_ids)
         return _unknown(f"person {ids} seen without a skeleton", age)
-    for person in people:
-        known = int(np.isfinite(np.asarray(person.positions_m, dtype=np.float64)).all(axis=1).sum())
-        if known < params.min_person_joints:
-            return _unknown(f"person {person.id} has {known} known joints (< {params.min_person_joints})", age)
     if not people:
         return Verdict(OK, speed_scale=1.0, data_age_s=age, reason="no person in view")
 
+    pos = np.asarray(robot.positions_m, dtype=np.float64)
     robot_caps = chain_capsules(robot.joint_names, pos, params.robot_link_radius_m)
     v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
     # The inputs are `age` old: the person and the robot kept moving meanwhile, so the
     # reaction time counts from the camera's capture, not from now.
-    sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + max(age, 0.0))
+    sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + age)
+    parts = [_parts(p, people_stamp_s, params) for p in people]
+    # trunks, and the arms + reach of people not carved, in one vectorised pass
+    carve = [depth is not None and p.stamp_s == people_stamp_s for p in people]
+    groups = [trunk.capsules for trunk, *_ in parts]
+    groups += [arm.capsules.concat(reach) for (_, arm, reach, _), c in zip(parts, carve) if not c]
+    pairs = iter(closest_pairs(groups, robot_caps))
+    for trunk, *_ in parts:
+        trunk.pair = next(pairs)
+    for (_, arm, reach, end_r), c in zip(parts, carve):
+        arm.pair = (closest_pair_carved(arm.capsules, reach, end_r, robot_caps, depth, params.carve_margin_m)
+                    if c else next(pairs))
     worst: Verdict | None = None
     speed_scale = 1.0
-    if depth is None:
-        pairs = closest_pairs([params.body.capsules(p.positions_m) for p in people], robot_caps)
-    else:
-        pairs = [closest_pair_carved(*params.body.cover(p.positions_m), robot_caps, depth, params.carve_margin_m)
-                 for p in people]
-    for person, pair in zip(people, pairs):
-        if pair is None:   # no robot capsule (cannot happen after the checks above) or no body capsule
-            return _unknown(f"no capsules for person {person.id} or the robot", age)
-        v_h = (STANDARD_HUMAN_SPEED_MPS if person.speed_mps is None
-               else max(float(person.speed_mps), params.min_human_speed_mps))
-        s_p = protective_separation(v_h, v_r, sep).total_m
-        d = pair.distance_m
-        if d <= s_p:
-            level, why = PROTECTIVE_STOP, f"person {person.id} at {d:.2f} m, within S_p {s_p:.2f} m"
-        elif d <= s_p + params.warning_margin_m:
-            level, why = WARNING, f"person {person.id} at {d:.2f} m, within S_p {s_p:.2f} m + margin"
-        else:
-            level, why = OK, f"closest person {person.id} at {d:.2f} m, S_p {s_p:.2f} m"
-        speed_scale = min(speed_scale, allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps)
-        v = Verdict(level, d, s_p, 0.0, person.id, pair.name_a, pair.name_b, age, why, pair.point_a, pair.point_b)
-        # the worst: the highest level (the levels' values are in order of severity), then the
-        # deepest inside its S_p
-        if worst is None or (v.level, v.separation_m - v.min_distance_m) > \
-                (worst.level, worst.separation_m - worst.min_distance_m):
-            worst = v
-    worst.speed_scale = 0.0 if worst.level == PROTECTIVE_STOP else float(min(max(speed_scale, 0.0), 1.0))
+    for person, (trunk, arm, _, _) in zip(people, parts):
+        for part in (trunk, arm):
+            if part.pair is None:
+                continue
+            s_p = protective_separation(part.speed_mps, v_r, sep).total_m
+            d = part.pair.distance_m
+            if not (math.isfinite(d) and math.isfinite(s_p)):
+                return _unknown(f"person {person.id}: distance {d} m or S_p {s_p} m not finite", age)
+            level = _level(d, s_p, params.warning_margin_m)
+            why = {OK: f"closest person {person.id} at {d:.2f} m, S_p {s_p:.2f} m",
+                   WARNING: f"person {person.id} at {d:.2f} m, within S_p {s_p:.2f} m + margin",
+                   PROTECTIVE_STOP: f"person {person.id} at {d:.2f} m, within S_p {s_p:.2f} m"}[level]
+            speed_scale = min(speed_scale, allowed_robot_speed(d, part.speed_mps, sep) / sep.robot_max_speed_mps)
+            v = Verdict(level, d, s_p, 0.0, person.id, part.pair.name_a, part.pair.name_b, age, why,
+                        part.pair.point_a, part.pair.point_b)
+            # the worst: the highest level (the levels' values are in order of severity), then the
+            # deepest inside its S_p
+            if worst is None or (v.level, v.separation_m - v.min_distance_m) > \
+                    (worst.level, worst.separation_m - worst.min_distance_m):
+                worst = v
+    if worst is None:
+        return _unknown("no capsules for the people or the robot", age)
+    scale = float(min(max(speed_scale, 0.0), 1.0)) if math.isfinite(speed_scale) else 0.0
+    worst.speed_scale = 0.0 if worst.level == PROTECTIVE_STOP else scale
     return worst
