@@ -25,6 +25,7 @@ EXECUTABLES: dict[str, tuple[str, str]] = {
     "robot_pose": ("hrc_perception.ros.robot_pose_node", "RobotPoseNode"),
     "human_pose": ("hrc_perception.ros.human_pose_node", "HumanPoseNode"),
     "safety_monitor": ("hrc_perception.ros.safety_monitor_node", "SafetyMonitorNode"),
+    "safety_watchdog": ("hrc_perception.ros.safety_watchdog_node", "SafetyWatchdogNode"),
 }
 
 
