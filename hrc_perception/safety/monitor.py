@@ -166,9 +166,11 @@ def _speed_problem(speed_mps: float | None) -> str | None:
 
 
 def _positions_problem(positions_m: np.ndarray, n: int | None, max_range_m: float) -> str | None:
-    """Why joint positions [J, 3] (NaN = unknown) are invalid input, or None: not [n, 3],
-    an infinite coordinate, a joint beyond max_range_m of the frame's origin."""
-    p = np.asarray(positions_m, dtype=np.float64)
+    """Why joint positions [J, 3] (NaN = unknown) are invalid input, or None: not numbers,
+    not [n, 3], an infinite coordinate, a joint beyond max_range_m of the frame's origin."""
+    p = _as_positions(positions_m)
+    if p is None:
+        return "positions are not numbers"
     if p.ndim != 2 or p.shape[1] != 3 or (n is not None and len(p) != n):
         return f"positions of shape {p.shape}, need [{n if n is not None else 'J'}, 3]"
     known = np.isfinite(p).all(axis=1)      # a joint with any NaN coordinate is unknown
@@ -192,7 +194,9 @@ def _age_problem(what: str, age_s: float, max_age_s: float) -> str | None:
 
 
 def _robot_problem(robot: RobotState, params: MonitorParams) -> str | None:
-    pos = np.asarray(robot.positions_m, dtype=np.float64)
+    pos = _as_positions(robot.positions_m)
+    if pos is None:
+        return "robot skeleton positions are not numbers"
     if pos.ndim != 2 or len(robot.joint_names) != len(pos):
         return f"robot skeleton has {len(robot.joint_names)} joint names for positions of shape {pos.shape}"
     why = _positions_problem(pos, None, params.max_range_m) or _speed_problem(robot.speed_mps)
@@ -266,6 +270,14 @@ def _level(d: float, s_p: float, warning_margin_m: float) -> int:
     return PROTECTIVE_STOP
 
 
+def _as_positions(positions_m) -> np.ndarray | None:
+    """positions as a float64 array, or None when they are not numbers at all."""
+    try:
+        return np.asarray(positions_m, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
 def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: float, params: MonitorParams,
            people_stamp_s: float | None = None, unseen_person_ids: tuple[int, ...] = (),
            depth: PooledDepth | None = None, tracks_stamp_s: float | None = None) -> Verdict:
@@ -280,8 +292,16 @@ def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: fl
     people's camera frame, pooled, to carve the reach spheres of the people seen in that
     frame with (None: whole spheres). tracks_stamp_s: stamp of the tracker's newest
     array, which ``people`` follows (with ``params.require_tracks``, None or a stale one
-    is UNKNOWN: the monitor cannot know who is in the cell).
+    is UNKNOWN: the monitor cannot know who is in the cell). Never raises: input it
+    cannot read is UNKNOWN with the reason.
     """
+    try:
+        return _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, depth, tracks_stamp_s)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: what cannot be read is not OK
+        return _unknown(f"invalid input: {type(e).__name__}: {e}")
+
+
+def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, depth, tracks_stamp_s) -> Verdict:
     try:
         now_s = float(now_s)
     except (TypeError, ValueError):
