@@ -28,22 +28,33 @@ def point_segment_distance_m(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> flo
     return float(np.linalg.norm(p - (a + t * ab)))
 
 
-def nearest_joint_distance_m(person_m: np.ndarray, robot_m: np.ndarray, link_radius_m: float) -> float:
-    """Smallest distance (m) from a known joint of person_m [17, 3] to the robot's link
-    surfaces (segments between consecutive robot joints robot_m [J, 3], minus the radius)."""
-    best = math.inf
-    for p in person_m[np.isfinite(person_m).all(axis=1)]:
-        for a, b in zip(robot_m[:-1], robot_m[1:]):
-            best = min(best, point_segment_distance_m(p, a, b) - link_radius_m)
-    return best
+ONLY_ARM_JOINTS = (7, 8, 9, 10)     # COCO-17 elbows and wrists: on no trunk capsule
+
+
+def joint_distances_m(person_m: np.ndarray, robot_m: np.ndarray, link_radius_m: float) -> np.ndarray:
+    """[17] distance (m) from each joint of person_m [17, 3] to the robot's link surfaces
+    (segments between consecutive robot joints robot_m [J, 3], minus the radius); inf for
+    an unknown joint."""
+    out = np.full(len(person_m), math.inf)
+    for j, p in enumerate(person_m):
+        if np.isfinite(p).all():
+            out[j] = min(point_segment_distance_m(p, a, b) for a, b in zip(robot_m[:-1], robot_m[1:])) - link_radius_m
+    return out
 
 
 def margin_upper_bound_m(person_m: np.ndarray, since_s: float, robot_m: np.ndarray, robot_speed_mps: float,
                          age_s: float, params) -> float:
     """An upper bound (m) of the margin (distance - S_p) any correct verdict can give this
-    person: the nearest known joint point, grown by the body floor speed x since_s, against
-    S_p with the body floor speed and T_r lengthened by age_s."""
-    d = nearest_joint_distance_m(person_m, robot_m, params.robot_link_radius_m)
-    d -= params.min_human_speed_mps * max(since_s, 0.0)
+    person: over the known joints, the joint point's distance grown by its slowest part's
+    floor speed x since_s, against S_p at that speed with T_r lengthened by age_s. A joint
+    of the trunk (or the shoulder, shared) moves at least at the body floor, an elbow or
+    wrist (on arm capsules only) at least at the arm floor (ISO 13855)."""
+    d = joint_distances_m(person_m, robot_m, params.robot_link_radius_m)
     sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + max(age_s, 0.0))
-    return d - protective_separation(params.min_human_speed_mps, robot_speed_mps, sep).total_m
+    v_body = params.min_human_speed_mps
+    v_arm = max(params.min_arm_speed_mps, v_body)
+    best = math.inf
+    for j in np.flatnonzero(np.isfinite(d)):
+        v = v_arm if j in ONLY_ARM_JOINTS else v_body
+        best = min(best, d[j] - v * max(since_s, 0.0) - protective_separation(v, robot_speed_mps, sep).total_m)
+    return best
