@@ -57,6 +57,31 @@ def spin_until(executor, predicate, timeout_s: float = 5.0) -> bool:
     return predicate()
 
 
+def image_sample(encoding: str, h: int, w: int, seed: int = 0):
+    """A random array [h, w] or [h, w, C] of an image encoding's dtype (values use every byte)."""
+    import numpy as np
+
+    from hrc_perception.io.image_codec import ENCODINGS
+    rng = np.random.default_rng(seed)
+    enc = ENCODINGS[encoding]
+    shape = (h, w, enc.channels) if enc.channels > 1 else (h, w)
+    if enc.dtype.kind == "f":
+        return rng.uniform(-1e3, 1e3, shape).astype(enc.dtype)
+    return rng.integers(0, np.iinfo(enc.dtype).max, shape, endpoint=True).astype(enc.dtype)
+
+
+def image_wire(a, pad: int = 0, big_endian: bool = False, extra: int = 0) -> tuple[int, bytes]:
+    """(step, data) of an image array [H, W] or [H, W, C] laid out by hand the way a
+    sensor_msgs/Image carries it (not by the code under test): elements big or little
+    endian, ``pad`` bytes 0xAB after each row, ``extra`` bytes 0xCD at the end."""
+    import numpy as np
+    wire = a.astype(a.dtype.newbyteorder(">" if big_endian else "<"))
+    h = a.shape[0]
+    rows = wire.reshape(h, -1).view(np.uint8) if h else np.zeros((0, 0), np.uint8)
+    padded = np.concatenate([rows, np.full((h, pad), 0xAB, np.uint8)], axis=1)
+    return padded.shape[1], padded.tobytes() + b"\xcd" * extra
+
+
 @pytest.fixture(scope="session")
 def tiny_seg_data(tmp_path_factory, small_cell_yaml):
     """Synth COCO outputs of the small cell: train/ (4 frames, seed 11), val/ (seed 12)."""

@@ -1,11 +1,12 @@
 """Bag export: frames written to MCAP read back identical with rosbags and with rclpy."""
 import numpy as np
 import pytest
+from conftest import image_wire
 from rosbags.rosbag2 import Reader
 
 from hrc_perception.geometry import matrix_from_quaternion
-from hrc_perception.io.bag import (COLOR_TOPIC, DEPTH_TOPIC, GT_PARTS_TOPIC, TYPESTORE, BagWriter, Header,
-                                   JointState, Time, full_topic, read_bag_frames)
+from hrc_perception.io.bag import (CAMERA_FRAME_ID, COLOR_TOPIC, DEPTH_TOPIC, GT_PARTS_TOPIC, TYPESTORE, BagWriter,
+                                   Header, Image, JointState, Time, full_topic, read_bag_frames)
 from hrc_perception.io.ground_truth import GroundTruthWriter, read_ground_truth
 
 
@@ -149,3 +150,75 @@ def test_a_frame_missing_a_record_is_skipped_and_the_others_come_out(tmp_path, b
     assert len(lost) == len(records) - 1
     out = _copy_bag(bag_dir, tmp_path / "lost", keep=lambda t: False, extra=lost)
     assert [b.stamp_ns for b in read_bag_frames(out)] == [stamps[0], stamps[2], stamps[3]]
+
+
+def _colour_wire(rgb: np.ndarray, encoding: str) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels [H, W, C] or [H, W] uint8 as a camera driver sends them in ``encoding``,
+    the RGB [H, W, 3] they show)."""
+    alpha = np.full(rgb.shape[:2] + (1,), 200, np.uint8)
+    if encoding == "mono8":
+        return rgb[..., 1], np.repeat(rgb[..., 1:2], 3, axis=2)
+    return {"rgb8": rgb, "bgr8": rgb[..., ::-1], "rgba8": np.concatenate([rgb, alpha], 2),
+            "bgra8": np.concatenate([rgb[..., ::-1], alpha], 2)}[encoding], rgb
+
+
+def _depth_wire(depth_mm: np.ndarray, encoding: str) -> np.ndarray:
+    """Depth [H, W] as a driver sends it: uint16 mm, or float32 metres with NaN where there is none."""
+    if encoding == "32FC1":
+        return np.where(depth_mm > 0, depth_mm.astype(np.float32) / np.float32(1000), np.float32(np.nan))
+    return depth_mm
+
+
+def _image_record(topic: str, a: np.ndarray, encoding: str, stamp_ns: int, big_endian: bool) -> tuple:
+    """(topic, msgtype, log time, raw CDR) of a sensor_msgs/Image laid out by hand: 2 bytes
+    of padding after each row, big- or little-endian elements."""
+    step, data = image_wire(a, pad=2, big_endian=big_endian)
+    msg = Image(header=Header(stamp=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=CAMERA_FRAME_ID),
+                height=a.shape[0], width=a.shape[1], encoding=encoding, is_bigendian=int(big_endian), step=step,
+                data=np.frombuffer(data, np.uint8))
+    return topic, "sensor_msgs/msg/Image", stamp_ns, bytes(TYPESTORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+
+
+def _driver_bag(tmp_path, bag_dir, frames, colour: str, depth: str, big_endian: bool = False):
+    """A copy of bag_dir whose colour and depth images are in the given encodings."""
+    camera = (full_topic("/cell", COLOR_TOPIC), full_topic("/cell", DEPTH_TOPIC))
+    extra = []
+    for f in frames:
+        extra.append(_image_record(camera[0], _colour_wire(f.rgb, colour)[0], colour, f.stamp_ns, big_endian))
+        extra.append(_image_record(camera[1], _depth_wire(f.depth_mm, depth), depth, f.stamp_ns, big_endian))
+    return _copy_bag(bag_dir, tmp_path / f"{colour}_{depth}", keep=lambda t: t not in camera, extra=extra)
+
+
+def _assert_frames_read_back(bag, frames, colour: str):
+    got = list(read_bag_frames(bag))
+    assert [b.stamp_ns for b in got] == [f.stamp_ns for f in frames]
+    for b, f in zip(got, frames):
+        assert b.rgb.dtype == np.uint8 and b.rgb.shape == f.rgb.shape
+        np.testing.assert_array_equal(b.rgb, _colour_wire(f.rgb, colour)[1])
+        assert b.depth_mm.dtype == np.uint16
+        np.testing.assert_array_equal(b.depth_mm, f.depth_mm)
+        np.testing.assert_array_equal(b.instance_mask, f.instance_mask)
+
+
+def test_a_driver_bag_with_bgr8_colour_and_32fc1_metres_reads_back_as_rgb_and_millimetres(tmp_path, bag_dir,
+                                                                                          small_frames):
+    frames = small_frames[:4]
+    assert (frames[0].depth_mm == 0).any() and (frames[0].depth_mm > 0).any()   # holes (NaN in 32FC1) and depth
+    _assert_frames_read_back(_driver_bag(tmp_path, bag_dir, frames, "bgr8", "32FC1"), frames, "bgr8")
+
+
+@pytest.mark.parametrize("colour, depth, big_endian", [
+    ("rgb8", "16UC1", True), ("rgba8", "mono16", False), ("bgra8", "32FC1", True), ("mono8", "16UC1", False),
+    ("bgr8", "mono16", True)])
+def test_every_colour_and_depth_encoding_reads_back(tmp_path, bag_dir, small_frames, colour, depth, big_endian):
+    frames = small_frames[:2]
+    _assert_frames_read_back(_driver_bag(tmp_path, bag_dir, frames, colour, depth, big_endian), frames, colour)
+
+
+def test_an_unreadable_image_is_a_clear_error(tmp_path, bag_dir, small_frames):
+    from hrc_perception.io.image_codec import ImageConversionError
+    f = small_frames[0]
+    bad = _copy_bag(bag_dir, tmp_path / "yuv", keep=lambda t: not t.endswith(COLOR_TOPIC), extra=[
+        _image_record(full_topic("/cell", COLOR_TOPIC), f.rgb, "yuv444", f.stamp_ns, False)])
+    with pytest.raises(ImageConversionError, match=r"'yuv444' is not a colour encoding \(rgb8, bgr8"):
+        list(read_bag_frames(bad))

@@ -12,34 +12,50 @@ from hrc_perception.ros.bringup import start_graph
 from hrc_perception.ros.graph import load_graph
 
 
-def _run(ros_context, tmp_path, graph_name, overrides, seconds, until=None, probe=None, max_extra_s=30.0):
-    """Run a graph and a recorder of /cell for ``seconds``, then, with ``until`` (a
-    predicate), on until it holds (at most ``max_extra_s`` more: on a loaded machine
-    the models take a while to give their first results); ``probe``: an extra node to
-    spin with them. Return the recorded bag and its frames by stamp."""
+CAMERA = ("/cell/camera/color/image_raw", "/cell/camera/depth/image_raw", "/cell/camera/color/camera_info")
+WAIT_S = 60.0   # every wait returns as soon as its condition holds: generous costs nothing when it passes
+
+
+def _recorded(recorder, topics, n: int) -> bool:
+    """The recorder has written at least n messages on each of the topics."""
+    return all(recorder.counts.get(t, 0) >= n for t in topics)
+
+
+def _matched(nodes, topics) -> bool:
+    """Every publisher of the nodes on these topics is matched (in DDS) with every
+    subscription the ROS graph knows of on its topic, the recorder's included: nothing
+    published from now on is lost to discovery."""
+    return all(p.get_subscription_count() >= n.count_subscribers(p.topic_name)
+               for n in nodes for p in n.publishers if p.topic_name in topics)
+
+
+def _run(ros_context, tmp_path, graph_name, overrides, topics, until, probe=None, timeout_s=WAIT_S):
+    """Run a graph and a recorder of /cell until ``until(recorder)`` holds, at most
+    timeout_s (every node of the graph shares this process and 2 cores with whatever
+    else runs: the models take a while to give their first results). The nodes are
+    activated once the recorder has subscribed to every topic of ``topics`` and their
+    publishers (which exist from configure) are matched with it: nothing the test
+    needs is lost to discovery.
+    ``probe``: an extra node to spin with them. Return the recorded bag and its
+    frames by stamp."""
     ex = MultiThreadedExecutor(context=ros_context)
     if probe is not None:
         ex.add_node(probe)
     recorder = BagRecorder(tmp_path / f"{graph_name}_out", topic_namespace="/cell", context=ros_context)
     ex.add_node(recorder)
-    spin_until(ex, lambda: False, timeout_s=0.5)          # let the recorder start discovering
     graph = load_graph(graph_name)
     overrides = {gn.name: {"autostart": False} | overrides.get(gn.name, {}) for gn in graph.nodes}
     nodes = start_graph(graph, context=ros_context, overrides=overrides)
     for n in nodes:
         ex.add_node(n)
         n.trigger_configure()
-    # start publishing once the recorder listens to the camera (nothing is lost to discovery)
-    camera = {"/cell/camera/color/image_raw", "/cell/camera/depth/image_raw", "/cell/camera/color/camera_info"}
-    assert spin_until(ex, lambda: camera <= set(recorder.subscribed_topics), timeout_s=10.0)
+    assert spin_until(ex, lambda: set(topics) <= set(recorder.subscribed_topics) and _matched(nodes, topics),
+                      timeout_s=timeout_s)
     for n in nodes:
         n.trigger_activate()
-    spin_until(ex, lambda: False, timeout_s=seconds)
-    if until is not None:
-        spin_until(ex, until, timeout_s=max_extra_s)
+    spin_until(ex, lambda: until(recorder), timeout_s=timeout_s)
     for n in nodes:
         n.trigger_deactivate()
-    spin_until(ex, lambda: False, timeout_s=0.5)
     out = recorder.stop()
     ex.shutdown()
     for n in nodes + [recorder]:
@@ -50,14 +66,30 @@ def _run(ros_context, tmp_path, graph_name, overrides, seconds, until=None, prob
 def test_demo_graph_publishes_camera_and_ground_truth(ros_context, tmp_path, small_cell_yaml):
     from rosbags.rosbag2 import Reader
 
-    from hrc_perception.msg import SkeletonArray
+    from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray
+    from hrc_perception.ros.convert import stamp_to_ns
+    truth_topics = ("/cell/ground_truth/robot/skeleton", "/cell/ground_truth/humans/skeletons")
+    status_topic = "/cell/safety/status"
+    topics = set(CAMERA) | set(truth_topics) | {status_topic, "/cell/ground_truth/objects/poses",
+                                                "/cell/ground_truth/segmentation/instances"}
     probe = rclpy.create_node("people_probe", context=ros_context)
-    people = []
+    people, seen = [], {t: [] for t in (*truth_topics, status_topic)}   # seen: header stamps (ns), in order
     probe.create_subscription(SkeletonArray, "/cell/humans/skeletons", people.append, 10)
+    for topic, cls in zip(seen, (Skeleton, SkeletonArray, SafetyStatus)):
+        probe.create_subscription(cls, topic, lambda m, got=seen[topic]: got.append(stamp_to_ns(m.header.stamp)), 10)
+
+    def done(recorder) -> bool:
+        """What the test asserts is in the recording: 3 camera frames, every topic, a
+        safety status about a frame with ground truth, 2 people skeletons."""
+        truth = set(seen[truth_topics[0]]) & set(seen[truth_topics[1]])
+        paired = any(s in truth for s in seen[status_topic])
+        # the recorder listened before anything was published: as many as the probe means the same ones
+        return (len(people) >= 2 and paired and _recorded(recorder, CAMERA, 3) and _recorded(recorder, topics, 1)
+                and all(recorder.counts.get(t, 0) >= len(got) for t, got in seen.items()))
+
     out, frames = _run(ros_context, tmp_path, "demo",
                        {"rgbd_capture": {"config": str(small_cell_yaml), "seed": 2, "realtime": False,
-                                         "rate_hz": 20.0}}, seconds=8.0,
-                       until=lambda: len(people) >= 2, probe=probe)
+                                         "rate_hz": 20.0}}, topics, done, probe=probe)
     probe.destroy_node()
     assert len(frames) >= 3     # every node of the graph shares this process (and 2 cores)
     f = next(iter(frames.values()))
@@ -83,15 +115,12 @@ def test_replay_graph_republishes_a_bag_bit_exact(ros_context, tmp_path, small_f
     for f in small_frames[:4]:
         w.add(f)
     w.close()
-    from sensor_msgs.msg import JointState
-    probe = rclpy.create_node("joints_probe", context=ros_context)
-    joints = []
-    probe.create_subscription(JointState, "/cell/joint_states", joints.append, 10)
-    # the models' start-up shares the 2 cores with the capture timer: wait for every frame
+    # the models' start-up shares the 2 cores with the capture timer: wait until the
+    # recorder has every frame and its joint_states
+    topics = (*CAMERA, "/cell/joint_states")
     _, frames = _run(ros_context, tmp_path, "replay",
-                     {"rgbd_capture": {"bag_path": str(bag), "realtime": False, "rate_hz": 20.0}}, seconds=6.0,
-                     until=lambda: len(joints) >= 4, probe=probe)
-    probe.destroy_node()
+                     {"rgbd_capture": {"bag_path": str(bag), "realtime": False, "rate_hz": 20.0}}, topics,
+                     lambda recorder: _recorded(recorder, topics, 4))
     sent = {f.stamp_ns: f for f in small_frames[:4]}
     assert set(frames) == set(sent)
     for stamp, got in frames.items():

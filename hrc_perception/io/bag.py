@@ -11,6 +11,8 @@ frame's stamp and the colour camera's optical frame unless noted:
 - ``ground_truth/robot/keypoints`` geometry_msgs/PoseArray: robot keypoint positions (identity orientation)
 - ``ground_truth/parts/poses`` geometry_msgs/PoseArray: part poses (model to camera)
 - ``ground_truth/humans/keypoints`` geometry_msgs/PoseArray: COCO-17 joints of every person, person after person
+Reading (:func:`read_bag_frames`) accepts every colour and depth encoding of
+``hrc_perception.io.image_codec`` (a camera driver's bgr8 colour, 32FC1 depth ...).
 The order of entries in the PoseArrays, classes, identities and visibility are in
 the ground-truth sidecar (``hrc_perception.io.ground_truth``), keyed by stamp.
 """
@@ -29,6 +31,7 @@ from rosbags.typesys import Stores, get_typestore
 from hrc_perception.capture.sources import JointStateSample
 from hrc_perception.geometry import quaternion_from_matrix
 from hrc_perception.io.atomic import PartialDir
+from hrc_perception.io.image_codec import decode, decode_depth_mm, decode_rgb, encode
 from hrc_perception.sim.frame import Frame
 
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
@@ -75,11 +78,11 @@ def _header(stamp_ns: int, frame_id: str):
 
 
 def image_msg(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str):
-    """sensor_msgs/Image of an [H, W] or [H, W, C] array (little endian)."""
-    a = np.ascontiguousarray(array)
-    h, w = a.shape[:2]
-    return Image(header=_header(stamp_ns, frame_id), height=h, width=w, encoding=encoding, is_bigendian=0,
-                 step=a.strides[0], data=a.reshape(-1).view(np.uint8))
+    """sensor_msgs/Image (rosbags) of an array (shapes and dtypes: ``image_codec.encode``),
+    little endian, unpadded."""
+    enc = encode(array, encoding)
+    return Image(header=_header(stamp_ns, frame_id), height=enc.height, width=enc.width, encoding=enc.encoding,
+                 is_bigendian=enc.is_bigendian, step=enc.step, data=np.frombuffer(enc.data, np.uint8))
 
 
 def camera_info_msg(K: np.ndarray, width: int, height: int, stamp_ns: int, frame_id: str):
@@ -157,10 +160,12 @@ class BagWriter:
 
 @dataclass
 class BagFrame:
-    """Images of one stamp read back from a bag: rgb [H, W, 3] uint8, depth_mm [H, W]
-    uint16, instance_mask [H, W] uint16 (None if absent), K [3, 3]; joint_state: the
-    newest joint_states stamped at or before stamp_ns (None if none yet);
-    has_joint_states: the bag has a joint_states topic."""
+    """Images of one stamp read back from a bag: rgb [H, W, 3] uint8 RGB (of any colour
+    encoding: rgb8, bgr8, rgba8, bgra8, mono8), depth_mm [H, W] uint16 millimetres, 0 =
+    invalid (16UC1 / mono16 as recorded, 32FC1 metres rounded to mm), instance_mask
+    [H, W] uint16 (None if absent), K [3, 3]; joint_state: the newest joint_states
+    stamped at or before stamp_ns (None if none yet); has_joint_states: the bag has a
+    joint_states topic."""
     stamp_ns: int
     rgb: np.ndarray
     depth_mm: np.ndarray
@@ -168,19 +173,6 @@ class BagFrame:
     K: np.ndarray
     joint_state: JointStateSample | None = None
     has_joint_states: bool = False
-
-
-def image_from_msg(msg) -> np.ndarray:
-    """Array of a deserialized sensor_msgs/Image (rgb8, mono8, 16UC1, mono16, 32FC1)."""
-    dtypes = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "mono8": (np.uint8, 1),
-              "16UC1": (np.uint16, 1), "mono16": (np.uint16, 1), "32FC1": (np.float32, 1)}
-    if msg.encoding not in dtypes:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r}")
-    dtype, ch = dtypes[msg.encoding]
-    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)
-    a = rows[:, : msg.width * ch * dt.itemsize].copy().view(dt).astype(dtype)
-    return a.reshape(msg.height, msg.width, ch) if ch > 1 else a.reshape(msg.height, msg.width)
 
 
 def _stamp_ns(msg) -> int:
@@ -215,8 +207,8 @@ def read_bag_frames(path: Path, namespace: str = "/cell") -> Iterator[BagFrame]:
 
         def frame(st: int, entry: dict) -> BagFrame:
             before = [j for j in joint_states if j.stamp_ns <= st]
-            mask = image_from_msg(entry[GT_MASK_TOPIC]) if GT_MASK_TOPIC in entry else None
-            return BagFrame(st, image_from_msg(entry[COLOR_TOPIC]), image_from_msg(entry[DEPTH_TOPIC]), mask,
+            mask = decode(entry[GT_MASK_TOPIC]) if GT_MASK_TOPIC in entry else None
+            return BagFrame(st, decode_rgb(entry[COLOR_TOPIC]), decode_depth_mm(entry[DEPTH_TOPIC]), mask,
                             np.asarray(entry[INFO_TOPIC].k, dtype=np.float64).reshape(3, 3),
                             before[-1] if before else None, has_joints)
 

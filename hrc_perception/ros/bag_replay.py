@@ -271,6 +271,7 @@ class BagReplayer(Node):
         self._thread: threading.Thread | None = None
         self._run_lock = threading.Lock()
         self.published = 0           # records published, all passes
+        self.clocks_published = 0    # /clock messages published, all passes
         self.passes = 0              # completed passes over the bag
         self.error: str | None = None
         self.get_logger().info(
@@ -403,6 +404,7 @@ class BagReplayer(Node):
         msg = self._clock_cls()
         msg.clock.sec, msg.clock.nanosec = divmod(int(t_ns), 1_000_000_000)
         self._clock_pub.publish(msg)
+        self.clocks_published += 1
 
     @staticmethod
     def _restamped(topic: _Topic, data: bytes, ros0_ns: int, t0_ns: int, scale: float) -> bytes:

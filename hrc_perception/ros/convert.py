@@ -1,17 +1,10 @@
 """Conversions between rclpy messages and numpy arrays (pure functions, no node needed).
 
-This is the project's only image <-> numpy path. Where ``cv_bridge`` exists its
-results for the encodings below are tested to be identical
+Images: a thin rclpy layer over :mod:`hrc_perception.io.image_codec`, the project's
+only image <-> numpy path (the bag reader uses it too); its table gives the
+encodings (rgb8, bgr8, rgba8, bgra8, mono8, 16UC1, mono16, 32FC1) and arrays. Where
+``cv_bridge`` exists its results for those encodings are tested to be identical
 (``test/test_ros_convert.py``), but it is never used at run time.
-
-Images (``sensor_msgs/Image``), arrays in the message's own channel order:
-
-| encoding          | array                        |
-|-------------------|------------------------------|
-| ``rgb8``, ``bgr8``| [H, W, 3] uint8              |
-| ``mono8``         | [H, W] uint8                 |
-| ``16UC1``, ``mono16`` | [H, W] uint16            |
-| ``32FC1``         | [H, W] float32               |
 
 Reading honours ``step`` (row padding) and ``is_bigendian``; writing gives a
 little-endian, unpadded message (``step = width * bytes_per_pixel``). Bad images
@@ -25,7 +18,6 @@ metres. Stamps are integer nanoseconds.
 from __future__ import annotations
 
 import array
-from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -34,90 +26,23 @@ from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from hrc_perception.geometry import make_T, matrix_from_quaternion, quaternion_from_matrix
-
-
-class ImageConversionError(ValueError):
-    """An Image message (or array) that cannot be converted: encoding, sizes, dtype."""
+from hrc_perception.io import image_codec
+from hrc_perception.io.image_codec import DEPTH_ENCODINGS, ENCODINGS, ImageConversionError  # noqa: F401 (re-exported)
 
 
 class CameraInfoError(ValueError):
     """A CameraInfo message (or K) that does not describe a usable pinhole camera."""
 
 
-@dataclass(frozen=True)
-class _Encoding:
-    dtype: np.dtype      # element type, native byte order
-    channels: int
-
-    @property
-    def bytes_per_pixel(self) -> int:
-        return self.dtype.itemsize * self.channels
-
-
-ENCODINGS: dict[str, _Encoding] = {
-    "rgb8": _Encoding(np.dtype(np.uint8), 3),
-    "bgr8": _Encoding(np.dtype(np.uint8), 3),
-    "mono8": _Encoding(np.dtype(np.uint8), 1),
-    "16UC1": _Encoding(np.dtype(np.uint16), 1),
-    "mono16": _Encoding(np.dtype(np.uint16), 1),
-    "32FC1": _Encoding(np.dtype(np.float32), 1),
-}
-DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
-
 _NS_PER_S = 1_000_000_000
 
 
 # --------------------------------------------------------------------- images
+# The readers take an rclpy Image (any object with its fields); see image_codec.
 
-def _encoding(name: str) -> _Encoding:
-    try:
-        return ENCODINGS[name]
-    except KeyError:
-        raise ImageConversionError(
-            f"unsupported image encoding {name!r} (supported: {', '.join(ENCODINGS)})") from None
-
-
-def image_to_numpy(msg: Image) -> np.ndarray:
-    """Array of an Image in the message's own channel order (see the module table).
-
-    Returns a new, C-contiguous, native-byte-order array: [H, W, 3] for rgb8/bgr8,
-    [H, W] otherwise. Row padding (``step > width * bpp``) is skipped and
-    big-endian data (``is_bigendian``) is swapped. Raises ImageConversionError for
-    an unknown encoding, ``step < width * bpp`` or fewer than ``step * height``
-    data bytes.
-    """
-    enc = _encoding(msg.encoding)
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    row_bytes = w * enc.bytes_per_pixel
-    shape = (h, w, enc.channels) if enc.channels > 1 else (h, w)
-    if h == 0 or w == 0:
-        return np.zeros(shape, enc.dtype)
-    if step < row_bytes:
-        raise ImageConversionError(
-            f"{msg.encoding} image {w}x{h}: step {step} < width * bytes_per_pixel = "
-            f"{w} * {enc.bytes_per_pixel} = {row_bytes}")
-    data = np.frombuffer(msg.data, np.uint8)
-    if data.size < step * h:
-        raise ImageConversionError(
-            f"{msg.encoding} image {w}x{h}: {data.size} data bytes < step * height = "
-            f"{step} * {h} = {step * h}")
-    raw = data[: step * h].reshape(h, step)[:, :row_bytes].copy()  # owned, unpadded rows
-    pixels = raw.view(enc.dtype.newbyteorder(">" if msg.is_bigendian else "<"))
-    if pixels.dtype != enc.dtype:
-        pixels = pixels.astype(enc.dtype)  # to native byte order
-    return pixels.reshape(shape)
-
-
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """[H, W, 3] uint8 RGB of an rgb8, bgr8 or mono8 Image (mono is repeated 3 times)."""
-    a = image_to_numpy(msg)
-    if msg.encoding == "rgb8":
-        return a
-    if msg.encoding == "bgr8":
-        return np.ascontiguousarray(a[..., ::-1])
-    if msg.encoding == "mono8":
-        return np.repeat(a[..., None], 3, axis=2)
-    raise ImageConversionError(f"{msg.encoding!r} is not a colour encoding (rgb8, bgr8, mono8)")
+image_to_numpy = image_codec.decode      # array in the message's own channel order
+image_to_rgb = image_codec.decode_rgb    # [H, W, 3] uint8 RGB of a colour image
+depth_to_meters = image_codec.decode_depth_m   # [H, W] float32 metres, 0 = invalid
 
 
 def _as_header(header: Header | None) -> Header:
@@ -125,43 +50,14 @@ def _as_header(header: Header | None) -> Header:
 
 
 def numpy_to_image(array_: np.ndarray, encoding: str, header: Header | None = None) -> Image:
-    """Image of an array: [H, W, 3] for rgb8/bgr8, [H, W] (or [H, W, 1]) otherwise.
-
-    The array's dtype must match the encoding (uint8, uint16, float32; any byte
-    order); nothing is cast. The message is little endian with
-    ``step = width * bytes_per_pixel``; ``header`` is used as given.
-    """
-    enc = _encoding(encoding)
-    a = np.asarray(array_)
-    if enc.channels == 1 and a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    want_ndim = 3 if enc.channels > 1 else 2
-    if a.ndim != want_ndim or (enc.channels > 1 and a.shape[2] != enc.channels):
-        want = "[H, W, 3]" if enc.channels > 1 else "[H, W]"
-        raise ImageConversionError(f"{encoding} needs an array of shape {want}, got {a.shape}")
-    if a.dtype.newbyteorder("=") != enc.dtype.newbyteorder("="):
-        raise ImageConversionError(f"{encoding} needs dtype {enc.dtype}, got {a.dtype}")
-    a = np.ascontiguousarray(a, dtype=enc.dtype.newbyteorder("<"))
-    h, w = a.shape[:2]
+    """rclpy Image of an array (shapes and dtypes: :func:`image_codec.encode`; nothing
+    is cast). Little endian, ``step = width * bytes_per_pixel``; ``header`` is used as
+    given. ImageConversionError for an unknown encoding, shape or dtype."""
+    enc = image_codec.encode(array_, encoding)
     data = array.array("B")
-    data.frombytes(a.tobytes())
-    return Image(header=_as_header(header), height=h, width=w, encoding=encoding, is_bigendian=0,
-                 step=w * enc.bytes_per_pixel, data=data)
-
-
-def depth_to_meters(msg: Image) -> np.ndarray:
-    """[H, W] float32 z-depth in metres of a depth Image; 0 marks invalid pixels.
-
-    16UC1 / mono16 are millimetres (0 stays 0); 32FC1 is metres, with NaN, inf and
-    negative values set to 0. Always a new array.
-    """
-    if msg.encoding not in DEPTH_ENCODINGS:
-        raise ImageConversionError(
-            f"{msg.encoding!r} is not a depth encoding ({', '.join(DEPTH_ENCODINGS)})")
-    a = image_to_numpy(msg)
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) * np.float32(0.001)
-    return np.where(np.isfinite(a) & (a > 0), a, np.float32(0.0)).astype(np.float32)
+    data.frombytes(enc.data)
+    return Image(header=_as_header(header), height=enc.height, width=enc.width, encoding=enc.encoding,
+                 is_bigendian=enc.is_bigendian, step=enc.step, data=data)
 
 
 # ---------------------------------------------------------------- camera info

@@ -167,13 +167,14 @@ def topic_statistics(bag: Path) -> list[dict]:
 
 
 def _images(bag: Path, topic_suffix: str):
-    """(stamp_ns, rgb) of an rgb8 image topic of the bag, in order."""
-    from hrc_perception.io.bag import TYPESTORE, image_from_msg
+    """(stamp_ns, rgb [H, W, 3] uint8) of a colour image topic of the bag, in order."""
+    from hrc_perception.io.bag import TYPESTORE
+    from hrc_perception.io.image_codec import decode_rgb
     with Reader(bag) as reader:
         conns = [c for c in reader.connections if c.topic.endswith("/" + topic_suffix)]
         for conn, t, raw in reader.messages(connections=conns):
             msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
-            yield t, image_from_msg(msg)
+            yield t, decode_rgb(msg)
 
 
 def write_video_and_sheet(bag: Path, out_dir: Path, fps: float) -> tuple[str, int]:
