@@ -5,7 +5,7 @@ INSTALLED := $(VENV)/.installed
 BUILT := install/hrc_perception/.built
 ENV := source scripts/env.sh &&
 
-.PHONY: setup build test bench demo clean
+.PHONY: setup build test fuzz bench demo clean
 
 setup: $(INSTALLED) $(BUILT)
 
@@ -22,6 +22,11 @@ $(BUILT): $(INSTALLED) package.xml CMakeLists.txt $(wildcard msg/*.msg)
 
 test: setup
 	$(ENV) python -m pytest -q test
+
+# the safety monitor's property tests as a long random campaign (CI runs a bounded set)
+fuzz: setup
+	$(ENV) HRC_FUZZ=1 python -m pytest -q -p no:cacheprovider test/test_safety_properties.py \
+		test/test_ros_safety_properties.py --hypothesis-show-statistics
 
 demo: setup
 	$(ENV) python -m hrc_perception.ros.demo --out out/demo --duration 10
