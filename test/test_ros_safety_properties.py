@@ -38,8 +38,8 @@ CAMPAIGN = settings(max_examples=1000 if FUZZ else 25, derandomize=not FUZZ, dea
 T0 = 5_000 * 10**9
 MS = 10**6
 ROBOT_M = np.array([[p.x, p.y, p.z] for p in robot_msg(0).positions])
-CORRUPTIONS = ["none"] * 6 + ["nan_joints", "inf", "huge", "far", "model", "short"]
-STEPS = [100 * MS] * 6 + [0, -50 * MS, 3600 * 10**9, -60 * 10**9]
+CORRUPTIONS = ["none"] * 12 + ["nan_joints", "inf", "huge", "far", "model", "short"]
+STEPS = [100 * MS] * 16 + [0, -50 * MS, 3600 * 10**9, -60 * 10**9]
 SAFETY_PARAMS = {"reaction_time_s": st.floats(0.0, 1.0), "stopping_time_s": st.floats(0.0, 1.0),
                  "min_human_speed_mps": st.floats(0.0, 2.0), "min_arm_speed_mps": st.floats(0.0, 2.5),
                  "warning_margin_m": st.floats(0.0, 1.0), "robot_link_radius_m": st.floats(0.0, 0.3)}
@@ -49,7 +49,7 @@ SAFETY_PARAMS = {"reaction_time_s": st.floats(0.0, 1.0), "stopping_time_s": st.f
 def frames(draw):
     """One step of a sequence: ('frame', stamp step ns, people [(id, x, corruption)], tracks
     [(id, state, time_since_update)]), or a bad camera input, or a parameter change."""
-    kind = draw(st.sampled_from(["frame"] * 6 + ["camera_info", "depth", "param"]))
+    kind = draw(st.sampled_from(["frame"] * 10 + ["camera_info", "depth", "param"]))
     if kind == "param":
         name = draw(st.sampled_from(sorted(SAFETY_PARAMS)))
         return ("param", name, draw(SAFETY_PARAMS[name]))
@@ -60,7 +60,7 @@ def frames(draw):
                draw(st.sampled_from(CORRUPTIONS))) for _ in range(draw(st.integers(0, 3)))]
     seen = sorted({i for i, _, _ in people})
     tracks = [(i, Track.CONFIRMED, 0) for i in seen if draw(st.integers(0, 5))]
-    for i in draw(st.lists(st.integers(1, 6), max_size=2, unique=True)):
+    for i in draw(st.lists(st.integers(1, 5), max_size=3, unique=True)):   # coasting, deleted, never seen
         if i not in seen:
             tracks.append((i, draw(st.sampled_from([Track.CONFIRMED, Track.DELETED, Track.TENTATIVE])),
                            draw(st.integers(1, 3))))

@@ -229,6 +229,7 @@ def test_stamp_clock_follows_the_newest_stamp_and_keeps_running():
     # one hour ahead: refused, the clock unmoved; NaN likewise
     assert c.offer(3700.0, monotonic_s=5.41) == AHEAD and c.offer(math.nan, 5.41) == AHEAD
     assert c.now(5.41) == pytest.approx(100.5)
+    assert c.offer(100.5, 5.41) == ACCEPTED         # in line: the run of refused stamps starts over
     # far behind twice, then in line: a stale input, not a jump
     assert c.offer(40.0, 5.42) == BEHIND and c.offer(40.1, 5.43) == BEHIND
     assert c.offer(100.5, 5.44) == ACCEPTED and c.offer(40.2, 5.45) == BEHIND
@@ -237,6 +238,9 @@ def test_stamp_clock_follows_the_newest_stamp_and_keeps_running():
     assert c.offer(40.3, 5.46) == BEHIND and c.offer(40.25, 5.47) == JUMPED
     assert c.now(5.5) == pytest.approx(40.3 + 0.04)
     assert c.offer(40.35, 5.5) == ACCEPTED
+    # every input an hour ahead, three in a row (the cell's clock stepped): followed too
+    assert c.offer(3640.0, 5.5) == AHEAD and c.offer(3640.1, 5.5) == AHEAD and c.offer(3640.2, 5.5) == JUMPED
+    assert c.now(5.5) == pytest.approx(3640.2)
 
 
 def test_an_unseen_hand_counts_within_reach_of_its_elbow():

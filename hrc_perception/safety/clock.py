@@ -8,11 +8,11 @@ the clock). Of those:
 
 - a stamp more than ``max_lead_s`` ahead of now is refused (``AHEAD``): one clock that
   runs ahead (a misconfigured camera) must not make every other input look old;
-- a stamp more than ``jump_back_s`` behind now is refused (``BEHIND``) unless it is the
-  ``jump_confirm``-th such stamp in a row (no stamp in line between them): then the
-  inputs' time went back (a bag that loops, a clock reset, or a first message that was
-  ahead) and the clock follows, anchored at the newest of them (``JUMPED``: the caller
-  drops what it holds of the old time line);
+- a stamp more than ``jump_back_s`` behind now is refused (``BEHIND``);
+- but the ``jump_confirm``-th refused stamp in a row on the same side (no stamp in line
+  between them) means the inputs' time itself jumped (a bag that loops, a clock reset, a
+  first message that was ahead, a clock stepped forward): the clock follows, anchored at
+  the newest of them (``JUMPED``: the caller drops what it holds of the old time line);
 - any other stamp is ``ACCEPTED``; a newer one re-anchors the clock.
 """
 from __future__ import annotations
@@ -29,7 +29,8 @@ class StampClock:
         self.max_lead_s, self.jump_back_s, self.jump_confirm = float(max_lead_s), float(jump_back_s), int(jump_confirm)
         self.stamp_s: float | None = None      # newest accepted stamp (seconds, stamp clock)
         self.arrival_s: float | None = None    # monotonic time it arrived
-        self._behind: list[tuple[float, float]] = []   # (stamp, arrival) of the refused stamps behind, in a row
+        self._off: list[tuple[float, float]] = []   # (stamp, arrival) of the refused stamps in a row, one side
+        self._off_side = ""
 
     def offer(self, stamp_s: float, monotonic_s: float) -> str:
         """An input stamped stamp_s arrived at monotonic_s: ACCEPTED, AHEAD, BEHIND or
@@ -41,16 +42,17 @@ class StampClock:
         if now is None:
             self.stamp_s, self.arrival_s = stamp_s, float(monotonic_s)
             return ACCEPTED
-        if stamp_s > now + self.max_lead_s:
-            return AHEAD
-        if stamp_s < now - self.jump_back_s:
-            self._behind.append((stamp_s, float(monotonic_s)))
-            if len(self._behind) < self.jump_confirm:
-                return BEHIND
-            self.stamp_s, self.arrival_s = max(self._behind)
-            self._behind.clear()
+        side = AHEAD if stamp_s > now + self.max_lead_s else BEHIND if stamp_s < now - self.jump_back_s else ""
+        if side:
+            if side != self._off_side:
+                self._off, self._off_side = [], side
+            self._off.append((stamp_s, float(monotonic_s)))
+            if len(self._off) < self.jump_confirm:
+                return side
+            self.stamp_s, self.arrival_s = max(self._off)
+            self._off, self._off_side = [], ""
             return JUMPED
-        self._behind.clear()
+        self._off, self._off_side = [], ""
         if stamp_s >= now:
             self.stamp_s, self.arrival_s = stamp_s, float(monotonic_s)
         return ACCEPTED
@@ -63,4 +65,4 @@ class StampClock:
 
     def reset(self) -> None:
         self.stamp_s = self.arrival_s = None
-        self._behind.clear()
+        self._off, self._off_side = [], ""
