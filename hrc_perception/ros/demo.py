@@ -72,24 +72,31 @@ def _stop(procs: list[subprocess.Popen], timeout_s: float = 10.0) -> None:
             p.wait()
 
 
+def graph_context():
+    """(an rclpy context on this run's DDS domain, localhost only; the environment for the
+    node processes of the graph on that domain)."""
+    import rclpy
+    domain = int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=domain)
+    return context, env
+
+
 def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, overrides: dict,
                          start_timeout_s: float = 120.0) -> None:
     """Run each node of the demo graph in its own process (``bringup --only``, as
     ``ros2 launch`` would) and a recorder of ``namespace`` in this one, for duration_s
     seconds from the source's first camera frame. The source starts once every other node is
     discovered, so no frame is lost to a node still loading its model."""
-    import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     from hrc_perception.ros.bag_record import BagRecorder
     from hrc_perception.ros.graph import load_graph
 
     graph = load_graph("demo")
-    domain = int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
-    context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=domain)
+    context, env = graph_context()
     executor = SingleThreadedExecutor(context=context)
     recorder = BagRecorder(out_bag_dir, topic_namespace=namespace, context=context)
     executor.add_node(recorder)

@@ -6,7 +6,9 @@ For each victim it measures, from the kill (monotonic seconds, this process's re
 times of ``safety/status`` and ``safety/status_guarded``):
 
 - ``to_unknown_s``: the first UNKNOWN status (the monitor noticed the loss), to compare
-  with the graph's ``max_age_s`` plus one check period;
+  with the graph's ``max_age_s`` plus one check period; ``unknown_share_3s_before``: the
+  share of UNKNOWN statuses in the 3 s before the kill (a loaded machine's inputs may
+  already be near ``max_age_s``: then the first UNKNOWN comes sooner than the loss alone);
 - ``permissive_after_kill``: OK or WARNING statuses between the kill and that UNKNOWN
   (inputs already on their way may still be judged); ``permissive_while_down``: OK or
   WARNING statuses after it while the node is down (must be 0);
@@ -69,18 +71,13 @@ class _Listener:
 
 
 def run(out: Path, warmup_timeout_s: float, recover_timeout_s: float) -> dict:
-    import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from hrc_perception.ros.demo import _graph_parameters, _node_process, _stop
+    from hrc_perception.ros.demo import _graph_parameters, _node_process, _stop, graph_context
     from hrc_perception.ros.graph import load_graph
 
     graph = load_graph("demo")
-    domain = int(os.environ.get("ROS_DOMAIN_ID", 60 + os.getpid() % 40))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
-    context = rclpy.context.Context()
-    rclpy.init(context=context, domain_id=domain)
+    context, env = graph_context()
     listener = _Listener(context, graph.namespace)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(listener.node)
@@ -104,6 +101,8 @@ def run(out: Path, warmup_timeout_s: float, recover_timeout_s: float) -> dict:
         time.sleep(3.0)
         for victim in VICTIMS:
             t_kill = time.monotonic()
+            before = listener.after(listener.status, t_kill - 3.0)
+            unknown_before = sum(lv == UNKNOWN for _, lv, _ in before) / max(len(before), 1)
             procs[victim].send_signal(signal.SIGKILL)
             procs[victim].wait()
             to_unknown = listener.wait_for(listener.status, t_kill, lambda lv, r: lv == UNKNOWN, 30.0)
@@ -117,7 +116,7 @@ def run(out: Path, warmup_timeout_s: float, recover_timeout_s: float) -> dict:
             procs[victim] = _node_process(graph.name, victim, {}, env)
             recovered = listener.wait_for(listener.status, t_restart, working, recover_timeout_s)
             reason = next((r for t, lv, r in listener.after(listener.status, t_kill) if lv == UNKNOWN), "")
-            res["victims"][victim] = {"to_unknown_s": to_unknown, "permissive_after_kill": len(permissive),
+            res["victims"][victim] = {"unknown_share_3s_before": unknown_before, "to_unknown_s": to_unknown, "permissive_after_kill": len(permissive),
                                       "permissive_while_down": len(permissive_while_down),
                                       "unknown_reason": reason, "recovered_s": recovered}
             print(f"fault_injection: {victim}: UNKNOWN after {to_unknown} s ({reason}); recovered after "
@@ -155,13 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)
-    print(f"{'victim':<16} {'to UNKNOWN s':>12} {'OK after kill':>13} {'recovered s':>11}")
+    print(f"{'victim':<16} {'UNKNOWN before':>14} {'to UNKNOWN s':>12} {'OK after kill':>13} {'OK while down':>13} "
+          f"{'recovered s':>11}")
     for name, r in res["victims"].items():
         if name == "safety_monitor":
             print(f"{name:<16} watchdog stop after {r['watchdog_stop_s']} s")
         else:
             f = (lambda x: "-" if x is None else f"{x:.2f}")
-            print(f"{name:<16} {f(r['to_unknown_s']):>12} {r['permissive_after_kill']:>13} {f(r['recovered_s']):>11}")
+            print(f"{name:<16} {r['unknown_share_3s_before']:>14.2f} {f(r['to_unknown_s']):>12} "
+                  f"{r['permissive_after_kill']:>13} {r['permissive_while_down']:>13} {f(r['recovered_s']):>11}")
     return 0
 
 

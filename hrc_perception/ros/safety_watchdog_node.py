@@ -113,7 +113,7 @@ class SafetyWatchdogNode(HrcNode):
                 self._stop(why)
 
     def _stop(self, reason: str) -> None:
-        if self._pub is None:
+        if self._pub is None or not self.context.ok():
             return
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._last_header.frame_id)
         self._pub.publish(SafetyStatus(header=header, level=PROTECTIVE_STOP, speed_scale=0.0,
