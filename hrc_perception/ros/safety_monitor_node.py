@@ -26,8 +26,9 @@ Clock: ages are measured against the newest accepted input stamp plus the time s
 arrived (:class:`~hrc_perception.safety.clock.StampClock`), so recorded and live stamps
 both work. A message is offered to the clock only after its own checks: a rejected one
 never moves it; one stamped more than ``max_stamp_lead_s`` ahead is refused
-(``stamp_ahead``); after a jump back of more than ``clock_jump_back_s`` (a bag that
-loops) the clock follows and every input held is dropped (``clock_jump_back``). A
+(``stamp_ahead``), one more than ``clock_jump_back_s`` behind too (``stamp_behind``);
+three refused in a row on the same side mean the inputs' time jumped (a bag that loops, a
+clock stepped): the clock follows and every input held is dropped (``clock_jump``). A
 SkeletonArray or robot state older than the one held is ignored (``out_of_order``): a
 reordered, emptier frame never replaces a newer one. The status header's stamp is the
 camera frame the verdict is about: the people skeletons' stamp (the robot's before any
@@ -372,14 +373,14 @@ class SafetyMonitorNode(HrcNode):
         result = self._stamp_clock.offer(ns / NS_PER_S, time.monotonic())
         if result == AHEAD:
             self.report("stamp_ahead", f"{topic}: stamp {ns / NS_PER_S:.3f} s is more than max_stamp_lead_s ahead "
-                        "of the newest input: refused")
+                        "of the newest input: refused (three in a row: the clock follows)")
             return None
         if result == BEHIND:
             self.report("stamp_behind", f"{topic}: stamp {ns / NS_PER_S:.3f} s is more than clock_jump_back_s "
                         "behind the newest input: refused (three in a row: the clock follows)")
             return None
         if result == JUMPED:
-            self.report("clock_jump_back", f"{topic}: the inputs' time went back to {ns / NS_PER_S:.3f} s: "
+            self.report("clock_jump", f"{topic}: the inputs' time jumped to {ns / NS_PER_S:.3f} s: "
                         "the clock follows, every input held is dropped")
             self._drop_state()
         return ns
