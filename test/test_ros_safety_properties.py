@@ -32,7 +32,7 @@ from hrc_perception.safety.monitor import monitor_params
 from test_ros_safety_monitor import FRAME_ID, person_msg, robot_msg
 
 FUZZ = os.environ.get("HRC_FUZZ") == "1"     # `make fuzz`: a long, random campaign
-CAMPAIGN = settings(max_examples=1000 if FUZZ else 25, derandomize=not FUZZ, deadline=None,
+CAMPAIGN = settings(max_examples=int(os.environ.get("HRC_FUZZ_EXAMPLES", 1000)) if FUZZ else 25, derandomize=not FUZZ, deadline=None,
                     suppress_health_check=list(HealthCheck))
 
 T0 = 5_000 * 10**9
@@ -112,7 +112,7 @@ def rig(ros_context):
 def _send(node, ex, pub, msg) -> None:
     n = node.inputs_handled
     pub.publish(msg)
-    assert spin_until(ex, lambda: node.inputs_handled > n, 30.0)
+    assert spin_until(ex, lambda: node.inputs_handled > n, 60.0)
 
 
 class _Sent:
@@ -153,21 +153,25 @@ def _check(node, status: SafetyStatus, sent: _Sent) -> None:
         assert margin > 0.0, status.reason
 
 
-def _reset(node, ex, defaults) -> None:
-    """A fresh monitor for each sequence: cleanup, defaults back, configure, activate."""
+def _reset(node, ex, pubs, defaults) -> None:
+    """A fresh monitor for each sequence: cleanup, defaults back, configure, activate; then
+    wait until every test publisher has matched the new subscriptions (a message published
+    before that is lost, as DDS does)."""
     node.trigger_deactivate()
     node.trigger_cleanup()
+    assert spin_until(ex, lambda: all(p.get_subscription_count() == 0 for p in pubs.values()), 60.0)
     node.set_parameters([Parameter(n, value=v) for n, v in defaults.items()])
     node.trigger_configure()
     node.trigger_activate()
     assert node.lifecycle_state == "active"
+    assert spin_until(ex, lambda: all(p.get_subscription_count() > 0 for p in pubs.values()), 60.0)
 
 
 @CAMPAIGN
 @given(steps=st.lists(frames(), min_size=3, max_size=12))
 def test_the_node_says_ok_only_on_positive_evidence(rig, steps):
     node, ex, pubs, statuses, defaults = rig
-    _reset(node, ex, defaults)
+    _reset(node, ex, pubs, defaults)
     sent, stamp = _Sent(), T0
     for step in steps:
         if step[0] == "param":
