@@ -32,7 +32,8 @@ from hrc_perception.safety.monitor import monitor_params
 from test_ros_safety_monitor import FRAME_ID, person_msg, robot_msg
 
 FUZZ = os.environ.get("HRC_FUZZ") == "1"     # `make fuzz`: a long, random campaign
-CAMPAIGN = settings(max_examples=int(os.environ.get("HRC_FUZZ_EXAMPLES", 1000)) if FUZZ else 25, derandomize=not FUZZ, deadline=None,
+EXAMPLES = int(os.environ.get("HRC_FUZZ_EXAMPLES", 1000)) if FUZZ else 25
+CAMPAIGN = settings(max_examples=EXAMPLES, derandomize=not FUZZ, deadline=None,
                     suppress_health_check=list(HealthCheck))
 
 T0 = 5_000 * 10**9
@@ -95,9 +96,9 @@ def rig(ros_context):
     io = rclpy.node.Node("safety_fuzz_io", context=ros_context)
     statuses = []
     io.create_subscription(SafetyStatus, STATUS_TOPIC, statuses.append, QOS)
-    pubs = {t: io.create_publisher(m, t, QOS) for t, m in ((ROBOT_TOPIC, Skeleton), (TRACKS_TOPIC, TrackArray),
-                                                          (HUMANS_TOPIC, SkeletonArray), (CAMERA_INFO_TOPIC, CameraInfo),
-                                                          (DEPTH_TOPIC, Image))}
+    types = ((ROBOT_TOPIC, Skeleton), (TRACKS_TOPIC, TrackArray), (HUMANS_TOPIC, SkeletonArray),
+             (CAMERA_INFO_TOPIC, CameraInfo), (DEPTH_TOPIC, Image))
+    pubs = {t: io.create_publisher(m, t, QOS) for t, m in types}
     ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(node)
     ex.add_node(io)

@@ -116,7 +116,8 @@ def run(out: Path, warmup_timeout_s: float, recover_timeout_s: float) -> dict:
             procs[victim] = _node_process(graph.name, victim, {}, env)
             recovered = listener.wait_for(listener.status, t_restart, working, recover_timeout_s)
             reason = next((r for t, lv, r in listener.after(listener.status, t_kill) if lv == UNKNOWN), "")
-            res["victims"][victim] = {"unknown_share_3s_before": unknown_before, "to_unknown_s": to_unknown, "permissive_after_kill": len(permissive),
+            res["victims"][victim] = {"unknown_share_3s_before": unknown_before, "to_unknown_s": to_unknown,
+                                      "permissive_after_kill": len(permissive),
                                       "permissive_while_down": len(permissive_while_down),
                                       "unknown_reason": reason, "recovered_s": recovered}
             print(f"fault_injection: {victim}: UNKNOWN after {to_unknown} s ({reason}); recovered after "
@@ -148,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recover-timeout", type=float, default=120.0)
     args = ap.parse_args(argv)
     res = run(args.out, args.warmup_timeout, args.recover_timeout)
-    res["command"] = "python -m hrc_perception.ros.fault_injection " + " ".join(argv if argv is not None else sys.argv[1:])
+    args_used = argv if argv is not None else sys.argv[1:]
+    res["command"] = "python -m hrc_perception.ros.fault_injection " + " ".join(args_used)
     text = json.dumps(res, indent=2) + "\n"
     (args.out / "faults.json").write_text(text)
     if args.json:
