@@ -150,3 +150,19 @@ def test_no_verdict_grants_ok_on_a_nan_distance():
     object.__setattr__(params, "robot_link_radius_m", math.nan)
     v = assess(robot_at(0.0), [PersonState(1, standing_person(-5.0), 10.0, None)], 10.0, params)
     assert v.level in (UNKNOWN, PROTECTIVE_STOP) and v.speed_scale == 0.0
+
+
+def test_a_duplicated_id_coasts_with_both_skeletons():
+    """Found by the node fuzz: two skeletons of one id in a frame, then the track coasts; the
+    last skeleton kept must not be only the farther one."""
+    from hrc_perception.safety.people import PeopleInCell, PersonTrack
+    cell = PeopleInCell()
+    near, far = PersonState(1, standing_person(-1.0), 10.0), PersonState(1, standing_person(-5.0), 10.0)
+    cell.observe([near, far])
+    people, unbound = cell.in_cell([], [PersonTrack(1)])
+    assert unbound == () and {id(p) for p in people} == {id(near), id(far)}
+    v = assess(robot_at(0.0), people, 10.1, MonitorParams(), people_stamp_s=10.1)
+    assert v.level == PROTECTIVE_STOP, v.reason
+    newer = PersonState(1, standing_person(-5.0), 10.2)
+    cell.observe([newer])                  # a newer frame replaces both
+    assert cell.in_cell([], [PersonTrack(1)])[0] == [newer]

@@ -31,17 +31,21 @@ class PeopleInCell:
     """The last valid skeleton of every person (by track id) and the people of a verdict."""
 
     def __init__(self):
-        self.last_seen: dict[int, PersonState] = {}
+        self.last_seen: dict[int, list[PersonState]] = {}   # id -> the skeletons of its newest frame
 
     def clear(self) -> None:
         self.last_seen.clear()
 
     def observe(self, people: list[PersonState]) -> None:
-        """The valid skeletons of a new frame (ids = track ids); each replaces an older one."""
+        """The valid skeletons of a new frame (ids = track ids); each replaces those of an
+        older frame. Two skeletons of one id in one frame (a duplicated id) are both kept:
+        either may be where the person is."""
         for p in people:
             old = self.last_seen.get(p.id)
-            if old is None or p.stamp_s >= old.stamp_s:
-                self.last_seen[p.id] = p
+            if old is None or p.stamp_s > old[0].stamp_s:
+                self.last_seen[p.id] = [p]
+            elif p.stamp_s == old[0].stamp_s and not any(q is p for q in old):
+                old.append(p)
 
     def in_cell(self, people: list[PersonState], tracks: list[PersonTrack] | None,
                 invalid_ids: tuple[int, ...] = ()) -> tuple[list[PersonState], tuple[int, ...]]:
@@ -62,5 +66,5 @@ class PeopleInCell:
                 if last is None:
                     unbound.add(i)
                 else:
-                    out.append(last)
+                    out.extend(last)
         return out, tuple(sorted(unbound))
