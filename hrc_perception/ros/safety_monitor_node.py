@@ -91,7 +91,8 @@ from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.safety.carving import PooledDepth, pool_depth
 from hrc_perception.safety.clock import AHEAD, BEHIND, JUMPED, StampClock
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, PersonState,
-                                           RobotState, Verdict, assess, monitor_params, person_speeds_mps)
+                                           RobotState, Verdict, assess, joint_positions_problem, monitor_params,
+                                           person_speeds_mps)
 from hrc_perception.safety.people import PeopleInCell, PersonTrack
 from hrc_perception.skeletons import COCO17_NAMES
 
@@ -544,9 +545,8 @@ class SafetyMonitorNode(HrcNode):
         tracks = self._tracks[tracks_stamp_ns] if tracks_stamp_ns is not None else None
         people, unbound = (None, ()) if self._people is None else self._in_cell.in_cell(
             self._people, tracks, self._invalid_ids)
-        depth = self._people_depth if self._people is not None else None
         return assess(self._robot_in(self._people_frame), people, now, self._params, self._people_stamp_s, unbound,
-                      depth, None if tracks_stamp_ns is None else tracks_stamp_ns / NS_PER_S)
+                      self._people_depth, None if tracks_stamp_ns is None else tracks_stamp_ns / NS_PER_S)
 
     def _publish(self, verdict: Verdict | None = None) -> None:
         if verdict is None:
@@ -580,14 +580,11 @@ class SafetyMonitorNode(HrcNode):
 
 def person_skeleton_problem(model: str, positions_m: np.ndarray, max_range_m: float) -> str | None:
     """Why a person's Skeleton message cannot be used (model, joint count, a joint at
-    infinity or beyond max_range_m), or None."""
-    if model != "coco17" or len(positions_m) != len(COCO17_NAMES):
-        return f"model {model!r} with {len(positions_m)} joints (need coco17, 17 joints)"
-    with np.errstate(invalid="ignore"):
-        bad = np.isinf(positions_m).any() or (np.abs(positions_m) > max_range_m).any()
-    if bad:
-        return f"a joint at infinity or beyond {max_range_m:g} m (invalid, not far)"
-    return None
+    infinity or beyond max_range_m: :func:`~hrc_perception.safety.monitor.joint_positions_problem`),
+    or None."""
+    if model != "coco17":
+        return f"model {model!r} (need coco17)"
+    return joint_positions_problem(positions_m, len(COCO17_NAMES), max_range_m)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -165,7 +165,7 @@ def _speed_problem(speed_mps: float | None) -> str | None:
     return None if ok else f"speed {speed_mps!r} m/s is not a finite number >= 0"
 
 
-def _positions_problem(positions_m: np.ndarray, n: int | None, max_range_m: float) -> str | None:
+def joint_positions_problem(positions_m: np.ndarray, n: int | None, max_range_m: float) -> str | None:
     """Why joint positions [J, 3] (NaN = unknown) are invalid input, or None: not numbers,
     not [n, 3], an infinite coordinate, a joint beyond max_range_m of the frame's origin."""
     p = _as_positions(positions_m)
@@ -199,7 +199,7 @@ def _robot_problem(robot: RobotState, params: MonitorParams) -> str | None:
         return "robot skeleton positions are not numbers"
     if pos.ndim != 2 or len(robot.joint_names) != len(pos):
         return f"robot skeleton has {len(robot.joint_names)} joint names for positions of shape {pos.shape}"
-    why = _positions_problem(pos, None, params.max_range_m) or _speed_problem(robot.speed_mps)
+    why = joint_positions_problem(pos, None, params.max_range_m) or _speed_problem(robot.speed_mps)
     if why:
         return f"robot skeleton invalid: {why}"
     missing = [n for n, p in zip(robot.joint_names, pos) if not np.isfinite(p).all()]
@@ -209,7 +209,7 @@ def _robot_problem(robot: RobotState, params: MonitorParams) -> str | None:
 
 
 def _person_problem(person: PersonState, people_stamp_s: float, frame_id: str, params: MonitorParams) -> str | None:
-    why = (_positions_problem(person.positions_m, len(COCO17_NAMES), params.max_range_m)
+    why = (joint_positions_problem(person.positions_m, len(COCO17_NAMES), params.max_range_m)
            or _speed_problem(person.speed_mps) or _speed_problem(person.arm_speed_mps))
     if why:
         return f"person {person.id}: {why}"
