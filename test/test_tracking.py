@@ -452,7 +452,7 @@ def test_mot_io_and_metrics(tmp_path):
 
 @pytest.mark.skipif(not TUD.is_dir(), reason="../shared/realdata/mot15/TUD-Campus absent")
 def test_sort_on_mot15_tud_campus():
-    """SORT mode (motion only) on the public TUD-Campus detections: a sanity floor."""
+    """SORT mode (motion only) on the public TUD-Campus detections: the README's figures."""
     seq, frames = evaluate.mot15_inputs(TUD)
     assert seq.dt_s == pytest.approx(1 / 25) and len(frames) == 71
     hyp, _ = evaluate.run_ours(frames, seq.dt_s, use_appearance=False)
@@ -460,7 +460,10 @@ def test_sort_on_mot15_tud_campus():
     print(f"TUD-Campus SORT: MOTA {r['mota']:.3f} IDF1 {r['idf1']:.3f} "
           f"IDsw {r['id_switches']} frag {r['fragmentations']} of {r['num_objects']}")
     assert r["num_objects"] == 8
-    assert r["mota"] > 0.3
+    # The README's TUD-Campus SORT row (benchmarks/results/tracking_eval.json) is this very run, the
+    # same 71 frames and detections: MOTA 0.526, IDF1 0.660, 6 ID switches. The tracker is
+    # deterministic, so this measures the same; the margin is for floating point on other machines.
+    assert r["mota"] > 0.50 and r["idf1"] > 0.63 and r["id_switches"] <= 7
 
 
 @pytest.fixture(scope="module")
