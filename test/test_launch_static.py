@@ -89,4 +89,5 @@ def test_rviz_config_shows_images_markers_and_tf():
     assert "/cell/tracker/markers" in topics and "/cell/object_pose/markers" in topics
     assert "/cell/robot_pose/markers" in topics
     assert "/cell/human_pose/markers" in topics and "/cell/safety_monitor/markers" in topics
-    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "camera_color_optical_frame"
+    # the robot base: robot_pose's TF hangs the camera under it (REP-105)
+    assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "panda_link0"

@@ -1,8 +1,9 @@
 """The robot_pose node over real rclpy and DDS: a skeleton per depth image with its
 header, unknown (NaN) joints below min_confidence, the camera-to-robot pose from
-joint_states with the shipped weights on rendered frames, the drift diagnostic, and
-bad input (no or zero camera_info, sizes that differ, a colour image on the depth
-topic, joint_states stale or naming other joints)."""
+joint_states with the shipped weights on rendered frames, the drift diagnostic, its TF
+(the camera a child of the robot base by default, REP-105), and bad input (no or zero
+camera_info, sizes that differ, a colour image on the depth topic, joint_states stale or
+naming other joints)."""
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,13 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from visualization_msgs.msg import MarkerArray
 
-from hrc_perception.geometry import make_K, pose_error
+from hrc_perception.geometry import invert_T, make_K, make_T, pose_error, rot_x, rot_z
 from hrc_perception.msg import Skeleton
-from hrc_perception.ros.convert import K_to_camera_info, numpy_to_image, pose_to_matrix
+from hrc_perception.ros.convert import K_to_camera_info, numpy_to_image, pose_to_matrix, transform_to_matrix
 from hrc_perception.ros.ground_truth_msgs import make_header
+from hrc_perception.ros.node_base import ParameterError
 from hrc_perception.ros.robot_pose_node import (BASE_POSE_TOPIC, CAMERA_INFO_TOPIC, DEPTH_TOPIC, JOINT_STATES_TOPIC,
-                                                MARKERS_TOPIC, SKELETON_TOPIC, RobotPoseNode)
+                                                MARKERS_TOPIC, SKELETON_TOPIC, RobotPoseNode, camera_tf)
 
 FRAME_ID = "camera_color_optical_frame"
 K = make_K(300.0, 300.0, 160.0, 120.0)
@@ -221,3 +223,71 @@ def test_no_base_pose_when_only_the_base_is_seen_well(ros_context):
         assert len(h.received[SKELETON_TOPIC]) == 30
     finally:
         h.close()
+
+
+# the robot base 2 m in front of the camera, its z axis up (camera -y)
+T_IMG_BASE = make_T(rot_x(-np.pi / 2) @ rot_z(0.3), [0.1, 0.4, 2.0])
+
+
+def test_camera_tf_puts_the_camera_under_the_robot_base_by_default():
+    """REP-105: the camera is a child of the robot base (the root of robot_state_publisher's
+    tree), not a second parent of the base; camera_to_base is the old tree; the pose is the
+    same either way (a point of the camera frame lands where robot/base_pose puts it)."""
+    header = make_header(T0 + 5, FRAME_ID)
+    tf = camera_tf(header, T_IMG_BASE, "panda_link0")
+    assert (tf.header.frame_id, tf.child_frame_id) == ("panda_link0", FRAME_ID)
+    assert tf.header.stamp == header.stamp
+    np.testing.assert_allclose(transform_to_matrix(tf.transform), invert_T(T_IMG_BASE), atol=1e-9)
+    old = camera_tf(header, T_IMG_BASE, "panda_link0", direction="camera_to_base")
+    assert (old.header.frame_id, old.child_frame_id) == (FRAME_ID, "panda_link0")
+    np.testing.assert_allclose(transform_to_matrix(old.transform), T_IMG_BASE, atol=1e-9)
+    # a named camera frame (the driver's camera_link, its optical frame turned and 1 cm off):
+    # the base -> camera_link transform composed with the driver's camera_link -> optical
+    # one gives the pose robot/base_pose carries
+    T_img_link = make_T(rot_x(0.2) @ rot_z(-np.pi / 2), [0.01, 0.0, 0.0])
+    link = camera_tf(header, T_IMG_BASE, "panda_link0", "camera_link", T_img_camera=T_img_link)
+    assert (link.header.frame_id, link.child_frame_id) == ("panda_link0", "camera_link")
+    T_base_img = transform_to_matrix(link.transform) @ invert_T(T_img_link)
+    np.testing.assert_allclose(T_base_img, invert_T(T_IMG_BASE), atol=1e-9)
+    with pytest.raises(ValueError, match="direction"):
+        camera_tf(header, T_IMG_BASE, "panda_link0", direction="sideways")
+
+
+class _Broadcaster:
+    def __init__(self):
+        self.sent = []
+
+    def sendTransform(self, msg):  # noqa: N802 - tf2_ros's name
+        self.sent.append(msg)
+
+
+def test_node_sends_the_camera_in_the_robot_tree(ros_context, untrained):
+    """The node's TF (tf2_ros' broadcaster stood in for: not installed here): parent the
+    URDF's root link, child the images' frame; the direction and names are parameters."""
+    header = make_header(T0, FRAME_ID)
+    for params, parent, child in (({}, "panda_link0", FRAME_ID),
+                                  ({"tf_direction": "camera_to_base", "base_frame_id": "base"}, FRAME_ID, "base")):
+        node = RobotPoseNode(context=ros_context, parameter_overrides=[
+            Parameter("weights", value=str(untrained))] + [Parameter(k, value=v) for k, v in params.items()])
+        try:
+            assert node.lifecycle_state == "active", node.configure_error
+            node._tf = _Broadcaster()
+            node._send_tf(header, T_IMG_BASE)
+            (tf,) = node._tf.sent
+            assert (tf.header.frame_id, tf.child_frame_id) == (parent, child)
+            T = transform_to_matrix(tf.transform)
+            np.testing.assert_allclose(T if parent == FRAME_ID else invert_T(T), T_IMG_BASE, atol=1e-9)
+        finally:
+            node.destroy_node()
+    # a camera frame other than the images': none sent until the driver's TF to it is known
+    node = RobotPoseNode(context=ros_context, parameter_overrides=[
+        Parameter("weights", value=str(untrained)), Parameter("camera_frame_id", value="camera_link")])
+    try:
+        node._tf = _Broadcaster()
+        node._send_tf(header, T_IMG_BASE)
+        assert node._tf.sent == [] and node.counters["no_camera_frame_tf"] == 1
+    finally:
+        node.destroy_node()
+    with pytest.raises(ParameterError, match="tf_direction"):
+        RobotPoseNode(context=ros_context, parameter_overrides=[Parameter("weights", value=str(untrained)),
+                                                                Parameter("tf_direction", value="up")])

@@ -12,9 +12,9 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from visualization_msgs.msg import MarkerArray
 
-from hrc_perception.geometry import make_K
+from hrc_perception.geometry import invert_T, make_K, make_T, matrix_from_quaternion
 from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray, Track, TrackArray
-from hrc_perception.ros.convert import K_to_camera_info, numpy_to_image
+from hrc_perception.ros.convert import K_to_camera_info, matrix_to_transform, numpy_to_image, transform_to_matrix
 from hrc_perception.ros.ground_truth_msgs import make_header
 from hrc_perception.ros.safety_monitor_node import (CAMERA_INFO_TOPIC, DEPTH_TOPIC, HUMANS_TOPIC, JOINT_STATES_TOPIC,
                                                     MARKERS_TOPIC, ROBOT_TOPIC, STATUS_TOPIC, TRACKS_TOPIC,
@@ -175,6 +175,14 @@ def test_levels_and_fail_safe(ros_context):
         h.close()
 
 
+def _panda_joint_states(h, pubs):
+    """A Panda's joint_states at T0; the monitor holds the robot (in panda_link0) after it."""
+    names = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
+    js = JointState(header=make_header(T0, ""), name=names, position=[0, -0.5, 0, -2.0, 0, 1.5, 0.8, 0.02, 0.02])
+    pubs[JOINT_STATES_TOPIC].publish(js)
+    assert spin_until(h.ex, lambda: h.node._robot is not None)
+
+
 def test_robot_from_joint_states_and_base_pose(ros_context):
     # the robot base 3 m in front of the camera, base z axis = camera -y (up)
     c = math.sqrt(0.5)
@@ -182,10 +190,7 @@ def test_robot_from_joint_states_and_base_pose(ros_context):
                    base_pose=["0", "0.5", "3.0", str(-c), "0", "0", str(c)])
     node = h.node
     try:
-        names = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
-        js = JointState(header=make_header(T0, ""), name=names, position=[0, -0.5, 0, -2.0, 0, 1.5, 0.8, 0.02, 0.02])
-        pubs[JOINT_STATES_TOPIC].publish(js)
-        assert spin_until(h.ex, lambda: node._robot is not None)
+        _panda_joint_states(h, pubs)
         assert node._robot.positions_m.shape == (8, 3) and node._robot.frame_id == "panda_link0"
         in_camera = node._robot_in(FRAME_ID)    # placed with the base_pose parameter
         np.testing.assert_allclose(in_camera.positions_m[0], [0, 0.5, 3.0], atol=1e-6)   # link0 at the base
@@ -197,6 +202,53 @@ def test_robot_from_joint_states_and_base_pose(ros_context):
         pubs[JOINT_STATES_TOPIC].publish(JointState(header=make_header(T0 + 3 * 10**7, ""), name=["x"],
                                                     position=[0.0]))
         assert spin_until(h.ex, lambda: node.counters.get("joint_states_unusable", 0) == 1)
+    finally:
+        h.close()
+
+
+class _TfTree:
+    """What tf2_ros' Buffer answers from the transforms sent (not installed here): an edge
+    looked up either way, T_target_source."""
+
+    def __init__(self, *msgs):
+        self.edges = {(m.header.frame_id, m.child_frame_id): transform_to_matrix(m.transform) for m in msgs}
+
+    def lookup_transform(self, target, source, time):
+        from geometry_msgs.msg import TransformStamped
+        if (target, source) in self.edges:
+            T = self.edges[(target, source)]
+        elif (source, target) in self.edges:
+            T = invert_T(self.edges[(source, target)])
+        else:
+            raise LookupError(f"no transform {source} -> {target}")
+        return TransformStamped(transform=matrix_to_transform(T))
+
+
+def test_robot_placed_by_robot_pose_tf_in_either_direction_as_by_base_pose(ros_context):
+    """robot_pose's TF (the camera a child of the robot base by default, the old camera ->
+    base tree too) places the robot where robot/base_pose does: the monitor looks the
+    transform up, it does not depend on the tree's direction."""
+    from hrc_perception.ros.robot_pose_node import camera_tf
+    c = math.sqrt(0.5)
+    T_cam_base = make_T(matrix_from_quaternion(np.array([-c, 0, 0, c])), [0.0, 0.5, 3.0])
+    h, pubs = _rig(ros_context, require_tracks=False, robot_source="joint_states")
+    node = h.node
+    try:
+        _panda_joint_states(h, pubs)
+        in_base = node._robot.positions_m
+        expected = in_base @ T_cam_base[:3, :3].T + T_cam_base[:3, 3]
+        assert node._robot_in(FRAME_ID).frame_id != FRAME_ID     # nothing places it yet
+        header = make_header(T0, FRAME_ID)
+        for direction in ("base_to_camera", "camera_to_base"):
+            node._tf_buffer = _TfTree(camera_tf(header, T_cam_base, "panda_link0", direction=direction))
+            placed = node._robot_in(FRAME_ID)
+            assert placed.frame_id == FRAME_ID
+            np.testing.assert_allclose(placed.positions_m, expected, atol=1e-9)
+        near = _verdict(h, _people(T0 + 10**7, person_msg(4, -0.4)))
+        assert near.level == SafetyStatus.PROTECTIVE_STOP, near.reason
+        node._tf_buffer = None
+        node._base_pose = (FRAME_ID, T_cam_base)      # what robot/base_pose carries
+        np.testing.assert_allclose(node._robot_in(FRAME_ID).positions_m, expected, atol=1e-9)
     finally:
         h.close()
 

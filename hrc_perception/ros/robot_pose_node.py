@@ -17,8 +17,17 @@ Publishes, once per depth image, with its header (the colour image's stamp and f
 | ``robot/base_pose``   | geometry_msgs/PoseStamped      | with a camera-to-robot fit    |
 | ``robot_pose/markers``| visualization_msgs/MarkerArray | every skeleton                |
 
-and the TF camera -> robot base where ``tf2_ros`` is installed (the PyPI ROS wheels
-have none: then only ``robot/base_pose``).
+and, where ``tf2_ros`` is installed (the PyPI ROS wheels have none: then only
+``robot/base_pose``), the same pose on TF (:func:`camera_tf`). By default (REP-105,
+``tf_direction: base_to_camera``) the camera hangs in the robot's tree: parent the robot
+base (``base_frame_id``, '' = the URDF's root link, the root of robot_state_publisher's
+tree), child the camera (``camera_frame_id``, '' = the images' frame_id, e.g.
+``camera_color_optical_frame``), so no frame gets a second parent. A ``camera_frame_id``
+other than the images' frame (e.g. the driver's ``camera_link``, parent of its optical
+frames) is placed through the driver's TF from the images' frame to it; until that TF is
+known no transform is sent (``no_camera_frame_tf``). ``tf_direction: camera_to_base`` is
+the old tree: parent the camera, child the robot base (for a cell whose robot has no other
+TF parent). ``robot/base_pose`` is the same in both: the base in the images' frame.
 
 Skeleton: ``model`` = the robot's name (model card), ``id`` 0, the model card's
 keypoint names (URDF links), positions in the camera optical frame (metres) of the
@@ -51,7 +60,8 @@ Bad input never stops the node. Counted with ``report()``: ``no_camera_info``,
 confident keypoints in the window, or only ones along a line such as the base's: no
 pose is published rather than a bad one), ``depth_refine_failed`` (too little of the
 robot's surface pairs up with the depth, or the alignment moved too far to trust: the
-keypoint fit is published).
+keypoint fit is published), ``no_camera_frame_tf`` (no TF from the images' frame to
+``camera_frame_id``: robot/base_pose only).
 """
 from __future__ import annotations
 
@@ -60,18 +70,18 @@ from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseStamped, TransformStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.msg import Skeleton
-from hrc_perception.geometry import pose_error
+from hrc_perception.geometry import invert_T, pose_error
 from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, joint_positions
 from hrc_perception.robot_pose.surface_fit import SurfaceView
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg,
                                         matrix_to_pose, matrix_to_transform, pose_parameter_to_matrix, skeleton_to_msg,
-                                        stamp_to_ns)
+                                        stamp_to_ns, transform_to_matrix)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.weights import load_error_text, resolve_weights
 
@@ -84,6 +94,32 @@ MARKERS_TOPIC = "robot_pose/markers"
 WEIGHTS_RELPATH = Path("models") / "robot_pose" / "model.pt"
 NO_WEIGHTS_MESSAGE = "no robot pose weights: train with `hrc-perception train robot_pose` or set weights"
 NS_PER_S = 1_000_000_000
+TF_DIRECTIONS = ("base_to_camera", "camera_to_base")
+
+
+def camera_tf(header: Header, T_img_base: np.ndarray, base_frame: str, camera_frame: str = "",
+              direction: str = "base_to_camera", T_img_camera: np.ndarray | None = None) -> TransformStamped:
+    """The TF message of a camera-to-robot pose (pure: no tf2_ros needed).
+
+    header: of the depth image the pose is for (stamp; frame_id = the images' optical frame).
+    T_img_base [4, 4]: the robot base in the images' frame (what ``robot/base_pose`` carries).
+    camera_frame: the camera's TF frame ('' = header.frame_id); T_img_camera [4, 4]: that
+    frame in the images' frame (None = identity: the images' own frame).
+    direction ``base_to_camera`` (REP-105): parent base_frame, child camera_frame, transform
+    T_base_camera; ``camera_to_base``: parent camera_frame, child base_frame, T_camera_base.
+    """
+    if direction not in TF_DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(TF_DIRECTIONS)}, got {direction!r}")
+    camera_frame = camera_frame or header.frame_id
+    T_camera_base = np.asarray(T_img_base, np.float64)
+    if T_img_camera is not None:
+        T_camera_base = invert_T(T_img_camera) @ T_camera_base
+    if direction == "base_to_camera":
+        parent, child, T = base_frame, camera_frame, invert_T(T_camera_base)
+    else:
+        parent, child, T = camera_frame, base_frame, T_camera_base
+    return TransformStamped(header=Header(stamp=header.stamp, frame_id=parent), child_frame_id=child,
+                            transform=matrix_to_transform(T))
 
 
 def skeleton_markers(msg: Skeleton, lifetime_s: float) -> MarkerArray:
@@ -141,7 +177,12 @@ class RobotPoseNode(HrcNode):
                   min_value=0.0, max_value=10.0),
         ParamSpec("drift_warn_deg", 2.0, "calibration_drift warns above this rotation (deg)",
                   min_value=0.0, max_value=180.0),
-        ParamSpec("base_frame_id", "", "TF child frame of the robot base ('' = the URDF's root link)"),
+        ParamSpec("base_frame_id", "", "TF frame of the robot base ('' = the URDF's root link)"),
+        ParamSpec("camera_frame_id", "", "TF frame of the camera ('' = the images' frame_id); another frame is "
+                  "placed through the driver's TF from the images' frame to it", read_only=True),
+        ParamSpec("tf_direction", "base_to_camera", "TF tree: base_to_camera (REP-105: the camera a child of the "
+                  "robot base) or camera_to_base (the robot base a child of the camera)", choices=TF_DIRECTIONS,
+                  read_only=True),
         ParamSpec("markers", True, "publish robot_pose/markers"),
         ParamSpec("marker_lifetime_s", 0.5, "lifetime of each marker (s)", min_value=0.0, max_value=3600.0),
     )
@@ -165,6 +206,7 @@ class RobotPoseNode(HrcNode):
         self._estimator = None
         self._expected_T = None
         self._tf = None
+        self._tf_buffer = None    # for camera_frame_id other than the images' frame
         super().__init__(node_name, **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -198,13 +240,17 @@ class RobotPoseNode(HrcNode):
         try:
             from tf2_ros import TransformBroadcaster
             self._tf = TransformBroadcaster(self)
+            if self.param("camera_frame_id"):
+                from tf2_ros import Buffer, TransformListener
+                self._tf_buffer = Buffer()
+                self._tf_listener = TransformListener(self._tf_buffer, self)
         except ImportError:
-            self._tf = None
+            self._tf = self._tf_buffer = None
         self.frames_processed = 0
         self.last_fit = self.last_surface_fit = self._refined_for = None
+        tf = self.param("tf_direction") if self._tf is not None else "off (no tf2_ros): robot/base_pose only"
         self.get_logger().info(f"weights {self.weights_path}: robot {self.predictor.card['robot']['name']}, "
-                               f"keypoints {', '.join(self.predictor.names)}; TF "
-                               f"{'on' if self._tf is not None else 'off (no tf2_ros): robot/base_pose only'}")
+                               f"keypoints {', '.join(self.predictor.names)}; TF {tf}")
 
     def on_cleanup_hook(self) -> None:
         for s in self._subs:
@@ -215,7 +261,7 @@ class RobotPoseNode(HrcNode):
         self._camera_info = None
         self._joint_states = []
         self._waiting = None
-        self.predictor = self.robot = self._estimator = self._tf = None
+        self.predictor = self.robot = self._estimator = self._tf = self._tf_buffer = None
 
     # -- inputs -----------------------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -332,12 +378,25 @@ class RobotPoseNode(HrcNode):
         T = self.base_pose_T
         self._pubs["base_pose"].publish(PoseStamped(header=copy_header(header), pose=matrix_to_pose(T)))
         if self._tf is not None:
-            from geometry_msgs.msg import TransformStamped
-            self._tf.sendTransform(TransformStamped(
-                header=copy_header(header), child_frame_id=self.param("base_frame_id") or self.robot.base_link,
-                transform=matrix_to_transform(T)))
+            self._send_tf(header, T)
         if self._expected_T is not None:
             self.drift = pose_error(T, self._expected_T)
+
+    def _send_tf(self, header: Header, T_img_base: np.ndarray) -> None:
+        """The camera-to-robot pose on TF (see the module doc)."""
+        camera_frame = self.param("camera_frame_id") or header.frame_id
+        T_img_camera = None
+        if camera_frame != header.frame_id:
+            try:
+                from rclpy.time import Time
+                T_img_camera = transform_to_matrix(
+                    self._tf_buffer.lookup_transform(header.frame_id, camera_frame, Time()).transform)
+            except Exception as e:  # noqa: BLE001 - tf2's lookup errors: no TF this frame
+                self.report("no_camera_frame_tf", f"no TF from {header.frame_id!r} to camera_frame_id "
+                            f"{camera_frame!r} ({type(e).__name__}): robot/base_pose only")
+                return
+        self._tf.sendTransform(camera_tf(header, T_img_base, self.param("base_frame_id") or self.robot.base_link,
+                                         camera_frame, self.param("tf_direction"), T_img_camera))
 
     @property
     def base_pose_T(self) -> np.ndarray | None:

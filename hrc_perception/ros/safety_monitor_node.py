@@ -37,9 +37,10 @@ input's age; the frame is the people's (camera optical). The first status of a s
 received, minus that stamp is the camera-to-verdict latency.
 
 Frames: every input names its frame (an empty frame_id is refused). The robot is moved
-into the people's frame with TF where ``tf2_ros`` is installed, else with the
-camera-to-robot pose (``robot/base_pose``: the robot base ``robot_base_frame`` in the
-message's frame; or the ``base_pose`` parameter, in ``base_pose_frame``); with none of
+into the people's frame with TF where ``tf2_ros`` is installed (robot_pose's TF in either
+``tf_direction``: the transform is looked up, the tree's direction does not matter), else
+with the camera-to-robot pose (``robot/base_pose``: the robot base ``robot_base_frame`` in
+the message's frame; or the ``base_pose`` parameter, in ``base_pose_frame``); with none of
 them the verdict is UNKNOWN (``no_transform``).
 
 Robot: ``skeleton`` takes robot/skeleton as it is (an unknown joint makes the verdict
