@@ -1,11 +1,12 @@
-"""Node base: parameter descriptors and validation, lifecycle with autostart, error counters, diagnostics."""
+"""Node base: parameter descriptors and validation, lifecycle with autostart, error counters, diagnostics
+(WARN over a window of recent problems, totals kept)."""
 import pytest
 from conftest import spin_until
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
-from hrc_perception.ros.node_base import HrcNode, ParameterError, ParamSpec
+from hrc_perception.ros.node_base import HrcNode, ParameterError, ParamSpec, ProblemWindow
 
 
 class Probe(HrcNode):
@@ -87,29 +88,98 @@ def test_invalid_change_is_rejected_with_reason(ros_context):
         node.destroy_node()
 
 
+class _DiagnosticsRig:
+    """A node under test, a /diagnostics listener, one executor; ``mine()`` the node's statuses so far."""
+
+    def __init__(self, ros_context, node):
+        import rclpy.node
+        self.node = node
+        self.listener = rclpy.node.Node("diag_listener", context=ros_context)
+        self.got = []
+        self.listener.create_subscription(DiagnosticArray, "/diagnostics", self.got.append, 10)
+        self.ex = SingleThreadedExecutor(context=ros_context)
+        self.ex.add_node(node)
+        self.ex.add_node(self.listener)
+
+    def mine(self):
+        return [s for m in self.got for s in m.status if s.name == self.node.get_fully_qualified_name()]
+
+    def published(self):
+        """The node's status after publish_diagnostics() now."""
+        n = len(self.mine())
+        self.node.publish_diagnostics()
+        assert spin_until(self.ex, lambda: len(self.mine()) > n)
+        return self.mine()[-1]
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+        self.listener.destroy_node()
+
+
 def test_reports_are_counted_and_published_as_diagnostics(ros_context):
-    node = Probe(context=ros_context)
-    import rclpy.node
-    sub_node = rclpy.node.Node("diag_listener", context=ros_context)
-    got = []
-    sub_node.create_subscription(DiagnosticArray, "/diagnostics", got.append, 10)
-    ex = SingleThreadedExecutor(context=ros_context)
-    ex.add_node(node)
-    ex.add_node(sub_node)
+    rig = _DiagnosticsRig(ros_context, Probe(context=ros_context))
+    node = rig.node
     try:
         for _ in range(3):
             node.report("bad_encoding", "image encoding 'yuv422' unsupported")
         assert node.counters == {"bad_encoding": 3}
-        node.publish_diagnostics()
-
-        def mine():
-            return [s for m in got for s in m.status if s.name == node.get_fully_qualified_name()]
-        assert spin_until(ex, lambda: bool(mine()))
-        status = mine()[-1]
+        status = rig.published()
         assert status.level == DiagnosticStatus.WARN
         values = {kv.key: kv.value for kv in status.values}
         assert values["bad_encoding"] == "3" and "yuv422" in values["last bad_encoding"]
     finally:
-        ex.shutdown()
-        node.destroy_node()
-        sub_node.destroy_node()
+        rig.close()
+
+
+class _Clock:
+    def __init__(self, t=100.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def test_problem_window_forgets_old_problems_and_keeps_totals():
+    clock = _Clock()
+    w = ProblemWindow(10.0, clock)
+    assert w.recent() == {} and w.totals == {}
+    assert w.add("bad_image") == 1 and w.add("bad_image") == 2
+    clock.t += 4.0
+    w.add("no_camera_info")
+    assert w.recent() == {"bad_image": 2, "no_camera_info": 1}
+    clock.t += 6.0      # the bad images are 10 s old: out of the window; camera_info's 6 s
+    assert w.recent() == {"no_camera_info": 1}
+    clock.t += 4.0
+    assert w.recent() == {} and w.totals == {"bad_image": 2, "no_camera_info": 1}
+    w.add("bad_image")
+    assert w.recent() == {"bad_image": 1} and w.totals["bad_image"] == 3
+    w.window_s = 0.5    # a shorter window applies at once
+    clock.t += 1.0
+    assert w.recent() == {}
+
+
+def test_diagnostics_warn_while_problems_are_recent_then_ok_with_totals(ros_context):
+    rig = _DiagnosticsRig(ros_context, Probe(context=ros_context, parameter_overrides=[
+        Parameter("diagnostics_window_s", value=0.5)]))
+    node, mine = rig.node, rig.mine
+    try:
+        node.report("bad_encoding", "image encoding 'yuv422' unsupported")
+        status = rig.published()
+        assert status.level == DiagnosticStatus.WARN and "in the last 0.5 s" in status.message
+        # the node's own 1 Hz diagnostics turn OK once the problem is older than the window
+        assert spin_until(rig.ex, lambda: mine()[-1].level == DiagnosticStatus.OK, 10.0), mine()[-1]
+        status = mine()[-1]
+        values = {kv.key: kv.value for kv in status.values}
+        assert values["bad_encoding"] == "1" and "none in the last 0.5 s" in status.message
+        # a new problem: WARN again, the total goes on
+        node.report("bad_encoding", "again")
+        status = rig.published()
+        assert status.level == DiagnosticStatus.WARN
+        assert {kv.key: kv.value for kv in status.values}["bad_encoding"] == "2"
+        # the window is a parameter, validated
+        assert not node.set_parameters([Parameter("diagnostics_window_s", value=0.0)])[0].successful
+        assert node.set_parameters([Parameter("diagnostics_window_s", value=30.0)])[0].successful
+        assert node.problems.window_s == 30.0
+    finally:
+        rig.close()

@@ -12,15 +12,19 @@ true) a node configures and activates itself right after construction.
 
 Bad input never kills a node: ``report(kind, message)`` counts it per kind, logs at
 most one line per kind every ``error_log_period_s``, and the counters appear in
-the node's ``diagnostic_msgs`` status on ``/diagnostics`` (1 Hz).
+the node's ``diagnostic_msgs`` status on ``/diagnostics`` (1 Hz). The status's level
+is over a window (:class:`ProblemWindow`), as diagnostic_updater's tasks report: a
+problem counted in the last ``diagnostics_window_s`` seconds gives WARN, older ones
+are OK again; the totals since start stay in the values.
 """
 from __future__ import annotations
 
 import math
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
@@ -36,6 +40,7 @@ CAMERA_DEPTH_TOPIC = "camera/depth/image_raw"
 CAMERA_INFO_TOPIC = "camera/color/camera_info"
 
 ERROR_LOG_PERIOD_S = 5.0
+DIAGNOSTICS_WINDOW_S = 10.0
 
 
 class ParameterError(ValueError):
@@ -96,6 +101,43 @@ class ParamSpec:
         return None
 
 
+class ProblemWindow:
+    """Problems counted per kind: the totals since start, and those of the last ``window_s`` seconds.
+
+    ``clock()``: seconds, monotonic (injectable for tests). ``totals``: kind -> count since
+    start (never reset). A problem counted at t is recent while now - t < window_s.
+    """
+
+    def __init__(self, window_s: float = DIAGNOSTICS_WINDOW_S, clock: Callable[[], float] = time.monotonic):
+        self.window_s = float(window_s)
+        self.totals: dict[str, int] = {}
+        self._clock = clock
+        self._times: dict[str, deque[float]] = {}
+
+    def add(self, kind: str) -> int:
+        """Count one problem of this kind now; returns its total."""
+        now = self._clock()
+        self.totals[kind] = self.totals.get(kind, 0) + 1
+        times = self._times.setdefault(kind, deque())
+        times.append(now)
+        self._forget(times, now)
+        return self.totals[kind]
+
+    def recent(self) -> dict[str, int]:
+        """kind -> problems counted in the last window_s seconds (kinds with none left out)."""
+        now = self._clock()
+        out = {}
+        for kind, times in self._times.items():
+            self._forget(times, now)
+            if times:
+                out[kind] = len(times)
+        return out
+
+    def _forget(self, times: deque[float], now: float) -> None:
+        while times and now - times[0] >= self.window_s:
+            times.popleft()
+
+
 def _parameter_type(default: Any) -> int:
     if isinstance(default, bool):
         return ParameterType.PARAMETER_BOOL
@@ -118,6 +160,9 @@ COMMON_PARAMS = (
               read_only=True),
     ParamSpec("error_log_period_s", ERROR_LOG_PERIOD_S, "at most one log line per kind of error this often",
               min_value=0.0, max_value=3600.0),
+    ParamSpec("diagnostics_window_s", DIAGNOSTICS_WINDOW_S, "diagnostics WARN while an input problem was counted "
+              "in the last this many seconds; OK again after (the totals stay in the values)",
+              min_value=0.1, max_value=86400.0),
 )
 
 
@@ -130,7 +175,8 @@ class HrcNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         self._specs = {s.name: s for s in COMMON_PARAMS + tuple(self.PARAMS)}
         self.lifecycle_state = "unconfigured"
-        self.counters: dict[str, int] = {}
+        self.problems = ProblemWindow()
+        self.counters: dict[str, int] = self.problems.totals     # kind -> count since start
         self._last_log: dict[str, float] = {}
         self._last_message: dict[str, str] = {}
         problems = []
@@ -158,6 +204,7 @@ class HrcNode(LifecycleNode):
                 problems.append(why)
         if problems:
             raise ParameterError(f"node '{self.get_name()}': invalid parameter " + "; ".join(problems))
+        self.problems.window_s = self.param("diagnostics_window_s")
         self.add_on_set_parameters_callback(self._validate_set)
         self.add_post_set_parameters_callback(self._after_set)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -190,6 +237,8 @@ class HrcNode(LifecycleNode):
 
     def _after_set(self, params) -> None:
         names = [p.name for p in params if p.name in self._specs]
+        if "diagnostics_window_s" in names:
+            self.problems.window_s = self.param("diagnostics_window_s")
         if names:
             self.on_parameters_set(names)
 
@@ -224,7 +273,7 @@ class HrcNode(LifecycleNode):
     # -- errors and diagnostics ---------------------------------------------------
     def report(self, kind: str, message: str) -> None:
         """Count one problem of this kind; log it unless one was logged recently."""
-        self.counters[kind] = self.counters.get(kind, 0) + 1
+        self.problems.add(kind)
         self._last_message[kind] = message
         now = time.monotonic()
         if now - self._last_log.get(kind, -1e9) >= self.param("error_log_period_s"):
@@ -268,19 +317,24 @@ class HrcNode(LifecycleNode):
     def publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name=self.get_fully_qualified_name(), hardware_id="hrc_perception")
         state = self.lifecycle_state
-        if self.counters:
+        recent, window_s = self.problems.recent(), self.problems.window_s
+        if recent:
             status.level = DiagnosticStatus.WARN
-            worst = max(self.counters, key=self.counters.get)
-            status.message = f"{state}; {sum(self.counters.values())} input problems, most: {worst}"
+            worst = max(recent, key=recent.get)
+            status.message = f"{state}; {sum(recent.values())} input problems in the last {window_s:g} s, most: {worst}"
         else:
             status.level = DiagnosticStatus.OK if state == "active" else DiagnosticStatus.WARN
             status.message = state
+            if self.counters:
+                status.message += f"; {sum(self.counters.values())} input problems, none in the last {window_s:g} s"
         check = self.diagnostic_check()
         if check is not None:
             status.level = max(status.level, check[0])
             status.message += f"; {check[1]}"
         status.values = [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counters.items())]
         status.values += [KeyValue(key=f"last {k}", value=m) for k, m in sorted(self._last_message.items())]
+        status.values += [KeyValue(key=f"{k} in the last {window_s:g} s", value=str(n))
+                          for k, n in sorted(recent.items())]
         status.values += [KeyValue(key=k, value=v) for k, v in self.diagnostic_values().items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
