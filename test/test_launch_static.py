@@ -1,11 +1,13 @@
 """Launch files, graphs, parameter files and the rviz config: everything they name exists."""
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from hrc_perception.ros.graph import EXECUTABLES, GraphError, load_graph, node_parameters
+from hrc_perception.ros.launch_description import COMMON_ARGUMENTS, NodeLaunch, ProcessLaunch, plan
 
 REPO = Path(__file__).resolve().parents[1]
 GRAPHS = yaml.safe_load((REPO / "config" / "graphs.yaml").read_text())
@@ -91,3 +93,54 @@ def test_rviz_config_shows_images_markers_and_tf():
     assert "/cell/human_pose/markers" in topics and "/cell/safety_monitor/markers" in topics
     # the robot base: robot_pose's TF hangs the camera under it (REP-105)
     assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "panda_link0"
+
+
+def _launch_module(launch_file: Path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(launch_file.stem.replace(".", "_"), launch_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("launch_file", sorted((REPO / "launch").glob("*.launch.py")))
+def test_launch_file_generates_its_description(launch_file):
+    """Where ``launch`` is installed: the launch file's own generate_launch_description()."""
+    pytest.importorskip("launch")
+    pytest.importorskip("launch_ros")
+    from launch import LaunchDescription
+    description = _launch_module(launch_file).generate_launch_description()
+    assert isinstance(description, LaunchDescription)
+    declared = {a.name for a in description.get_launch_arguments()}
+    assert set(COMMON_ARGUMENTS) <= declared
+
+
+@pytest.mark.parametrize("graph", sorted(GRAPHS))
+def test_launch_plan_starts_every_graph_node_as_configured(graph):
+    """What the launch files launch (plain Python, no ``launch``): one Node per graph node,
+    with the graph's executable, name, namespace, parameters and remappings."""
+    steps = plan(graph)
+    g = load_graph(graph)
+    assert [s.name for s in steps] == [gn.name for gn in g.nodes]
+    for step, gn in zip(steps, g.nodes):
+        assert isinstance(step, NodeLaunch) and (REPO / "nodes" / step.executable).is_file()
+        assert step.executable == gn.executable and step.namespace == g.namespace == GRAPHS[graph]["namespace"]
+        assert step.parameters == (node_parameters(gn),)
+        assert dict(step.remappings) == (GRAPHS[graph]["nodes"][g.nodes.index(gn)].get("remappings") or {})
+
+
+def test_launch_plan_arguments():
+    extra = ast.literal_eval(ast.parse((REPO / "launch" / "replay.launch.py").read_text()).body[-1]
+                             .body[0].value.args[1])
+    steps = plan("replay", {"namespace": "/cell2", "nodes": "rgbd_capture,safety_monitor", "params_file": "my.yaml",
+                            "bag": "/data/run.mcap"}, extra)
+    assert [s.name for s in steps] == ["rgbd_capture", "safety_monitor"]
+    assert all(s.namespace == "/cell2" and s.parameters[-1] == "my.yaml" for s in steps)
+    assert steps[0].parameters[0]["bag_path"] == "/data/run.mcap"
+    assert "bag_path" not in steps[1].parameters[0]
+    with pytest.raises(ValueError, match="has no node teleporter"):
+        plan("replay", {"nodes": "teleporter"}, extra)
+    (one,) = plan("replay", {"single_process": "true", "bag": "/data/run.mcap", "nodes": "rgbd_capture"}, extra)
+    assert isinstance(one, ProcessLaunch)
+    assert one.cmd == (sys.executable, "-m", "hrc_perception.ros.bringup", "replay",
+                       "--set=rgbd_capture.bag_path=/data/run.mcap", "--only=rgbd_capture")

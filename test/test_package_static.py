@@ -25,7 +25,10 @@ def test_package_xml_is_format_3_ament_cmake():
 
 
 def test_package_xml_ros_dependencies_exist():
-    """Every ROS package named in package.xml is installed (in the ament index)."""
+    """Every ROS package named in package.xml is installed (in the ament index), but for
+    the optional ones and launch's (test_package_dependencies: each imported only where
+    its absence is handled), which the PyPI ROS 2 wheels lack."""
+    from test_package_dependencies import LAUNCH_ONLY, OPTIONAL
     prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(":") if p]
     if not prefixes:
         pytest.skip("no ROS environment (source scripts/env.sh)")
@@ -34,7 +37,7 @@ def test_package_xml_ros_dependencies_exist():
     ros_names = {n for n in names if not n.startswith("python3-")}
     index = {p.name for prefix in prefixes
              for p in Path(prefix, "share", "ament_index", "resource_index", "packages").glob("*")}
-    assert ros_names - index == set()
+    assert ros_names - index - OPTIONAL - LAUNCH_ONLY == set()
 
 
 def test_cmake_generates_every_message_file():

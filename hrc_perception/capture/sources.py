@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
+from hrc_perception.io.bag import JointStateSample
+
 if TYPE_CHECKING:
     from hrc_perception.sim.frame import Frame
 
@@ -35,16 +37,6 @@ class SourceError(RuntimeError):
 
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
-
-
-@dataclass(frozen=True)
-class JointStateSample:
-    """The robot's joint positions as its driver published them: stamp_ns (integer
-    ns, that message's own stamp), names [D], positions_rad [D] float64 (radians, or
-    metres for prismatic joints)."""
-    stamp_ns: int
-    names: tuple[str, ...]
-    positions_rad: np.ndarray
 
 
 @dataclass(frozen=True)

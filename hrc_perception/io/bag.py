@@ -28,7 +28,6 @@ import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from hrc_perception.capture.sources import JointStateSample
 from hrc_perception.geometry import quaternion_from_matrix
 from hrc_perception.io.atomic import PartialDir
 from hrc_perception.io.image_codec import decode, decode_depth_mm, decode_rgb, encode
@@ -156,6 +155,16 @@ class BagWriter:
             shutil.rmtree(self.path)
         os.replace(bag, self.path)
         self._work.abort()
+
+
+@dataclass(frozen=True)
+class JointStateSample:
+    """The robot's joint positions as its driver published them: stamp_ns (integer
+    ns, that message's own stamp), names [D], positions_rad [D] float64 (radians, or
+    metres for prismatic joints)."""
+    stamp_ns: int
+    names: tuple[str, ...]
+    positions_rad: np.ndarray
 
 
 @dataclass

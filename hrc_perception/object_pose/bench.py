@@ -18,24 +18,26 @@ from pathlib import Path
 
 import torch
 
+from hrc_perception import resources
 from hrc_perception.training import machine_line
 
-BENCH_CONFIG = Path(__file__).resolve().parents[2] / "config" / "cell_parts_closeup.yaml"
+BENCH_CONFIG = Path("config") / "cell_parts_closeup.yaml"   # in the package's share folder
 
 
 def bench_object_pose(weights: str, frames: int = 12, seed: int = 900, threads: int = 2,
                       json_path: str | None = None) -> dict:
-    from hrc_perception.cli import main as cli_main
+    from hrc_perception.object_pose.data import load_bop_split
     from hrc_perception.object_pose.evaluate import evaluate_samples, summarise
     from hrc_perception.object_pose.predictor import ObjectPosePredictor
-    from hrc_perception.object_pose.train import load_bop_split
+    from hrc_perception.sim.config import load_cell_config
+    from hrc_perception.sim.export import run_synth
 
     torch.set_num_threads(threads)
     predictor = ObjectPosePredictor(weights)
     with tempfile.TemporaryDirectory() as tmp:
-        if cli_main(["synth", "--config", str(BENCH_CONFIG), "--frames", str(frames), "--seed", str(seed),
-                     "--out", tmp, "--dataset", "bop", "--quiet"]) != 0:
-            raise RuntimeError("synth failed")
+        config = resources.share_dir() / BENCH_CONFIG
+        run_synth(load_cell_config(config), seed, frames, Path(tmp), bag=False, datasets=["bop"],
+                  config_dir=config.parent, config_path=str(BENCH_CONFIG), progress=False)
         parts_by_id, samples = load_bop_split(Path(tmp), crop_px=predictor.build.crop_px, quiet=True)
     predictor.estimate([(samples[0].crop, 0, samples[0].K)])       # warm-up
     rows = evaluate_samples(predictor, samples, parts_by_id, baselines=True, quiet=True)

@@ -12,6 +12,8 @@ indices (column u, row v) of the full image.
 from __future__ import annotations
 
 import json
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -246,3 +248,27 @@ def iter_scene_samples(scene_dir: Path, crop_px: int = CROP_PX, min_visible_px: 
             if crop is None or len(valid_pixels(crop)) == 0:
                 continue
             yield PoseSample(crop, K, int(e["obj_id"]), gt_pose_T(e), scene_dir.name, image_id, k)
+
+
+def bop_root(synth_dir: Path) -> Path:
+    """The BOP folder of a synth output (``OUT/bop``), or the folder itself."""
+    return synth_dir / "bop" if (synth_dir / "bop" / "models").is_dir() else synth_dir
+
+
+def load_bop_split(synth_dir: str | Path, split: str = "train", crop_px: int = CROP_PX, min_visible_px: int = 50,
+                   quiet: bool = False) -> tuple[dict[int, PartInfo], list[PoseSample]]:
+    """(parts by obj_id, instances) of a ``hrc-perception synth --dataset bop`` output."""
+    synth_dir = Path(synth_dir)
+    root = bop_root(synth_dir)
+    parts = load_bop_parts(root / "models", synth_part_names(synth_dir))
+    scenes = bop_scene_dirs(root / split)
+    samples: list[PoseSample] = []
+    t0 = time.perf_counter()
+    for i, scene in enumerate(scenes):
+        samples.extend(iter_scene_samples(scene, crop_px, min_visible_px))
+        if not quiet and ((i + 1) % 50 == 0 or i + 1 == len(scenes)):
+            print(f"object_pose data: {i + 1}/{len(scenes)} scenes, {len(samples)} instances "
+                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    if not samples:
+        raise ValueError(f"{root / split}: no part instances with at least {min_visible_px} visible pixels")
+    return parts, samples

@@ -178,7 +178,7 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = T
     segmentation model's masks). figure: also draw the refined poses of every
     instance of 4 of the frames (:func:`hrc_perception.object_pose.figure.pose_figure`)."""
     from hrc_perception.object_pose.predictor import ObjectPosePredictor
-    from hrc_perception.object_pose.train import bop_root, load_bop_split
+    from hrc_perception.object_pose.data import bop_root, load_bop_split
     predictor = ObjectPosePredictor(weights, device=device)
     notes = None
     if models is not None:

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from hrc_perception.io.atomic import atomic_write_json
-from hrc_perception.object_pose.data import (CROP_PX, PartInfo, PoseSample, bop_scene_dirs, iter_scene_samples,
-                                             load_bop_parts, synth_part_names)
+from hrc_perception.object_pose.data import CROP_PX, load_bop_split
 from hrc_perception.object_pose.dataset import PoseAugment, PoseDataset
 from hrc_perception.object_pose.loss import densefusion_loss, refiner_loss
 from hrc_perception.object_pose.model import BuildConfig, save_model
@@ -36,30 +35,6 @@ STAGES = ("posenet", "refiner")
 # gets an extra rotation (random axis, up to this angle) and shift (per axis, up to this).
 REFINE_PERTURB_DEG = 10.0
 REFINE_PERTURB_M = 0.01
-
-
-def bop_root(synth_dir: Path) -> Path:
-    """The BOP folder of a synth output (``OUT/bop``), or the folder itself."""
-    return synth_dir / "bop" if (synth_dir / "bop" / "models").is_dir() else synth_dir
-
-
-def load_bop_split(synth_dir: str | Path, split: str = "train", crop_px: int = CROP_PX, min_visible_px: int = 50,
-                   quiet: bool = False) -> tuple[dict[int, PartInfo], list[PoseSample]]:
-    """(parts by obj_id, instances) of a ``hrc-perception synth --dataset bop`` output."""
-    synth_dir = Path(synth_dir)
-    root = bop_root(synth_dir)
-    parts = load_bop_parts(root / "models", synth_part_names(synth_dir))
-    scenes = bop_scene_dirs(root / split)
-    samples: list[PoseSample] = []
-    t0 = time.perf_counter()
-    for i, scene in enumerate(scenes):
-        samples.extend(iter_scene_samples(scene, crop_px, min_visible_px))
-        if not quiet and ((i + 1) % 50 == 0 or i + 1 == len(scenes)):
-            print(f"object_pose data: {i + 1}/{len(scenes)} scenes, {len(samples)} instances "
-                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    if not samples:
-        raise ValueError(f"{root / split}: no part instances with at least {min_visible_px} visible pixels")
-    return parts, samples
 
 
 def perturb_estimates(R: torch.Tensor, t: torch.Tensor, max_deg: float = REFINE_PERTURB_DEG,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+from hrc_perception import resources
 
 # executable name -> (module, node class). One entry per file in nodes/.
 EXECUTABLES: dict[str, tuple[str, str]] = {
@@ -50,14 +50,11 @@ class Graph:
 
 
 def config_dir() -> Path:
-    """config/ of the source tree, or share/hrc_perception/config of an install."""
-    if CONFIG_DIR.is_dir():
-        return CONFIG_DIR
+    """config/ of the source tree, of a ROS install or of a pip install (``resources``)."""
     try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory("hrc_perception")) / "config"
-    except Exception as e:  # not installed either
-        raise GraphError(f"cannot find hrc_perception's config directory: {e}") from None
+        return resources.config_dir()
+    except resources.ResourceError as e:
+        raise GraphError(str(e)) from None
 
 
 def load_graph(name: str, path: Path | None = None) -> Graph:

@@ -3,17 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hrc_perception import resources
+
 
 def shipped_weights_candidates(relpath: Path) -> list[Path]:
-    """Where shipped weights ``relpath`` (e.g. models/segmentation/model.pt) may be: the
-    source tree, then the installed share dir."""
-    out = [Path(__file__).resolve().parents[2] / relpath]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        out.append(Path(get_package_share_directory("hrc_perception")) / relpath)
-    except Exception:  # noqa: BLE001 - not installed, or no ament_index: the source tree only
-        pass
-    return out
+    """Where shipped weights ``relpath`` (e.g. models/segmentation/model.pt) may be: in each
+    place the package's share folder may be (source tree, ROS install, pip install)."""
+    return [root / relpath for root in resources.candidates()]
 
 
 def resolve_weights(weights: str, relpath: Path, missing_message: str) -> Path:
