@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from hrc_perception.io.keypoint_layouts import LAYOUTS
 from hrc_perception.sim.config import CellConfig, ConfigError, load_cell_config
 from hrc_perception.tracking.nn_matching import DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET
 
@@ -176,7 +177,7 @@ def cmd_eval_human_pose(args) -> int:
             print(f"error: --coco {args.coco}: no such file (the real COCO person crops; '' skips them)",
                   file=sys.stderr)
             return 2
-        res["coco"] = evaluate_coco(backend, Path(args.coco)) | {"data": args.coco}
+        res["coco"] = evaluate_coco(backend, Path(args.coco), layout=args.keypoint_layout) | {"data": args.coco}
     if args.synthetic_frames > 0:
         backends = {"oracle_2d": None, "mediapipe": backend}
         if args.spdh_weights and Path(args.spdh_weights).is_file():
@@ -268,7 +269,7 @@ def cmd_eval_tracking(args) -> int:
     weights = None if args.no_segmentation or args.data is None else Path(args.weights)
     res = evaluate_tracking(Path(args.data) if args.data else None, weights, seed=args.seed,
                             box_noise=args.box_noise, dropout=args.dropout, max_sequences=args.max_sequences,
-                            mot15=Path(args.mot15) if args.mot15 else None,
+                            mot15=Path(args.mot15) if args.mot15 else None, mot15_fps=args.fps,
                             tracker_options={"max_cosine_distance": args.max_cosine_distance,
                                              "nn_budget": args.nn_budget or None,
                                              "iou_for_lost_tracks": not args.original_iou_rule})
@@ -483,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "on synthetic frames (BlazePose + depth lifting, and the lifting alone)")
     eh.add_argument("--coco", default="../shared/realdata/coco_person/test_coco.json",
                     help="COCO person-keypoints json with its images beside it ('' = skip)")
+    eh.add_argument("--keypoint-layout", choices=sorted(LAYOUTS),
+                    help="joint order of --coco's keypoints (default: from its joint names, else its joint count; "
+                         "mapped to COCO-17)")
     eh.add_argument("--synthetic-frames", type=int, default=300, help="synthetic frames (0 = skip)")
     eh.add_argument("--config", default="config/cell_short_episodes.yaml", help="cell YAML of the synthetic frames")
     eh.add_argument("--seed", type=int, default=1300, help="seed of the synthetic frames (not a training seed)")
@@ -503,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="segmentation model: detections for the second input, descriptors for both")
     et.add_argument("--no-segmentation", action="store_true", help="noisy ground truth only, no appearance")
     et.add_argument("--mot15", help="a MOTChallenge sequence folder (gt/, det/), e.g. ../shared/realdata/mot15/TUD-Campus")
+    et.add_argument("--fps", type=float, help="frame rate of the --mot15 sequence, Hz (default: its seqinfo.ini "
+                    "frameRate, a known MOT15 sequence's rate, else 25 with a note; no figure depends on it)")
     et.add_argument("--box-noise", type=float, default=0.05, help="noise on each box edge, fraction of the box size")
     et.add_argument("--dropout", type=float, default=0.1, help="share of ground-truth boxes dropped")
     et.add_argument("--max-sequences", type=int)

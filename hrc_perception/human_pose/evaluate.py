@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,15 +34,37 @@ PCK_FRACTION = 0.2
 PCK3D_THRESHOLD_M = 0.10
 
 
-def evaluate_coco(backend, coco_json: Path) -> dict:
-    """PCK@0.2, OKS AP/AP50 and time per crop of a 2D backend on real COCO person crops."""
-    from PIL import Image
+def load_coco17(coco_json: Path, layout: str | None = None):
+    """A person-keypoints json as a pycocotools COCO with COCO-17 keypoints, and its layout
+    (:func:`~hrc_perception.io.keypoint_layouts.coco_dataset_to_coco17`: CrowdPose, MPII,
+    AI Challenger and Halpe files are mapped; ``layout`` forces one)."""
     from pycocotools.coco import COCO
+
+    from hrc_perception.io.keypoint_layouts import coco_dataset_to_coco17
+    dataset, layout = coco_dataset_to_coco17(json.loads(Path(coco_json).read_text()), layout, str(coco_json))
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints progress
+        coco.createIndex()
+    return coco, layout
+
+
+def evaluate_coco(backend, coco_json: Path, layout: str | None = None, log=None) -> dict:
+    """PCK@0.2, OKS AP/AP50 and time per crop of a 2D backend on real person crops of a
+    COCO-format json (keypoints of any known layout, scored as COCO-17 on the joints the
+    layout has; ``layout``: see :func:`load_coco17`). A note goes to ``log`` (stderr)
+    when the file is not in COCO-17."""
+    from PIL import Image
     from pycocotools.cocoeval import COCOeval
 
+    from hrc_perception.io.keypoint_layouts import LAYOUTS, coco17_sources
     coco_json = Path(coco_json)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(str(coco_json))
+    coco, layout = load_coco17(coco_json, layout)
+    scored = [n for n, i in zip(COCO17_NAMES, coco17_sources(layout)) if i >= 0]
+    if layout != "coco":
+        print(f"eval human_pose: note: {coco_json}: {layout} keypoints ({len(LAYOUTS[layout])} joints) mapped to "
+              f"COCO-17; only its {len(scored)} COCO joints are scored (the others are unlabelled, v=0), so PCK and "
+              "OKS AP are not the dataset's own protocol", file=log or sys.stderr)
     results, correct, labelled, times, missed, persons = [], 0, 0, [], 0, 0
     for img_id in sorted(coco.getImgIds()):
         info = coco.loadImgs(img_id)[0]
@@ -73,7 +96,8 @@ def evaluate_coco(backend, coco_json: Path) -> dict:
             ev.accumulate()
             ev.summarize()
         oks = {"oks_AP": float(ev.stats[0]), "oks_AP50": float(ev.stats[1])}
-    return {"persons": persons, "persons_missed": missed, "joints_labelled": labelled,
+    return {"keypoint_layout": layout, "joints_scored": scored, "persons": persons, "persons_missed": missed,
+            "joints_labelled": labelled,
             "pck_0.2": correct / labelled if labelled else None, **oks,
             "seconds_per_crop_median": float(np.median(times)) if times else None}
 

@@ -55,6 +55,9 @@ class CocoInstances(torch.utils.data.Dataset):
         self._anns: dict[int, list] = {im["id"]: [] for im in self.images}
         for a in coco["annotations"]:
             if a["category_id"] in label_of_cat and a["area"] >= min_area_px:
+                if not a.get("segmentation"):
+                    raise ValueError(f"{ann_file}: annotation {a.get('id')} has no mask (segmentation): Mask R-CNN "
+                                     "training needs masks (`eval segmentation` scores box-only data by box AP)")
                 self._anns[a["image_id"]].append((label_of_cat[a["category_id"]], a["segmentation"]))
         self.augment = augment
         self.seed = seed

@@ -3,7 +3,8 @@
     hrc-perception eval segmentation --weights models/segmentation/model.pt --data SYNTH_OUT [--json FILE]
 
 Metrics (pycocotools): AP (IoU 0.50:0.95), AP50 and AP75 for boxes and masks, and
-box and mask AP50 per class. The data must not be the training data (another seed).
+box and mask AP50 per class; boxes only when the ground truth has no masks. The data must
+not be the training data (another seed).
 """
 from __future__ import annotations
 
@@ -44,16 +45,23 @@ def predictions(predictor, coco: COCO, root: Path, max_images: int | None = None
     return results, times
 
 
-def coco_metrics(coco: COCO, results: list[dict], img_ids: list[int]) -> dict:
+def annotations_without_mask(coco: COCO) -> int:
+    """Number of ground-truth annotations with no (or an empty) ``segmentation``."""
+    return sum(not a.get("segmentation") for a in coco.dataset.get("annotations", []))
+
+
+def coco_metrics(coco: COCO, results: list[dict], img_ids: list[int], iou_types=("bbox", "segm")) -> dict:
     """AP, AP50, AP75 for boxes and masks, and per-class box and mask AP50 (None for a
-    class with no ground truth in the data)."""
+    class with no ground truth in the data); iou_types: the kinds scored ("bbox" alone
+    for ground truth without masks)."""
     out = {}
     if not results:
-        return {"bbox_AP": 0.0, "bbox_AP50": 0.0, "segm_AP": 0.0, "segm_AP50": 0.0, "per_class_bbox_AP50": {},
-                "per_class_segm_AP50": {}}
+        for t in iou_types:
+            out.update({f"{t}_AP": 0.0, f"{t}_AP50": 0.0, f"per_class_{t}_AP50": {}})
+        return out
     with contextlib.redirect_stdout(io.StringIO()):   # pycocotools prints progress
         dt = coco.loadRes(results)
-    for iou_type in ("bbox", "segm"):
+    for iou_type in iou_types:
         ev = COCOeval(coco, dt, iou_type)
         ev.params.imgIds = img_ids
         with contextlib.redirect_stdout(io.StringIO()):
@@ -72,16 +80,25 @@ def coco_metrics(coco: COCO, results: list[dict], img_ids: list[int]) -> dict:
 
 
 def evaluate(weights: Path, data: Path, device: str = "cpu", score_threshold: float = 0.05,
-             max_images: int | None = None) -> dict:
-    """Metrics of a model file on a COCO dataset directory (or a synth output with coco/)."""
+             max_images: int | None = None, log=None) -> dict:
+    """Metrics of a model file on a COCO dataset directory (or a synth output with coco/).
+    Ground truth with boxes but no masks (an annotation without ``segmentation``): box AP
+    only, the mask metrics None, ``masks_absent`` true and a note to ``log`` (stderr)."""
     from hrc_perception.segmentation.predictor import SegmentationPredictor
     root = coco_dir(data)
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(root / "annotations.json"))
+    no_mask = annotations_without_mask(coco)
+    if no_mask:
+        print(f"eval segmentation: note: {root / 'annotations.json'}: {no_mask} of {len(coco.dataset['annotations'])} "
+              "annotations have no mask (segmentation): box AP only, no mask AP", file=log or sys.stderr)
     predictor = SegmentationPredictor(weights, device=device, score_threshold=score_threshold)
     results, times = predictions(predictor, coco, root, max_images)
     img_ids = sorted(coco.getImgIds())[:max_images]
-    metrics = coco_metrics(coco, results, img_ids)
+    metrics = coco_metrics(coco, results, img_ids, ("bbox",) if no_mask else ("bbox", "segm"))
+    if no_mask:
+        metrics.update({"segm_AP": None, "segm_AP50": None, "segm_AP75": None, "per_class_segm_AP50": None})
+    metrics["masks_absent"] = bool(no_mask)
     metrics["images"] = len(img_ids)
     metrics["seconds_per_image_median"] = float(np.median(times)) if times else None
     return metrics
@@ -91,13 +108,15 @@ def print_table(metrics: dict, file=None) -> None:
     file = file or sys.stdout
     print(f"{'metric':<24}{'value':>8}", file=file)
     for k in ("bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"):
-        if k in metrics:
+        if metrics.get(k) is not None:
             print(f"{k:<24}{metrics[k]:>8.3f}", file=file)
     for kind in ("segm", "bbox"):
-        for name, v in metrics.get(f"per_class_{kind}_AP50", {}).items():
+        for name, v in (metrics.get(f"per_class_{kind}_AP50") or {}).items():
             label = f"{kind}_AP50 {name}"
             print(f"{label:<24}{v:>8.3f}" if v is not None else f"{label:<24}{'-':>8}", file=file)
     print(f"{'images':<24}{metrics.get('images', 0):>8d}", file=file)
+    if metrics.get("masks_absent"):
+        print("note: the ground truth has no masks: box AP only", file=file)
 
 
 def write_json(metrics: dict, path: Path, **extra) -> None:

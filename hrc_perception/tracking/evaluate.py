@@ -94,23 +94,52 @@ def load_sequences(coco_root: Path, min_area_px: float = 16.0, fps: float | None
 
 
 MOT15_FPS = {"TUD-Campus": 25.0}
-"""Frame rates of MOT15 sequences whose seqinfo.ini gives none."""
+"""Frame rates of MOT15 sequences whose seqinfo.ini gives none (reported, not guessed)."""
+
+MOT_DEFAULT_FPS = 25.0
+"""Frame rate (Hz) assumed for a MOTChallenge sequence with no ``--fps``, no frameRate in
+its seqinfo.ini and no MOT15_FPS entry. It changes none of the figures: the trackers step
+once per frame, and the Kalman filter's noise is defined per frame interval
+(``nominal_dt_s`` = the step), so another rate only rescales the velocities (in pixels
+per second) and gives the same tracks up to rounding (tested)."""
 
 
-def mot15_inputs(seq_dir: Path, min_det_conf: float = 0.5) -> tuple[Sequence, list[FrameInput]]:
+def mot15_frame_rate(seq_dir: Path, fps: float | None = None) -> tuple[float, str]:
+    """Frame rate (Hz) of a MOTChallenge sequence folder and where it came from: ``fps``
+    when given ("option"), else seqinfo.ini's frameRate ("seqinfo.ini"), else MOT15_FPS
+    ("MOT15_FPS"), else MOT_DEFAULT_FPS ("default"). ValueError for a rate that is not
+    a finite number > 0."""
+    seq_dir = Path(seq_dir)
+    source = "option"
+    if fps is None:
+        info = seq_dir / "seqinfo.ini"
+        lines = info.read_text().splitlines() if info.is_file() else []
+        rates = [ln.split("=", 1)[1].strip() for ln in lines if ln.strip().lower().startswith("framerate=")]
+        if rates:
+            fps, source = rates[-1], "seqinfo.ini"
+        elif seq_dir.name in MOT15_FPS:
+            fps, source = MOT15_FPS[seq_dir.name], "MOT15_FPS"
+        else:
+            fps, source = MOT_DEFAULT_FPS, "default"
+    try:
+        fps = float(fps)
+    except ValueError:
+        raise ValueError(f"{seq_dir / 'seqinfo.ini'}: frameRate {fps!r} is not a number") from None
+    if not (np.isfinite(fps) and fps > 0):
+        where = "--fps" if source == "option" else f"{seq_dir / 'seqinfo.ini'}: frameRate"
+        raise ValueError(f"{where} {fps} is not a frame rate (a number of frames per second > 0)")
+    return fps, source
+
+
+def mot15_inputs(seq_dir: Path, min_det_conf: float = 0.5, fps: float | None = None
+                 ) -> tuple[Sequence, list[FrameInput]]:
     """A MOTChallenge sequence folder (gt/gt.txt, det/det.txt): ground truth and the
-    public detections (one class, ``person``; no appearance)."""
+    public detections (one class, ``person``; no appearance). fps: frame rate (Hz;
+    None: :func:`mot15_frame_rate`'s)."""
     gt = load_mot_gt(seq_dir / "gt/gt.txt")
     det = load_mot_txt(seq_dir / "det/det.txt", min_conf=min_det_conf)
     n = max(max(gt, default=0), max(det, default=0))
-    fps = MOT15_FPS.get(seq_dir.name)
-    info = seq_dir / "seqinfo.ini"
-    if info.is_file():
-        for line in info.read_text().splitlines():
-            if line.strip().lower().startswith("framerate="):
-                fps = float(line.split("=", 1)[1])
-    if fps is None:
-        raise ValueError(f"{seq_dir}: no frameRate in seqinfo.ini and the sequence is not in MOT15_FPS")
+    fps, _ = mot15_frame_rate(seq_dir, fps)
     seq = Sequence(0, 1.0 / fps)
     frames = []
     for f in range(1, n + 1):
@@ -267,20 +296,26 @@ def evaluate_trackers(sequences: list[Sequence], inputs: list[list[FrameInput]],
 def evaluate_tracking(data: Path | None, weights: Path | None, seed: int = 0, box_noise: float = 0.05,
                       dropout: float = 0.1, max_sequences: int | None = None,
                       score_threshold: float = 0.5, mot15: Path | None = None, log=None,
-                      tracker_options: dict | None = None) -> dict:
+                      tracker_options: dict | None = None, mot15_fps: float | None = None) -> dict:
     """The two synthetic inputs x three trackers (see the module doc). data: a synth
     output with coco/ (or the coco folder); weights: segmentation model (None: only
     noisy ground truth, without appearance); tracker_options: some of
-    DEFAULT_TRACKER_OPTIONS to change (this package's trackers only)."""
+    DEFAULT_TRACKER_OPTIONS to change (this package's trackers only); mot15: a
+    MOTChallenge sequence folder, mot15_fps its frame rate (Hz; None: see
+    :func:`mot15_frame_rate`; the result gives the rate and its ``fps_source``)."""
     log = log or sys.stderr
     options = {**DEFAULT_TRACKER_OPTIONS, **(tracker_options or {})}
     t = _tracker(1.0, True, options)
     res: dict = {"tracker_options": {**options, "max_age": t.max_age, "n_init": t.n_init,
                                      "max_iou_distance": t.max_iou_distance}}
     if mot15 is not None:
-        seq, frames = mot15_inputs(Path(mot15))
-        res["mot15"] = {"sequence": Path(mot15).name, "frames": len(frames), "trackers":
-                        evaluate_trackers([seq], [frames], options)}
+        fps, fps_source = mot15_frame_rate(Path(mot15), mot15_fps)
+        if fps_source == "default":
+            print(f"eval tracking: note: {mot15}: no frameRate in seqinfo.ini and no --fps: {fps:g} Hz assumed "
+                  "(the figures do not depend on it: the trackers step once per frame)", file=log)
+        seq, frames = mot15_inputs(Path(mot15), fps=fps)
+        res["mot15"] = {"sequence": Path(mot15).name, "frames": len(frames), "fps": fps, "fps_source": fps_source,
+                        "trackers": evaluate_trackers([seq], [frames], options)}
     if data is None:
         return res
     from hrc_perception.segmentation.dataset import coco_dir
