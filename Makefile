@@ -29,7 +29,7 @@ fuzz: setup
 		test/test_ros_safety_properties.py --hypothesis-show-statistics
 
 demo: setup
-	$(ENV) python -m hrc_perception.ros.demo --out out/demo --duration 10
+	$(ENV) python -m hrc_perception.evaluation.demo --out out/demo --duration 10
 
 bench: setup
 	$(ENV) hrc-perception bench synth --json benchmarks/results/synth.json

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("rclpy")
 
 from hrc_perception.msg import Track, TrackArray  # noqa: E402
-from hrc_perception.ros.accuracy import segmentation_accuracy, tracking_accuracy  # noqa: E402
+from hrc_perception.evaluation.accuracy import segmentation_accuracy, tracking_accuracy  # noqa: E402
 from hrc_perception.ros.ground_truth_msgs import frame_ground_truth_msgs  # noqa: E402
 
 GT_TOPIC = "ground_truth/segmentation/instances"
@@ -52,7 +52,7 @@ def test_object_pose_accuracy_matches_by_class_and_distance(small_frames):
     import numpy as np
 
     from hrc_perception.msg import ObjectPose, ObjectPoseArray
-    from hrc_perception.ros.accuracy import object_pose_accuracy
+    from hrc_perception.evaluation.accuracy import object_pose_accuracy
     from hrc_perception.ros.convert import matrix_to_pose, pose_to_matrix
     gt = frame_ground_truth_msgs(small_frames[0], "camera")["ground_truth/objects/poses"]
     assert len(gt.poses) == 3
@@ -77,7 +77,7 @@ def test_robot_skeleton_and_base_pose_accuracy(small_frames):
     import numpy as np
     from geometry_msgs.msg import Point
 
-    from hrc_perception.ros.accuracy import robot_base_pose_accuracy, robot_skeleton_accuracy
+    from hrc_perception.evaluation.accuracy import robot_base_pose_accuracy, robot_skeleton_accuracy
     from hrc_perception.ros.convert import matrix_to_pose, pose_to_matrix
     msgs = [frame_ground_truth_msgs(f, "camera") for f in small_frames[:3]]
     pairs = []

@@ -101,8 +101,8 @@ def test_demo_graph_publishes_camera_and_ground_truth(ros_context, tmp_path, sma
             "/cell/ground_truth/objects/poses", "/cell/ground_truth/segmentation/instances",
             "/cell/safety/status"} <= topics
     # the safety monitor's verdicts against the true skeletons' (eval safety on this recording)
-    from hrc_perception.ros.demo import _graph_parameters
-    from hrc_perception.ros.safety_report import safety_evaluation
+    from hrc_perception.evaluation.demo import _graph_parameters
+    from hrc_perception.evaluation.safety_report import safety_evaluation
     res = safety_evaluation(out, tmp_path, _graph_parameters("demo", "safety_monitor"))
     assert res is not None and res["frames_with_truth"] >= 1, res
     assert res["ok_while_truth_stop"] == 0
