@@ -14,8 +14,15 @@ import sys
 from pathlib import Path
 
 from hrc_perception.io.keypoint_layouts import LAYOUTS
+from hrc_perception.resources import package_file
 from hrc_perception.sim.config import CellConfig, ConfigError, load_cell_config
 from hrc_perception.tracking.nn_matching import DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET
+
+
+def _package_file(path: str) -> str:
+    """argparse type of an input file: as given, else the same relative path in the package's
+    share folder (``models/...``, ``config/...`` work from any directory and from an install)."""
+    return str(package_file(path))
 
 
 def _load_config(path: str | None) -> tuple[CellConfig, Path | None]:
@@ -92,7 +99,7 @@ def cmd_bench_tracking(args) -> int:
 
 
 def cmd_bench_ros(args) -> int:
-    from hrc_perception.ros.bench_transport import bench_ros
+    from hrc_perception.evaluation.bench_transport import bench_ros
     bench_ros(frames=args.frames, json_path=args.json)
     return 0
 
@@ -197,7 +204,7 @@ def cmd_eval_human_pose(args) -> int:
 
 def cmd_eval_safety(args) -> int:
     from hrc_perception.ros.graph import load_graph, node_parameters
-    from hrc_perception.ros.safety_report import report_lines, safety_evaluation
+    from hrc_perception.evaluation.safety_report import report_lines, safety_evaluation
     values = next(node_parameters(gn) for gn in load_graph(args.graph).nodes if gn.name == "safety_monitor")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -304,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="render synthetic frames with ground truth; write a bag and datasets")
-    s.add_argument("--config", help="cell YAML (default: the built-in cell, same as config/cell.yaml)")
+    s.add_argument("--config", type=_package_file,
+                   help="cell YAML (default: the built-in cell, same as config/cell.yaml)")
     s.add_argument("--frames", type=int, required=True, help="number of frames")
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed: byte-identical output)")
     s.add_argument("--out", required=True, help="output directory")
@@ -323,25 +331,25 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="what", required=True)
     bs = bsub.add_parser("synth", help="synthetic frames/s: robot, 6 parts, 2 people, all ground truth")
-    bs.add_argument("--config", help="cell YAML (default: built-in)")
+    bs.add_argument("--config", type=_package_file, help="cell YAML (default: built-in)")
     bs.add_argument("--frames", type=int, default=60)
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--json", help="also write the figures to this JSON file")
     bs.set_defaults(func=cmd_bench)
     bg = bsub.add_parser("segmentation", help="segmentation time per 640x480 frame vs maskrcnn_resnet50_fpn")
-    bg.add_argument("--weights", default="models/segmentation/model.pt")
+    bg.add_argument("--weights", type=_package_file, default="models/segmentation/model.pt")
     bg.add_argument("--frames", type=int, default=30)
     bg.add_argument("--reference-frames", type=int, default=3)
     bg.add_argument("--json", help="also write the figures to this JSON file")
     bg.set_defaults(func=cmd_bench_segmentation)
     bo = bsub.add_parser("object_pose", help="DenseFusion time per part instance and per frame vs ICP baselines")
-    bo.add_argument("--weights", default="models/object_pose/model.pt")
+    bo.add_argument("--weights", type=_package_file, default="models/object_pose/model.pt")
     bo.add_argument("--frames", type=int, default=12, help="synthetic close-up frames (about 5 parts each)")
     bo.add_argument("--seed", type=int, default=900)
     bo.add_argument("--json", help="also write the figures to this JSON file")
     bo.set_defaults(func=cmd_bench_object_pose)
     bp = bsub.add_parser("robot_pose", help="SPDH robot pose time per 640x480 depth frame (goal <= 50 ms)")
-    bp.add_argument("--weights", default="models/robot_pose/model.pt")
+    bp.add_argument("--weights", type=_package_file, default="models/robot_pose/model.pt")
     bp.add_argument("--frames", type=int, default=30)
     bp.add_argument("--seed", type=int, default=950)
     bp.add_argument("--json", help="also write the figures to this JSON file")
@@ -383,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     ts.set_defaults(func=cmd_train_segmentation)
     tm = tsub.add_parser("embedding", help="learn a segmentation model's appearance embedding (Deep SORT's "
                                            "descriptor) from the identities of a synth output; detector unchanged")
-    tm.add_argument("--weights", default="models/segmentation/model.pt", help="trained segmentation model")
+    tm.add_argument("--weights", type=_package_file, default="models/segmentation/model.pt",
+                    help="trained segmentation model")
     tm.add_argument("--data", required=True, help="synth output (with coco/ carrying episode and track_id)")
     tm.add_argument("--val", help="held-out synth output (another seed) for the card's separation figures")
     tm.add_argument("--out", help="output directory (default: the folder of --weights, replaced in place)")
@@ -448,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a learned component")
     esub = e.add_subparsers(dest="what", required=True)
     es = esub.add_parser("segmentation", help="COCO box and mask AP on held-out data")
-    es.add_argument("--weights", default="models/segmentation/model.pt")
+    es.add_argument("--weights", type=_package_file, default="models/segmentation/model.pt")
     es.add_argument("--data", required=True, help="held-out synth output (with coco/) or a COCO folder")
     es.add_argument("--device", default="cpu")
     es.add_argument("--max-images", type=int)
@@ -456,20 +465,21 @@ def build_parser() -> argparse.ArgumentParser:
     es.set_defaults(func=cmd_eval_segmentation)
     eo = esub.add_parser("object_pose", help="ADD(-S) accuracy and AUC per part: DenseFusion with and without "
                                             "refinement, and ICP baselines, on held-out data")
-    eo.add_argument("--weights", default="models/object_pose/model.pt")
+    eo.add_argument("--weights", type=_package_file, default="models/object_pose/model.pt")
     eo.add_argument("--data", required=True, help="held-out synth output (with bop/) or a BOP folder")
     eo.add_argument("--device", default="cpu")
     eo.add_argument("--max-instances", type=int, help="an evenly spaced subset of this many instances")
     eo.add_argument("--no-baselines", action="store_true", help="DenseFusion only (no ICP)")
     eo.add_argument("--models", help="--data is a real BOP scene folder (e.g. ../shared/realdata/lmo/test/000002) "
                     "and this its models folder; masks rendered from the ground-truth poses")
-    eo.add_argument("--seg-weights", help="with --models: use this segmentation model's masks instead")
+    eo.add_argument("--seg-weights", type=_package_file,
+                    help="with --models: use this segmentation model's masks instead")
     eo.add_argument("--json", help="also write the figures to this JSON file")
     eo.add_argument("--figure", help="also draw the refined poses on 4 frames into this image (.jpg/.png)")
     eo.set_defaults(func=cmd_eval_object_pose)
     er = esub.add_parser("robot_pose", help="3D joint error, mAP at 2-10 cm and camera-to-robot error: SPDH and "
                                            "the 2D + depth baseline on held-out data")
-    er.add_argument("--weights", default="models/robot_pose/model.pt")
+    er.add_argument("--weights", type=_package_file, default="models/robot_pose/model.pt")
     er.add_argument("--data", required=True, help="held-out synth output (with keypoints/)")
     er.add_argument("--device", default="cpu")
     er.add_argument("--max-frames", type=int)
@@ -488,9 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="joint order of --coco's keypoints (default: from its joint names, else its joint count; "
                          "mapped to COCO-17)")
     eh.add_argument("--synthetic-frames", type=int, default=300, help="synthetic frames (0 = skip)")
-    eh.add_argument("--config", default="config/cell_short_episodes.yaml", help="cell YAML of the synthetic frames")
+    eh.add_argument("--config", type=_package_file, default="config/cell_short_episodes.yaml",
+                    help="cell YAML of the synthetic frames")
     eh.add_argument("--seed", type=int, default=1300, help="seed of the synthetic frames (not a training seed)")
-    eh.add_argument("--spdh-weights", default="models/human_pose/model.pt",
+    eh.add_argument("--spdh-weights", type=_package_file, default="models/human_pose/model.pt",
                     help="the spdh backend's model ('' = mediapipe only)")
     eh.add_argument("--json", help="also write the figures to this JSON file")
     eh.set_defaults(func=cmd_eval_human_pose)
@@ -503,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     esf.set_defaults(func=cmd_eval_safety)
     et = esub.add_parser("tracking", help="MOTA / IDF1 of Deep SORT, SORT and deep-sort-realtime on the same inputs")
     et.add_argument("--data", help="synth output with coco/ (episodes with ground-truth identities)")
-    et.add_argument("--weights", default="models/segmentation/model.pt",
+    et.add_argument("--weights", type=_package_file, default="models/segmentation/model.pt",
                     help="segmentation model: detections for the second input, descriptors for both")
     et.add_argument("--no-segmentation", action="store_true", help="noisy ground truth only, no appearance")
     et.add_argument("--mot15", help="a MOTChallenge sequence folder (gt/, det/), e.g. ../shared/realdata/mot15/TUD-Campus")
