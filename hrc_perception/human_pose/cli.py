@@ -1,0 +1,93 @@
+"""``hrc-perception train|eval|bench human_pose``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hrc_perception.cli_args import Commands, add_json, add_training_run, command_line, input_file, optional_path
+from hrc_perception.io.keypoint_layouts import LAYOUTS
+
+
+def _train(args) -> int:
+    from hrc_perception.human_pose.spdh_backend import train
+    card = train(Path(args.data), Path(args.out), val=optional_path(args.val), steps=args.steps,
+                 batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
+                 checkpoint_every=args.checkpoint_every, workers=args.workers, threads=args.threads,
+                 init=optional_path(args.init), hand_cut_p=args.hand_cut_p)
+    print(f"wrote {Path(args.out) / card['weights']} and model_card.json")
+    return 0
+
+
+def _eval(args) -> int:
+    from hrc_perception.human_pose.evaluate import evaluate_coco, evaluate_synthetic, print_report, write_json
+    from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
+    from hrc_perception.sim.config import load_cell_config
+    from hrc_perception.sim.generator import SynthRun
+    from hrc_perception.training import machine_line
+    if args.coco and not Path(args.coco).is_file():
+        print(f"error: --coco {args.coco}: no such file (the real COCO person crops; '' skips them)", file=sys.stderr)
+        return 2
+    backend = MediapipeBackend()
+    res = {"command": command_line(), "machine": machine_line("cpu")}
+    if args.coco:
+        res["coco"] = evaluate_coco(backend, Path(args.coco), layout=args.keypoint_layout) | {"data": args.coco}
+    if args.synthetic_frames > 0:
+        backends = {"oracle_2d": None, "mediapipe": backend}
+        if args.spdh_weights and Path(args.spdh_weights).is_file():
+            from hrc_perception.human_pose.spdh_backend import SpdhBackend
+            backends["spdh"] = SpdhBackend(args.spdh_weights)
+        elif args.spdh_weights:
+            print(f"eval human_pose: no {args.spdh_weights}: the spdh backend is not evaluated", file=sys.stderr)
+        run = SynthRun(load_cell_config(Path(args.config)), seed=args.seed)
+        res["synthetic"] = evaluate_synthetic(backends, run.frames(args.synthetic_frames)) | {
+            "config": args.config, "seed": args.seed, "frames": args.synthetic_frames}
+    backend.close()
+    print_report(res)
+    if args.json:
+        write_json(res, Path(args.json))
+    return 0
+
+
+def _bench(args) -> int:
+    from hrc_perception.human_pose.bench import bench_human_pose
+    bench_human_pose(frames=args.frames, seed=args.seed, json_path=args.json)
+    return 0
+
+
+def register(commands: Commands) -> None:
+    t = commands.train.add_parser("human_pose", help="SPDH on person depth crops (the spdh backend; resumable)")
+    t.add_argument("--data", required=True, help="synth output with person_crops/ (--dataset person_crops)")
+    t.add_argument("--val", help="held-out synth output with person_crops/ (another seed): card metrics")
+    t.add_argument("--out", default="models/human_pose", help="output directory (checkpoint, log, model, card)")
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=2e-3)
+    add_training_run(t)
+    t.add_argument("--init", help="start from this human_pose model (same build) when there is no checkpoint")
+    t.add_argument("--hand-cut-p", type=float, default=0.0,
+                   help="chance per crop of cutting the pixels around one wrist (masks that miss a hand)")
+    t.set_defaults(func=_train)
+
+    e = commands.eval.add_parser("human_pose", help="2D PCK@0.2 / OKS AP on real COCO person crops; 3D MPJPE / "
+                                                    "PCK@10cm on synthetic frames (BlazePose + depth lifting, and "
+                                                    "the lifting alone)")
+    e.add_argument("--coco", default="../shared/realdata/coco_person/test_coco.json",
+                   help="COCO person-keypoints json with its images beside it ('' = skip)")
+    e.add_argument("--keypoint-layout", choices=sorted(LAYOUTS),
+                   help="joint order of --coco's keypoints (default: from its joint names, else its joint count; "
+                        "mapped to COCO-17)")
+    e.add_argument("--synthetic-frames", type=int, default=300, help="synthetic frames (0 = skip)")
+    e.add_argument("--config", type=input_file, default="config/cell_short_episodes.yaml",
+                   help="cell YAML of the synthetic frames")
+    e.add_argument("--seed", type=int, default=1300, help="seed of the synthetic frames (not a training seed)")
+    e.add_argument("--spdh-weights", type=input_file, default="models/human_pose/model.pt",
+                   help="the spdh backend's model ('' = mediapipe only)")
+    add_json(e)
+    e.set_defaults(func=_eval)
+
+    b = commands.bench.add_parser("human_pose", help="human_pose time per person (crop, BlazePose, lifting; "
+                                                     "goal <= 40 ms)")
+    b.add_argument("--frames", type=int, default=30)
+    b.add_argument("--seed", type=int, default=960)
+    add_json(b)
+    b.set_defaults(func=_bench)
