@@ -163,3 +163,13 @@ def test_optional_packages_are_imported_only_where_their_absence_is_handled(impo
 def test_test_dependencies_are_declared():
     used = {top for top, _, _, _ in _imports(sorted((REPO / "test").glob("*.py"))) if top in TEST_IMPORTS}
     assert {TEST_IMPORTS[t] for t in used} == _package_xml()["test_depend"]
+
+
+def test_the_core_library_imports_no_ros(imports):
+    """ROS (rclpy, message packages, launch, tf2) only in the node glue (ros/), the graph's
+    evaluation tools (evaluation/), launch files and node scripts; the core library's one ROS
+    import is the optional ament index lookup of the share folder (resources.py)."""
+    glue = ("hrc_perception/ros/", "hrc_perception/evaluation/", "launch/", "nodes/")
+    outside = sorted({(top, str(f.relative_to(REPO))) for top, _, _, f in imports
+                      if IMPORTS.get(top, ("",))[0] == "ros" and not str(f.relative_to(REPO)).startswith(glue)})
+    assert outside == [("ament_index_python", "hrc_perception/resources.py")], outside
