@@ -2,7 +2,8 @@
 frames of the small cell: one skeleton per person track matched in the image, with the
 tracks' header and the track ids, 3D joints near the ground truth for a well seen person,
 a person the backend cannot find still listed (all joints unknown), and bad input (no
-images for the stamp, colour and depth of different sizes)."""
+images for the stamp, colour and depth of different sizes); the backend freed on deactivate
+and loaded again on activate."""
 import numpy as np
 import pytest
 from conftest import QOS, Harness, spin_until
@@ -132,8 +133,21 @@ def test_person_not_found_is_listed_and_bad_input(ros_context, small_frames):
         assert {s.id for s in out.skeletons} == persons and node.counters["size_mismatch"] == 1
         assert all(np.isnan([[q.x, q.y, q.z] for q in s.positions]).all() for s in out.skeletons)
         assert node.lifecycle_state == "active"
+        _deactivate_and_activate(node)
+        out = h.send(_person_tracks(InstanceArray(), stamp, [ghost]), SKELETONS_TOPIC, 20.0)
+        assert out is not None and [s.id for s in out.skeletons] == [55]
     finally:
         h.close()
+
+
+def _deactivate_and_activate(node):
+    """As the module doc says: the backend is freed on deactivate and loaded again on activate."""
+    backend = node.estimator.backend
+    node.trigger_deactivate()
+    assert node.lifecycle_state == "inactive" and node.estimator is None
+    node.trigger_activate()
+    assert node.lifecycle_state == "active", node.configure_error
+    assert node.estimator is not None and node.estimator.backend is not backend
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +179,10 @@ def test_spdh_backend_in_the_node_and_bad_weights(ros_context, small_frames, unt
             known = np.isfinite(p).all(axis=1)
             assert known.any()        # min_confidence 0: every decoded joint is given
             assert (p[known, 2] > 0).all() and (np.array(sk.visibility)[known] == 2).all()
+        _deactivate_and_activate(h.node)
+        out = h.send(_person_tracks(inst, stamp), SKELETONS_TOPIC, 20.0)
+        assert out is not None and {s.id for s in out.skeletons} == persons
+        assert all(np.isfinite([[q.x, q.y, q.z] for q in s.positions]).any() for s in out.skeletons)
     finally:
         h.close()
     # a robot_pose model (not COCO-17) as spdh weights: configure fails with the reason

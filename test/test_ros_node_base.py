@@ -1,5 +1,5 @@
-"""Node base: parameter descriptors and validation, lifecycle with autostart, error counters, diagnostics
-(WARN over a window of recent problems, totals kept)."""
+"""Node base: parameter descriptors and validation, lifecycle with autostart (a model freed on deactivate,
+loaded again on activate), error counters, diagnostics (WARN over a window of recent problems, totals kept)."""
 import pytest
 from conftest import spin_until
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -29,6 +29,51 @@ class Probe(HrcNode):
 
     def on_cleanup_hook(self):
         self.calls.append("cleanup")
+
+
+class ModelProbe(HrcNode):
+    """A model node: its model freed on deactivate and loaded again on activate."""
+    MODEL_ATTR = "model"
+
+    def __init__(self, **kw):
+        self.model = None
+        self.loads = 0
+        self.fail = False
+        super().__init__("model_probe", **kw)
+
+    def on_configure_hook(self):
+        self.load_model_or_fail()
+
+    def load_model(self):
+        if self.fail:
+            raise FileNotFoundError("weights gone")
+        self.loads += 1
+        self.model = object()
+
+
+def test_model_freed_on_deactivate_loaded_again_on_activate(ros_context):
+    node = ModelProbe(context=ros_context)
+    try:
+        assert node.is_active and node.loads == 1 and node.model is not None   # autostart: one load
+        node.trigger_deactivate()
+        assert node.lifecycle_state == "inactive" and node.model is None
+        node.trigger_activate()
+        assert node.is_active and node.loads == 2 and node.model is not None
+        # a reload that fails: the activation fails with the reason, the node stays up, inactive
+        node.trigger_deactivate()
+        node.fail = True
+        node.trigger_activate()
+        assert node.lifecycle_state == "inactive" and node.model is None and node.configure_error == "weights gone"
+        node.fail = False
+        node.trigger_activate()
+        assert node.is_active and node.configure_error is None
+        node.trigger_deactivate()
+        node.trigger_activate()
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        assert node.model is None and node.lifecycle_state == "unconfigured"
+    finally:
+        node.destroy_node()
 
 
 def test_autostart_configures_and_activates(ros_context):

@@ -1,6 +1,7 @@
 """The object_pose node over real rclpy and DDS: pairing by stamp, poses with the
 instance's and the track's ids, markers, and bad input (no images, zero camera_info,
-sizes that differ, masks that do not fit, classes the model does not know)."""
+sizes that differ, masks that do not fit, classes the model does not know), the model freed
+on deactivate and loaded again on activate."""
 import numpy as np
 import pytest
 from conftest import QOS, Harness, spin_until
@@ -138,6 +139,21 @@ def test_bad_input_gives_an_empty_array_with_the_header(rig):
                         instances=[Instance(id=1, class_name="gear", score=0.9, roi=roi, mask=img)])
     assert h.send(bad, POSES_TOPIC).poses == [] and node.counters.get("bad_mask") == 1
     assert node.lifecycle_state == "active"
+
+
+def test_model_freed_on_deactivate_and_loaded_again_on_activate(rig):
+    h, pubs = rig
+    node = h.node
+    node.trigger_deactivate()
+    assert node.lifecycle_state == "inactive" and node.predictor is None
+    node.trigger_activate()
+    assert node.lifecycle_state == "active" and node.predictor is not None, node.configure_error
+    rgb, depth_mm, gear = _scene()
+    t = T0 + 3 * 10**9
+    _send_images(h, pubs, t, rgb, depth_mm)
+    out = h.send(InstanceArray(header=make_header(t, FRAME_ID), instances=[_instance(2, "gear", gear)]), POSES_TOPIC)
+    assert out is not None and [p.class_name for p in out.poses] == ["gear"]
+    assert np.isfinite(pose_to_matrix(out.poses[0].pose)).all()
 
 
 def test_missing_weights_fail_configure_and_the_node_stays_up(ros_context, tmp_path):

@@ -118,6 +118,29 @@ def test_skeleton_per_depth_image_and_bad_input(ros_context, untrained):
         h.close()
 
 
+def test_network_freed_on_deactivate_robot_model_kept(ros_context, untrained):
+    """As the module doc says: the network is freed on deactivate and loaded again on
+    activate; the URDF model (slow to load) is kept until cleanup."""
+    h, pubs = _rig(ros_context, untrained)
+    node = h.node
+    try:
+        robot, estimator = node.robot, node._estimator
+        node.trigger_deactivate()
+        assert node.lifecycle_state == "inactive" and node.predictor is None
+        assert node.robot is robot and node._estimator is estimator
+        node.trigger_activate()
+        assert node.lifecycle_state == "active" and node.predictor is not None, node.configure_error
+        _send_info(h, pubs)
+        sk = h.send(numpy_to_image(np.full((240, 320), 2000, np.uint16), "16UC1", make_header(T0 + 1, FRAME_ID)),
+                    SKELETON_TOPIC)
+        assert sk is not None and list(sk.joint_names) == PANDA["keypoints"]
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        assert node.predictor is None and node.robot is None
+    finally:
+        h.close()
+
+
 def test_bad_weights_fail_configure_with_a_reason(ros_context, tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"junk")

@@ -1,5 +1,6 @@
 """Segmentation and tracker nodes on real rclpy + DDS: headers, masks vs ROIs, embeddings, parameters,
-bad input (encodings, empty images, missing / mismatched weights, out-of-order stamps, no embeddings).
+bad input (encodings, empty images, missing / mismatched weights, out-of-order stamps, no embeddings), the model
+freed on deactivate and loaded again on activate.
 
 The segmentation node runs an untrained checkpoint made here (classes of the small synthetic cell,
 mask logits biased so every mask covers its box) with score_threshold 0, so it always finds instances.
@@ -104,6 +105,17 @@ def test_segmentation_instances_masks_embeddings_and_header(seg, cell_rgb, cell_
     assert _same_header(dbg.header, header)
     assert (dbg.encoding, dbg.height, dbg.width) == ("rgb8", h, w)
     assert not np.array_equal(image_to_numpy(dbg), cell_rgb)   # something was drawn
+
+
+def test_segmentation_model_freed_on_deactivate_and_loaded_again_on_activate(seg, cell_rgb):
+    node = seg.node
+    node.trigger_deactivate()
+    assert node.lifecycle_state == "inactive" and node.predictor is None
+    node.trigger_activate()
+    assert node.lifecycle_state == "active" and node.predictor is not None, node.configure_error
+    header = make_header(12 * 10**9 + 999, FRAME_ID)
+    out = seg.send(numpy_to_image(cell_rgb, "rgb8", header), INSTANCES_TOPIC, INFERENCE_TIMEOUT_S)
+    assert out is not None and _same_header(out.header, header) and 1 <= len(out.instances) <= 4
 
 
 def test_segmentation_parameters_apply_to_the_next_image(seg, cell_rgb):

@@ -10,6 +10,14 @@ Nodes are lifecycle nodes: subclasses put their work in ``on_configure_hook``
 ``on_cleanup_hook`` (release resources). With the ``autostart`` parameter (default
 true) a node configures and activates itself right after construction.
 
+Model nodes set ``MODEL_ATTR`` (the attribute holding the model) and override
+``load_model``; configure calls ``load_model_or_fail``. The base frees the model
+(``free_model``) on deactivate and cleanup and loads it again on activate: every model
+node here reloads in well under a second (measured in each node's module doc); what is
+slow to load and not a network (robot_pose's URDF meshes) is kept until cleanup. A
+callback that runs the model holds ``model_lock`` (freeing waits for it: transitions
+triggered from another thread than the executor's).
+
 Bad input never kills a node: ``report(kind, message)`` counts it per kind, logs at
 most one line per kind every ``error_log_period_s``, and the counters appear in
 the node's ``diagnostic_msgs`` status on ``/diagnostics`` (1 Hz). The status's level
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -170,12 +179,15 @@ class HrcNode(LifecycleNode):
     """Base class; subclasses set PARAMS and override the *_hook methods."""
 
     PARAMS: tuple[ParamSpec, ...] = ()
+    #: a model node's model attribute (None while not loaded); '' = not a model node
+    MODEL_ATTR = ""
 
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
         self._specs = {s.name: s for s in COMMON_PARAMS + tuple(self.PARAMS)}
         self.lifecycle_state = "unconfigured"
         self.problems = ProblemWindow()
+        self.model_lock = threading.RLock()    # held while a model runs; freeing it waits for that
         self.counters: dict[str, int] = self.problems.totals     # kind -> count since start
         self._last_log: dict[str, float] = {}
         self._last_message: dict[str, str] = {}
@@ -354,18 +366,35 @@ class HrcNode(LifecycleNode):
         return self._run_hook("configure", self.on_configure_hook, "inactive")
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        result = self._run_hook("activate", self.on_activate_hook, "active")
+        result = self._run_hook("activate", self._activate, "active")
         return super().on_activate(state) if result == TransitionCallbackReturn.SUCCESS else result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        result = self._run_hook("deactivate", self.on_deactivate_hook, "inactive")
+        result = self._run_hook("deactivate", self._deactivate, "inactive")
         return super().on_deactivate(state) if result == TransitionCallbackReturn.SUCCESS else result
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        return self._run_hook("cleanup", self.on_cleanup_hook, "unconfigured")
+        return self._run_hook("cleanup", self._cleanup, "unconfigured")
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        return self._run_hook("shutdown", self.on_cleanup_hook, "finalized")
+        return self._run_hook("shutdown", self._cleanup, "finalized")
+
+    def _activate(self) -> None:
+        if self.MODEL_ATTR and getattr(self, self.MODEL_ATTR) is None:    # freed on deactivate
+            self.load_model_or_fail()
+        self.on_activate_hook()
+
+    def _deactivate(self) -> None:
+        self.on_deactivate_hook()
+        if self.MODEL_ATTR:
+            with self.model_lock:
+                self.free_model()
+
+    def _cleanup(self) -> None:
+        self.on_cleanup_hook()
+        if self.MODEL_ATTR:
+            with self.model_lock:
+                self.free_model()
 
     def _run_hook(self, name: str, hook, next_state: str) -> TransitionCallbackReturn:
         try:
@@ -395,6 +424,29 @@ class HrcNode(LifecycleNode):
                 return None
         return run
 
+    # -- models ---------------------------------------------------------------------
+    def load_model(self) -> None:
+        """A model node's loader: sets the MODEL_ATTR attribute, raises why it cannot."""
+        raise NotImplementedError(f"{type(self).__name__} sets MODEL_ATTR but has no load_model")
+
+    def free_model(self) -> None:
+        """Drop the model (a node whose model holds more, e.g. a backend to close, extends this)."""
+        setattr(self, self.MODEL_ATTR, None)
+        free_model_memory()
+
+    def load_model_or_fail(self, load=None) -> None:
+        """``load()`` (default ``load_model``); when it raises, the model is None,
+        ``configure_error`` says why in one line, and the exception goes on: the transition
+        fails (one log line), the node stays up."""
+        from hrc_perception.ros.weights import load_error_text
+        self.configure_error = None
+        try:
+            (load or self.load_model)()
+        except Exception as e:
+            self.configure_error = load_error_text(e)
+            setattr(self, self.MODEL_ATTR, None)
+            raise
+
     def on_configure_hook(self) -> None:
         """Create publishers and subscriptions, load models."""
 
@@ -406,6 +458,17 @@ class HrcNode(LifecycleNode):
 
     def on_cleanup_hook(self) -> None:
         """Release what configure made."""
+
+
+def free_model_memory() -> None:
+    """After a model node dropped its model: give torch's cached CUDA memory back (nothing
+    without torch or CUDA)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def run_node(node_class, args: list[str] | None = None) -> int:
