@@ -20,8 +20,10 @@ Publishes, once per TrackArray, with its header (the colour image's):
 People: the person tracks matched in this image (``time_since_update`` 0), at most
 ``max_people`` (largest boxes first). Each gets its instance's box and mask (the
 InstanceArray of the same stamp; the track's box without a mask if it has not
-arrived), then the ``backend``: ``mediapipe`` (BlazePose's 2D joints on the colour
-crop, lifted with the depth) or ``spdh`` (3D joints from the depth crop, ``weights``),
+arrived; colour, depth and instances are paired by exact stamp, the last ``frames_kept``
+of each kept: :class:`~hrc_perception.ros.sync.StampBuffer`), then the ``backend``:
+``mediapipe`` (BlazePose's 2D joints on the colour crop, lifted with the depth) or
+``spdh`` (3D joints from the depth crop, ``weights``),
 and One Euro smoothing per track id. Every such person is in the output, also when nothing was
 found (all joints NaN, confidence 0): the safety monitor then knows a person is there
 without a usable skeleton. ``Skeleton``: model ``coco17``, ``id`` = track id, positions
@@ -45,7 +47,6 @@ the people are then listed with unknown skeletons): ``no_images``, ``no_camera_i
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ from hrc_perception.ros.convert import (ImageConversionError, copy_header, durat
 from hrc_perception.ros.node_base import CAMERA_COLOR_TOPIC as COLOR_TOPIC
 from hrc_perception.ros.node_base import CAMERA_DEPTH_TOPIC as DEPTH_TOPIC
 from hrc_perception.ros.node_base import CAMERA_INFO_TOPIC, HrcNode, ParamSpec, run_node
+from hrc_perception.ros.sync import StampBuffer
 from hrc_perception.ros.weights import resolve_weights
 from hrc_perception.skeletons import COCO17_BONES, COCO17_NAMES
 from hrc_perception.viz.draw import id_color
@@ -147,9 +149,8 @@ class HumanPoseNode(HrcNode):
         self.last_inference_s = float("nan")
         self._subs: list = []
         self._pubs: dict = {}
-        self._color: OrderedDict[int, Image] = OrderedDict()
-        self._depth: OrderedDict[int, Image] = OrderedDict()
-        self._instances: OrderedDict[int, InstanceArray] = OrderedDict()
+        # by stamp, the last frames_kept each: Image, Image, InstanceArray
+        self._color, self._depth, self._instances = StampBuffer(10), StampBuffer(10), StampBuffer(10)
         self._camera_info: CameraInfo | None = None
         super().__init__(node_name, **kwargs)
 
@@ -207,12 +208,10 @@ class HumanPoseNode(HrcNode):
             f.params = e.smoother.params
 
     # -- inputs -----------------------------------------------------------------------
-    def _keep(self, store: OrderedDict, msg) -> None:
-        if not self.is_active:
-            return
-        store[stamp_to_ns(msg.header.stamp)] = msg
-        while len(store) > self.param("frames_kept"):
-            store.popitem(last=False)
+    def _keep(self, store: StampBuffer, msg) -> None:
+        if self.is_active:
+            store.size = self.param("frames_kept")
+            store.add(msg)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg

@@ -17,7 +17,8 @@ Publishes, once per InstanceArray, with its header (the colour image's):
 | ``objects/poses``      | hrc_perception/ObjectPoseArray  |
 | ``object_pose/markers``| visualization_msgs/MarkerArray  |
 
-Pairing by stamp: the node keeps the last ``frames_kept`` colour and depth images.
+Pairing by stamp (:class:`~hrc_perception.ros.sync.StampBuffer`): the node keeps the last
+``frames_kept`` colour and depth images and TrackArrays.
 An InstanceArray is paired with the colour image of exactly its stamp (the
 segmentation node copies the colour header) and the depth image nearest in time
 within ``depth_slop_s``; the latest camera_info gives K. Track ids come from the
@@ -56,7 +57,7 @@ ROI), ``non_finite_pose``.
 from __future__ import annotations
 
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from pathlib import Path
 
 from geometry_msgs.msg import Point
@@ -70,6 +71,7 @@ from hrc_perception.ros.convert import (ImageConversionError, copy_header, durat
 from hrc_perception.ros.node_base import CAMERA_COLOR_TOPIC as COLOR_TOPIC
 from hrc_perception.ros.node_base import CAMERA_DEPTH_TOPIC as DEPTH_TOPIC
 from hrc_perception.ros.node_base import CAMERA_INFO_TOPIC, HrcNode, ParamSpec, run_node
+from hrc_perception.ros.sync import StampBuffer
 from hrc_perception.ros.weights import resolve_weights
 
 INSTANCES_TOPIC = "segmentation/instances"
@@ -152,9 +154,8 @@ class ObjectPoseNode(HrcNode):
         self._subs: list = []
         self._poses_pub = None
         self._markers_pub = None
-        self._color: OrderedDict[int, Image] = OrderedDict()
-        self._depth: OrderedDict[int, Image] = OrderedDict()
-        self._tracks: OrderedDict[int, dict[int, int]] = OrderedDict()
+        # by stamp (made anew on configure, frames_kept each): Image, Image, {instance id: track id}
+        self._color, self._depth, self._tracks = StampBuffer(1), StampBuffer(1), StampBuffer(1)
         self._camera_info: CameraInfo | None = None
         self._diameters_m: dict[str, float] = {}
         super().__init__(node_name, **kwargs)
@@ -165,6 +166,7 @@ class ObjectPoseNode(HrcNode):
         self._poses_pub = self.create_publisher(ObjectPoseArray, POSES_TOPIC, self.output_qos())
         self._markers_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, self.output_qos())
         q = self.input_qos()
+        self._color, self._depth, self._tracks = (StampBuffer(self.param("frames_kept")) for _ in range(3))
         self._subs = [
             self.create_subscription(Image, COLOR_TOPIC, lambda m: self._keep(self._color, m), q),
             self.create_subscription(Image, DEPTH_TOPIC, lambda m: self._keep(self._depth, m), q),
@@ -197,13 +199,10 @@ class ObjectPoseNode(HrcNode):
         self._camera_info = None      # the base frees the model
 
     # -- inputs -----------------------------------------------------------------------
-    def _keep(self, store: OrderedDict, msg, value=None) -> None:
-        """Store ``value`` (default the message) under the message's stamp; keep the last frames_kept."""
-        if not self.is_active:
-            return
-        store[stamp_to_ns(msg.header.stamp)] = msg if value is None else value
-        while len(store) > self.param("frames_kept"):
-            store.popitem(last=False)
+    def _keep(self, store: StampBuffer, msg, value=None) -> None:
+        """Keep ``value`` (default the message) under the message's stamp, while active."""
+        if self.is_active:
+            store.add(msg, value)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -223,10 +222,7 @@ class ObjectPoseNode(HrcNode):
                                                    self.param("marker_lifetime_s")))
 
     def _depth_for(self, stamp_ns: int) -> Image | None:
-        if not self._depth:
-            return None
-        best = min(self._depth, key=lambda s: abs(s - stamp_ns))
-        return self._depth[best] if abs(best - stamp_ns) <= self.param("depth_slop_s") * NS_PER_S else None
+        return self._depth.nearest(stamp_ns, round(self.param("depth_slop_s") * NS_PER_S))
 
     # -- estimation -------------------------------------------------------------------
     def _images(self, msg: InstanceArray):

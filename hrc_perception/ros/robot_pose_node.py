@@ -36,7 +36,8 @@ invented joint); confidence per joint; pixel u, v; visibility VIS_VISIBLE for a
 confident joint, VIS_OCCLUDED for an unconfident one inside the image, VIS_OUTSIDE
 outside it.
 
-Camera-to-robot: when a ``joint_states`` message no older (or newer) than
+Camera-to-robot: when a ``joint_states`` message (the nearest in stamp of the last 50,
+:class:`~hrc_perception.ros.sync.StampBuffer`) no older (or newer) than
 ``joint_states_max_age_s`` against the depth stamp names every arm joint of the
 robot's URDF (a driver's message for the same instant is often delivered after the depth
 image's callback: the newest frame waits for it), forward kinematics gives the
@@ -89,6 +90,7 @@ from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_
                                         matrix_to_pose, matrix_to_transform, pose_parameter_to_matrix, skeleton_to_msg,
                                         stamp_to_ns, transform_to_matrix)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
+from hrc_perception.ros.sync import StampBuffer
 from hrc_perception.ros.weights import resolve_weights
 
 DEPTH_TOPIC = "camera/depth/image_raw"
@@ -100,6 +102,7 @@ MARKERS_TOPIC = "robot_pose/markers"
 WEIGHTS_RELPATH = Path("models") / "robot_pose" / "model.pt"
 NO_WEIGHTS_MESSAGE = "no robot pose weights: train with `hrc-perception train robot_pose` or set weights"
 NS_PER_S = 1_000_000_000
+JOINT_STATES_KEPT = 50     # the latest joint_states (by stamp) a depth image is paired with
 TF_DIRECTIONS = ("base_to_camera", "camera_to_base")
 
 
@@ -208,7 +211,7 @@ class RobotPoseNode(HrcNode):
         self._subs: list = []
         self._pubs: dict = {}
         self._camera_info: CameraInfo | None = None
-        self._joint_states: list[JointState] = []
+        self._joint_states = StampBuffer(JOINT_STATES_KEPT)
         self._waiting = None      # (header, skeleton, view) of a frame whose joint states have not come yet
         self._estimator = None
         self._expected_T = None
@@ -269,7 +272,7 @@ class RobotPoseNode(HrcNode):
             self.destroy_publisher(pub)
         self._subs, self._pubs = [], {}
         self._camera_info = None
-        self._joint_states = []
+        self._joint_states.clear()
         self._waiting = None
         self.robot = self._estimator = self._tf = self._tf_buffer = self._tf_listener = None   # the base: the model
 
@@ -280,8 +283,7 @@ class RobotPoseNode(HrcNode):
     def _on_joint_states(self, msg: JointState) -> None:
         if not self.is_active:
             return
-        self._joint_states.append(msg)
-        del self._joint_states[:-50]
+        self._joint_states.add(msg)
         if self._waiting is not None:      # a frame waiting for the joint states of its stamp
             header, sk, view = self._waiting
             stamp_ns = stamp_to_ns(header.stamp)
@@ -294,11 +296,7 @@ class RobotPoseNode(HrcNode):
                 self._report_stale()
 
     def _joint_states_for(self, stamp_ns: int) -> JointState | None:
-        if not self._joint_states:
-            return None
-        best = min(self._joint_states, key=lambda m: abs(stamp_to_ns(m.header.stamp) - stamp_ns))
-        age = abs(stamp_to_ns(best.header.stamp) - stamp_ns)
-        return best if age <= self.param("joint_states_max_age_s") * NS_PER_S else None
+        return self._joint_states.nearest(stamp_ns, round(self.param("joint_states_max_age_s") * NS_PER_S))
 
     def _report_stale(self) -> None:
         self.report("joint_states_stale", f"no {JOINT_STATES_TOPIC} within joint_states_max_age_s of the depth "
@@ -325,7 +323,7 @@ class RobotPoseNode(HrcNode):
         js = self._joint_states_for(stamp_ns)
         if js is not None:
             self._calibrate(msg.header, sk, view, js)
-        elif max(stamp_to_ns(m.header.stamp) for m in self._joint_states) < stamp_ns:
+        elif self._joint_states.newest_ns() < stamp_ns:
             # the joint states of this stamp may still be queued behind this callback: the
             # frame waits for them (the newest frame only; one it replaces had none in time)
             if self._waiting is not None:

@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from dataclasses import replace
 
 import numpy as np
@@ -89,6 +88,7 @@ from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray, TrackArray
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg, ns_to_stamp,
                                         pose_parameter_to_matrix, pose_to_matrix, stamp_to_ns, transform_to_matrix)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
+from hrc_perception.ros.sync import StampBuffer
 from hrc_perception.safety.carving import PooledDepth, pool_depth
 from hrc_perception.safety.clock import AHEAD, BEHIND, JUMPED, StampClock
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, PersonState,
@@ -261,8 +261,8 @@ class SafetyMonitorNode(HrcNode):
         self._invalid_ids: tuple[int, ...] = ()
         self._person_filters.filters.clear()
         self._in_cell.clear()
-        self._tracks: OrderedDict[int, list[PersonTrack]] = OrderedDict()   # stamp ns -> person tracks
-        self._depths: OrderedDict[int, PooledDepth] = OrderedDict()        # stamp ns -> pooled depth (K unset)
+        self._tracks = StampBuffer(TRACK_ARRAYS_KEPT)    # stamp ns -> person tracks (the newest: who is in)
+        self._depths = StampBuffer(DEPTH_FRAMES_KEPT)    # stamp ns -> pooled depth (K unset)
         self._camera: tuple[np.ndarray, int, int] | None = None             # K, width, height
         self._people_depth: PooledDepth | None = None
 
@@ -397,9 +397,7 @@ class SafetyMonitorNode(HrcNode):
         depth_m = self.converted(depth_to_meters, msg, "bad_depth", DEPTH_TOPIC)
         if depth_m is None:
             return
-        self._depths[stamp_to_ns(msg.header.stamp)] = pool_depth(depth_m, np.eye(3), self.param("carve_block_px"))
-        while len(self._depths) > DEPTH_FRAMES_KEPT:
-            self._depths.popitem(last=False)
+        self._depths.add(msg, pool_depth(depth_m, np.eye(3), self.param("carve_block_px")))
 
     def _depth_for(self, stamp_ns: int) -> PooledDepth | None:
         """The pooled depth of stamp_ns with the camera's K, or None (reported) when there
@@ -422,9 +420,7 @@ class SafetyMonitorNode(HrcNode):
         ns = self._accept_stamp(msg.header.stamp, TRACKS_TOPIC)
         if ns is None:
             return
-        self._tracks[ns] = tracks
-        while len(self._tracks) > TRACK_ARRAYS_KEPT:
-            self._tracks.pop(min(self._tracks))
+        self._tracks.put(ns, tracks)
 
     def _set_robot(self, names: list[str], positions_m: np.ndarray, stamp, frame_id: str, topic: str) -> None:
         """The robot at a message's stamp, in frame_id; refused when older than the one held."""
@@ -542,7 +538,7 @@ class SafetyMonitorNode(HrcNode):
         now = self._stamp_clock.now(time.monotonic())
         if now is None:
             return Verdict(UNKNOWN, reason="no input received yet")
-        tracks_stamp_ns = max(self._tracks) if self._tracks else None
+        tracks_stamp_ns = self._tracks.newest_ns()
         tracks = self._tracks[tracks_stamp_ns] if tracks_stamp_ns is not None else None
         people, unbound = (None, ()) if self._people is None else self._in_cell.in_cell(
             self._people, tracks, self._invalid_ids)

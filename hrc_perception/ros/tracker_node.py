@@ -68,7 +68,6 @@ installed (the tracker's matrix products are tiny; BLAS threads only add overhea
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
@@ -80,6 +79,7 @@ from hrc_perception.msg import InstanceArray, Track, TrackArray
 from hrc_perception.ros.convert import (ImageConversionError, camera_info_to_K, copy_header, depth_to_meters,
                                         duration_msg, roi_crop, stamp_to_ns)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
+from hrc_perception.ros.sync import StampBuffer
 from hrc_perception.tracking import Detection, KalmanFilter, NearestNeighborDistanceMetric, Tracker
 from hrc_perception.tracking.nn_matching import DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET
 from hrc_perception.viz.draw import id_color
@@ -175,7 +175,7 @@ class TrackerNode(HrcNode):
         self._tracks_pub = None
         self._markers_pub = None
         self._input_subs: list = []
-        self._depth_by_stamp: OrderedDict[int, Image] = OrderedDict()
+        self._depth_by_stamp = StampBuffer(DEPTH_IMAGES_KEPT)
         self._camera_info: CameraInfo | None = None
         self._last_stamp_ns: int | None = None
         self._class_names: dict[int, str] = {}
@@ -259,9 +259,7 @@ class TrackerNode(HrcNode):
     def _on_depth(self, msg: Image) -> None:
         if not self.is_active or not self.param("markers"):
             return
-        self._depth_by_stamp[stamp_to_ns(msg.header.stamp)] = msg
-        while len(self._depth_by_stamp) > DEPTH_IMAGES_KEPT:
-            self._depth_by_stamp.popitem(last=False)
+        self._depth_by_stamp.add(msg)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
