@@ -175,6 +175,31 @@ def test_levels_and_fail_safe(ros_context):
         h.close()
 
 
+def test_min_distance_is_the_surface_distance_negative_on_overlap(ros_context):
+    """SafetyStatus.min_distance_m is what its .msg comment says: the surface-to-surface
+    distance of the person's body and the robot's link capsules (shorter than any
+    joint-to-joint distance), negative when they overlap."""
+    from pathlib import Path
+    lines = (Path(__file__).resolve().parents[1] / "msg" / "SafetyStatus.msg").read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("float32 min_distance_m"))
+    doc = lines[first].split("#", 1)[1]
+    for line in lines[first + 1:]:
+        if not line.lstrip().startswith("#"):
+            break
+        doc += " " + line.split("#", 1)[1].strip()
+    assert "surface-to-surface" in doc and "negative when they overlap" in doc and "closest human joint" not in doc
+    h, pubs = _rig(ros_context, require_tracks=False)
+    try:
+        _robot(h, pubs, robot_msg(T0))           # links along x = 0, 3 m in front of the camera
+        far = _verdict(h, _people(T0 + 10**7, person_msg(1, -4.0)))     # nearest joints 3.8 m apart
+        robot_radius_m = h.node.param("robot_link_radius_m")
+        assert far.level == SafetyStatus.OK and 3.0 < far.min_distance_m < 3.8 - robot_radius_m, far.min_distance_m
+        overlap = _verdict(h, _people(T0 + 2 * 10**7, person_msg(2, 0.0)))   # standing in the robot
+        assert overlap.level == SafetyStatus.PROTECTIVE_STOP and overlap.min_distance_m < 0.0, overlap
+    finally:
+        h.close()
+
+
 def _panda_joint_states(h, pubs):
     """A Panda's joint_states at T0; the monitor holds the robot (in panda_link0) after it."""
     names = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]

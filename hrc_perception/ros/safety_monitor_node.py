@@ -13,8 +13,10 @@ Subscribes (relative names; launch puts them under a namespace, default ``/cell`
 | ``camera/color/camera_info`` | sensor_msgs/CameraInfo        | the newest capture stamp (the clock), K |
 | ``camera/depth/image_raw``   | sensor_msgs/Image             | reach spheres carved, ``depth_carving`` |
 
-Publishes ``safety/status`` (SafetyStatus; reliable, deadline and MANUAL_BY_TOPIC
-liveliness of ``status_deadline_s``, so a subscriber gets a QoS event when statuses stop)
+Publishes ``safety/status`` (SafetyStatus: ``min_distance_m`` is the surface-to-surface
+distance of the deciding person's body capsules and the robot's link capsules, negative on
+overlap; reliable, deadline and MANUAL_BY_TOPIC liveliness of ``status_deadline_s``, so a
+subscriber gets a QoS event when statuses stop)
 after every SkeletonArray and at ``check_rate_hz`` in between, whatever arrives or stops
 arriving (a stalled pipeline turns into UNKNOWN), and a last UNKNOWN before it deactivates,
 shuts down or exits; ``safety_watchdog`` turns a missed deadline into a stop. Also
@@ -114,6 +116,8 @@ LEVEL_COLORS = {OK: (0.1, 0.8, 0.2), WARNING: (1.0, 0.65, 0.0), PROTECTIVE_STOP:
 
 
 def status_msg(v: Verdict, header: Header) -> SafetyStatus:
+    """The SafetyStatus of a verdict: min_distance_m is the deciding person's surface-to-surface
+    distance to the robot's link capsules (negative when they overlap; see SafetyStatus.msg)."""
     return SafetyStatus(header=header, level=int(v.level), min_distance_m=float(v.min_distance_m),
                         protective_separation_distance_m=float(v.separation_m), speed_scale=float(v.speed_scale),
                         closest_human_id=int(v.closest_human_id), closest_human_joint=v.closest_human_joint,
