@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,16 @@ def command_line() -> str:
 
 def optional_path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+def write_json(result: dict, path: str | Path, **extra) -> None:
+    """``result`` (plus ``extra`` keys) as indented JSON at ``path``, written whole or not at
+    all (a temporary file renamed); NaN stays NaN, as Python's json writes it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps({**result, **extra}, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def add_json(p: argparse.ArgumentParser) -> None:

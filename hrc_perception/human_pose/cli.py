@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hrc_perception.cli_args import Commands, add_json, add_training_run, command_line, input_file, optional_path
+from hrc_perception.cli_args import (Commands, add_json, add_training_run, command_line, input_file, optional_path,
+                                     write_json)
 from hrc_perception.io.keypoint_layouts import LAYOUTS
 
 
@@ -19,7 +20,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from hrc_perception.human_pose.evaluate import evaluate_coco, evaluate_synthetic, print_report, write_json
+    from hrc_perception.human_pose.evaluate import evaluate_coco, evaluate_synthetic, print_report
     from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
     from hrc_perception.sim.config import load_cell_config
     from hrc_perception.sim.generator import SynthRun

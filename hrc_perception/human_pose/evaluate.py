@@ -173,8 +173,3 @@ def print_report(res: dict, file=None) -> None:
                 continue
             print(f"  {name:<12}{b['mpjpe_mm']:>10.1f}{b['median_error_mm']:>11.1f}{b['pck3d_10cm']:>10.3f}"
                   f"{b['visible_joints_returned']:>10.3f}{b['seconds_per_person_median'] * 1e3:>11.1f}", file=file)
-
-
-def write_json(res: dict, path: Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(res, indent=2) + "\n")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hrc_perception.cli_args import Commands, add_json, add_training_run, command_line, input_file, optional_path
+from hrc_perception.cli_args import (Commands, add_json, add_training_run, command_line, input_file, optional_path,
+                                     write_json)
 
 WEIGHTS = "models/object_pose/model.pt"
 
@@ -21,7 +22,6 @@ def _train(args) -> int:
 
 def _eval(args) -> int:
     from hrc_perception.object_pose.evaluate import evaluate, print_table
-    from hrc_perception.segmentation.evaluate import write_json
     from hrc_perception.training import machine_line
     res = evaluate(Path(args.weights), Path(args.data), device=args.device, baselines=not args.no_baselines,
                    max_instances=args.max_instances, models=optional_path(args.models),

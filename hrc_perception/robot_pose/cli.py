@@ -1,10 +1,9 @@
 """``hrc-perception train|eval|bench robot_pose``."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from hrc_perception.cli_args import Commands, add_json, add_training_run, input_file, optional_path
+from hrc_perception.cli_args import Commands, add_json, add_training_run, input_file, optional_path, write_json
 
 WEIGHTS = "models/robot_pose/model.pt"
 
@@ -30,8 +29,7 @@ def _eval(args) -> int:
         draw_figure(Path(args.weights), Path(args.data), Path(args.figure))
         print(f"wrote {args.figure}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        write_json(res, args.json)
     return 0
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hrc_perception.cli_args import Commands, add_json, add_training_run, command_line, input_file, optional_path
+from hrc_perception.cli_args import (Commands, add_json, add_training_run, command_line, input_file, optional_path,
+                                     write_json)
 
 WEIGHTS = "models/segmentation/model.pt"
 
@@ -33,7 +34,7 @@ def _train_embedding(args) -> int:
 
 
 def _eval(args) -> int:
-    from hrc_perception.segmentation.evaluate import evaluate, print_table, write_json
+    from hrc_perception.segmentation.evaluate import evaluate, print_table
     metrics = evaluate(Path(args.weights), Path(args.data), device=args.device, max_images=args.max_images)
     print_table(metrics)
     if args.json:

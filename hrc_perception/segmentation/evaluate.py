@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -117,8 +116,3 @@ def print_table(metrics: dict, file=None) -> None:
     print(f"{'images':<24}{metrics.get('images', 0):>8d}", file=file)
     if metrics.get("masks_absent"):
         print("note: the ground truth has no masks: box AP only", file=file)
-
-
-def write_json(metrics: dict, path: Path, **extra) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps({**metrics, **extra}, indent=2) + "\n")

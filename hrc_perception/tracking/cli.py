@@ -1,13 +1,12 @@
 """``hrc-perception eval|bench tracking``."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
 from pathlib import Path
 
-from hrc_perception.cli_args import Commands, add_json, command_line, input_file, optional_path
+from hrc_perception.cli_args import Commands, add_json, command_line, input_file, optional_path, write_json
 from hrc_perception.tracking.nn_matching import DEFAULT_MAX_COSINE_DISTANCE, DEFAULT_NN_BUDGET
 
 
@@ -25,10 +24,8 @@ def _eval(args) -> int:
                                              "iou_for_lost_tracks": not args.original_iou_rule})
     print_table(res)
     if args.json:
-        res["command"] = command_line()
-        res["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}"
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        write_json(res, args.json, command=command_line(),
+                   machine=f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     return 0
 
 
