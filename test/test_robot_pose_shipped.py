@@ -1,9 +1,11 @@
-"""The shipped robot_pose weights: the file and its card agree, SPDH beats the 2D +
-depth baseline on the held-out set and its camera-to-robot fit refined on the depth
-meets the calibration goal there; on frames of the default cell rendered here (a
-seed no training or evaluation used) it beats the baseline again, its confident joints
-are close and closer than the others, joints out of view are not invented, and a hole
-in the depth over the hand lowers the confidence there."""
+"""The shipped robot_pose weights, run: the file and its card agree; on a small held-out
+slice of the training cell rendered here (3 episodes, a seed no training, tuning or
+evaluation used) the evaluation of `hrc-perception eval robot_pose` finds SPDH close to
+its card's held-out figures and ahead of the 2D + depth baseline, and its
+camera-to-robot fit refined on the depth within the calibration goal; on frames of the
+default cell it beats the baseline again, its confident joints are close and closer than
+the others, joints out of view are not invented, and a hole in the depth over the hand
+lowers the confidence there."""
 import json
 from pathlib import Path
 
@@ -13,7 +15,13 @@ import pytest
 from hrc_perception.robot_pose.predictor import RobotPosePredictor
 from hrc_perception.training import file_sha256
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "robot_pose"
+REPO = Path(__file__).resolve().parents[1]
+MODEL_DIR = REPO / "models" / "robot_pose"
+# The held-out slice: config/cell_robot_pose.yaml (the cell of the card's held-out set, seed 1100),
+# 3 episodes of 45 frames (the evaluation's calibration window). Seed 9001: no synth run of the
+# README or of any model card (training 1000, 1500-1505; held out 1100, 1200; the other components'
+# 0-800, 2000, 2100) nor any other test uses it, so the network has never seen these frames.
+SLICE_SEED, SLICE_FRAMES = 9001, 135
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +37,49 @@ def frames():
     return [run.frame(i) for i in (0, 40, 80, 160, 200, 320)]
 
 
+@pytest.fixture(scope="module")
+def held_out_slice(tmp_path_factory):
+    from hrc_perception.cli import main
+    out = tmp_path_factory.mktemp("robot_pose_slice")
+    assert main(["synth", "--config", str(REPO / "config" / "cell_robot_pose.yaml"), "--frames", str(SLICE_FRAMES),
+                 "--seed", str(SLICE_SEED), "--out", str(out), "--dataset", "keypoints", "--quiet"]) == 0
+    return out
+
+
 def test_card_matches_the_weights(predictor):
     card = json.loads((MODEL_DIR / "model_card.json").read_text())
     assert card["sha256"] == file_sha256(MODEL_DIR / "model.pt")
     assert card["keypoints"] == list(predictor.names) and card["robot"]["name"] == "panda"
-    held, base = card["metrics_held_out"]["spdh"], card["metrics_held_out"]["uv_depth"]
-    # SPDH ahead of the 2D + depth baseline on the held-out set, in joints and in the camera-to-robot fit
-    assert held["mAP"] > base["mAP"] and held["acc_4cm"] > base["acc_4cm"]
-    assert held["calib_t_err_cm_median"] < base["calib_t_err_cm_median"]
-    # the keypoint fit refined on the depth: within the calibration goal (1.5 cm, 1.5 deg)
-    assert held["calib_surface_t_err_cm_median"] <= 1.5 and held["calib_surface_r_err_deg_median"] <= 1.5
     assert (MODEL_DIR / "model.pt").stat().st_size < 25e6
+
+
+def check_held_out_figures(res: dict) -> None:
+    """The figures of :func:`hrc_perception.robot_pose.evaluate.evaluate` on the slice.
+    Measured on it (seed 9001; the card's 540 held-out frames, seed 1100, in brackets): SPDH mAP
+    0.524 (0.503), <4 cm 0.441 (0.428), baseline mAP 0.295 (0.254); keypoint fit 2.12 cm (1.57)
+    against the baseline's 7.47 (7.43); refined on the depth 1.25 cm, 0.38 deg (0.76, 0.50);
+    forward kinematics placed by it mAP 0.997 (0.75: one held-out episode not refined). The
+    thresholds sit a little under those (the slice is deterministic: the margin is for floating
+    point and small changes, not for another draw); an untrained or perturbed network, an input
+    off by a scale or with x and y swapped (mAP 0.483, <4 cm 0.397), or a decoder with the wrong
+    intrinsics or u and v swapped fails them. Three episodes vary: the slices of seeds 9002 and
+    9003 gave SPDH mAP 0.380 and 0.665, so a change of the synthesiser that changes these frames
+    calls for measuring again, not for a looser threshold."""
+    s, cal = res["summary"], res["calibration"]
+    spdh, base = s["spdh"], s["uv_depth"]
+    assert res["frames"] == SLICE_FRAMES and spdh["joints"] == SLICE_FRAMES * 8
+    assert spdh["mAP"] >= 0.50 and spdh["acc_4cm"] >= 0.42, spdh
+    assert spdh["mAP"] >= base["mAP"] + 0.15, (spdh["mAP"], base["mAP"])     # ahead of the 2D + depth baseline
+    assert cal["spdh"]["fitted"] == "3/3" and cal["spdh"]["surface_fitted"] == "3/3", cal["spdh"]
+    assert spdh["calib_t_err_cm_median"] <= 3.0 and spdh["calib_t_err_cm_median"] < base["calib_t_err_cm_median"]
+    # the keypoint fit refined on the depth: within the calibration goal (1.5 cm, 1.5 deg)
+    assert spdh["calib_surface_t_err_cm_median"] <= 1.5 and spdh["calib_surface_r_err_deg_median"] <= 1.5, spdh
+    assert s["fk_fitted"]["mAP"] >= 0.9, s["fk_fitted"]
+
+
+def test_held_out_slice_of_the_training_cell(held_out_slice):
+    from hrc_perception.robot_pose.evaluate import evaluate
+    check_held_out_figures(evaluate(MODEL_DIR / "model.pt", held_out_slice))
 
 
 def test_skeletons_on_new_frames_of_the_default_cell(predictor, frames):
