@@ -15,6 +15,7 @@ import pytest
 from hrc_perception.robot_pose.predictor import RobotPosePredictor
 from hrc_perception.training import file_sha256
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "robot_pose"
 # The held-out slice: config/cell_robot_pose.yaml (the cell of the card's held-out set, seed 1100),

@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 
 from hrc_perception.segmentation.predictor import SegmentationPredictor  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models/segmentation"
 # The held-out slice: config/cell_short_episodes.yaml (the card's training and held-out cell),
