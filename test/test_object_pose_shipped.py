@@ -1,5 +1,8 @@
-"""The shipped object pose weights: they load, match their model card, and estimate the
-poses of parts in close-up frames of a seed they were not trained on."""
+"""The shipped object pose weights, run: they load and match their model card; on a small
+held-out slice of close-up frames rendered here with a seed no training, tuning or
+evaluation used, `hrc-perception eval object_pose` finds the poses of most part instances
+(main network, refined, verified) close to the card's held-out figures, and the network
+gets the crop as it was trained on it."""
 import hashlib
 import json
 from pathlib import Path
@@ -10,11 +13,16 @@ import pytest
 pytest.importorskip("torch")
 
 from hrc_perception.cli import main  # noqa: E402
-from hrc_perception.object_pose.metrics import add_or_adds_m  # noqa: E402
 from hrc_perception.object_pose.predictor import ObjectPosePredictor  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "object_pose"
+# The held-out slice: config/cell_parts_closeup.yaml (the card's training and held-out cell),
+# 24 frames = 8 episodes of 3, 114 part instances. Seed 9201: no synth run of the README or of
+# any model card (object pose: training 500, held out 600, tuning 650; LM-O 700, 800; the other
+# components' 0-400, 1000-2100) nor any other test uses it, so the networks never saw these poses.
+SLICE_SEED, SLICE_FRAMES = 9201, 24
 
 
 @pytest.fixture(scope="module")
@@ -22,32 +30,62 @@ def card():
     return json.loads((MODEL_DIR / "model_card.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def held_out_slice(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("object_pose_slice")
+    assert main(["synth", "--config", str(REPO / "config" / "cell_parts_closeup.yaml"), "--frames", str(SLICE_FRAMES),
+                 "--seed", str(SLICE_SEED), "--out", str(out), "--dataset", "bop", "--quiet"]) == 0
+    return out
+
+
 def test_card_describes_the_weights(card):
     assert hashlib.sha256((MODEL_DIR / card["weights"]).read_bytes()).hexdigest() == card["sha256"]
     pred = ObjectPosePredictor(MODEL_DIR / card["weights"])
     assert pred.classes == card["classes"] and pred.refiner is not None
     assert pred.verifier is not None                                      # the file carries the part points
-    assert card["data"]["seed"] != card["metrics_data"]["seed"]          # held-out metrics
-    held = card["metrics_held_out"]
-    for method in ("densefusion", "densefusion_refined", "densefusion_verified"):   # every part, every stage
-        assert set(held[method]) == {"all", *card["classes"]}
-        assert held[method]["all"]["instances"] >= 500
     assert (MODEL_DIR / card["weights"]).stat().st_size < 25e6
 
 
-def test_poses_of_parts_in_unseen_close_up_frames(tmp_path):
-    """Most part instances of two new frames get a pose within 0.2 diameters (ADD(-S));
-    an untrained model gets none."""
-    from hrc_perception.object_pose.train import load_bop_split
-    assert main(["synth", "--config", str(REPO / "config" / "cell_parts_closeup.yaml"), "--frames", "2",
-                 "--seed", "4242", "--out", str(tmp_path), "--dataset", "bop", "--quiet"]) == 0
+def check_slice_figures(res: dict) -> None:
+    """Figures of :func:`hrc_perception.object_pose.evaluate.evaluate` (no baselines) on the
+    slice. Measured on it (the card's 945 held-out instances, seed 600, in brackets): ADD(-S)
+    under 0.1 diameter 0.912 main network, 0.912 refined, 0.939 verified (0.912, 0.912, 0.974);
+    verified ADD(-S) AUC 0.942 (0.952), median translation error 0.30 cm (0.33), median rotation
+    error 4.0 deg (4.0). The thresholds sit a little under those (the slice is deterministic:
+    the margin, 4 of the 114 instances, is for floating point and small changes, not for another
+    draw); an untrained or perturbed network, points in mm or with x and y swapped, or a
+    rotation decoded transposed or from a quaternion of the other component order fails them."""
+    s = res["summary"]
+    assert res["instances"] == 114 and set(s) == {"densefusion", "densefusion_refined", "densefusion_verified"}
+    acc = {m: s[m]["all"]["add_s_accuracy_0.1d"] for m in s}
+    assert acc["densefusion"] >= 0.87 and acc["densefusion_refined"] >= 0.87, acc
+    assert acc["densefusion_verified"] >= 0.90 and acc["densefusion_verified"] >= acc["densefusion_refined"], acc
+    ver = s["densefusion_verified"]["all"]
+    assert ver["add_s_auc"] >= 0.92 and ver["t_err_median_cm"] <= 0.45 and ver["r_err_median_deg"] <= 6.0, ver
+
+
+def test_poses_on_the_held_out_slice(held_out_slice):
+    from hrc_perception.object_pose.evaluate import evaluate
+    check_slice_figures(evaluate(MODEL_DIR / "model.pt", held_out_slice, baselines=False, quiet=True))
+
+
+def test_the_network_gets_the_crop_as_training_gave_it(held_out_slice):
+    """The main network gets the crop's colours in RGB order, ImageNet-normalised (as in
+    training, :func:`~hrc_perception.object_pose.dataset.normalised_crop`), and its points in
+    metres. The accuracy alone would not catch a colour slip: on the slice, BGR crops give
+    ADD(-S) 0.947 verified, crops 4 times too bright 0.939."""
+    from hrc_perception.object_pose.data import load_bop_split
     pred = ObjectPosePredictor(MODEL_DIR / "model.pt")
-    parts, samples = load_bop_split(tmp_path, quiet=True)
-    results = pred.estimate([(s.crop, pred.classes.index(parts[s.obj_id].name), s.K) for s in samples])
-    good = []
-    for s, r in zip(samples, results):
-        p = parts[s.obj_id]
-        d = add_or_adds_m(p.points_m, p.symmetric, r.T_cam_obj[:3, :3], r.T_cam_obj[:3, 3],
-                          s.T_cam_obj[:3, :3], s.T_cam_obj[:3, 3])
-        good.append(d < 0.2 * p.diameter_m)
-    assert len(good) >= 4 and np.mean(good) >= 0.6, good
+    parts, samples = load_bop_split(held_out_slice, crop_px=pred.build.crop_px, quiet=True)
+    s = samples[5]
+    seen = []
+    hook = pred.posenet.register_forward_pre_hook(lambda module, args: seen.append([a.clone() for a in args]))
+    try:
+        pred.estimate([(s.crop, pred.classes.index(parts[s.obj_id].name), s.K)])
+    finally:
+        hook.remove()
+    crop, points, choose, _ = (a[0].numpy() for a in seen[0])
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])   # ImageNet's, RGB
+    np.testing.assert_allclose(crop, ((s.crop.rgb / 255.0 - mean) / std).transpose(2, 0, 1), atol=1e-5)
+    np.testing.assert_allclose(points[:, 2], s.crop.depth_m.reshape(-1)[choose], rtol=1e-6)
+    assert 0.3 < np.median(points[:, 2]) < 1.5                                  # metres, a close-up camera
