@@ -1,5 +1,8 @@
-"""The shipped spdh human pose model (models/human_pose): its card, and its 3D joints on
-rendered people of the small cell (not its training data: another cell size and seed)."""
+"""The shipped spdh human pose model (models/human_pose), run: its card matches the file; on a
+small held-out slice of the short-episode cell rendered here with a seed no training, tuning
+or evaluation used, `hrc-perception eval human_pose`'s synthetic evaluation (true masks)
+gives 3D joints close to the README's figures; and on rendered people of the small cell
+(another cell size) its joints are close and its 2D joints are its 3D ones projected."""
 from pathlib import Path
 
 import numpy as np
@@ -7,18 +10,60 @@ import pytest
 
 from hrc_perception.skeletons import COCO17_NAMES
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "human_pose" / "model.pt"
-pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped human_pose model")
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models" / "human_pose" / "model.pt"
+pytestmark = [pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped human_pose model"),
+              pytest.mark.usefixtures("one_torch_thread")]
+# The held-out slice: config/cell_short_episodes.yaml (the cell of the training crops and of the
+# README's synthetic evaluation), two frames 15 frames (1 s) apart in each of 24 episodes, at a
+# different phase of each: 48 frames, 40 people with >= 6 visible joints. Seed 9301: no synth
+# run of the README or of any model card uses it (human pose: training crops 2000, tuning 2100,
+# held out 1300, 1330; the README keeps 9000-9999 for these slices), nor does any other test.
+SLICE_SEED, SLICE_EPISODES = 9301, 24
 
 
-def test_card_names_the_data_the_command_and_held_out_metrics():
+@pytest.fixture(scope="module")
+def held_out_frames():
+    from hrc_perception.sim.config import load_cell_config
+    from hrc_perception.sim.generator import SynthRun
+    cfg = load_cell_config(REPO / "config" / "cell_short_episodes.yaml")
+    run = SynthRun(cfg, SLICE_SEED, REPO / "config")
+    n = cfg.sequence.episode_frames
+    return [run.frame(e * n + (5 * e + k * n // 2) % n) for e in range(SLICE_EPISODES) for k in (0, 1)]
+
+
+def test_card_matches_the_weights():
     import json
-    card = json.loads((SHIPPED.parent / "model_card.json").read_text())
-    assert card["component"] == "human_pose" and card["keypoints"] == list(COCO17_NAMES)
-    assert card["metrics_data"]["seed"] != card["data"]["seed"]
-    assert card["metrics_held_out"]["mpjpe_mm"] > 0 and "train human_pose" in card["training_command"]
+
+    from hrc_perception.human_pose.spdh_backend import SpdhBackend
     from hrc_perception.training import file_sha256
+    card = json.loads((SHIPPED.parent / "model_card.json").read_text())
     assert file_sha256(SHIPPED) == card["sha256"]
+    backend = SpdhBackend(SHIPPED)          # refuses a file that is not a human_pose model of the COCO-17 joints
+    assert card["keypoints"] == backend.card["keypoints"] == list(COCO17_NAMES)
+    assert card["component"] == backend.card["component"] == "human_pose"
+
+
+def check_slice_figures(res: dict) -> None:
+    """The spdh row of :func:`hrc_perception.human_pose.evaluate.evaluate_synthetic` on the slice
+    (visible joints with confidence >= 0.3, before smoothing). Measured on it (the README's
+    300 frames of seed 1300, then the fresh held-out seed 1330, in brackets): MPJPE 41.5 mm
+    (48.5, 46.1), median 29.9 mm (30), PCK@10cm 0.940 (0.91, 0.926), 93.6% of the visible
+    joints given (97%, 93%); the card's 56.1 mm is on its held-out person crops (seed 2100),
+    another set and protocol. The thresholds sit a little past those (the slice is
+    deterministic: the margin is for floating point and small changes, not for another draw); an
+    untrained or perturbed network, depth in mm, a crop input off in scale or with x and y swapped,
+    or a decoder with the wrong intrinsics or depth range fails them."""
+    assert res["people"] == 40
+    b = res["backends"]["spdh"]
+    assert b["visible_joints_returned"] >= 0.90, b
+    assert b["mpjpe_mm"] <= 47.0 and b["median_error_mm"] <= 34.0 and b["pck3d_10cm"] >= 0.91, b
+
+
+def test_joints_of_the_held_out_slice(held_out_frames):
+    from hrc_perception.human_pose.evaluate import evaluate_synthetic
+    from hrc_perception.human_pose.spdh_backend import SpdhBackend
+    check_slice_figures(evaluate_synthetic({"spdh": SpdhBackend(SHIPPED)}, held_out_frames))
 
 
 def test_joints_of_rendered_people(small_frames):
