@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "object_pose"
 # The held-out slice: config/cell_parts_closeup.yaml (the card's training and held-out cell),
 # 24 frames = 8 episodes of 3, 114 part instances. Seed 9201: no synth run of the README or of
-# any model card (object pose: training 500, held out 600, tuning 650; LM-O 700, 800; the other
-# components' 0-400, 1000-2100) nor any other test uses it, so the networks never saw these poses.
+# any model card uses it (object pose: training 500, tuning 650, held out 600, 630; LM-O 700, 800;
+# the README keeps 9000-9999 for these slices), nor does any other test, so the networks never
+# saw these poses.
 SLICE_SEED, SLICE_FRAMES = 9201, 24
 
 
@@ -48,8 +49,9 @@ def test_card_describes_the_weights(card):
 
 def check_slice_figures(res: dict) -> None:
     """Figures of :func:`hrc_perception.object_pose.evaluate.evaluate` (no baselines) on the
-    slice. Measured on it (the card's 945 held-out instances, seed 600, in brackets): ADD(-S)
-    under 0.1 diameter 0.912 main network, 0.912 refined, 0.939 verified (0.912, 0.912, 0.974);
+    slice. Measured on it (the card's 945 held-out instances, seed 600, then the README's fresh
+    held-out seed 630, in brackets): ADD(-S) under 0.1 diameter 0.912 main network, 0.912
+    refined, 0.939 verified (0.912, 0.912, 0.974; 0.920, 0.920, 0.955);
     verified ADD(-S) AUC 0.942 (0.952), median translation error 0.30 cm (0.33), median rotation
     error 4.0 deg (4.0). The thresholds sit a little under those (the slice is deterministic:
     the margin, 4 of the 114 instances, is for floating point and small changes, not for another
