@@ -57,13 +57,19 @@ def test_frames_of_several_datasets_concatenate_with_episodes_apart(tiny_kp):
         concat_robot_frames([a, other])
 
 
-def test_train_resume_and_evaluate(tiny_kp, tmp_path):
+def test_train_resume_and_evaluate(tiny_kp, tmp_path, capsys):
+    import torch
     out = tmp_path / "model"
     args = ["train", "robot_pose", "--data", str(tiny_kp / "train"), "--out", str(out), "--batch-size", "2",
             "--threads", "1", "--workers", "0", "--checkpoint-every", "2"]
     assert main(args + ["--steps", "2"]) == 0
     assert (out / "checkpoint.pt").is_file() and (out / "model.pt").is_file()
-    assert main(args + ["--steps", "4", "--val", str(tiny_kp / "val")]) == 0    # resumes at step 2
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
+    capsys.readouterr()
+    assert main(args + ["--steps", "4", "--val", str(tiny_kp / "val")]) == 0
+    # resumed at step 2 (not started again from 0), and checkpointed at the end
+    assert "train robot_pose: resuming at step 2\n" in capsys.readouterr().err
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 4
     # two data folders train together (a fresh run: the checkpoint's data differ)
     assert main(["train", "robot_pose", "--data", str(tiny_kp / "train"), str(tiny_kp / "val"), "--out",
                  str(tmp_path / "two"), "--batch-size", "2", "--threads", "1", "--workers", "0", "--steps", "1"]) == 0
@@ -96,7 +102,6 @@ def test_train_resume_and_evaluate(tiny_kp, tmp_path):
     assert len(res["calibration"]["spdh"]["episodes"]) == 2 and (tmp_path / "fig.png").stat().st_size > 10_000
     # a checkpoint of another run is refused, not silently mixed in
     ckpt = out / "checkpoint.pt"
-    import torch
     c = torch.load(ckpt, weights_only=False)
     c["keypoints"] = ["other"] * 8
     torch.save(c, ckpt)
