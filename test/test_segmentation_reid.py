@@ -97,12 +97,21 @@ def test_train_embedding_command_writes_model_and_card(tiny_synth, tmp_path, cap
     section = card["appearance_embedding"]
     assert section["steps"] == 20 and section["samples"] > 0 and section["command"].startswith("hrc-perception")
     sep = section["separation_held_out"]["learned"]
-    assert sep["same_object"]["pairs"] > 0 and 0.0 <= sep["same_object"]["median"] <= 2.0
+    assert sep["same_object"]["pairs"] > 0 and {"median", "under_threshold"} <= set(sep["same_object"])
     from hrc_perception.training import file_sha256
     assert card["sha256"] == file_sha256(out / "model.pt")
     before, _ = load_checkpoint(model_dir / "model.pt")
     after, _ = load_checkpoint(out / "model.pt")
     assert not torch.equal(before.roi_heads.embedding.projection, after.roi_heads.embedding.projection)
+    # The held-out figures of a 1-step detector mean nothing; that the 20 steps fit what they fit can
+    # be checked: on the training identities the same object's boxes come closer (median cosine
+    # distance measured 4.5e-4 before, 2.1e-5 after)
+    import io
+    samples = reid.collect_identity_samples(after, data / "train/coco", log=io.StringIO())
+    same = {name: reid.separation(samples, m.roi_heads.embedding.projection, m.roi_heads.embedding.center)[
+        "same_object"] for name, m in (("before", before), ("after", after))}
+    assert same["after"]["pairs"] == same["before"]["pairs"] > 0
+    assert same["after"]["median"] < 0.5 * same["before"]["median"], same
     # the detector itself is unchanged
     key = "roi_heads.box_predictor.cls_score.weight"
     assert torch.equal(before.state_dict()[key], after.state_dict()[key])
