@@ -35,6 +35,13 @@ def test_segment_distance_hand_cases():
     assert d == pytest.approx(2.0) and t == pytest.approx(0.3)
     d, _, _ = seg_dist([4, 0, 4], [4, 0, 4], [0, 0, 0], [1, 0, 0])
     assert d == pytest.approx(5.0)
+    # segment to point (the point second): the same as the other way round
+    d, s, _ = seg_dist([0, 0, 0], [1, 0, 0], [0.3, 2, 0], [0.3, 2, 0])
+    assert d == pytest.approx(2.0) and s == pytest.approx(0.3)
+    d, s, _ = seg_dist([0, 0, 1], [0, 0, 3], [0, 0, 2], [0, 0, 2])      # the point on the segment
+    assert d == pytest.approx(0.0) and s == pytest.approx(0.5)
+    d, s, _ = seg_dist([0, 0, 0], [1, 0, 0], [4, 0, 4], [4, 0, 4])
+    assert d == pytest.approx(5.0) and s == 1.0
     # point to point
     d, _, _ = seg_dist([1, 2, 2], [1, 2, 2], [0, 0, 0], [0, 0, 0])
     assert d == pytest.approx(3.0)

@@ -46,6 +46,8 @@ def segment_closest_params(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: n
     a_safe = np.where(a > _EPS, a, 1.0)
     s = np.where(t < 0.0, np.where(a > _EPS, np.clip(-c / a_safe, 0.0, 1.0), 0.0), s)
     s = np.where(t > 1.0, np.where(a > _EPS, np.clip((b - c) / a_safe, 0.0, 1.0), 0.0), s)
+    # the second segment a point: t = 0 and s the projection of that point on the first
+    s = np.where(e > _EPS, s, np.where(a > _EPS, np.clip(-c / a_safe, 0.0, 1.0), 0.0))
     t = np.clip(t, 0.0, 1.0)
     return s, t
 
