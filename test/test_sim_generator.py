@@ -168,3 +168,18 @@ def test_episodes_differ(small_frames):
     assert a.episode == 0 and b.episode == 1
     assert not np.allclose(a.T_world_cam, b.T_world_cam)
     assert b.stamp_ns > a.stamp_ns
+
+
+def test_an_empty_cell_frame_is_the_same_instant_without_people(small_run):
+    """Episode.frame(people=False): what a recording of the empty cell would see (the
+    background of the depth-space safety path is learned from such frames)."""
+    ep = small_run.episode(0)
+    full, empty = ep.frame(2, small_run.renderer), ep.frame(2, small_run.renderer, people=False)
+    people = {i.instance_id for i in full.instances if i.category == "person"}
+    assert people and full.humans and not empty.humans
+    assert not np.isin(empty.instance_mask, list(people)).any() and np.isin(full.instance_mask, list(people)).any()
+    assert np.array_equal(empty.robot.joint_positions_rad, full.robot.joint_positions_rad)
+    assert np.array_equal(empty.robot.T_cam_base, full.robot.T_cam_base)
+    # where a person stood, the empty cell sees what was behind them: farther
+    where = np.isin(full.instance_mask, list(people)) & (empty.depth_clean_m > 0)
+    assert (empty.depth_clean_m[where] > full.depth_clean_m[where]).all()

@@ -8,7 +8,7 @@ frames can be made in any order with identical results.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -256,11 +256,16 @@ class Episode:
         """Everything to render at frame k: the still background and the moving items."""
         return self.static_items + self.scene(k).items
 
-    def frame(self, k: int, renderer: Renderer) -> Frame:
-        """Render frame k (0-based within the episode) with ground truth."""
+    def frame(self, k: int, renderer: Renderer, people: bool = True) -> Frame:
+        """Render frame k (0-based within the episode) with ground truth; people=False: the
+        same instant with nobody in the cell (the robot and parts as they are; what a
+        recording of the empty cell would see)."""
         st = self.scene(k)
+        if not people:
+            gone = set(self.human_ids)
+            st = replace(st, humans=[], items=[it for it in st.items if it.instance_id not in gone])
         robot, cam = self.assets.robot, self.cfg.camera
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.index, k, 1]))
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.index, k, 1 if people else 2]))
         out = renderer.render((self.seed, self.index), self.static_items, st.items, self.K, self.T_world_cam,
                               self.lighting, rng)
         depth_mm = stereo_depth_mm(out.depth_m, out.cos_incidence, float(self.K[0, 0]), cam.baseline_m,

@@ -1,0 +1,222 @@
+"""The depth-space distance: the robot against everything the depth camera sees move.
+
+Needs no colour network. Of one depth frame [H, W] (metres, z, 0 = invalid):
+
+0. depth edges: a pixel whose 3x3 neighbourhood spans more than ``edge_jump_m`` (or
+   ``edge_jump_per_m`` times its depth) is invalid. A stereo camera's flying pixels sit
+   on such edges, between the near and the far surface, where nothing is; as invalid
+   pixels they count where they touch a body (step 3) and nowhere else;
+1. foreground: the pixels nearer than the cell's static background
+   (:class:`~hrc_perception.safety.background.BackgroundDepth`), and every valid pixel
+   where there is no background;
+2. explained: foreground points within ``explain_margin_m`` of the robot's capsules, or
+   of its link surfaces (:class:`~hrc_perception.safety.robot_surface.RobotSurface`, the
+   margin growing with the depth noise as the foreground tolerance does), both posed at
+   joint_states with the camera-to-robot pose, or of any other capsules the caller knows
+   (a posed part). What is not explained is possibly a person;
+3. blocks: the image in squares of ``block_px``; a block is occupied when at least
+   ``min_block_fill`` of its pixels are unexplained foreground (single flying pixels on
+   depth edges are not a body); its depth is the nearest of those pixels. A block whose
+   pixels are mostly invalid (occlusion shadows, dropouts) next to an occupied block takes
+   that block's depth, up to ``hole_fill_blocks`` blocks away: a hole beside a person is
+   counted as the person;
+4. each occupied block is the ray behind its nearest point: the camera ray through the
+   block's centre from that depth to the block's farthest background (``max_depth_m``
+   where there is none), as a capsule whose radius covers the block's frustum. What is
+   behind a foreground surface is unseen and may hold a person (Flacco et al. 2012);
+5. the distance: the closest of those capsules to the robot's capsules (surface to
+   surface, metres, negative on overlap).
+
+Not counted: what hides behind the robot's own links (the robot's shadow), and holes far
+from any foreground (a body larger than a hole shows around it). The smallest body part
+seen is about ``block_px`` pixels across (2 cm at 3 m with 4 px at fx 615 px).
+
+Camera: pinhole K [3, 3] of the depth image, no distortion; capsules in its frame.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hrc_perception.safety.background import BackgroundDepth
+from hrc_perception.safety.capsules import Capsules, closest_pair
+from hrc_perception.safety.robot_surface import RobotSurface
+
+
+@dataclass(frozen=True)
+class DepthSpaceParams:
+    block_px: int = 4                # block side (pixels)
+    min_block_fill: float = 0.25     # fraction of a block's pixels that must be unexplained foreground
+    explain_margin_m: float = 0.04   # points this close to the robot's (or a part's) capsules are explained
+    hole_fill_blocks: int = 3        # holes up to this many blocks from an occupied block are occupied
+    min_hole_fill: float = 0.5       # a block is a hole when this fraction of its pixels is invalid
+    edge_jump_m: float = 0.05        # depth edges: a 3x3 span over max(this, edge_jump_per_m * z) is invalid
+    edge_jump_per_m: float = 0.03    #   (0 and 0: no edge removal)
+    max_depth_m: float = 10.0        # where a ray ends without a background behind it
+
+    def __post_init__(self):
+        if not (self.block_px >= 1 and 0 < self.min_block_fill <= 1 and 0 < self.min_hole_fill <= 1
+                and self.explain_margin_m >= 0 and self.hole_fill_blocks >= 0 and self.max_depth_m > 0):
+            raise ValueError(f"invalid depth-space parameters: {self}")
+
+
+@dataclass
+class DepthSpaceResult:
+    """The closest unexplained foreground to the robot in one frame.
+
+    distance_m: surface distance (metres; +inf when nothing is occupied). pixel_uv: the
+    deciding block's centre (pixels; None when nothing is occupied). robot_joint: the
+    robot joint nearest the contact. point_m / point_robot_m: closest points on the ray's
+    and the robot capsule's axes (camera frame, metres). occupied_blocks, filled_holes:
+    counts; explained_px: foreground pixels explained (by the robot or the known
+    capsules); foreground_px: all foreground pixels; invalid_fraction: of the frame."""
+    distance_m: float
+    pixel_uv: tuple[float, float] | None = None
+    robot_joint: str = ""
+    point_m: np.ndarray | None = None
+    point_robot_m: np.ndarray | None = None
+    occupied_blocks: int = 0
+    filled_holes: int = 0
+    explained_px: int = 0
+    foreground_px: int = 0
+    invalid_fraction: float = 0.0
+
+
+def remove_depth_edges(depth_m: np.ndarray, jump_m: float, jump_per_m: float) -> np.ndarray:
+    """depth_m [H, W] (metres, 0 = invalid, float32) with every pixel whose valid 3x3
+    neighbours span more than max(jump_m, jump_per_m * z) set to 0 (a copy)."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+    d = np.asarray(depth_m, dtype=np.float32)
+    if jump_m <= 0 and jump_per_m <= 0:
+        return d.copy()
+    hi = maximum_filter(d, size=3, mode="nearest")
+    lo = minimum_filter(np.where(d > 0, d, np.float32(np.inf)), size=3, mode="nearest")
+    edge = (d > 0) & (hi - lo > np.maximum(np.float32(jump_m), np.float32(jump_per_m) * d))
+    return np.where(edge, np.float32(0.0), d)
+
+
+def pixel_points(depth_m: np.ndarray, K: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Camera-frame points [N, 3] (metres) of the pixels (rows, cols) of depth_m."""
+    z = depth_m[rows, cols].astype(np.float64)
+    return np.stack([(cols - K[0, 2]) * z / K[0, 0], (rows - K[1, 2]) * z / K[1, 1], z], axis=1)
+
+
+def within_capsules(points_m: np.ndarray, capsules: Capsules, margin_m: float) -> np.ndarray:
+    """bool [N]: points [N, 3] within margin_m of the surface of any capsule."""
+    inside = np.zeros(len(points_m), bool)
+    if len(capsules) == 0 or len(points_m) == 0:
+        return inside
+    # a bounding sphere first: most points are nowhere near
+    ends = np.concatenate([capsules.a, capsules.b])
+    centre = ends.mean(axis=0)
+    reach = float(np.linalg.norm(ends - centre, axis=1).max() + capsules.radius.max() + margin_m)
+    near = np.nonzero(np.linalg.norm(points_m - centre, axis=1) <= reach)[0]
+    for a, b, r in zip(capsules.a, capsules.b, capsules.radius):
+        if len(near) == 0:
+            break
+        p = points_m[near]
+        ab = b - a
+        t = np.clip((p - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        hit = np.linalg.norm(a + t[:, None] * ab - p, axis=1) <= r + margin_m
+        inside[near[hit]] = True
+        near = near[~hit]
+    return inside
+
+
+def _block_sum(mask: np.ndarray, b: int) -> np.ndarray:
+    h, w = mask.shape
+    return mask[:h - h % b, :w - w % b].reshape(h // b, b, w // b, b).sum(axis=(1, 3))
+
+
+def _block_min(values: np.ndarray, b: int) -> np.ndarray:
+    h, w = values.shape
+    return values[:h - h % b, :w - w % b].reshape(h // b, b, w // b, b).min(axis=(1, 3))
+
+
+def _neighbour_min(z: np.ndarray) -> np.ndarray:
+    """The minimum over each block's 3x3 neighbourhood (inf outside)."""
+    p = np.pad(z, 1, constant_values=np.inf)
+    h, w = z.shape
+    return np.min([p[i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)
+
+
+def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: BackgroundDepth, robot: Capsules,
+                         params: DepthSpaceParams, known: Capsules | None = None,
+                         surface: tuple[RobotSurface, np.ndarray] | None = None) -> DepthSpaceResult:
+    """The depth-space distance of one frame (module doc). depth_m [H, W] metres (0, NaN,
+    inf: invalid); K [3, 3]; robot: the robot's capsules in the camera frame; known:
+    other capsules that explain foreground (posed parts); surface: the robot's link
+    surface and its points posed in the camera frame [M, 3]. Rows and columns past the last
+    whole block are not read (at most block_px - 1 of each)."""
+    d = np.asarray(depth_m, dtype=np.float32)
+    if d.shape != background.shape:
+        raise ValueError(f"depth {d.shape} and background {background.shape} differ in size")
+    d = np.where(np.isfinite(d) & (d > 0), d, np.float32(0.0))
+    d = remove_depth_edges(d, params.edge_jump_m, params.edge_jump_per_m)
+    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    b = params.block_px
+    fg = background.foreground(d)
+    rows, cols = np.nonzero(fg)
+    explainers = robot if known is None or len(known) == 0 else robot.concat(known)
+    points = pixel_points(d, K, rows, cols)
+    explained = within_capsules(points, explainers, params.explain_margin_m)
+    if surface is not None and (~explained).any():
+        model, surface_m = surface
+        rest = np.nonzero(~explained)[0]
+        margin = np.maximum(params.explain_margin_m, background.tolerance.at(points[rest, 2].astype(np.float32)))
+        explained[rest[model.explains(points[rest], surface_m, margin)]] = True
+    free = np.zeros_like(fg)
+    free[rows[~explained], cols[~explained]] = True
+    result = DepthSpaceResult(math.inf, explained_px=int(explained.sum()), foreground_px=len(rows),
+                              invalid_fraction=float(np.count_nonzero(d == 0) / d.size))
+
+    fill = _block_sum(free, b) / (b * b)
+    z_near = _block_min(np.where(free, d, np.float32(np.inf)), b)
+    occupied = fill >= params.min_block_fill
+    z_near = np.where(occupied, z_near, np.inf)
+    # holes beside occupied blocks take their depth (only where the background was seen)
+    hole = _block_sum((d == 0) & (background.depth_m > 0), b) / (b * b) >= params.min_hole_fill
+    hole &= ~occupied
+    filled = np.zeros_like(occupied)
+    for _ in range(params.hole_fill_blocks):
+        grown = np.where(hole & ~filled, _neighbour_min(z_near), np.inf)
+        new = np.isfinite(grown)
+        if not new.any():
+            break
+        z_near = np.where(new, grown, z_near)
+        filled |= new
+    j, i = np.nonzero(np.isfinite(z_near))
+    result.occupied_blocks, result.filled_holes = int(occupied.sum()), int(filled.sum())
+    if len(j) == 0 or len(robot) == 0:
+        return result
+
+    bg_far = _block_min(-background.depth_m, b)[j, i] * -1.0          # the block's farthest background
+    z0 = z_near[j, i].astype(np.float64)
+    z1 = np.where(bg_far > z0, bg_far, np.maximum(params.max_depth_m, z0)).astype(np.float64)
+    u = (i + 0.5) * b - 0.5
+    v = (j + 0.5) * b - 0.5
+    ray = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(len(u))], axis=1)
+    half_diag = 0.5 * b * math.hypot(1.0 / K[0, 0], 1.0 / K[1, 1])
+    rays = Capsules(z0[:, None] * ray, z1[:, None] * ray, half_diag * z1, [""] * len(z0), [""] * len(z0))
+    pair = _closest(rays, robot)
+    k = pair.index_a
+    result.distance_m = pair.distance_m
+    result.pixel_uv = (float(u[k]), float(v[k]))
+    result.robot_joint, result.point_m, result.point_robot_m = pair.name_b, pair.point_a, pair.point_b
+    return result
+
+
+def _closest(rays: Capsules, robot: Capsules):
+    """closest_pair of many rays and a few robot capsules, in chunks (memory bound)."""
+    best = None
+    for s in range(0, len(rays), 4096):
+        sl = slice(s, s + 4096)
+        part = Capsules(rays.a[sl], rays.b[sl], rays.radius[sl], rays.names_a[sl], rays.names_b[sl])
+        pair = closest_pair(part, robot)
+        if best is None or pair.distance_m < best.distance_m:
+            best = type(pair)(pair.distance_m, pair.index_a + s, pair.index_b, pair.name_a, pair.name_b,
+                              pair.point_a, pair.point_b)
+    return best
+

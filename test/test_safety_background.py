@@ -1,0 +1,112 @@
+"""The static background depth: learned from the empty cell, foreground against it, slow
+updates that never absorb a person standing still, and its file."""
+import numpy as np
+import pytest
+
+from hrc_perception.safety.background import BackgroundDepth, ForegroundTolerance, learn_background
+from hrc_perception.safety.robot_surface import RobotSurface
+
+H, W = 12, 16
+
+
+def wall(z=3.0):
+    return np.full((H, W), z, np.float32)
+
+
+def test_learning_ignores_what_passes_and_what_moves():
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(20):
+        d = wall() + rng.normal(0, 0.005, (H, W)).astype(np.float32)
+        if k in (3, 4):
+            d[2:6, 2:6] = 1.0                     # someone walking through, two frames of twenty
+        moving = np.zeros((H, W), bool)
+        d[8:, 8:] = 1.5                           # the robot, parked over this corner the whole time ...
+        moving[8:, 8:] = True                     # ... and masked out by its pose
+        if k == 7:
+            d[0, 0], d[0, 1] = np.nan, np.inf     # invalid readings: ignored
+        frames.append((d, moving))
+    bg = learn_background(frames)
+    assert bg.frames == 20
+    assert np.abs(bg.depth_m[:8] - 3.0).max() < 0.02          # the passer-by is not background
+    assert (bg.depth_m[8:, 8:] == 0).all()                     # never seen without the robot: no background
+    assert bg.known_fraction == pytest.approx(1 - 4 * 8 / (H * W))
+    with pytest.raises(ValueError, match="no depth frames"):
+        learn_background([])
+    with pytest.raises(ValueError, match="shape"):
+        learn_background([(wall(), None), (np.zeros((H, W + 1)), None)])
+
+
+def test_foreground_against_the_background():
+    bg = BackgroundDepth(wall(), tolerance=ForegroundTolerance(0.04, 0.01))
+    bg.depth_m[0, :] = 0.0                                  # a row without background
+    d = wall()
+    d[5, 5] = 3.0 - 0.08                                    # within tolerance at 3 m (0.09 m): background
+    d[5, 6] = 3.0 - 0.10                                    # nearer: foreground
+    d[5, 7] = 0.0                                           # invalid: not foreground (holes are the caller's)
+    d[5, 8] = 3.5                                           # farther: not foreground
+    fg = bg.foreground(d)
+    assert fg[0].all()                                      # any valid reading without background counts
+    assert fg[5, 6] and not fg[5, 5] and not fg[5, 7] and not fg[5, 8]
+    assert fg[1:].sum() == 1
+
+
+def test_a_person_standing_still_is_never_absorbed_quickly():
+    bg = BackgroundDepth(wall())
+    d = wall()
+    d[4:8, 4:8] = 1.2                                       # someone standing still
+    for t in np.arange(0.0, 60.0, 0.5):                     # a minute at 2 Hz
+        assert bg.update(d, t) == 0
+        assert bg.foreground(d)[4:8, 4:8].all()
+    # ten minutes later a box put down there is background; a protected pixel never is
+    protected = np.zeros((H, W), bool)
+    protected[4, 4] = True
+    changed = bg.update(d, 600.0, protected=protected)
+    assert changed == 15 and bg.foreground(d)[4, 4] and not bg.foreground(d)[5, 5]
+
+
+def test_a_break_restarts_the_clock_and_farther_is_quick():
+    bg = BackgroundDepth(wall())
+    near = wall()
+    near[0, 0] = 1.0
+    bg.update(near, 0.0, absorb_after_s=10.0)
+    bg.update(wall(), 5.0, absorb_after_s=10.0)            # gone for a frame
+    bg.update(near, 6.0, absorb_after_s=10.0)
+    assert bg.update(near, 12.0, absorb_after_s=10.0) == 0   # 6 s since it came back
+    assert bg.update(near, 16.0, absorb_after_s=10.0) == 1
+    # a static object taken away: the farther surface is background after reveal_after_s
+    far = wall(4.0)
+    assert bg.update(far, 20.0, reveal_after_s=2.0) == 0
+    assert bg.update(far, 22.0, reveal_after_s=2.0) == H * W
+    assert np.allclose(bg.depth_m, 4.0)
+    with pytest.raises(ValueError):
+        bg.update(far, float("nan"))
+
+
+def test_save_and_load(tmp_path):
+    bg = learn_background([(wall(2.3456), None)] * 6, tolerance=ForegroundTolerance(0.05, 0.02))
+    path = bg.save(tmp_path / "bg.npz")
+    back = BackgroundDepth.load(path)
+    assert back.frames == 6 and back.tolerance == ForegroundTolerance(0.05, 0.02)
+    assert np.abs(back.depth_m - bg.depth_m).max() <= 0.0005      # millimetres
+    (tmp_path / "bad.npz").write_bytes(b"not a file")
+    with pytest.raises(ValueError, match="bad.npz"):
+        BackgroundDepth.load(tmp_path / "bad.npz")
+
+
+def test_robot_surface_explains_points_near_its_links():
+    import trimesh
+
+    class Model:                                              # the two attributes from_model reads
+        link_meshes = [type("LM", (), {"link": "l1", "mesh": trimesh.creation.box((0.2, 0.2, 0.2))})()]
+
+    surf = RobotSurface.from_model(Model(), spacing_m=0.01)
+    T = np.eye(4)
+    T[:3, 3] = [0.0, 0.0, 2.0]
+    pts = surf.posed({"l1": T})
+    assert np.allclose(pts.mean(axis=0), [0, 0, 2.0], atol=0.01)
+    probe = np.array([[0.0, 0.0, 2.0 - 0.1 - 0.03], [0.0, 0.0, 2.0 - 0.1 - 0.08], [0.13, 0.0, 2.0]])
+    assert surf.explains(probe, pts, 0.04).tolist() == [True, False, True]
+    assert surf.explains(probe, pts, np.array([0.01, 0.1, 0.01])).tolist() == [False, True, False]
+    with pytest.raises(ValueError):
+        RobotSurface({}, 0.0)

@@ -1,0 +1,153 @@
+"""The depth-space distance on scenes whose geometry is known: a wall, a spherical robot,
+rectangles of foreground at chosen places (every figure below follows from them)."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hrc_perception.safety.background import BackgroundDepth
+from hrc_perception.safety.capsules import Capsules
+from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance, remove_depth_edges
+
+W, H, F = 320, 240, 300.0
+K = np.array([[F, 0, (W - 1) / 2], [0, F, (H - 1) / 2], [0, 0, 1]])
+WALL_M = 3.0
+ROBOT_C, ROBOT_R = np.array([0.0, 0.0, 2.0]), 0.15
+ROBOT = Capsules(ROBOT_C[None], ROBOT_C[None], np.array([ROBOT_R]), ["link"], ["link"])
+P = DepthSpaceParams()
+
+
+def rays():
+    u, v = np.meshgrid(np.arange(W), np.arange(H))
+    return np.stack([(u - K[0, 2]) / F, (v - K[1, 2]) / F, np.ones((H, W))], axis=-1)
+
+
+def scene(robot=True) -> np.ndarray:
+    """The wall at 3 m and the robot sphere in front of it: exact z-depth [H, W]."""
+    r = rays()
+    depth = np.full((H, W), WALL_M)
+    if robot:
+        a = np.einsum("hwi,hwi->hw", r, r)
+        b = r @ ROBOT_C
+        disc = b * b - a * (ROBOT_C @ ROBOT_C - ROBOT_R ** 2)
+        hit = disc >= 0
+        depth[hit] = ((b - np.sqrt(np.maximum(disc, 0))) / a)[hit]
+    return depth.astype(np.float32)
+
+
+def put_rect(depth, x0, x1, y0, y1, z):
+    """A fronto-parallel rectangle [x0, x1] x [y0, y1] (metres) at depth z, where nearer;
+    its pixels' points (camera frame)."""
+    u0, u1 = F * x0 / z + K[0, 2], F * x1 / z + K[0, 2]
+    v0, v1 = F * y0 / z + K[1, 2], F * y1 / z + K[1, 2]
+    u, v = np.meshgrid(np.arange(W), np.arange(H))
+    m = (u >= u0) & (u <= u1) & (v >= v0) & (v <= v1) & (depth > z)
+    depth[m] = z
+    return np.stack([(u[m] - K[0, 2]) * z / F, (v[m] - K[1, 2]) * z / F, np.full(m.sum(), z)], axis=1)
+
+
+def true_distance(points):
+    return float((np.linalg.norm(points - ROBOT_C, axis=1) - ROBOT_R).min())
+
+
+@pytest.fixture(scope="module")
+def background():
+    return BackgroundDepth(scene(robot=False))
+
+
+def test_the_robot_alone_is_explained(background):
+    res = depth_space_distance(scene(), K, background, ROBOT, P)
+    assert res.distance_m == math.inf and res.occupied_blocks == 0 and res.pixel_uv is None
+    assert res.explained_px == res.foreground_px > 1000      # the robot's pixels: all of them foreground, explained
+
+
+def test_a_body_beside_the_robot_at_its_distance(background):
+    depth = scene()
+    pts = put_rect(depth, 0.5, 0.7, -0.2, 0.2, 2.0)
+    res = depth_space_distance(depth, K, background, ROBOT, P)
+    truth = true_distance(pts)                  # 0.35 m
+    pad = 0.5 * P.block_px * math.sqrt(2) / F * WALL_M
+    assert truth - pad - 0.01 <= res.distance_m <= truth, (res.distance_m, truth)
+    assert res.robot_joint == "link" and res.pixel_uv[0] > K[0, 2]      # right of the centre, where the body is
+
+
+def test_what_hides_behind_a_body_counts(background):
+    """A body in front of the robot: the space behind it (holding the robot) may hold a
+    person too: the distance is an overlap."""
+    depth = scene()
+    pts = put_rect(depth, -0.1, 0.1, -0.1, 0.1, 1.0)
+    assert true_distance(pts) > 0.8
+    assert depth_space_distance(depth, K, background, ROBOT, P).distance_m < 0
+
+
+def test_flying_pixels_and_speckles_are_not_a_body(background):
+    depth = scene()
+    rng = np.random.default_rng(0)
+    r, c = rng.integers(0, H, 40), rng.integers(0, W, 40)
+    depth[r, c] = rng.uniform(0.5, 2.9, 40)      # isolated wrong readings, anywhere
+    res = depth_space_distance(depth, K, background, ROBOT, P)
+    assert res.distance_m == math.inf and res.occupied_blocks == 0
+    # the same readings as a 6 x 6 px patch are a body
+    depth[100:106, 40:46] = 1.0
+    assert depth_space_distance(depth, K, background, ROBOT, P).occupied_blocks >= 1
+
+
+def test_a_hole_beside_a_body_counts_as_the_body(background):
+    depth = scene()
+    put_rect(depth, 0.6, 0.8, -0.2, 0.2, 2.0)
+    without = depth_space_distance(depth, K, background, ROBOT, P).distance_m
+    u0, u1 = int(F * 0.45 / 2.0 + K[0, 2]), int(F * 0.6 / 2.0 + K[0, 2])
+    v0, v1 = int(-F * 0.2 / 2.0 + K[1, 2]), int(F * 0.2 / 2.0 + K[1, 2])
+    depth[v0:v1, u0:u1 + 1] = 0.0                 # a shadow band between the body and the robot
+    res = depth_space_distance(depth, K, background, ROBOT, P)
+    # filled up to hole_fill_blocks blocks (3 x 4 px = 8 cm at 2 m) towards the robot
+    reach = P.hole_fill_blocks * P.block_px * 2.0 / F
+    assert res.filled_holes > 0 and without - reach - 0.02 <= res.distance_m <= without - reach + 0.02
+    # far from any body, the same hole is not counted
+    depth = scene()
+    depth[v0:v1, u0:u1 + 1] = 0.0
+    assert depth_space_distance(depth, K, background, ROBOT, P).distance_m == math.inf
+
+
+def test_no_background_makes_every_reading_foreground():
+    depth = scene()
+    res = depth_space_distance(depth, K, BackgroundDepth(np.zeros((H, W), np.float32)), ROBOT, P)
+    valid = np.count_nonzero(remove_depth_edges(depth, P.edge_jump_m, P.edge_jump_per_m))
+    assert res.foreground_px == valid
+    # the wall, 1 m behind the robot's centre, is the nearest foreground: it counts
+    assert 0.6 < res.distance_m < WALL_M - ROBOT_C[2] - ROBOT_R
+
+
+def test_invalid_readings_and_sizes(background):
+    depth = scene()
+    depth[:, :50] = np.nan
+    depth[:, 50:60] = np.inf
+    depth[:, 60:70] = -1.0
+    res = depth_space_distance(depth, K, background, ROBOT, P)
+    assert res.distance_m == math.inf and res.invalid_fraction == pytest.approx(70 / W, abs=0.01)
+    with pytest.raises(ValueError, match="differ in size"):
+        depth_space_distance(depth[:-1], K, background, ROBOT, P)
+    with pytest.raises(ValueError):
+        DepthSpaceParams(block_px=0)
+
+
+def test_depth_edges_are_removed_on_both_sides():
+    d = np.full((5, 8), 3.0, np.float32)
+    d[:, 4:] = 1.0
+    out = remove_depth_edges(d, 0.05, 0.03)
+    assert (out[:, 3:5] == 0).all() and (out[:, :3] == 3.0).all() and (out[:, 5:] == 1.0).all()
+    assert (remove_depth_edges(d, 0.0, 0.0) == d).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=st.floats(-0.9, 0.9), y=st.floats(-0.6, 0.6), z=st.floats(0.8, 2.8), size=st.floats(0.06, 0.4))
+def test_never_farther_than_any_body_point(background, x, y, z, size):
+    """Whatever the body's place and size, the estimate is never farther from the robot than
+    the body's nearest visible point (the estimate errs near only)."""
+    depth = scene()
+    pts = put_rect(depth, x, x + size, y, y + size, z)
+    res = depth_space_distance(depth, K, background, ROBOT, P)
+    if len(pts) >= 4 * P.block_px ** 2:           # a body of at least a few blocks
+        assert res.distance_m <= true_distance(pts) + 1e-6
