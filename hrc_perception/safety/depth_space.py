@@ -71,7 +71,9 @@ class DepthSpaceResult:
     robot joint nearest the contact. point_m / point_robot_m: closest points on the ray's
     and the robot capsule's axes (camera frame, metres). occupied_blocks, filled_holes:
     counts; explained_px: foreground pixels explained (by the robot or the known
-    capsules); foreground_px: all foreground pixels; invalid_fraction: of the frame."""
+    capsules); foreground_px: all foreground pixels; invalid_fraction: of the frame;
+    lost_background_fraction: of the pixels with a background, those that read nothing
+    (without any background: the invalid fraction)."""
     distance_m: float
     pixel_uv: tuple[float, float] | None = None
     robot_joint: str = ""
@@ -82,6 +84,7 @@ class DepthSpaceResult:
     explained_px: int = 0
     foreground_px: int = 0
     invalid_fraction: float = 0.0
+    lost_background_fraction: float = 0.0
 
 
 def remove_depth_edges(depth_m: np.ndarray, jump_m: float, jump_per_m: float) -> np.ndarray:
@@ -169,15 +172,18 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
         explained[rest[model.explains(points[rest], surface_m, margin)]] = True
     free = np.zeros_like(fg)
     free[rows[~explained], cols[~explained]] = True
+    has_bg = background.depth_m > 0
+    invalid = float(np.count_nonzero(d == 0) / d.size)
+    lost = float(np.count_nonzero(has_bg & (d == 0)) / np.count_nonzero(has_bg)) if has_bg.any() else invalid
     result = DepthSpaceResult(math.inf, explained_px=int(explained.sum()), foreground_px=len(rows),
-                              invalid_fraction=float(np.count_nonzero(d == 0) / d.size))
+                              invalid_fraction=invalid, lost_background_fraction=lost)
 
     fill = _block_sum(free, b) / (b * b)
     z_near = _block_min(np.where(free, d, np.float32(np.inf)), b)
     occupied = fill >= params.min_block_fill
     z_near = np.where(occupied, z_near, np.inf)
     # holes beside occupied blocks take their depth (only where the background was seen)
-    hole = _block_sum((d == 0) & (background.depth_m > 0), b) / (b * b) >= params.min_hole_fill
+    hole = _block_sum((d == 0) & has_bg, b) / (b * b) >= params.min_hole_fill
     hole &= ~occupied
     filled = np.zeros_like(occupied)
     for _ in range(params.hole_fill_blocks):

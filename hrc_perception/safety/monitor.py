@@ -38,6 +38,7 @@ import numpy as np
 
 from hrc_perception.safety.capsules import Capsules, ClosestPair, HumanBodyModel, chain_capsules, closest_pairs
 from hrc_perception.safety.carving import PooledDepth, closest_pair_carved
+from hrc_perception.safety.depth_space import DepthSpaceResult
 from hrc_perception.safety.separation import (STANDARD_HUMAN_SPEED_MPS, SeparationParams, allowed_robot_speed,
                                               protective_separation)
 from hrc_perception.skeletons import COCO17_NAMES
@@ -387,3 +388,72 @@ def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, dep
     scale = float(min(max(speed_scale, 0.0), 1.0)) if math.isfinite(speed_scale) else 0.0
     worst.speed_scale = 0.0 if worst.level == PROTECTIVE_STOP else scale
     return worst
+
+
+def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth_stamp_s: float | None,
+                 depth_frame_id: str, now_s: float, params: MonitorParams,
+                 max_lost_background: float = 0.3) -> Verdict:
+    """The verdict of the depth-space path (:mod:`hrc_perception.safety.depth_space`) at
+    now_s: the robot against every unexplained foreground point and the space hidden
+    behind it, each point moving at the arm's speed (it may be a hand). UNKNOWN without a
+    fresh valid robot (in depth_frame_id), without a fresh depth result (None: no frame,
+    no background model), or when more than max_lost_background of the pixels with a
+    background read nothing (a blinded or covered camera sees no one). Never raises."""
+    try:
+        now_s = float(now_s)
+        if not math.isfinite(now_s):
+            return _unknown(f"the clock ({now_s}) is not finite")
+        if robot is None:
+            return _unknown("no robot skeleton received")
+        robot_age = now_s - float(robot.stamp_s)
+        why = _age_problem("robot skeleton", robot_age, params.max_age_s) or _robot_problem(robot, params)
+        if why:
+            return _unknown(why, robot_age)
+        if robot.frame_id != depth_frame_id:
+            return _unknown(f"robot in frame {robot.frame_id!r}, the depth in {depth_frame_id!r}: not comparable",
+                            robot_age)
+        if depth is None or depth_stamp_s is None:
+            return _unknown("no depth-space result (no depth frame or no background model)", robot_age)
+        age = max(robot_age, now_s - float(depth_stamp_s))
+        why = _age_problem("depth frame", now_s - float(depth_stamp_s), params.max_age_s)
+        if why:
+            return _unknown(why, age)
+        if not depth.lost_background_fraction <= max_lost_background:
+            return _unknown(f"{depth.lost_background_fraction:.0%} of the background reads no depth: the camera "
+                            f"may be covered or blinded", age)
+        d = float(depth.distance_m)
+        if d == math.inf:
+            return Verdict(OK, speed_scale=1.0, data_age_s=age, reason="no unexplained foreground")
+        v_h = max(params.min_arm_speed_mps, ARM_SPEED_MPS, params.min_human_speed_mps)
+        v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
+        sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + age)
+        s_p = protective_separation(v_h, v_r, sep).total_m
+        if not (math.isfinite(d) and math.isfinite(s_p)):
+            return _unknown(f"depth-space distance {d} m or S_p {s_p} m not finite", age)
+        level = _level(d, s_p, params.warning_margin_m)
+        u, v = depth.pixel_uv
+        where = f"unexplained foreground at pixel ({u:.0f}, {v:.0f})"
+        why = {OK: f"{where} {d:.2f} m from {depth.robot_joint}, S_p {s_p:.2f} m",
+               WARNING: f"{where} {d:.2f} m from {depth.robot_joint}, within S_p {s_p:.2f} m + margin",
+               PROTECTIVE_STOP: f"{where} {d:.2f} m from {depth.robot_joint}, within S_p {s_p:.2f} m"}[level]
+        scale = allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps
+        scale = float(min(max(scale, 0.0), 1.0)) if math.isfinite(scale) else (1.0 if scale > 0 else 0.0)
+        return Verdict(level, d, s_p, 0.0 if level == PROTECTIVE_STOP else scale, 0, where, depth.robot_joint,
+                       age, why, depth.point_m, depth.point_robot_m)
+    except Exception as e:  # noqa: BLE001 - what cannot be read is not OK
+        return _unknown(f"invalid input: {type(e).__name__}: {e}")
+
+
+def worst_of(*verdicts: Verdict) -> Verdict:
+    """The verdict that stops most: the highest level (UNKNOWN above PROTECTIVE_STOP), then
+    the deepest inside its S_p; its speed_scale the smallest of all (0 for UNKNOWN)."""
+    if not verdicts:
+        return _unknown("no verdicts to combine")
+
+    def depth_inside(v: Verdict) -> float:
+        m = v.separation_m - v.min_distance_m
+        return m if math.isfinite(m) else math.inf
+    worst = max(verdicts, key=lambda v: (v.level, depth_inside(v)))
+    scales = [v.speed_scale if v.level not in (PROTECTIVE_STOP, UNKNOWN) else 0.0 for v in verdicts]
+    scale = min(scales)
+    return replace(worst, speed_scale=float(scale) if math.isfinite(scale) and scale >= 0 else 0.0)
