@@ -39,16 +39,22 @@ def test_learning_ignores_what_passes_and_what_moves():
 
 def test_foreground_against_the_background():
     bg = BackgroundDepth(wall(), tolerance=ForegroundTolerance(0.04, 0.01))
-    bg.depth_m[0, :] = 0.0                                  # a row without background
+    bg.depth_m[:3, :] = 0.0                                 # rows without background
     d = wall()
     d[5, 5] = 3.0 - 0.08                                    # within tolerance at 3 m (0.09 m): background
     d[5, 6] = 3.0 - 0.10                                    # nearer: foreground
     d[5, 7] = 0.0                                           # invalid: not foreground (holes are the caller's)
     d[5, 8] = 3.5                                           # farther: not foreground
     fg = bg.foreground(d)
-    assert fg[0].all()                                      # any valid reading without background counts
+    assert fg[:2].all()                                     # any valid reading without background around counts
+    assert not fg[2].any()                                  # ... the row beside a background takes its depth
     assert fg[5, 6] and not fg[5, 5] and not fg[5, 7] and not fg[5, 8]
-    assert fg[1:].sum() == 1
+    assert fg[3:].sum() == 1
+    # a static depth edge: a pixel reading the near side where its background is the far one is not foreground
+    edge = wall()
+    edge[:, 8:] = 2.0
+    bg = BackgroundDepth(np.where(np.arange(W) >= 9, 2.0, 3.0).astype(np.float32) * np.ones((H, 1), np.float32))
+    assert not bg.foreground(edge).any()
 
 
 def test_a_person_standing_still_is_never_absorbed_quickly():
@@ -58,11 +64,12 @@ def test_a_person_standing_still_is_never_absorbed_quickly():
     for t in np.arange(0.0, 60.0, 0.5):                     # a minute at 2 Hz
         assert bg.update(d, t) == 0
         assert bg.foreground(d)[4:8, 4:8].all()
-    # ten minutes later a box put down there is background; a protected pixel never is
+    # ten minutes later: protected pixels (a tracked person) are never absorbed, others (a box put down) are
     protected = np.zeros((H, W), bool)
-    protected[4, 4] = True
-    changed = bg.update(d, 600.0, protected=protected)
-    assert changed == 15 and bg.foreground(d)[4, 4] and not bg.foreground(d)[5, 5]
+    protected[4:8, 4:8] = True
+    assert bg.update(d, 600.0, protected=protected) == 0 and bg.foreground(d)[4:8, 4:8].all()
+    assert bg.update(d, 601.0) == 0                        # unprotected: the clock starts again
+    assert bg.update(d, 1201.0) == 16 and not bg.foreground(d).any()
 
 
 def test_a_break_restarts_the_clock_and_farther_is_quick():

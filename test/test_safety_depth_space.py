@@ -114,7 +114,7 @@ def test_a_hole_beside_a_body_counts_as_the_body(background):
 def test_no_background_makes_every_reading_foreground():
     depth = scene()
     res = depth_space_distance(depth, K, BackgroundDepth(np.zeros((H, W), np.float32)), ROBOT, P)
-    valid = np.count_nonzero(remove_depth_edges(depth, P.edge_jump_m, P.edge_jump_per_m))
+    valid = np.count_nonzero(remove_depth_edges(depth, F, P.stereo_baseline_m, P.edge_disparity_px))
     assert res.foreground_px == valid
     # the wall, 1 m behind the robot's centre, is the nearest foreground: it counts
     assert 0.6 < res.distance_m < WALL_M - ROBOT_C[2] - ROBOT_R
@@ -136,9 +136,12 @@ def test_invalid_readings_and_sizes(background):
 def test_depth_edges_are_removed_on_both_sides():
     d = np.full((5, 8), 3.0, np.float32)
     d[:, 4:] = 1.0
-    out = remove_depth_edges(d, 0.05, 0.03)
+    out = remove_depth_edges(d, 600.0, 0.05, 1.0)        # disparity 10 px against 30 px
     assert (out[:, 3:5] == 0).all() and (out[:, :3] == 3.0).all() and (out[:, 5:] == 1.0).all()
-    assert (remove_depth_edges(d, 0.0, 0.0) == d).all()
+    assert (remove_depth_edges(d, 600.0, 0.05, 0.0) == d).all()
+    # a smooth slanted surface is not an edge, however far: 4.0 to 4.4 m over 8 px is 1.7 px of disparity
+    slope = np.tile(np.linspace(4.0, 4.4, 8, dtype=np.float32), (5, 1))
+    assert (remove_depth_edges(slope, 600.0, 0.05, 1.0) == slope).all()
 
 
 @settings(max_examples=40, deadline=None)
@@ -208,3 +211,17 @@ def test_worst_of_takes_the_highest_level_and_the_smallest_speed():
     assert worst_of(ok, Verdict(UNKNOWN, reason="?")).level == UNKNOWN
     assert worst_of(ok, Verdict(UNKNOWN, reason="?")).speed_scale == 0.0
     assert worst_of().level == UNKNOWN
+
+
+def test_the_depth_path_on_synthetic_episodes_is_never_ok_while_the_truth_stops(small_run):
+    """The evaluation of the depth path alone on the small cell (2 episodes of 5 frames):
+    every frame judged against the truth, the empty cell judged too, stage times there."""
+    from hrc_perception.safety.evaluate_depth import evaluate_depth_path
+    from hrc_perception.safety.monitor import monitor_params
+    res = evaluate_depth_path(small_run, [0, 1], monitor_params({}), DepthSpaceParams(), empty_frames=5,
+                              log=lambda *_: None)
+    assert res["frames"] == 10 and res["empty_cell_frames"] == 10
+    assert sum(res["confusion_estimate_vs_truth"].values()) == 10
+    assert res["ok_while_truth_stop"] == 0
+    assert res["distance_error_visible"]["frames"] + res["distance_error_hidden"]["frames"] > 0
+    assert set(res["stage_ms_median"]) == {"depth_space", "surface_pose", "verdict"}

@@ -52,11 +52,13 @@ class ForegroundTolerance:
 @dataclass
 class BackgroundDepth:
     """depth_m [H, W] float32 (metres, 0 = no background), the frames it was learned
-    from, and the update state: since when (seconds) each pixel has read farther /
+    from, valid_rate [H, W] float32 (the fraction of them in which the pixel read a depth;
+    None: 1 where there is a background), and the update state: since when (seconds) each pixel has read farther /
     nearer than its background (NaN: not now), and the nearer depth it held."""
     depth_m: np.ndarray
     frames: int = 0
     tolerance: ForegroundTolerance = field(default_factory=ForegroundTolerance)
+    valid_rate: np.ndarray | None = None
     farther_since_s: np.ndarray | None = None
     nearer_since_s: np.ndarray | None = None
     nearer_depth_m: np.ndarray | None = None
@@ -67,6 +69,10 @@ class BackgroundDepth:
             raise ValueError(f"background depth must be [H, W], got shape {d.shape}")
         d = np.where(np.isfinite(d) & (d > 0), d, np.float32(0.0)).astype(np.float32)
         self.depth_m = d
+        self._near: np.ndarray | None = None
+        if self.valid_rate is None:
+            self.valid_rate = (d > 0).astype(np.float32)
+        self.valid_rate = np.asarray(self.valid_rate, dtype=np.float32).reshape(d.shape)
         for name in ("farther_since_s", "nearer_since_s", "nearer_depth_m"):
             if getattr(self, name) is None:
                 setattr(self, name, np.full(d.shape, np.nan, np.float32))
@@ -75,15 +81,31 @@ class BackgroundDepth:
     def shape(self) -> tuple[int, int]:
         return self.depth_m.shape
 
+    def reliable(self, min_rate: float = 0.9) -> np.ndarray:
+        """bool [H, W]: pixels with a background that read a depth in at least min_rate of
+        the empty-cell frames (one of them reading nothing now is news)."""
+        return (self.depth_m > 0) & (self.valid_rate >= min_rate)
+
     @property
     def known_fraction(self) -> float:
         return float(np.count_nonzero(self.depth_m) / self.depth_m.size)
 
+    def near_m(self) -> np.ndarray:
+        """[H, W]: the nearest background of each pixel's 3x3 neighbourhood (0: none known
+        there). A pixel on a static depth edge reads either side from frame to frame."""
+        if self._near is None:
+            from scipy.ndimage import minimum_filter
+            big = np.float32(np.inf)
+            near = minimum_filter(np.where(self.depth_m > 0, self.depth_m, big), size=3, mode="nearest")
+            self._near = np.where(np.isfinite(near), near, np.float32(0.0)).astype(np.float32)
+        return self._near
+
     def foreground(self, depth_m: np.ndarray) -> np.ndarray:
-        """bool [H, W]: valid readings nearer than the background by more than the
-        tolerance, and every valid reading where there is no background."""
+        """bool [H, W]: valid readings nearer than the nearest background around them
+        (:meth:`near_m`) by more than the tolerance, and every valid reading where there
+        is no background."""
         d = _as_depth(depth_m, self.shape)
-        bg = self.depth_m
+        bg = self.near_m()
         return (d > 0) & ((bg == 0) | (d < bg - self.tolerance.at(bg)))
 
     def update(self, depth_m: np.ndarray, t_s: float, protected: np.ndarray | None = None,
@@ -116,6 +138,8 @@ class BackgroundDepth:
         absorbed = same & (t - self.nearer_since_s >= absorb_after_s)
         changed = revealed | absorbed
         bg[changed] = d[changed]
+        if changed.any():
+            self._near = None
         for a in (self.farther_since_s, self.nearer_since_s, self.nearer_depth_m):
             a[changed] = np.nan
         return int(np.count_nonzero(changed))
@@ -128,7 +152,8 @@ class BackgroundDepth:
         mm = np.round(np.clip(self.depth_m, 0, 65.535) * 1000).astype(np.uint16)
         tmp = path.with_name(path.name + ".part")
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, depth_mm=mm, header=np.array(json.dumps(header)))
+            np.savez_compressed(f, depth_mm=mm, valid_percent=np.round(self.valid_rate * 100).astype(np.uint8),
+                                header=np.array(json.dumps(header)))
         tmp.replace(path)
         return path
 
@@ -139,12 +164,15 @@ class BackgroundDepth:
             with np.load(path, allow_pickle=False) as z:
                 header = json.loads(str(z["header"]))
                 mm = z["depth_mm"]
+                rate = z["valid_percent"].astype(np.float32) / 100.0
         except (OSError, KeyError, ValueError) as e:
             raise ValueError(f"{path}: not a background depth file ({type(e).__name__}: {e})") from e
         if header.get("format") != FORMAT or mm.dtype != np.uint16 or mm.ndim != 2:
             raise ValueError(f"{path}: format {header.get('format')!r}, depth {mm.dtype} {mm.shape}; need {FORMAT}")
         tol = ForegroundTolerance(float(header["tolerance_min_m"]), float(header["tolerance_per_m2"]))
-        return cls(mm.astype(np.float32) / 1000.0, int(header["frames"]), tol)
+        if rate.shape != mm.shape:
+            raise ValueError(f"{path}: valid rate {rate.shape} and depth {mm.shape} differ in size")
+        return cls(mm.astype(np.float32) / 1000.0, int(header["frames"]), tol, valid_rate=rate)
 
 
 def learn_background(frames: Iterable[tuple[np.ndarray, np.ndarray | None]], quantile: float = 0.9,
@@ -170,7 +198,8 @@ def learn_background(frames: Iterable[tuple[np.ndarray, np.ndarray | None]], qua
         warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN pixels: no background
         bg = np.nanquantile(s, quantile, axis=0, method="higher")
     bg = np.where(counts >= min_samples, bg, 0.0).astype(np.float32)
-    return BackgroundDepth(bg, len(stack), tolerance or ForegroundTolerance())
+    return BackgroundDepth(bg, len(stack), tolerance or ForegroundTolerance(),
+                           valid_rate=(counts / len(stack)).astype(np.float32))
 
 
 def _as_depth(depth_m: np.ndarray, shape: tuple[int, int] | None) -> np.ndarray:

@@ -10,6 +10,10 @@ Then the frames' own people with only their visible joints known (the others
 unknown, as a camera leaves them): the verdict with reach spheres carved by the
 frame's depth (pooling the depth image included, as the node does once per frame),
 against the same verdict with whole reach spheres.
+
+Last, the depth-space path (:mod:`hrc_perception.safety.depth_space`) on the same
+640x480 frames, each stage timed (the background learned first from empty-cell renders
+of the episode), beside the skeleton capsule verdict with carving of the same frames.
 """
 from __future__ import annotations
 
@@ -82,6 +86,9 @@ def bench_safety(frames: int = 60, seed: int = 970, repeat: int = 20, json_path:
             "frames": len(seen), "people_per_frame": round(float(np.mean([len(p) for _, p, _, _ in seen])), 2),
             "verdict_ms": _ms(t_carved), "peer_whole_spheres_ms": _ms(t_whole),
             "ratio_ours_over_peer": round(statistics.median(t_carved) / statistics.median(t_whole), 1)}
+    if seen:
+        res["depth_space"] = _bench_depth_space(seed, frames, repeat=max(1, repeat // 10),
+                                                capsule_ms=res["visible_joints_carved"]["verdict_ms"]["median"])
     res |= {"goal_ms": 2.0, "command": "hrc-perception " + " ".join(sys.argv[1:]), "machine": machine_line("cpu")}
     print(f"bench safety: verdicts on {frames} frames of the default cell (seed {seed}), {res['machine']}")
     for n in (1, 3, 6):
@@ -94,7 +101,49 @@ def bench_safety(frames: int = 60, seed: int = 970, repeat: int = 20, json_path:
               f"depth carving (pooling included) median {r['verdict_ms']['median']:.3f} ms "
               f"(p95 {r['verdict_ms']['p95']:.3f}); whole reach spheres {r['peer_whole_spheres_ms']['median']:.3f} ms; "
               f"x{r['ratio_ours_over_peer']}")
+    if "depth_space" in res:
+        r = res["depth_space"]
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stage_ms_median"].items())
+        print(f"  depth-space path, {r['frames']} frames {r['image']}: {r['total_ms']['median']:.1f} ms per frame "
+              f"(p95 {r['total_ms']['p95']:.1f}; {stages} ms); skeleton capsules with carving "
+              f"{r['skeleton_capsules_carved_ms']:.2f} ms; x{r['ratio_depth_over_capsules']}")
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(res, indent=2) + "\n")
     return res
+
+
+def _bench_depth_space(seed: int, frames: int, repeat: int, capsule_ms: float) -> dict:
+    """Per-stage time of the depth-space distance on the default cell's frames."""
+    from hrc_perception.safety.capsules import chain_capsules
+    from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance
+    from hrc_perception.safety.evaluate_depth import _robot_in_camera, learn_episode_background
+    from hrc_perception.safety.robot_surface import RobotSurface
+    from hrc_perception.sim.config import CellConfig
+    from hrc_perception.sim.generator import SynthRun
+
+    run = SynthRun(CellConfig(), seed)
+    params, model = DepthSpaceParams(), run.assets.robot
+    surface = RobotSurface.from_model(model)
+    bg = learn_episode_background(run.episode(0), run.renderer, model, surface, 20, params)
+    totals, stages = [], {}
+    n = min(frames, run.cfg.sequence.episode_frames)
+    for f in run.frames(n):
+        kp = f.robot.keypoints
+        depth_m = f.depth_mm.astype(np.float32) * np.float32(1e-3)
+        for _ in range(repeat):
+            laps: dict[str, float] = {}
+            t0 = time.perf_counter()
+            posed = surface.posed(_robot_in_camera(f, model))
+            laps["surface_pose"] = (time.perf_counter() - t0) * 1e3
+            caps = chain_capsules(list(kp.names), kp.xyz_cam_m, 0.10)
+            depth_space_distance(depth_m, f.K, bg, caps, params, surface=(surface, posed), timings_ms=laps)
+            totals.append(time.perf_counter() - t0)
+            for k, v in laps.items():
+                stages.setdefault(k, []).append(v)
+    h, w = f.depth_mm.shape
+    total = _ms(totals)
+    return {"frames": n, "image": f"{w}x{h}", "total_ms": total,
+            "stage_ms_median": {k: round(statistics.median(v), 3) for k, v in stages.items()},
+            "skeleton_capsules_carved_ms": capsule_ms,
+            "ratio_depth_over_capsules": round(total["median"] / capsule_ms, 1) if capsule_ms else None}

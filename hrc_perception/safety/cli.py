@@ -1,7 +1,7 @@
-"""``hrc-perception bench safety``."""
+"""``hrc-perception bench safety`` and ``eval safety_depth``."""
 from __future__ import annotations
 
-from hrc_perception.cli_args import Commands, add_json
+from hrc_perception.cli_args import Commands, add_json, input_file, write_json
 
 
 def _bench(args) -> int:
@@ -10,7 +10,40 @@ def _bench(args) -> int:
     return 0
 
 
+def _eval_depth(args) -> int:
+    from hrc_perception.safety.depth_space import DepthSpaceParams
+    from hrc_perception.safety.evaluate_depth import evaluate_depth_path
+    from hrc_perception.safety.monitor import monitor_params
+    from hrc_perception.sim.config import load_cell_config
+    from hrc_perception.sim.generator import SynthRun
+    run = SynthRun(load_cell_config(args.config), seed=args.seed)
+    res = evaluate_depth_path(run, list(range(args.episodes)), monitor_params({}), DepthSpaceParams(),
+                              empty_frames=args.empty_frames, frame_step=args.step, age_s=args.age)
+    res["data"] = {"config": args.config, "seed": args.seed, "episodes": args.episodes, "step": args.step,
+                   "age_s": args.age, "empty_frames": args.empty_frames}
+    print(f"frames {res['frames']}: OK while the truth stops {res['ok_while_truth_stop']}; availability "
+          f"{res['availability']} (at half speed {res['availability_at_half_speed']}) of "
+          f"{res['truth_moves_frames']} frames the truth lets the robot move; empty cell moves "
+          f"{res['empty_cell_moves']}")
+    print(f"distance error visible {res['distance_error_visible']}, hidden {res['distance_error_hidden']}")
+    print(f"stage ms (median): {res['stage_ms_median']}")
+    if args.json:
+        write_json(res, args.json)
+    return 0
+
+
 def register(commands: Commands) -> None:
+    e = commands.eval.add_parser("safety_depth", help="the depth-space safety path alone on synthetic episodes "
+                                 "against the true verdicts (no network, no ROS)")
+    e.add_argument("--config", type=input_file, default="config/cell.yaml")
+    e.add_argument("--seed", type=int, default=2300, help="2300: tuning; 2330: held-out (README)")
+    e.add_argument("--episodes", type=int, default=2)
+    e.add_argument("--step", type=int, default=3, help="judge every step-th frame")
+    e.add_argument("--age", type=float, default=0.1, help="the inputs' age when judged (s)")
+    e.add_argument("--empty-frames", type=int, default=30, help="empty-cell frames the background is learned from")
+    add_json(e)
+    e.set_defaults(func=_eval_depth)
+
     b = commands.bench.add_parser("safety", help="safety verdict time per frame with 1, 3, 6 people (goal <= 2 ms)")
     b.add_argument("--frames", type=int, default=60)
     b.add_argument("--seed", type=int, default=970)

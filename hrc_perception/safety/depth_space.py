@@ -2,10 +2,11 @@
 
 Needs no colour network. Of one depth frame [H, W] (metres, z, 0 = invalid):
 
-0. depth edges: a pixel whose 3x3 neighbourhood spans more than ``edge_jump_m`` (or
-   ``edge_jump_per_m`` times its depth) is invalid. A stereo camera's flying pixels sit
-   on such edges, between the near and the far surface, where nothing is; as invalid
-   pixels they count where they touch a body (step 3) and nowhere else;
+0. depth edges: a pixel whose 3x3 neighbourhood spans more than ``edge_disparity_px``
+   of stereo disparity (fx * baseline / z; a stereo camera's noise is about constant in
+   disparity, so a smooth surface, slanted or far, spans far less) is invalid. Flying
+   pixels sit on such edges, between the near and the far surface, where nothing is; as
+   invalid pixels they count where they touch a body (step 3) and nowhere else;
 1. foreground: the pixels nearer than the cell's static background
    (:class:`~hrc_perception.safety.background.BackgroundDepth`), and every valid pixel
    where there is no background;
@@ -36,6 +37,7 @@ Camera: pinhole K [3, 3] of the depth image, no distortion; capsules in its fram
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,13 +54,14 @@ class DepthSpaceParams:
     explain_margin_m: float = 0.04   # points this close to the robot's (or a part's) capsules are explained
     hole_fill_blocks: int = 3        # holes up to this many blocks from an occupied block are occupied
     min_hole_fill: float = 0.5       # a block is a hole when this fraction of its pixels is invalid
-    edge_jump_m: float = 0.05        # depth edges: a 3x3 span over max(this, edge_jump_per_m * z) is invalid
-    edge_jump_per_m: float = 0.03    #   (0 and 0: no edge removal)
+    edge_disparity_px: float = 1.0   # depth edges: a 3x3 span of more disparity is invalid (0: none removed)
+    stereo_baseline_m: float = 0.05  # the depth camera's stereo baseline (D435: 50 mm)
     max_depth_m: float = 10.0        # where a ray ends without a background behind it
 
     def __post_init__(self):
         if not (self.block_px >= 1 and 0 < self.min_block_fill <= 1 and 0 < self.min_hole_fill <= 1
-                and self.explain_margin_m >= 0 and self.hole_fill_blocks >= 0 and self.max_depth_m > 0):
+                and self.explain_margin_m >= 0 and self.stereo_baseline_m > 0 and self.hole_fill_blocks >= 0
+                and self.max_depth_m > 0):
             raise ValueError(f"invalid depth-space parameters: {self}")
 
 
@@ -72,8 +75,9 @@ class DepthSpaceResult:
     and the robot capsule's axes (camera frame, metres). occupied_blocks, filled_holes:
     counts; explained_px: foreground pixels explained (by the robot or the known
     capsules); foreground_px: all foreground pixels; invalid_fraction: of the frame;
-    lost_background_fraction: of the pixels with a background, those that read nothing
-    (without any background: the invalid fraction)."""
+    lost_background_fraction: of the pixels whose background read a depth in nearly every
+    empty-cell frame (``BackgroundDepth.reliable``), those that read nothing now (without
+    any such pixel: the invalid fraction)."""
     distance_m: float
     pixel_uv: tuple[float, float] | None = None
     robot_joint: str = ""
@@ -87,17 +91,19 @@ class DepthSpaceResult:
     lost_background_fraction: float = 0.0
 
 
-def remove_depth_edges(depth_m: np.ndarray, jump_m: float, jump_per_m: float) -> np.ndarray:
+def remove_depth_edges(depth_m: np.ndarray, fx_px: float, baseline_m: float, disparity_px: float) -> np.ndarray:
     """depth_m [H, W] (metres, 0 = invalid, float32) with every pixel whose valid 3x3
-    neighbours span more than max(jump_m, jump_per_m * z) set to 0 (a copy)."""
+    neighbours span more than disparity_px of disparity fx * baseline / z set to 0 (a
+    copy; disparity_px <= 0: none)."""
     from scipy.ndimage import maximum_filter, minimum_filter
     d = np.asarray(depth_m, dtype=np.float32)
-    if jump_m <= 0 and jump_per_m <= 0:
+    if disparity_px <= 0:
         return d.copy()
-    hi = maximum_filter(d, size=3, mode="nearest")
-    lo = minimum_filter(np.where(d > 0, d, np.float32(np.inf)), size=3, mode="nearest")
-    edge = (d > 0) & (hi - lo > np.maximum(np.float32(jump_m), np.float32(jump_per_m) * d))
-    return np.where(edge, np.float32(0.0), d)
+    with np.errstate(divide="ignore"):
+        q = np.where(d > 0, np.float32(fx_px * baseline_m) / d, np.float32(0.0))    # disparity, 0 = invalid
+    hi = maximum_filter(q, size=3, mode="nearest")
+    lo = minimum_filter(np.where(q > 0, q, np.float32(np.inf)), size=3, mode="nearest")
+    return np.where((d > 0) & (hi - lo > np.float32(disparity_px)), np.float32(0.0), d)
 
 
 def pixel_points(depth_m: np.ndarray, K: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -147,21 +153,26 @@ def _neighbour_min(z: np.ndarray) -> np.ndarray:
 
 def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: BackgroundDepth, robot: Capsules,
                          params: DepthSpaceParams, known: Capsules | None = None,
-                         surface: tuple[RobotSurface, np.ndarray] | None = None) -> DepthSpaceResult:
+                         surface: tuple[RobotSurface, np.ndarray] | None = None,
+                         timings_ms: dict[str, float] | None = None) -> DepthSpaceResult:
     """The depth-space distance of one frame (module doc). depth_m [H, W] metres (0, NaN,
     inf: invalid); K [3, 3]; robot: the robot's capsules in the camera frame; known:
     other capsules that explain foreground (posed parts); surface: the robot's link
-    surface and its points posed in the camera frame [M, 3]. Rows and columns past the last
-    whole block are not read (at most block_px - 1 of each)."""
+    surface and its points posed in the camera frame [M, 3]; timings_ms: given, each
+    stage's time is added to it (edges, foreground, explain, blocks, rays; milliseconds).
+    Rows and columns past the last whole block are not read (at most block_px - 1 of each)."""
+    lap = _Laps(timings_ms)
     d = np.asarray(depth_m, dtype=np.float32)
     if d.shape != background.shape:
         raise ValueError(f"depth {d.shape} and background {background.shape} differ in size")
     d = np.where(np.isfinite(d) & (d > 0), d, np.float32(0.0))
-    d = remove_depth_edges(d, params.edge_jump_m, params.edge_jump_per_m)
     K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    d = remove_depth_edges(d, K[0, 0], params.stereo_baseline_m, params.edge_disparity_px)
     b = params.block_px
+    lap("edges")
     fg = background.foreground(d)
     rows, cols = np.nonzero(fg)
+    lap("foreground")
     explainers = robot if known is None or len(known) == 0 else robot.concat(known)
     points = pixel_points(d, K, rows, cols)
     explained = within_capsules(points, explainers, params.explain_margin_m)
@@ -172,9 +183,11 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
         explained[rest[model.explains(points[rest], surface_m, margin)]] = True
     free = np.zeros_like(fg)
     free[rows[~explained], cols[~explained]] = True
+    lap("explain")
     has_bg = background.depth_m > 0
     invalid = float(np.count_nonzero(d == 0) / d.size)
-    lost = float(np.count_nonzero(has_bg & (d == 0)) / np.count_nonzero(has_bg)) if has_bg.any() else invalid
+    reliable = background.reliable()
+    lost = float(np.count_nonzero(reliable & (d == 0)) / np.count_nonzero(reliable)) if reliable.any() else invalid
     result = DepthSpaceResult(math.inf, explained_px=int(explained.sum()), foreground_px=len(rows),
                               invalid_fraction=invalid, lost_background_fraction=lost)
 
@@ -195,7 +208,9 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
         filled |= new
     j, i = np.nonzero(np.isfinite(z_near))
     result.occupied_blocks, result.filled_holes = int(occupied.sum()), int(filled.sum())
+    lap("blocks")
     if len(j) == 0 or len(robot) == 0:
+        lap("rays")
         return result
 
     bg_far = _block_min(-background.depth_m, b)[j, i] * -1.0          # the block's farthest background
@@ -211,7 +226,21 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
     result.distance_m = pair.distance_m
     result.pixel_uv = (float(u[k]), float(v[k]))
     result.robot_joint, result.point_m, result.point_robot_m = pair.name_b, pair.point_a, pair.point_b
+    lap("rays")
     return result
+
+
+class _Laps:
+    """Adds the time since the last lap (ms) to timings[name]; nothing when timings is None."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings, self.t = timings, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        if self.timings is not None:
+            now = time.perf_counter()
+            self.timings[name] = self.timings.get(name, 0.0) + (now - self.t) * 1e3
+            self.t = now
 
 
 def _closest(rays: Capsules, robot: Capsules):

@@ -1,0 +1,145 @@
+"""The depth-space path alone against ground truth, on synthetic episodes (no ROS, no network).
+
+Per episode: the background is learned from ``empty_frames`` renders of the same cell
+with nobody in it (the robot moving, other sensor noise: a recording of the empty cell),
+the robot's pixels masked by its link surfaces; then every ``frame_step``-th frame with
+its people is judged by :func:`~hrc_perception.safety.monitor.assess_depth` with the true
+joint positions and camera-to-robot pose (what joint_states and the calibrated extrinsic
+give), inputs ``age_s`` old. The same frames without people are judged too (the empty
+cell: the truth is OK throughout).
+
+Figures (as :func:`~hrc_perception.safety.evaluate.compare`, from per-frame pairs):
+confusion estimate x truth, OK while the truth says PROTECTIVE_STOP (must be 0),
+availability (of the frames where the truth lets the robot move, those where the
+estimate does, and those where it also allows at least half the truth's speed), the
+distance error where the truth's closest human joint is visible to the camera and
+where it is hidden, the empty cell's OK/WARNING fraction, and each stage's time per
+frame (milliseconds, this machine).
+"""
+from __future__ import annotations
+
+import time
+import numpy as np
+
+from hrc_perception.safety.background import learn_background
+from hrc_perception.safety.capsules import chain_capsules
+from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance, pixel_points, remove_depth_edges
+from hrc_perception.safety.evaluate import TruthFrame, ground_truth_verdicts
+from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, WARNING, MonitorParams, RobotState,
+                                           assess_depth)
+from hrc_perception.safety.robot_surface import RobotSurface
+from hrc_perception.skeletons import COCO17_NAMES
+
+MOVES = (OK, WARNING)
+
+
+def _depth_m(frame) -> np.ndarray:
+    return frame.depth_mm.astype(np.float32) / np.float32(1000.0)
+
+
+def _robot_in_camera(frame, model) -> dict[str, np.ndarray]:
+    """T_cam_link of every link at the frame's true joints and camera-to-robot pose."""
+    links = model.link_transforms(frame.robot.joint_positions_rad)
+    return {link: frame.robot.T_cam_base @ T for link, T in links.items()}
+
+
+def learn_episode_background(episode, renderer, model, surface: RobotSurface, frames: int, params: DepthSpaceParams):
+    """The background of one episode's cell from ``frames`` empty-cell renders spread over it
+    (a pixel needs 5 readings without the robot, fewer for a short recording)."""
+    n = episode.cfg.sequence.episode_frames
+    pairs = []
+    for k in np.linspace(0, n - 1, frames).round().astype(int):
+        f = episode.frame(int(k), renderer, people=False)
+        d = remove_depth_edges(_depth_m(f), f.K[0, 0], params.stereo_baseline_m, params.edge_disparity_px)
+        rows, cols = np.nonzero(d > 0)
+        moving = np.zeros(d.shape, bool)
+        posed = surface.posed(_robot_in_camera(f, model))
+        moving[rows, cols] = surface.explains(pixel_points(d, f.K, rows, cols), posed, 0.0)
+        pairs.append((d, moving))
+    return learn_background(pairs, min_samples=max(1, min(5, frames // 3)))
+
+
+def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params: DepthSpaceParams,
+                        empty_frames: int = 30, frame_step: int = 1, age_s: float = 0.0, log=print) -> dict:
+    """Figures of the module doc over the given episodes of a SynthRun."""
+    model = run.assets.robot
+    surface = RobotSurface.from_model(model)
+    fps = run.cfg.sequence.fps
+    pairs, empty_levels, errors = [], [], {"visible": [], "hidden": []}
+    stage_ms = {"depth_space": [], "surface_pose": [], "verdict": []}
+    for e in episodes:
+        ep = run.episode(e)
+        t0 = time.perf_counter()
+        bg = learn_episode_background(ep, run.renderer, model, surface, empty_frames, params)
+        log(f"episode {e}: background from {empty_frames} empty frames ({bg.known_fraction:.0%} of pixels known) "
+            f"in {time.perf_counter() - t0:.1f} s")
+        truth_frames, estimates = [], {}
+        n = run.cfg.sequence.episode_frames
+        prev_robot = None
+        for k in range(0, n, frame_step):
+            speed = 0.0
+            for people in (True, False):         # the same instant, the robot's speed from the first
+                f = ep.frame(k, run.renderer, people=people)
+                kp = f.robot.keypoints
+                stamp = f.stamp_ns / 1e9
+                if people and prev_robot is not None:
+                    speed = float(np.linalg.norm(kp.xyz_cam_m - prev_robot, axis=1).max() * fps / frame_step)
+                t = time.perf_counter()
+                posed = surface.posed(_robot_in_camera(f, model))
+                t1 = time.perf_counter()
+                caps = chain_capsules(list(kp.names), kp.xyz_cam_m, monitor.robot_link_radius_m)
+                res = depth_space_distance(_depth_m(f), f.K, bg, caps, params, surface=(surface, posed))
+                t2 = time.perf_counter()
+                robot = RobotState(list(kp.names), kp.xyz_cam_m, stamp, speed, "cam")
+                v = assess_depth(robot, res, stamp, "cam", stamp + age_s, monitor)
+                t3 = time.perf_counter()
+                if not people:
+                    empty_levels.append(v.level)
+                    continue
+                stage_ms["surface_pose"].append((t1 - t) * 1e3)
+                stage_ms["depth_space"].append((t2 - t1) * 1e3)
+                stage_ms["verdict"].append((t3 - t2) * 1e3)
+                estimates[stamp] = v
+                truth_frames.append(TruthFrame(stamp, list(kp.names), kp.xyz_cam_m,
+                                               {h.instance_id: h.keypoints.xyz_cam_m for h in f.humans},
+                                               {h.instance_id: h.keypoints.visibility == 2 for h in f.humans}))
+                prev_robot = kp.xyz_cam_m
+        truth = ground_truth_verdicts(truth_frames, monitor)
+        visible = {tf.stamp_s: tf.people_visible for tf in truth_frames}
+        for s, v in estimates.items():
+            tv = truth[s]
+            pairs.append((v, tv))
+            if np.isfinite(v.min_distance_m) and np.isfinite(tv.min_distance_m) and tv.closest_human_id:
+                seen = visible[s].get(tv.closest_human_id)
+                j = COCO17_NAMES.index(tv.closest_human_joint) if tv.closest_human_joint in COCO17_NAMES else None
+                key = "visible" if seen is not None and j is not None and seen[j] else "hidden"
+                errors[key].append(v.min_distance_m - tv.min_distance_m)
+        log(f"episode {e}: {len(estimates)} frames judged")
+    return summarise(pairs, empty_levels, errors, stage_ms)
+
+
+def summarise(pairs, empty_levels, errors, stage_ms) -> dict:
+    confusion = {f"{LEVEL_NAMES[a]}|{LEVEL_NAMES[b]}": 0 for a in LEVEL_NAMES for b in LEVEL_NAMES}
+    for v, t in pairs:
+        confusion[f"{LEVEL_NAMES[v.level]}|{LEVEL_NAMES[t.level]}"] += 1
+    may_move = [(v, t) for v, t in pairs if t.level in MOVES]
+    moved = [(v, t) for v, t in may_move if v.level in MOVES]
+    half = [(v, t) for v, t in moved if v.speed_scale >= 0.5 * t.speed_scale]
+
+    def stats(values):
+        a = np.abs(np.asarray(values, dtype=np.float64))
+        return {"frames": int(len(a)), "abs_median_m": float(np.median(a)) if len(a) else None,
+                "abs_p95_m": float(np.percentile(a, 95)) if len(a) else None,
+                "bias_median_m": float(np.median(values)) if len(a) else None}
+    return {
+        "frames": len(pairs), "confusion_estimate_vs_truth": confusion,
+        "ok_while_truth_stop": confusion[f"{LEVEL_NAMES[OK]}|{LEVEL_NAMES[PROTECTIVE_STOP]}"],
+        "truth_moves_frames": len(may_move),
+        "availability": len(moved) / len(may_move) if may_move else None,
+        "availability_at_half_speed": len(half) / len(may_move) if may_move else None,
+        "distance_error_visible": stats(errors["visible"]), "distance_error_hidden": stats(errors["hidden"]),
+        "empty_cell_frames": len(empty_levels),
+        "empty_cell_moves": (sum(lv in MOVES for lv in empty_levels) / len(empty_levels)) if empty_levels else None,
+        "stage_ms_median": {k: float(np.median(v)) if v else None for k, v in stage_ms.items()},
+    }
+
