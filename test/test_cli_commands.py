@@ -7,7 +7,7 @@ from hrc_perception.cli import build_parser, command_modules
 
 EXPECTED = {
     "train": {"segmentation", "embedding", "object_pose", "robot_pose", "human_pose"},
-    "eval": {"segmentation", "object_pose", "robot_pose", "human_pose", "tracking", "safety"},
+    "eval": {"segmentation", "object_pose", "robot_pose", "human_pose", "tracking", "safety", "safety_depth"},
     "bench": {"synth", "segmentation", "object_pose", "robot_pose", "human_pose", "tracking", "safety", "ros"},
 }
 TOP = {"synth", "preview", "record", "replay", "bop2coco"} | set(EXPECTED)
