@@ -4,6 +4,7 @@ skeleton, a malformed skeleton, stale inputs), and the robot from joint_states b
 kinematics placed with the base_pose parameter, and unknown legs carved by the depth image
 of the skeletons' frame."""
 import math
+import time
 
 import numpy as np
 from conftest import QOS, Harness, spin_until
@@ -92,7 +93,7 @@ def advance_clock(h, pubs, to_ns: int, step_ns: int = 4 * 10**8) -> None:
         pubs[CAMERA_INFO_TOPIC].publish(K_to_camera_info(make_K(300, 300, 160, 120), 320, 240,
                                                          make_header(t, FRAME_ID)))
         assert spin_until(h.ex, lambda: h.node._stamp_clock.stamp_s is not None
-                          and h.node._stamp_clock.stamp_s >= t * 1e-9 - 1e-9, 10.0)
+                          and h.node._stamp_clock.now(time.monotonic()) >= t * 1e-9 - 1e-9, 10.0)
 
 
 def _robot(h, pubs, msg):
@@ -200,12 +201,13 @@ def test_min_distance_is_the_surface_distance_negative_on_overlap(ros_context):
         h.close()
 
 
-def _panda_joint_states(h, pubs):
-    """A Panda's joint_states at T0; the monitor holds the robot (in panda_link0) after it."""
+def _panda_joint_states(h, pubs, stamp_ns=T0):
+    """A Panda's joint_states at stamp_ns; the monitor holds the robot (in panda_link0) after it."""
     names = [f"panda_joint{i}" for i in range(1, 8)] + ["panda_finger_joint1", "panda_finger_joint2"]
-    js = JointState(header=make_header(T0, ""), name=names, position=[0, -0.5, 0, -2.0, 0, 1.5, 0.8, 0.02, 0.02])
+    js = JointState(header=make_header(stamp_ns, ""), name=names,
+                    position=[0, -0.5, 0, -2.0, 0, 1.5, 0.8, 0.02, 0.02])
     pubs[JOINT_STATES_TOPIC].publish(js)
-    assert spin_until(h.ex, lambda: h.node._robot is not None)
+    assert spin_until(h.ex, lambda: h.node._robot_stamp_ns == stamp_ns)
 
 
 def test_robot_from_joint_states_and_base_pose(ros_context):
@@ -356,3 +358,92 @@ def test_depth_carving_off_needs_no_depth(ros_context):
         assert s.level == SafetyStatus.PROTECTIVE_STOP and "carving_without_depth" not in h.node.counters
     finally:
         h.close()
+
+
+def _depth_status(h, pubs, depth_mm, stamp_ns):
+    """Publish a depth frame; the status about it (stamped with it)."""
+    n = h.node.verdicts
+    pubs[DEPTH_TOPIC].publish(numpy_to_image(depth_mm, "16UC1", make_header(stamp_ns, FRAME_ID)))
+    stamp = stamp_ns * 1e-9
+
+    def about_it():
+        return [s for s in h.received[STATUS_TOPIC][n:]
+                if abs(s.header.stamp.sec + s.header.stamp.nanosec * 1e-9 - stamp) < 1e-6]
+    assert spin_until(h.ex, lambda: bool(about_it()), 10.0)
+    return about_it()[-1]
+
+
+def test_depth_path_alone_judges_every_depth_frame(ros_context, tmp_path):
+    """depth_path alone: no skeletons at all. A wall 5 m away is the learned background; the
+    robot (joint_states, base_pose) stands 4 m in front of the camera. Each depth frame gets
+    its status: the empty cell OK; a body at 1 m in front of the robot (the space hidden
+    behind it comes near the robot) PROTECTIVE_STOP, naming the pixel; a covered camera
+    UNKNOWN; a stale robot UNKNOWN."""
+    from hrc_perception.safety.background import BackgroundDepth
+    w, h_px = 320, 240
+    K = make_K(300, 300, 160, 120)
+    wall = np.full((h_px, w), 5000, np.uint16)
+    BackgroundDepth(wall.astype(np.float32) / 1000).save(tmp_path / "bg.npz")
+    c = math.sqrt(0.5)
+    h, pubs = _rig(ros_context, require_tracks=False, robot_source="joint_states", depth_path="alone",
+                   background_file=str(tmp_path / "bg.npz"), base_pose=["0", "0.5", "4.0", str(-c), "0", "0", str(c)])
+    node = h.node
+    try:
+        assert spin_until(h.ex, lambda: pubs[DEPTH_TOPIC].get_subscription_count() > 0)
+        pubs[CAMERA_INFO_TOPIC].publish(K_to_camera_info(K, w, h_px, make_header(T0, FRAME_ID)))
+        assert spin_until(h.ex, lambda: node._camera is not None)
+        _panda_joint_states(h, pubs)
+        empty = _depth_status(h, pubs, wall, T0 + 10**7)
+        assert empty.level == SafetyStatus.OK and "no unexplained foreground" in empty.reason, empty.reason
+        body = wall.copy()
+        body[100:140, 140:180] = 1000
+        stop = _depth_status(h, pubs, body, T0 + 2 * 10**7)
+        assert stop.level == SafetyStatus.PROTECTIVE_STOP and stop.min_distance_m < 0.3, stop
+        assert "pixel (1" in stop.reason and stop.closest_robot_joint.startswith("panda_")
+        covered = _depth_status(h, pubs, np.zeros_like(wall), T0 + 3 * 10**7)
+        assert covered.level == SafetyStatus.UNKNOWN and "covered" in covered.reason
+        assert node.depth_frames_judged == 3
+        # the robot's joint_states age out: the depth path stops too
+        advance_clock(h, pubs, T0 + 10**9)
+        stale = _depth_status(h, pubs, wall, T0 + 10**9)
+        assert stale.level == SafetyStatus.UNKNOWN and "robot" in stale.reason, stale.reason
+    finally:
+        h.close()
+
+
+def test_depth_path_learns_the_background_first(ros_context):
+    """Without a background_file the first background_learn_frames frames are the empty
+    cell's background: UNKNOWN while it is learned, then judged."""
+    w, h_px = 320, 240
+    c = math.sqrt(0.5)
+    h, pubs = _rig(ros_context, require_tracks=False, robot_source="joint_states", depth_path="with_skeletons",
+                   background_learn_frames=3, base_pose=["0", "0.5", "4.0", str(-c), "0", "0", str(c)])
+    try:
+        assert spin_until(h.ex, lambda: pubs[DEPTH_TOPIC].get_subscription_count() > 0)
+        pubs[CAMERA_INFO_TOPIC].publish(K_to_camera_info(make_K(300, 300, 160, 120), w, h_px,
+                                                         make_header(T0, FRAME_ID)))
+        assert spin_until(h.ex, lambda: h.node._camera is not None)
+        _panda_joint_states(h, pubs)
+        wall = np.full((h_px, w), 5000, np.uint16)
+        for k in range(3):
+            s = _depth_status(h, pubs, wall, T0 + (k + 1) * 10**7)
+            assert s.level == SafetyStatus.UNKNOWN and ("learning" in s.reason or "learned" in s.reason), s.reason
+        assert h.node._background is not None
+        t1 = T0 + 3 * 10**9                   # later than learning took, however busy the machine
+        advance_clock(h, pubs, t1)
+        _panda_joint_states(h, pubs, t1)
+        # with_skeletons: no people message yet, so the skeletons' verdict is UNKNOWN and so is the worse of both
+        s = _depth_status(h, pubs, wall, t1 + 10**7)
+        assert s.level == SafetyStatus.UNKNOWN and "people" in s.reason, s.reason
+        ok = _verdict(h, _people(t1 + 10**7))            # nobody in view: both verdicts allow it
+        assert ok.level == SafetyStatus.OK, ok.reason
+    finally:
+        h.close()
+
+
+def test_depth_path_needs_joint_states(ros_context):
+    import pytest
+
+    from hrc_perception.ros.node_base import ParameterError
+    with pytest.raises(ParameterError, match="depth_path needs robot_source joint_states"):
+        SafetyMonitorNode(context=ros_context, parameter_overrides=[Parameter("depth_path", value="alone")])

@@ -210,6 +210,7 @@ def test_worst_of_takes_the_highest_level_and_the_smallest_speed():
     assert v.level == WARNING and v.reason == "warn" and v.speed_scale == 0.4
     assert worst_of(ok, Verdict(UNKNOWN, reason="?")).level == UNKNOWN
     assert worst_of(ok, Verdict(UNKNOWN, reason="?")).speed_scale == 0.0
+    assert worst_of(Verdict(UNKNOWN, reason="a"), ok, Verdict(UNKNOWN, reason="b")).reason == "a; b"
     assert worst_of().level == UNKNOWN
 
 

@@ -65,6 +65,17 @@ unknown joint could be) are carved by the depth image of the skeletons' own stam
 image's size). Without that frame's depth the spheres stay whole (counted:
 ``carving_without_depth``).
 
+Depth path (``depth_path``: ``off``, ``with_skeletons``, ``alone``;
+:mod:`hrc_perception.safety.depth_space`): every depth frame is judged on arrival, needing
+no colour network: the cell's background (``background_file``, or learned from the first
+``background_learn_frames`` frames after start-up, when the cell must be empty: UNKNOWN
+until then), the robot removed by its URDF link surfaces at joint_states (so it needs
+``robot_source: joint_states``) placed in the depth's frame, and the distance from the
+robot to every unexplained foreground point and the space hidden behind it, each point
+moving at the arm's speed. ``alone``: that verdict is the status (a cell whose colour
+images of people are not recorded); ``with_skeletons``: the worse of it and the
+skeletons' verdict. Either way a status per depth frame, stamped with the frame's stamp.
+
 Parameters: every safety parameter applies to the very next verdict when set at run time
 (a set that makes the parameters invalid together is refused); the read-only ones say so
 in their descriptors. Fail-safe rules and levels: :mod:`hrc_perception.safety.monitor`.
@@ -91,11 +102,13 @@ from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_
                                         pose_parameter_to_matrix, pose_to_matrix, stamp_to_ns, transform_to_matrix)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.sync import StampBuffer
+from hrc_perception.safety.capsules import chain_capsules
 from hrc_perception.safety.carving import PooledDepth, pool_depth
+from hrc_perception.safety.depth_space import DepthSpaceParams, DepthSpaceResult, depth_space_distance
 from hrc_perception.safety.clock import AHEAD, BEHIND, JUMPED, StampClock
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, PersonState,
-                                           RobotState, Verdict, assess, joint_positions_problem, monitor_params,
-                                           person_speeds_mps)
+                                           RobotState, Verdict, assess, assess_depth, joint_positions_problem,
+                                           monitor_params, person_speeds_mps, worst_of)
 from hrc_perception.safety.people import PeopleInCell, PersonTrack
 from hrc_perception.skeletons import COCO17_NAMES
 
@@ -108,6 +121,7 @@ CAMERA_INFO_TOPIC = "camera/color/camera_info"
 DEPTH_TOPIC = "camera/depth/image_raw"
 DEPTH_FRAMES_KEPT = 30             # pooled depth frames kept for pairing with skeletons by stamp
 TRACK_ARRAYS_KEPT = 60             # tracker arrays kept (the newest says who is in the cell)
+DEPTH_SPACE = DepthSpaceParams()   # the depth path's blocks, margins and edges (safety/depth_space.py)
 STATUS_TOPIC = "safety/status"
 MARKERS_TOPIC = "safety_monitor/markers"
 NS_PER_S = 1_000_000_000
@@ -218,6 +232,14 @@ class SafetyMonitorNode(HrcNode):
                   min_value=0.1, max_value=1000.0),
         ParamSpec("min_person_joints", 4, "a skeleton with fewer known joints is no skeleton",
                   min_value=1, max_value=17),
+        ParamSpec("depth_path", "off", "judge every depth frame by its unexplained foreground (no colour "
+                  "network): off, with_skeletons (the worse of both verdicts) or alone",
+                  choices=("off", "with_skeletons", "alone"), read_only=True),
+        ParamSpec("background_file", "", "the empty cell's background depth (.npz of hrc-perception safety "
+                  "background); '' = learn it from the first background_learn_frames frames", read_only=True),
+        ParamSpec("background_learn_frames", 30, "depth frames of the empty cell the background is learned from "
+                  "when there is no background_file (UNKNOWN meanwhile)", min_value=1, max_value=10000,
+                  read_only=True),
         ParamSpec("check_rate_hz", 20.0, "verdicts between skeleton messages (Hz)", min_value=1.0, max_value=1000.0,
                   read_only=True),
         ParamSpec("status_deadline_s", 0.25, "safety/status QoS deadline and liveliness lease (s): subscribers "
@@ -246,6 +268,10 @@ class SafetyMonitorNode(HrcNode):
         self._person_filters = SkeletonSmoother(OneEuroParams())
         self._in_cell = PeopleInCell()
         self._fk = None
+        self._surface = None                  # the robot's link surfaces (depth path)
+        self._background = None               # the empty cell's BackgroundDepth (depth path)
+        self._learning: list = []             # (depth, robot mask) frames while the background is learned
+        self.depth_frames_judged = 0
         self._base_frame = ""
         self._base_pose_param: tuple[str, np.ndarray] | None = None
         self._tf_buffer = None
@@ -269,6 +295,8 @@ class SafetyMonitorNode(HrcNode):
         self._depths = StampBuffer(DEPTH_FRAMES_KEPT)    # stamp ns -> pooled depth (K unset)
         self._camera: tuple[np.ndarray, int, int] | None = None             # K, width, height
         self._people_depth: PooledDepth | None = None
+        self._robot_q: np.ndarray | None = None      # joint positions of the robot state held (joint_states)
+        self._depth_judged: tuple[int, str, DepthSpaceResult | None, str] | None = None   # ns, frame, result, why
 
     # -- parameters -------------------------------------------------------------------
     def check_parameters(self, values: dict) -> str | None:
@@ -279,6 +307,8 @@ class SafetyMonitorNode(HrcNode):
         if not values["status_deadline_s"] > 1.0 / values["check_rate_hz"]:
             return (f"status_deadline_s ({values['status_deadline_s']} s) must exceed one check period "
                     f"(1 / check_rate_hz = {1.0 / values['check_rate_hz']:.3f} s)")
+        if values["depth_path"] != "off" and values["robot_source"] != "joint_states":
+            return "depth_path needs robot_source joint_states (the robot's link surfaces are posed at its joints)"
         if not values["clock_jump_back_s"] > values["max_age_s"]:
             return "clock_jump_back_s must exceed max_age_s"
         return None
@@ -303,13 +333,14 @@ class SafetyMonitorNode(HrcNode):
         subs = [(SkeletonArray, HUMANS_TOPIC, self._on_people, q), (TrackArray, TRACKS_TOPIC, self._on_tracks, q),
                 (CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, inp),
                 (PoseStamped, BASE_POSE_TOPIC, self._on_base_pose, q)]
-        if self.param("depth_carving"):
+        if self.param("depth_carving") or self.param("depth_path") != "off":
             subs.append((Image, DEPTH_TOPIC, self._on_depth, inp))
         if self.param("robot_source") == "skeleton":
             subs.append((Skeleton, ROBOT_TOPIC, self._on_robot_skeleton, q))
         else:
             subs.append((JointState, JOINT_STATES_TOPIC, self._on_joint_states, q))
         self._configure_robot()
+        self._configure_depth_path()
         self._subs = [self.create_subscription(t, topic, self._input(cb), qos) for t, topic, cb, qos in subs]
         self._configure_tf()
         self._timer = self.create_timer(1.0 / self.param("check_rate_hz"), self.guarded(self._on_timer))
@@ -346,11 +377,29 @@ class SafetyMonitorNode(HrcNode):
             urdf = self.param("robot_urdf") or cfg.urdf
             keypoints = tuple(k for k in self.param("robot_keypoints") if k) or cfg.keypoints
             self._fk = RobotModel(RobotConfig(urdf=urdf, keypoints=keypoints, gripper_link=keypoints[-1]),
-                                  load_meshes=False)
+                                  load_meshes=self.param("depth_path") != "off")
             base = base or self._fk.base_link
         self._base_frame = base
         T = pose_parameter_to_matrix(self.param("base_pose"), "base_pose")
         self._base_pose_param = None if T is None else (self.param("base_pose_frame"), T)
+
+    def _configure_depth_path(self) -> None:
+        """The robot's link surfaces and the background (file, or learned from the first frames)."""
+        self._surface, self._learning = None, []
+        if self.param("depth_path") == "off":
+            return
+        from hrc_perception.safety.robot_surface import RobotSurface
+        self._surface = RobotSurface.from_model(self._fk)
+        path = self.param("background_file")
+        if path:
+            from hrc_perception.safety.background import BackgroundDepth
+            self._background = BackgroundDepth.load(path)
+            self.get_logger().info(f"depth path: background {path} ({self._background.known_fraction:.0%} of "
+                                   f"pixels known, {self._background.frames} frames)")
+        elif self._background is None:
+            self.get_logger().warning(f"depth path: no background_file: learning it from the next "
+                                      f"{self.param('background_learn_frames')} depth frames; the cell must be "
+                                      "empty of people until then (verdicts UNKNOWN)")
 
     def _configure_tf(self) -> None:
         try:
@@ -397,11 +446,65 @@ class SafetyMonitorNode(HrcNode):
             self._camera = camera
 
     def _on_depth(self, msg: Image) -> None:
-        """Pool the depth image now (once per frame), keep it for the skeletons of its stamp."""
+        """Pool the depth image now (once per frame), keep it for the skeletons of its stamp;
+        with the depth path, judge the frame."""
         depth_m = self.converted(depth_to_meters, msg, "bad_depth", DEPTH_TOPIC)
         if depth_m is None:
             return
-        self._depths.add(msg, pool_depth(depth_m, np.eye(3), self.param("carve_block_px")))
+        if self.param("depth_carving"):
+            self._depths.add(msg, pool_depth(depth_m, np.eye(3), self.param("carve_block_px")))
+        if self.param("depth_path") != "off":
+            self._judge_depth(msg, depth_m)
+
+    def _judge_depth(self, msg: Image, depth_m: np.ndarray) -> None:
+        """The depth-space result of one frame (or why there is none), then a status."""
+        frame = msg.header.frame_id
+        if not frame:
+            self.report("no_frame_id", f"{DEPTH_TOPIC}: no frame_id: the depth cannot be placed")
+            return
+        ns = self._accept_stamp(msg.header.stamp, DEPTH_TOPIC)
+        if ns is None:
+            return
+        result, why = None, ""
+        robot = self._robot_in(frame)
+        T_cam_base = self._transform(frame, self._base_frame)
+        if self._camera is None or self._camera[1:] != (depth_m.shape[1], depth_m.shape[0]):
+            why = "no camera_info of the depth image's size"
+        elif robot is None or robot.frame_id != frame or T_cam_base is None or self._robot_q is None:
+            why = f"the robot is not placed in the depth's frame {frame!r} (joint_states and the camera-to-robot pose)"
+        else:
+            K = self._camera[0]
+            links = self._fk.link_transforms(self._robot_q)
+            posed = self._surface.posed({link: T_cam_base @ T for link, T in links.items()})
+            if self._background is None:
+                why = self._learn_background(depth_m, K, posed)
+            else:
+                caps = chain_capsules(robot.joint_names, robot.positions_m, self._params.robot_link_radius_m)
+                result = depth_space_distance(depth_m, K, self._background, caps, DEPTH_SPACE,
+                                              surface=(self._surface, posed))
+                self.depth_frames_judged += 1
+        self._depth_judged = (ns, frame, result, why)
+        self._publish()
+
+    def _learn_background(self, depth_m: np.ndarray, K: np.ndarray, robot_surface_m: np.ndarray) -> str:
+        """Keep one frame for the background (the robot's pixels masked); learn it after
+        background_learn_frames. The reason the verdict is UNKNOWN meanwhile."""
+        from hrc_perception.safety.background import learn_background
+        from hrc_perception.safety.depth_space import pixel_points, remove_depth_edges
+        d = remove_depth_edges(np.where(np.isfinite(depth_m), depth_m, 0.0).astype(np.float32), K[0, 0],
+                               DEPTH_SPACE.stereo_baseline_m, DEPTH_SPACE.edge_disparity_px)
+        rows, cols = np.nonzero(d > 0)
+        moving = np.zeros(d.shape, bool)
+        moving[rows, cols] = self._surface.explains(pixel_points(d, K, rows, cols), robot_surface_m, 0.0)
+        self._learning.append((d, moving))
+        n = self.param("background_learn_frames")
+        if len(self._learning) < n:
+            return f"learning the empty cell's background: {len(self._learning)} of {n} frames"
+        self._background = learn_background(self._learning, min_samples=max(1, min(5, n // 3)))
+        self._learning = []
+        self.get_logger().info(f"depth path: background learned from {n} frames "
+                               f"({self._background.known_fraction:.0%} of pixels known)")
+        return "background learned; the next frame is judged"
 
     def _depth_for(self, stamp_ns: int) -> PooledDepth | None:
         """The pooled depth of stamp_ns with the camera's K, or None (reported) when there
@@ -466,8 +569,11 @@ class SafetyMonitorNode(HrcNode):
         if q is None:
             self.report("joint_states_unusable", why)
             return
+        before = self._robot_stamp_ns
         self._set_robot(list(self._fk.keypoint_links), self._fk.keypoints(q, np.eye(4)), msg.header.stamp,
                         self._base_frame, JOINT_STATES_TOPIC)
+        if self._robot_stamp_ns != before or self._robot_q is None:
+            self._robot_q = np.asarray(q, dtype=np.float64)
 
     def _on_people(self, msg: SkeletonArray) -> None:
         if not msg.header.frame_id:
@@ -542,6 +648,22 @@ class SafetyMonitorNode(HrcNode):
         now = self._stamp_clock.now(time.monotonic())
         if now is None:
             return Verdict(UNKNOWN, reason="no input received yet")
+        mode = self.param("depth_path")
+        depth = None if mode == "off" else self._depth_verdict(now)
+        if mode == "alone":
+            return depth
+        skeletons = self._skeleton_verdict(now)
+        return skeletons if depth is None else worst_of(skeletons, depth)
+
+    def _depth_verdict(self, now: float) -> Verdict:
+        if self._depth_judged is None:
+            return Verdict(UNKNOWN, reason="depth path: no depth frame judged yet")
+        ns, frame, result, why = self._depth_judged
+        if result is None:
+            return Verdict(UNKNOWN, reason=f"depth path: {why}")
+        return assess_depth(self._robot_in(frame), result, ns / NS_PER_S, frame, now, self._params)
+
+    def _skeleton_verdict(self, now: float) -> Verdict:
         tracks_stamp_ns = self._tracks.newest_ns()
         tracks = self._tracks[tracks_stamp_ns] if tracks_stamp_ns is not None else None
         people, unbound = (None, ()) if self._people is None else self._in_cell.in_cell(
@@ -558,9 +680,14 @@ class SafetyMonitorNode(HrcNode):
                 verdict = Verdict(UNKNOWN, reason=f"internal error: {type(e).__name__}")
         about_ns = next((ns for ns in (self._people_stamp_ns, self._robot_stamp_ns) if ns is not None),
                         self.get_clock().now().nanoseconds)
-        header = Header(stamp=ns_to_stamp(about_ns), frame_id=self._people_frame)
+        frame = self._people_frame
+        if self._depth_judged is not None and (self.param("depth_path") == "alone"
+                                               or self._people_stamp_ns is None
+                                               or self._depth_judged[0] > self._people_stamp_ns):
+            about_ns, frame = self._depth_judged[0], self._depth_judged[1]     # the newest frame judged
+        header = Header(stamp=ns_to_stamp(about_ns), frame_id=frame)
         self._pubs["status"].publish(status_msg(verdict, header))
-        if self.param("markers") and self._people_frame:
+        if self.param("markers") and frame:
             self._pubs["markers"].publish(status_markers(verdict, header, self.param("marker_lifetime_s")))
         self.last_verdict = verdict
         self.verdicts += 1
@@ -573,6 +700,7 @@ class SafetyMonitorNode(HrcNode):
 
     def diagnostic_values(self) -> dict[str, str]:
         out = {"verdicts": str(self.verdicts), "carved_frames": str(self.carved_frames),
+               "depth_frames_judged": str(self.depth_frames_judged),
                **{f"level_{k}": str(c) for k, c in self.level_counts.items()}}
         if self.last_verdict is not None:
             out["last"] = f"{self.last_verdict.level_name}: {self.last_verdict.reason}"

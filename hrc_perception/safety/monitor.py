@@ -446,7 +446,8 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
 
 def worst_of(*verdicts: Verdict) -> Verdict:
     """The verdict that stops most: the highest level (UNKNOWN above PROTECTIVE_STOP), then
-    the deepest inside its S_p; its speed_scale the smallest of all (0 for UNKNOWN)."""
+    the deepest inside its S_p; its speed_scale the smallest of all (0 for UNKNOWN); an
+    UNKNOWN gives the reasons of every UNKNOWN."""
     if not verdicts:
         return _unknown("no verdicts to combine")
 
@@ -456,4 +457,6 @@ def worst_of(*verdicts: Verdict) -> Verdict:
     worst = max(verdicts, key=lambda v: (v.level, depth_inside(v)))
     scales = [v.speed_scale if v.level not in (PROTECTIVE_STOP, UNKNOWN) else 0.0 for v in verdicts]
     scale = min(scales)
-    return replace(worst, speed_scale=float(scale) if math.isfinite(scale) and scale >= 0 else 0.0)
+    reasons = dict.fromkeys(v.reason for v in verdicts if v.level == UNKNOWN)      # in order, once each
+    reason = "; ".join(reasons) if worst.level == UNKNOWN else worst.reason
+    return replace(worst, speed_scale=float(scale) if math.isfinite(scale) and scale >= 0 else 0.0, reason=reason)
