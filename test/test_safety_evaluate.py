@@ -63,6 +63,14 @@ def test_compare_counts_and_latencies():
     assert res["stop_latency_frames_median"] == 2
     assert res["stop_latency_ms_median"] == pytest.approx((stamps[k + 2] + 0.3 - onset) * 1e3)
     assert res["stop_or_unknown_latency_ms_median"] == pytest.approx((stamps[k + 1] + 0.3 - onset) * 1e3)
+    # availability: every frame the truth lets the robot move, the estimate does (its level is the truth's
+    # there); half the truth's speed is not known (no speed_scale): none counts
+    moves = sum(t.level in (0, 1) for t in truth.values())
+    assert res["truth_moves_frames"] == moves > 0 and res["availability"] == 1.0
+    assert res["availability_at_half_speed"] == 0.0
+    slow = [StatusRecord(x.stamp_s, x.recv_s, x.level, x.min_distance_m, x.data_age_s,
+                         0.5 * truth[x.stamp_s].speed_scale) for x in statuses]
+    assert compare(slow, truth, stamps, people_stamps=stamps)["availability_at_half_speed"] == 1.0
 
 
 def test_timeline_figure_is_written(tmp_path):

@@ -85,6 +85,7 @@ def graph_context():
 
 
 def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, overrides: dict,
+                         graph_name: str = "demo",
                          start_timeout_s: float = 120.0) -> None:
     """Run each node of the demo graph in its own process (``bringup --only``, as
     ``ros2 launch`` would) and a recorder of ``namespace`` in this one, for duration_s
@@ -95,7 +96,7 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
     from hrc_perception.ros.bag_record import BagRecorder
     from hrc_perception.ros.graph import load_graph
 
-    graph = load_graph("demo")
+    graph = load_graph(graph_name)
     context, env = graph_context()
     executor = SingleThreadedExecutor(context=context)
     recorder = BagRecorder(out_bag_dir, topic_namespace=namespace, context=context)
@@ -250,10 +251,10 @@ def accuracy(bag: Path) -> dict[tuple[str, str], dict]:
 
 def write_report(out_dir: Path, stats: list[dict], video_topic: str, video_frames: int, duration_s: float,
                  command: str, scores: dict[tuple[str, str], dict] | None = None,
-                 safety: dict | None = None) -> Path:
+                 safety: dict | None = None, graph_name: str = "demo") -> Path:
     lines = ["# hrc_perception demo report", "",
              f"- command: `{command}`",
-             f"- graph: `demo` (config/graphs.yaml), {duration_s:.0f} s, machine: {platform.machine()}, "
+             f"- graph: `{graph_name}` (config/graphs.yaml), {duration_s:.0f} s, machine: {platform.machine()}, "
              f"{os.cpu_count()} cores, {platform.platform()}",
              f"- bag: `demo.mcap` ({sum(r['count'] for r in stats)} messages); video: `overview.mp4` "
              f"({video_frames} frames of `{video_topic}`), `contact_sheet.png`", "",
@@ -293,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="out/demo", help="output directory")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of running graph")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic cell")
+    p.add_argument("--graph", default="demo", help="graph of config/graphs.yaml (demo_depth: the depth path alone)")
     p.add_argument("--config", default="", help="cell YAML (default: built-in)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="parameter override, e.g. human_pose.weights=out/humans/model/model.pt")
@@ -315,17 +317,24 @@ def main(argv: list[str] | None = None) -> int:
         overrides["rgbd_capture"] |= {"realtime": False, "rate_hz": args.camera_hz}
     for node, params in parse_sets(args.set).items():
         overrides.setdefault(node, {}).update(params)
-    run_graph_and_record(bag_dir, args.duration, "/cell", overrides)
+    monitor = _graph_parameters(args.graph, "safety_monitor") | overrides.get("safety_monitor", {})
+    if monitor.get("depth_path", "off") != "off" and not monitor.get("background_file"):
+        from hrc_perception.safety.cli import synthetic_background    # the empty cell the camera will show
+        print("demo: " + synthetic_background(args.config, args.seed, 0, 30, str(out / "background.npz")),
+              file=sys.stderr)
+        overrides.setdefault("safety_monitor", {})["background_file"] = str((out / "background.npz").resolve())
+        monitor = monitor | overrides["safety_monitor"]
+    run_graph_and_record(bag_dir, args.duration, "/cell", overrides, args.graph)
     mcap = next(bag_dir.glob("*.mcap"))
     mcap.replace(out / "demo.mcap")
     shutil.rmtree(bag_dir)
     bag = out / "demo.mcap"
     stats = topic_statistics(bag)
     topic, n = write_video_and_sheet(bag, out, fps=15.0)
-    safety = safety_evaluation(bag, out, _graph_parameters("demo", "safety_monitor"))
+    safety = safety_evaluation(bag, out, monitor)
     report = write_report(out, stats, topic, n, args.duration,
                           "python -m hrc_perception.evaluation.demo " + " ".join(argv if argv is not None else sys.argv[1:]),
-                          accuracy(bag), safety)
+                          accuracy(bag), safety, args.graph)
     print(f"demo: wrote {bag}, {report}, {out / 'overview.mp4'}, {out / 'contact_sheet.png'}", file=sys.stderr)
     return 0
 

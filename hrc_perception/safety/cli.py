@@ -1,4 +1,4 @@
-"""``hrc-perception bench safety`` and ``eval safety_depth``."""
+"""``hrc-perception bench safety``, ``eval safety_depth`` and ``background``."""
 from __future__ import annotations
 
 from hrc_perception.cli_args import Commands, add_json, input_file, write_json
@@ -32,7 +32,39 @@ def _eval_depth(args) -> int:
     return 0
 
 
+def synthetic_background(config: str, seed: int, episode: int, frames: int, out: str) -> str:
+    """Write the empty-cell background of one synthetic episode (what the synthetic camera of
+    rgbd_capture shows for that seed: episode 0 first) to out; a summary line."""
+    from hrc_perception.safety.depth_space import DepthSpaceParams
+    from hrc_perception.safety.evaluate_depth import learn_episode_background
+    from hrc_perception.safety.robot_surface import RobotSurface
+    from hrc_perception.sim.config import CellConfig, load_cell_config
+    from hrc_perception.sim.generator import SynthRun
+    run = SynthRun(load_cell_config(config) if config else CellConfig(), seed)
+    model = run.assets.robot
+    bg = learn_episode_background(run.episode(episode), run.renderer, model, RobotSurface.from_model(model), frames,
+                                  DepthSpaceParams())
+    bg.save(out)
+    return f"background of seed {seed} episode {episode}: {frames} empty-cell frames, " \
+           f"{bg.known_fraction:.0%} of pixels known -> {out}"
+
+
+def _background(args) -> int:
+    print(synthetic_background(args.config, args.seed, args.episode, args.frames, args.out))
+    return 0
+
+
 def register(commands: Commands) -> None:
+    g = commands.top.add_parser("background", help="the empty cell's background depth for the safety monitor's "
+                                "depth path (background_file), from synthetic empty-cell frames")
+    g.add_argument("--config", default="", help="cell YAML ('' = the built-in cell, as rgbd_capture's synthetic "
+                   "source)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--episode", type=int, default=0)
+    g.add_argument("--frames", type=int, default=30, help="empty-cell frames spread over the episode")
+    g.add_argument("--out", required=True, help="the .npz to write")
+    g.set_defaults(func=_background)
+
     e = commands.eval.add_parser("safety_depth", help="the depth-space safety path alone on synthetic episodes "
                                  "against the true verdicts (no network, no ROS)")
     e.add_argument("--config", type=input_file, default="config/cell.yaml")

@@ -8,7 +8,9 @@ constant as the monitor's.
 
 Figures: the distance error (estimated minus true closest distance, metres, where both
 are known), the confusion of levels (estimate x truth), the count of OK verdicts in
-frames whose truth is PROTECTIVE_STOP (must be 0), the latency from each true
+frames whose truth is PROTECTIVE_STOP (must be 0), availability (of the frames whose
+truth lets the robot move, OK or WARNING, those where the estimate does too, and those
+where it also allows at least half the truth's speed_scale), the latency from each true
 PROTECTIVE_STOP onset to the first estimated PROTECTIVE_STOP (and to the first
 verdict that stops the robot: PROTECTIVE_STOP or UNKNOWN) in camera frames and in
 milliseconds (receive time of that status minus the onset frame's stamp), and the
@@ -26,19 +28,20 @@ import numpy as np
 
 from hrc_perception.safety.capsules import chain_capsules, closest_pair
 from hrc_perception.safety.carving import PooledDepth, closest_pair_carved
-from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, MonitorParams, PersonState,
-                                           RobotState, Verdict, assess, person_speeds_mps)
+from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, MonitorParams,
+                                           PersonState, RobotState, Verdict, assess, person_speeds_mps)
 
 
 @dataclass
 class StatusRecord:
     """One received SafetyStatus: stamp_s (the camera frame it is about), recv_s (when it
-    arrived), level, min_distance_m (NaN if none), data_age_s."""
+    arrived), level, min_distance_m (NaN if none), data_age_s, speed_scale (NaN: not read)."""
     stamp_s: float
     recv_s: float
     level: int
     min_distance_m: float
     data_age_s: float
+    speed_scale: float = float("nan")
 
 
 @dataclass
@@ -129,8 +132,14 @@ def compare(statuses: list[StatusRecord], truth: dict[float, Verdict], frame_sta
         v = [x for x in values if x is not None]
         return float(np.median(v)) if v else None
 
+    may_move = [(s, t) for s, t in paired if t.level in (OK, WARNING)]
+    moved = [(s, t) for s, t in may_move if s.level in (OK, WARNING)]
     return {
         "frames_with_truth": len(paired), "levels": names, "confusion_estimate_vs_truth": confusion,
+        "truth_moves_frames": len(may_move),
+        "availability": len(moved) / len(may_move) if may_move else None,
+        "availability_at_half_speed": (sum(s.speed_scale >= 0.5 * t.speed_scale for s, t in moved) / len(may_move)
+                                       if may_move else None),
         "ok_while_truth_stop": confusion[f"{LEVEL_NAMES[OK]}|{LEVEL_NAMES[PROTECTIVE_STOP]}"],
         "distance_pairs": int(len(d_err)),
         "distance_error_median_m": float(np.median(np.abs(d_err))) if len(d_err) else None,
