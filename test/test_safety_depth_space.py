@@ -226,3 +226,57 @@ def test_the_depth_path_on_synthetic_episodes_is_never_ok_while_the_truth_stops(
     assert res["ok_while_truth_stop"] == 0
     assert res["distance_error_visible"]["frames"] + res["distance_error_hidden"]["frames"] > 0
     assert set(res["stage_ms_median"]) == {"depth_space", "surface_pose", "verdict"}
+
+
+def test_a_fresh_skeleton_explains_its_foreground(background):
+    """Foreground within person_margin_m of a person's capsules is that person's (judged at the
+    person's speed); within two people's, nobody's; a hole beside it is the person's too."""
+    depth = scene()
+    pts = put_rect(depth, 0.5, 0.7, -0.2, 0.2, 2.0)
+    body = Capsules(np.array([[0.6, -0.2, 2.05]]), np.array([[0.6, 0.2, 2.05]]), np.array([0.1]), ["a"], ["b"])
+    res = depth_space_distance(depth, K, background, ROBOT, P, people=[(7, body)])
+    assert res.distance_m == math.inf and set(res.people) == {7}
+    pad = 0.5 * P.block_px * math.sqrt(2) / F * WALL_M
+    assert true_distance(pts) - pad - 0.01 <= res.people[7].distance_m <= true_distance(pts)
+    # a second person's capsules over the same points: nobody's, unexplained again
+    both = depth_space_distance(depth, K, background, ROBOT, P, people=[(7, body), (8, body)])
+    assert not both.people and both.distance_m == pytest.approx(res.people[7].distance_m)
+    # the person covers only the far half: the near half is unexplained, and decides
+    half = Capsules(np.array([[0.68, -0.2, 2.05]]), np.array([[0.68, 0.2, 2.05]]), np.array([0.03]), ["a"], ["b"])
+    part = depth_space_distance(depth, K, background, ROBOT, P, people=[(7, half)])
+    assert part.distance_m < part.people[7].distance_m
+    # a shadow beside the person's body belongs to the person
+    u0, u1 = int(F * 0.45 / 2.0 + K[0, 2]), int(F * 0.5 / 2.0 + K[0, 2])
+    depth[80:160, u0:u1] = 0.0
+    shadow = depth_space_distance(depth, K, background, ROBOT, P, people=[(7, body)])
+    assert shadow.filled_holes > 0 and shadow.distance_m == math.inf
+    assert shadow.people[7].distance_m < res.people[7].distance_m
+
+
+def test_depth_verdict_judges_a_person_at_their_speed():
+    person = DepthSpaceResult(math.inf, people={3: near(1.0)})
+    fast = assess_depth(ROBOT_STATE, person, 10.0, "cam", 10.05, MP)               # no speed given: the arm's
+    slow = assess_depth(ROBOT_STATE, person, 10.0, "cam", 10.05, MP, person_speed_mps={3: 0.2})
+    assert fast.level == PROTECTIVE_STOP and slow.level == OK and slow.closest_human_id == 3      # S_p 0.44 m
+    assert "person 3's foreground" in slow.reason
+    # unexplained foreground beside them decides when it is worse
+    both = DepthSpaceResult(1.0, (5.0, 5.0), "a", np.zeros(3), np.zeros(3), people={3: near(1.0)})
+    assert assess_depth(ROBOT_STATE, both, 10.0, "cam", 10.05, MP, person_speed_mps={3: 0.2}).level == \
+        PROTECTIVE_STOP
+    bad = assess_depth(ROBOT_STATE, person, 10.0, "cam", 10.05, MP, person_speed_mps={3: float("nan")})
+    assert bad.level == UNKNOWN
+
+
+def test_skeletons_only_ever_lower_the_depth_verdict(small_run):
+    """Perfect skeletons of the visible joints, at the people's measured speeds (no floor):
+    the frames the robot may move are a superset of those without skeletons, and still never
+    OK while the truth stops."""
+    from hrc_perception.safety.evaluate_depth import evaluate_depth_path
+    from hrc_perception.safety.monitor import monitor_params
+    floor0 = monitor_params({"min_arm_speed_mps": 0.0, "min_human_speed_mps": 0.0})
+    runs = [evaluate_depth_path(small_run, [0], floor0, DepthSpaceParams(), empty_frames=5, skeletons=s,
+                                log=lambda *_: None) for s in (False, True)]
+    assert all(r["ok_while_truth_stop"] == 0 for r in runs)
+    moves = [sum(v for k, v in r["confusion_estimate_vs_truth"].items() if k.split("|")[0] in ("OK", "WARNING"))
+             for r in runs]
+    assert moves[1] >= moves[0]

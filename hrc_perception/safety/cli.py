@@ -17,10 +17,13 @@ def _eval_depth(args) -> int:
     from hrc_perception.sim.config import load_cell_config
     from hrc_perception.sim.generator import SynthRun
     run = SynthRun(load_cell_config(args.config), seed=args.seed)
-    res = evaluate_depth_path(run, list(range(args.episodes)), monitor_params({}), DepthSpaceParams(),
-                              empty_frames=args.empty_frames, frame_step=args.step, age_s=args.age)
+    floors = {} if args.arm_floor is None else {"min_arm_speed_mps": args.arm_floor}
+    res = evaluate_depth_path(run, list(range(args.episodes)), monitor_params(floors), DepthSpaceParams(),
+                              empty_frames=args.empty_frames, frame_step=args.step, age_s=args.age,
+                              skeletons=args.skeletons)
     res["data"] = {"config": args.config, "seed": args.seed, "episodes": args.episodes, "step": args.step,
-                   "age_s": args.age, "empty_frames": args.empty_frames}
+                   "age_s": args.age, "empty_frames": args.empty_frames, "skeletons": args.skeletons,
+                   "min_arm_speed_mps": monitor_params(floors).min_arm_speed_mps}
     print(f"frames {res['frames']}: OK while the truth stops {res['ok_while_truth_stop']}; availability "
           f"{res['availability']} (at half speed {res['availability_at_half_speed']}) of "
           f"{res['truth_moves_frames']} frames the truth lets the robot move; empty cell moves "
@@ -73,6 +76,10 @@ def register(commands: Commands) -> None:
     e.add_argument("--step", type=int, default=3, help="judge every step-th frame")
     e.add_argument("--age", type=float, default=0.1, help="the inputs' age when judged (s)")
     e.add_argument("--empty-frames", type=int, default=30, help="empty-cell frames the background is learned from")
+    e.add_argument("--skeletons", action="store_true", help="the people's true visible joints explain their "
+                   "foreground, judged at their true speed (the bound perfect skeletons give)")
+    e.add_argument("--arm-floor", type=float, help="floor under a person's speed (m/s; default the monitor's "
+                   "min_arm_speed_mps, 2.0 as ISO 13855)")
     add_json(e)
     e.set_defaults(func=_eval_depth)
 

@@ -10,11 +10,12 @@ Needs no colour network. Of one depth frame [H, W] (metres, z, 0 = invalid):
 1. foreground: the pixels nearer than the cell's static background
    (:class:`~hrc_perception.safety.background.BackgroundDepth`), and every valid pixel
    where there is no background;
-2. explained: foreground points within ``explain_margin_m`` of the robot's capsules, or
+2. explained (the robot, parts, people): foreground points within ``explain_margin_m`` of the robot's capsules, or
    of its link surfaces (:class:`~hrc_perception.safety.robot_surface.RobotSurface`, the
    margin growing with the depth noise as the foreground tolerance does), both posed at
    joint_states with the camera-to-robot pose, or of any other capsules the caller knows
-   (a posed part). What is not explained is possibly a person;
+   (a posed part). Points near a fresh skeleton's capsules are that person (judged at
+   the person's speed). What is not explained is possibly a person;
 3. blocks: the image in squares of ``block_px``; a block is occupied when at least
    ``min_block_fill`` of its pixels are unexplained foreground (single flying pixels on
    depth edges are not a body); its depth is the nearest of those pixels. A block whose
@@ -38,12 +39,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from hrc_perception.safety.background import BackgroundDepth
-from hrc_perception.safety.capsules import Capsules, closest_pair
+from hrc_perception.safety.capsules import Capsules, segment_closest_params
 from hrc_perception.safety.robot_surface import RobotSurface
 
 
@@ -57,6 +58,7 @@ class DepthSpaceParams:
     edge_disparity_px: float = 1.0   # depth edges: a 3x3 span of more disparity is invalid (0: none removed)
     stereo_baseline_m: float = 0.05  # the depth camera's stereo baseline (D435: 50 mm)
     max_depth_m: float = 10.0        # where a ray ends without a background behind it
+    person_margin_m: float = 0.10    # points this close to a fresh skeleton's capsules are that person's
 
     def __post_init__(self):
         if not (self.block_px >= 1 and 0 < self.min_block_fill <= 1 and 0 < self.min_hole_fill <= 1
@@ -77,7 +79,8 @@ class DepthSpaceResult:
     capsules); foreground_px: all foreground pixels; invalid_fraction: of the frame;
     lost_background_fraction: of the pixels whose background read a depth in nearly every
     empty-cell frame (``BackgroundDepth.reliable``), those that read nothing now (without
-    any such pixel: the invalid fraction)."""
+    any such pixel: the invalid fraction). people: person id -> the closest block that
+    person's fresh skeleton explains (its capsules' points; see ``depth_space_distance``)."""
     distance_m: float
     pixel_uv: tuple[float, float] | None = None
     robot_joint: str = ""
@@ -89,6 +92,19 @@ class DepthSpaceResult:
     foreground_px: int = 0
     invalid_fraction: float = 0.0
     lost_background_fraction: float = 0.0
+    people: dict[int, "ClosestBlock"] = field(default_factory=dict)
+
+
+@dataclass
+class ClosestBlock:
+    """The closest block of one group of foreground (one person's): surface distance to the
+    robot (metres), the block's centre (pixels), the robot joint nearest the contact, the
+    closest points on the ray's and the robot's axes (camera frame, metres)."""
+    distance_m: float
+    pixel_uv: tuple[float, float]
+    robot_joint: str
+    point_m: np.ndarray
+    point_robot_m: np.ndarray
 
 
 def remove_depth_edges(depth_m: np.ndarray, fx_px: float, baseline_m: float, disparity_px: float) -> np.ndarray:
@@ -144,22 +160,31 @@ def _block_min(values: np.ndarray, b: int) -> np.ndarray:
     return values[:h - h % b, :w - w % b].reshape(h // b, b, w // b, b).min(axis=(1, 3))
 
 
-def _neighbour_min(z: np.ndarray) -> np.ndarray:
-    """The minimum over each block's 3x3 neighbourhood (inf outside)."""
-    p = np.pad(z, 1, constant_values=np.inf)
+def _neighbour_min(z: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The minimum over each block's 3x3 neighbourhood (inf outside), and the owner of the
+    block that gives it."""
     h, w = z.shape
-    return np.min([p[i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)
+    pz = np.pad(z, 1, constant_values=np.inf)
+    po = np.pad(owner, 1, constant_values=UNEXPLAINED)
+    zs = np.stack([pz[i:i + h, j:j + w] for i in range(3) for j in range(3)])
+    os_ = np.stack([po[i:i + h, j:j + w] for i in range(3) for j in range(3)])
+    k = np.argmin(zs, axis=0)
+    return np.take_along_axis(zs, k[None], 0)[0], np.take_along_axis(os_, k[None], 0)[0]
 
 
 def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: BackgroundDepth, robot: Capsules,
                          params: DepthSpaceParams, known: Capsules | None = None,
                          surface: tuple[RobotSurface, np.ndarray] | None = None,
-                         timings_ms: dict[str, float] | None = None) -> DepthSpaceResult:
+                         timings_ms: dict[str, float] | None = None,
+                         people: list[tuple[int, Capsules]] | None = None) -> DepthSpaceResult:
     """The depth-space distance of one frame (module doc). depth_m [H, W] metres (0, NaN,
     inf: invalid); K [3, 3]; robot: the robot's capsules in the camera frame; known:
     other capsules that explain foreground (posed parts); surface: the robot's link
     surface and its points posed in the camera frame [M, 3]; timings_ms: given, each
-    stage's time is added to it (edges, foreground, explain, blocks, rays; milliseconds).
+    stage's time is added to it (edges, foreground, explain, blocks, rays; milliseconds);
+    people: (id, capsules of the known joints) of fresh skeletons of this frame: foreground
+    within ``person_margin_m`` of one person's capsules is that person's (DepthSpaceResult.
+    people: its closest block, judged at that person's speed), within two people's nobody's.
     Rows and columns past the last whole block are not read (at most block_px - 1 of each)."""
     lap = _Laps(timings_ms)
     d = np.asarray(depth_m, dtype=np.float32)
@@ -181,8 +206,16 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
         rest = np.nonzero(~explained)[0]
         margin = np.maximum(params.explain_margin_m, background.tolerance.at(points[rest, 2].astype(np.float32)))
         explained[rest[model.explains(points[rest], surface_m, margin)]] = True
+    label = np.full(len(rows), UNEXPLAINED, np.int32)      # per foreground point: whose it is
+    label[explained] = ROBOT
+    for k, (_, caps) in enumerate(people or []):
+        open_ = np.nonzero((label == UNEXPLAINED) | (label >= 0))[0]
+        mine = open_[within_capsules(points[open_], caps, params.person_margin_m)]
+        label[mine] = np.where(label[mine] == UNEXPLAINED, k, SHARED)
+    label[label == SHARED] = UNEXPLAINED         # within two people's capsules: nobody's
     free = np.zeros_like(fg)
-    free[rows[~explained], cols[~explained]] = True
+    keep = label != ROBOT
+    free[rows[keep], cols[keep]] = True
     lap("explain")
     has_bg = background.depth_m > 0
     invalid = float(np.count_nonzero(d == 0) / d.size)
@@ -195,16 +228,19 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
     z_near = _block_min(np.where(free, d, np.float32(np.inf)), b)
     occupied = fill >= params.min_block_fill
     z_near = np.where(occupied, z_near, np.inf)
-    # holes beside occupied blocks take their depth (only where the background was seen)
+    owner = _block_owner(label, rows, cols, d.shape, b)
+    owner = np.where(occupied, owner, UNEXPLAINED)
+    # holes beside occupied blocks take their depth and their owner (only where the background was seen)
     hole = _block_sum((d == 0) & has_bg, b) / (b * b) >= params.min_hole_fill
     hole &= ~occupied
     filled = np.zeros_like(occupied)
     for _ in range(params.hole_fill_blocks):
-        grown = np.where(hole & ~filled, _neighbour_min(z_near), np.inf)
-        new = np.isfinite(grown)
+        grown_z, grown_owner = _neighbour_min(z_near, owner)
+        new = hole & ~filled & np.isfinite(grown_z)
         if not new.any():
             break
-        z_near = np.where(new, grown, z_near)
+        z_near = np.where(new, grown_z, z_near)
+        owner = np.where(new, grown_owner, owner)
         filled |= new
     j, i = np.nonzero(np.isfinite(z_near))
     result.occupied_blocks, result.filled_holes = int(occupied.sum()), int(filled.sum())
@@ -220,14 +256,57 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
     v = (j + 0.5) * b - 0.5
     ray = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(len(u))], axis=1)
     half_diag = 0.5 * b * math.hypot(1.0 / K[0, 0], 1.0 / K[1, 1])
-    rays = Capsules(z0[:, None] * ray, z1[:, None] * ray, half_diag * z1, [""] * len(z0), [""] * len(z0))
-    pair = _closest(rays, robot)
-    k = pair.index_a
-    result.distance_m = pair.distance_m
-    result.pixel_uv = (float(u[k]), float(v[k]))
-    result.robot_joint, result.point_m, result.point_robot_m = pair.name_b, pair.point_a, pair.point_b
+    dist, link, end, p_ray, p_robot = _ray_distances(z0[:, None] * ray, z1[:, None] * ray, half_diag * z1, robot)
+    who = owner[j, i]
+    for group in np.unique(who):
+        k = np.nonzero(who == group)[0]
+        k = k[np.argmin(dist[k])]
+        joint = robot.names_a[link[k]] if end[k] <= 0.5 else robot.names_b[link[k]]
+        block = ClosestBlock(float(dist[k]), (float(u[k]), float(v[k])), joint, p_ray[k], p_robot[k])
+        if group == UNEXPLAINED:
+            result.distance_m, result.pixel_uv, result.robot_joint = block.distance_m, block.pixel_uv, joint
+            result.point_m, result.point_robot_m = block.point_m, block.point_robot_m
+        else:
+            result.people[int(people[group][0])] = block
     lap("rays")
     return result
+
+
+UNEXPLAINED, ROBOT, SHARED = -1, -2, -3     # point labels; a person's points carry the person's index (0, 1, ...)
+
+
+def _block_owner(label: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int], b: int) -> np.ndarray:
+    """Per block: the person index whose points are all its foreground points (not the
+    robot's), else UNEXPLAINED (an unexplained point, or two people's)."""
+    big = np.iinfo(np.int32).max
+    lo = np.full(shape, big, np.int32)
+    hi = np.full(shape, -1, np.int32)
+    person = label >= 0
+    lo[rows[person], cols[person]] = label[person]
+    hi[rows[person], cols[person]] = label[person]
+    unexplained = np.zeros(shape, bool)
+    unexplained[rows[label == UNEXPLAINED], cols[label == UNEXPLAINED]] = True
+    lo_b, hi_b = _block_min(lo, b), -_block_min(-hi, b)
+    clean = (_block_sum(unexplained, b) == 0) & (lo_b == hi_b)
+    return np.where(clean, lo_b, UNEXPLAINED).astype(np.int32)
+
+
+def _ray_distances(a: np.ndarray, b: np.ndarray, radius: np.ndarray, robot: Capsules):
+    """Per ray capsule (a [N, 3], b [N, 3], radius [N]): surface distance to the nearest
+    robot capsule [N], that capsule's index [N], the parameter along it [N], the closest
+    points on the ray's and the robot's axes [N, 3]; in chunks (memory bound)."""
+    out = [[], [], [], [], []]
+    for s in range(0, len(a), 4096):
+        sa, sb, sr = a[s:s + 4096], b[s:s + 4096], radius[s:s + 4096]
+        p, t = segment_closest_params(sa[:, None], sb[:, None], robot.a[None], robot.b[None])
+        cp = sa[:, None] + p[..., None] * (sb - sa)[:, None]
+        cq = robot.a[None] + t[..., None] * (robot.b - robot.a)[None]
+        surface = np.linalg.norm(cp - cq, axis=-1) - sr[:, None] - robot.radius[None]
+        k = np.argmin(surface, axis=1)
+        n = np.arange(len(sa))
+        for acc, val in zip(out, (surface[n, k], k, t[n, k], cp[n, k], cq[n, k])):
+            acc.append(val)
+    return tuple(np.concatenate(v) for v in out)
 
 
 class _Laps:
@@ -241,17 +320,3 @@ class _Laps:
             now = time.perf_counter()
             self.timings[name] = self.timings.get(name, 0.0) + (now - self.t) * 1e3
             self.t = now
-
-
-def _closest(rays: Capsules, robot: Capsules):
-    """closest_pair of many rays and a few robot capsules, in chunks (memory bound)."""
-    best = None
-    for s in range(0, len(rays), 4096):
-        sl = slice(s, s + 4096)
-        part = Capsules(rays.a[sl], rays.b[sl], rays.radius[sl], rays.names_a[sl], rays.names_b[sl])
-        pair = closest_pair(part, robot)
-        if best is None or pair.distance_m < best.distance_m:
-            best = type(pair)(pair.distance_m, pair.index_a + s, pair.index_b, pair.name_a, pair.name_b,
-                              pair.point_a, pair.point_b)
-    return best
-

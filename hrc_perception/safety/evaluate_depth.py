@@ -19,14 +19,15 @@ frame (milliseconds, this machine).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 import numpy as np
 
 from hrc_perception.safety.background import learn_background
 from hrc_perception.safety.capsules import chain_capsules
 from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance, pixel_points, remove_depth_edges
 from hrc_perception.safety.evaluate import TruthFrame, ground_truth_verdicts
-from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, WARNING, MonitorParams, RobotState,
-                                           assess_depth)
+from hrc_perception.safety.monitor import (ARM_SPEED_MPS, LEVEL_NAMES, OK, PROTECTIVE_STOP, WARNING, MonitorParams,
+                                           RobotState, assess_depth)
 from hrc_perception.safety.robot_surface import RobotSurface
 from hrc_perception.skeletons import COCO17_NAMES
 
@@ -60,8 +61,13 @@ def learn_episode_background(episode, renderer, model, surface: RobotSurface, fr
 
 
 def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params: DepthSpaceParams,
-                        empty_frames: int = 30, frame_step: int = 1, age_s: float = 0.0, log=print) -> dict:
-    """Figures of the module doc over the given episodes of a SynthRun."""
+                        empty_frames: int = 30, frame_step: int = 1, age_s: float = 0.0, skeletons: bool = False,
+                        log=print) -> dict:
+    """Figures of the module doc over the given episodes of a SynthRun. skeletons: each
+    person's true visible joints explain their foreground (perfect skeletons of what the
+    camera sees: the bound skeletons can give), at the person's true speed (finite
+    differences of the true joints over the step) raised to the monitor's floors."""
+    explain_body = replace(monitor.body, cover_unknown=False)
     model = run.assets.robot
     surface = RobotSurface.from_model(model)
     fps = run.cfg.sequence.fps
@@ -75,25 +81,37 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
             f"in {time.perf_counter() - t0:.1f} s")
         truth_frames, estimates = [], {}
         n = run.cfg.sequence.episode_frames
-        prev_robot = None
+        prev_robot, prev_people = None, {}
         for k in range(0, n, frame_step):
             speed = 0.0
-            for people in (True, False):         # the same instant, the robot's speed from the first
-                f = ep.frame(k, run.renderer, people=people)
+            for people_in in (True, False):         # the same instant, the robot's speed from the first
+                f = ep.frame(k, run.renderer, people=people_in)
                 kp = f.robot.keypoints
                 stamp = f.stamp_ns / 1e9
-                if people and prev_robot is not None:
+                if people_in and prev_robot is not None:
                     speed = float(np.linalg.norm(kp.xyz_cam_m - prev_robot, axis=1).max() * fps / frame_step)
                 t = time.perf_counter()
                 posed = surface.posed(_robot_in_camera(f, model))
                 t1 = time.perf_counter()
                 caps = chain_capsules(list(kp.names), kp.xyz_cam_m, monitor.robot_link_radius_m)
-                res = depth_space_distance(_depth_m(f), f.K, bg, caps, params, surface=(surface, posed))
+                people, speeds = [], {}
+                if skeletons and people_in:
+                    for hgt in f.humans:
+                        xyz = hgt.keypoints.xyz_cam_m
+                        seen = np.where((hgt.keypoints.visibility == 2)[:, None], xyz, np.nan)
+                        if np.isfinite(seen).all(axis=1).sum() >= monitor.min_person_joints:
+                            people.append((hgt.instance_id, explain_body.cover(seen)[0]))
+                        prev = prev_people.get(hgt.instance_id)
+                        v = (float(np.linalg.norm(xyz - prev, axis=1).max() * fps / frame_step)
+                             if prev is not None else ARM_SPEED_MPS)
+                        speeds[hgt.instance_id] = max(v, monitor.min_human_speed_mps, monitor.min_arm_speed_mps)
+                res = depth_space_distance(_depth_m(f), f.K, bg, caps, params, surface=(surface, posed),
+                                           people=people)
                 t2 = time.perf_counter()
                 robot = RobotState(list(kp.names), kp.xyz_cam_m, stamp, speed, "cam")
-                v = assess_depth(robot, res, stamp, "cam", stamp + age_s, monitor)
+                v = assess_depth(robot, res, stamp, "cam", stamp + age_s, monitor, person_speed_mps=speeds)
                 t3 = time.perf_counter()
-                if not people:
+                if not people_in:
                     empty_levels.append(v.level)
                     continue
                 stage_ms["surface_pose"].append((t1 - t) * 1e3)
@@ -104,6 +122,7 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
                                                {h.instance_id: h.keypoints.xyz_cam_m for h in f.humans},
                                                {h.instance_id: h.keypoints.visibility == 2 for h in f.humans}))
                 prev_robot = kp.xyz_cam_m
+                prev_people = {hgt.instance_id: hgt.keypoints.xyz_cam_m for hgt in f.humans}
         truth = ground_truth_verdicts(truth_frames, monitor)
         visible = {tf.stamp_s: tf.people_visible for tf in truth_frames}
         for s, v in estimates.items():

@@ -392,11 +392,13 @@ def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, dep
 
 def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth_stamp_s: float | None,
                  depth_frame_id: str, now_s: float, params: MonitorParams,
-                 max_lost_background: float = 0.3) -> Verdict:
+                 max_lost_background: float = 0.3, person_speed_mps: dict[int, float] | None = None) -> Verdict:
     """The verdict of the depth-space path (:mod:`hrc_perception.safety.depth_space`) at
     now_s: the robot against every unexplained foreground point and the space hidden
-    behind it, each point moving at the arm's speed (it may be a hand). UNKNOWN without a
-    fresh valid robot (in depth_frame_id), without a fresh depth result (None: no frame,
+    behind it, each point moving at the arm's speed (it may be a hand); the foreground a
+    fresh skeleton explains (``depth.people``) at that person's speed, person_speed_mps {id:
+    m/s} (the caller's, floors applied; a person without one: the arm's). UNKNOWN without
+    a fresh valid robot (in depth_frame_id), without a fresh depth result (None: no frame,
     no background model), or when more than max_lost_background of the pixels with a
     background read nothing (a blinded or covered camera sees no one). Never raises."""
     try:
@@ -421,25 +423,36 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
         if not depth.lost_background_fraction <= max_lost_background:
             return _unknown(f"{depth.lost_background_fraction:.0%} of the background reads no depth: the camera "
                             f"may be covered or blinded", age)
-        d = float(depth.distance_m)
-        if d == math.inf:
+        v_point = max(params.min_arm_speed_mps, ARM_SPEED_MPS, params.min_human_speed_mps)
+        groups = [(None, v_point, depth.distance_m, depth.pixel_uv, depth.robot_joint, depth.point_m,
+                   depth.point_robot_m)] if depth.distance_m != math.inf else []
+        speeds = person_speed_mps or {}
+        for pid, block in sorted(depth.people.items()):
+            v = float(speeds.get(pid, v_point))
+            if not (math.isfinite(v) and v >= 0):
+                return _unknown(f"person {pid}: speed {v} m/s is not a finite number >= 0", age)
+            groups.append((pid, v, block.distance_m, block.pixel_uv, block.robot_joint, block.point_m,
+                           block.point_robot_m))
+        if not groups:
             return Verdict(OK, speed_scale=1.0, data_age_s=age, reason="no unexplained foreground")
-        v_h = max(params.min_arm_speed_mps, ARM_SPEED_MPS, params.min_human_speed_mps)
         v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
         sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + age)
-        s_p = protective_separation(v_h, v_r, sep).total_m
-        if not (math.isfinite(d) and math.isfinite(s_p)):
-            return _unknown(f"depth-space distance {d} m or S_p {s_p} m not finite", age)
-        level = _level(d, s_p, params.warning_margin_m)
-        u, v = depth.pixel_uv
-        where = f"unexplained foreground at pixel ({u:.0f}, {v:.0f})"
-        why = {OK: f"{where} {d:.2f} m from {depth.robot_joint}, S_p {s_p:.2f} m",
-               WARNING: f"{where} {d:.2f} m from {depth.robot_joint}, within S_p {s_p:.2f} m + margin",
-               PROTECTIVE_STOP: f"{where} {d:.2f} m from {depth.robot_joint}, within S_p {s_p:.2f} m"}[level]
-        scale = allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps
-        scale = float(min(max(scale, 0.0), 1.0)) if math.isfinite(scale) else (1.0 if scale > 0 else 0.0)
-        return Verdict(level, d, s_p, 0.0 if level == PROTECTIVE_STOP else scale, 0, where, depth.robot_joint,
-                       age, why, depth.point_m, depth.point_robot_m)
+        verdicts = []
+        for pid, v_h, d, (u, v), joint, p_ray, p_robot in groups:
+            s_p = protective_separation(v_h, v_r, sep).total_m
+            if not (math.isfinite(d) and math.isfinite(s_p)):
+                return _unknown(f"depth-space distance {d} m or S_p {s_p} m not finite", age)
+            level = _level(d, s_p, params.warning_margin_m)
+            who = "unexplained foreground" if pid is None else f"person {pid}'s foreground"
+            where = f"{who} at pixel ({u:.0f}, {v:.0f})"
+            why = {OK: f"{where} {d:.2f} m from {joint}, S_p {s_p:.2f} m",
+                   WARNING: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m + margin",
+                   PROTECTIVE_STOP: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m"}[level]
+            scale = allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps
+            scale = float(min(max(scale, 0.0), 1.0)) if math.isfinite(scale) else (1.0 if scale > 0 else 0.0)
+            verdicts.append(Verdict(level, d, s_p, 0.0 if level == PROTECTIVE_STOP else scale, pid or 0, where,
+                                    joint, age, why, p_ray, p_robot))
+        return worst_of(*verdicts)
     except Exception as e:  # noqa: BLE001 - what cannot be read is not OK
         return _unknown(f"invalid input: {type(e).__name__}: {e}")
 
