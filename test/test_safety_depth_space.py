@@ -280,3 +280,12 @@ def test_skeletons_only_ever_lower_the_depth_verdict(small_run):
     moves = [sum(v for k, v in r["confusion_estimate_vs_truth"].items() if k.split("|")[0] in ("OK", "WARNING"))
              for r in runs]
     assert moves[1] >= moves[0]
+
+
+def test_the_3x3_filter_is_scipys():
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    from hrc_perception.safety.depth_space import _filter3
+    a = np.random.default_rng(1).uniform(0, 5, (7, 9)).astype(np.float32)
+    assert np.array_equal(_filter3(a, np.maximum), maximum_filter(a, size=3, mode="nearest"))
+    assert np.array_equal(_filter3(a, np.minimum), minimum_filter(a, size=3, mode="nearest"))

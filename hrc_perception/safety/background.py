@@ -70,6 +70,7 @@ class BackgroundDepth:
         d = np.where(np.isfinite(d) & (d > 0), d, np.float32(0.0)).astype(np.float32)
         self.depth_m = d
         self._near: np.ndarray | None = None
+        self._cache: dict = {}
         if self.valid_rate is None:
             self.valid_rate = (d > 0).astype(np.float32)
         self.valid_rate = np.asarray(self.valid_rate, dtype=np.float32).reshape(d.shape)
@@ -84,7 +85,21 @@ class BackgroundDepth:
     def reliable(self, min_rate: float = 0.9) -> np.ndarray:
         """bool [H, W]: pixels with a background that read a depth in at least min_rate of
         the empty-cell frames (one of them reading nothing now is news)."""
-        return (self.depth_m > 0) & (self.valid_rate >= min_rate)
+        return self._cached(("reliable", min_rate), lambda: (self.depth_m > 0) & (self.valid_rate >= min_rate))
+
+    def block_far_m(self, block_px: int) -> np.ndarray:
+        """[H // block_px, W // block_px]: the farthest background of each whole block (0: none)."""
+        def far():
+            b, (h, w) = block_px, self.shape
+            d = self.depth_m[:h - h % b, :w - w % b]
+            return d.reshape(h // b, b, w // b, b).max(axis=(1, 3))
+        return self._cached(("far", block_px), far)
+
+    def _cached(self, key, make):
+        """What make() gives, kept until the background changes."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     @property
     def known_fraction(self) -> float:
@@ -140,6 +155,7 @@ class BackgroundDepth:
         bg[changed] = d[changed]
         if changed.any():
             self._near = None
+            self._cache.clear()
         for a in (self.farther_since_s, self.nearer_since_s, self.nearer_depth_m):
             a[changed] = np.nan
         return int(np.count_nonzero(changed))

@@ -48,5 +48,11 @@ class RobotSurface:
         if len(pts) == 0 or len(surface_m) == 0:
             return np.zeros(len(pts), bool)
         reach = np.broadcast_to(np.asarray(margin_m, dtype=np.float64), (len(pts),)) + self.spacing_m
-        dist, _ = cKDTree(surface_m).query(pts, k=1, distance_upper_bound=float(reach.max()))
-        return dist <= reach
+        r = float(reach.max())
+        lo, hi = surface_m.min(axis=0) - r, surface_m.max(axis=0) + r
+        near = np.nonzero(((pts >= lo) & (pts <= hi)).all(axis=1))[0]      # the surface's box first
+        out = np.zeros(len(pts), bool)
+        if len(near):
+            dist, _ = cKDTree(surface_m).query(pts[near], k=1, distance_upper_bound=r)
+            out[near] = dist <= reach[near]
+        return out
