@@ -117,3 +117,15 @@ def test_robot_surface_explains_points_near_its_links():
     assert surf.explains(probe, pts, np.array([0.01, 0.1, 0.01])).tolist() == [False, True, False]
     with pytest.raises(ValueError):
         RobotSurface({}, 0.0)
+
+
+def test_background_command_writes_the_synthetic_empty_cell(small_cell_yaml, tmp_path):
+    """`hrc-perception background`: the empty cell of a synthetic episode, loadable by the
+    monitor; the robot's pixels (masked while learning) and the sky have none."""
+    from hrc_perception.cli import main
+    out = tmp_path / "bg.npz"
+    assert main(["background", "--config", str(small_cell_yaml), "--seed", "3", "--frames", "4",
+                 "--out", str(out)]) == 0
+    bg = BackgroundDepth.load(out)
+    assert bg.frames == 4 and bg.shape == (240, 320) and 0.2 < bg.known_fraction < 1.0
+    assert np.isin(np.unique(np.round(bg.valid_rate * 4)), [0, 1, 2, 3, 4]).all()
