@@ -490,13 +490,8 @@ class SafetyMonitorNode(HrcNode):
         """Keep one frame for the background (the robot's pixels masked); learn it after
         background_learn_frames. The reason the verdict is UNKNOWN meanwhile."""
         from hrc_perception.safety.background import learn_background
-        from hrc_perception.safety.depth_space import pixel_points, remove_depth_edges
-        d = remove_depth_edges(np.where(np.isfinite(depth_m), depth_m, 0.0).astype(np.float32), K[0, 0],
-                               DEPTH_SPACE.stereo_baseline_m, DEPTH_SPACE.edge_disparity_px)
-        rows, cols = np.nonzero(d > 0)
-        moving = np.zeros(d.shape, bool)
-        moving[rows, cols] = self._surface.explains(pixel_points(d, K, rows, cols), robot_surface_m, 0.0)
-        self._learning.append((d, moving))
+        from hrc_perception.safety.background_sources import masked_frame
+        self._learning.append(masked_frame(depth_m, K, self._surface, robot_surface_m, DEPTH_SPACE))
         n = self.param("background_learn_frames")
         if len(self._learning) < n:
             return f"learning the empty cell's background: {len(self._learning)} of {n} frames"

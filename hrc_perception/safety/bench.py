@@ -117,7 +117,8 @@ def _bench_depth_space(seed: int, frames: int, repeat: int, capsule_ms: float) -
     """Per-stage time of the depth-space distance on the default cell's frames."""
     from hrc_perception.safety.capsules import chain_capsules
     from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance
-    from hrc_perception.safety.evaluate_depth import _robot_in_camera, learn_episode_background
+    from hrc_perception.safety.background_sources import episode_background
+    from hrc_perception.safety.evaluate_depth import _robot_in_camera
     from hrc_perception.safety.robot_surface import RobotSurface
     from hrc_perception.sim.config import CellConfig
     from hrc_perception.sim.generator import SynthRun
@@ -125,7 +126,7 @@ def _bench_depth_space(seed: int, frames: int, repeat: int, capsule_ms: float) -
     run = SynthRun(CellConfig(), seed)
     params, model = DepthSpaceParams(), run.assets.robot
     surface = RobotSurface.from_model(model)
-    bg = learn_episode_background(run.episode(0), run.renderer, model, surface, 20, params)
+    bg = episode_background(run.episode(0), run.renderer, model, surface, 20, params)
     totals, stages = [], {}
     n = min(frames, run.cfg.sequence.episode_frames)
     for f in run.frames(n):

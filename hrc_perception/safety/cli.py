@@ -1,6 +1,8 @@
 """``hrc-perception bench safety``, ``eval safety_depth`` and ``background``."""
 from __future__ import annotations
 
+import sys
+
 from hrc_perception.cli_args import Commands, add_json, input_file, write_json
 
 
@@ -38,33 +40,64 @@ def _eval_depth(args) -> int:
 def synthetic_background(config: str, seed: int, episode: int, frames: int, out: str) -> str:
     """Write the empty-cell background of one synthetic episode (what the synthetic camera of
     rgbd_capture shows for that seed: episode 0 first) to out; a summary line."""
+    from hrc_perception.safety.background_sources import episode_background
     from hrc_perception.safety.depth_space import DepthSpaceParams
-    from hrc_perception.safety.evaluate_depth import learn_episode_background
     from hrc_perception.safety.robot_surface import RobotSurface
     from hrc_perception.sim.config import CellConfig, load_cell_config
     from hrc_perception.sim.generator import SynthRun
     run = SynthRun(load_cell_config(config) if config else CellConfig(), seed)
     model = run.assets.robot
-    bg = learn_episode_background(run.episode(episode), run.renderer, model, RobotSurface.from_model(model), frames,
-                                  DepthSpaceParams())
+    bg = episode_background(run.episode(episode), run.renderer, model, RobotSurface.from_model(model), frames,
+                            DepthSpaceParams())
     bg.save(out)
     return f"background of seed {seed} episode {episode}: {frames} empty-cell frames, " \
            f"{bg.known_fraction:.0%} of pixels known -> {out}"
 
 
 def _background(args) -> int:
-    print(synthetic_background(args.config, args.seed, args.episode, args.frames, args.out))
+    if not args.bag:
+        print(synthetic_background(args.config, args.seed, args.episode, args.frames, args.out))
+        return 0
+    import numpy as np
+
+    from hrc_perception.geometry import make_T, matrix_from_quaternion
+    from hrc_perception.safety.background_sources import bag_background
+    from hrc_perception.safety.depth_space import DepthSpaceParams
+    from hrc_perception.sim.config import RobotConfig
+    from hrc_perception.sim.robot import RobotModel
+    pose = np.array(args.base_pose or [], dtype=np.float64)
+    if pose.shape != (7,) or not np.isfinite(pose).all() or np.linalg.norm(pose[3:]) < 1e-6:
+        print("error: --bag needs --base-pose X Y Z QX QY QZ QW (the robot base in the camera's optical frame, "
+              "a non-zero quaternion)", file=sys.stderr)
+        return 2
+    T = make_T(matrix_from_quaternion(pose[3:] / np.linalg.norm(pose[3:])), pose[:3])
+    cfg = RobotConfig()
+    model = RobotModel(RobotConfig(urdf=args.urdf or cfg.urdf, keypoints=cfg.keypoints, gripper_link=cfg.gripper_link))
+    try:
+        bg = bag_background(args.bag, model, T, args.frames, DepthSpaceParams(), args.namespace)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    bg.save(args.out)
+    print(f"background of {args.bag}: {bg.frames} frames, {bg.known_fraction:.0%} of pixels known -> {args.out}")
     return 0
 
 
 def register(commands: Commands) -> None:
     g = commands.top.add_parser("background", help="the empty cell's background depth for the safety monitor's "
-                                "depth path (background_file), from synthetic empty-cell frames")
+                                "depth path (background_file), from a recording of the empty cell or synthetic "
+                                "empty-cell frames")
+    g.add_argument("--bag", help="a recording of the empty cell (colour, depth, camera_info, joint_states), as "
+                   "hrc-perception record writes; without it: the synthetic cell")
+    g.add_argument("--base-pose", nargs=7, type=float, metavar=("X", "Y", "Z", "QX", "QY", "QZ", "QW"),
+                   help="--bag: the robot base in the camera's optical frame (metres, quaternion)")
+    g.add_argument("--urdf", default="", help="--bag: the robot's URDF ('' = the synthetic cell's Panda)")
+    g.add_argument("--namespace", default="/cell", help="--bag: the topics' namespace")
     g.add_argument("--config", default="", help="cell YAML ('' = the built-in cell, as rgbd_capture's synthetic "
                    "source)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--episode", type=int, default=0)
-    g.add_argument("--frames", type=int, default=30, help="empty-cell frames spread over the episode")
+    g.add_argument("--frames", type=int, default=30, help="empty-cell frames spread over the episode or the bag")
     g.add_argument("--out", required=True, help="the .npz to write")
     g.set_defaults(func=_background)
 

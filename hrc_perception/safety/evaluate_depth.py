@@ -22,9 +22,9 @@ import time
 from dataclasses import replace
 import numpy as np
 
-from hrc_perception.safety.background import learn_background
+from hrc_perception.safety.background_sources import episode_background, robot_in_camera
 from hrc_perception.safety.capsules import chain_capsules
-from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance, pixel_points, remove_depth_edges
+from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance
 from hrc_perception.safety.evaluate import TruthFrame, ground_truth_verdicts
 from hrc_perception.safety.monitor import (ARM_SPEED_MPS, LEVEL_NAMES, OK, PROTECTIVE_STOP, WARNING, MonitorParams,
                                            RobotState, assess_depth)
@@ -40,24 +40,7 @@ def _depth_m(frame) -> np.ndarray:
 
 def _robot_in_camera(frame, model) -> dict[str, np.ndarray]:
     """T_cam_link of every link at the frame's true joints and camera-to-robot pose."""
-    links = model.link_transforms(frame.robot.joint_positions_rad)
-    return {link: frame.robot.T_cam_base @ T for link, T in links.items()}
-
-
-def learn_episode_background(episode, renderer, model, surface: RobotSurface, frames: int, params: DepthSpaceParams):
-    """The background of one episode's cell from ``frames`` empty-cell renders spread over it
-    (a pixel needs 5 readings without the robot, fewer for a short recording)."""
-    n = episode.cfg.sequence.episode_frames
-    pairs = []
-    for k in np.linspace(0, n - 1, frames).round().astype(int):
-        f = episode.frame(int(k), renderer, people=False)
-        d = remove_depth_edges(_depth_m(f), f.K[0, 0], params.stereo_baseline_m, params.edge_disparity_px)
-        rows, cols = np.nonzero(d > 0)
-        moving = np.zeros(d.shape, bool)
-        posed = surface.posed(_robot_in_camera(f, model))
-        moving[rows, cols] = surface.explains(pixel_points(d, f.K, rows, cols), posed, 0.0)
-        pairs.append((d, moving))
-    return learn_background(pairs, min_samples=max(1, min(5, frames // 3)))
+    return robot_in_camera(model, frame.robot.joint_positions_rad, frame.robot.T_cam_base)
 
 
 def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params: DepthSpaceParams,
@@ -76,7 +59,7 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
     for e in episodes:
         ep = run.episode(e)
         t0 = time.perf_counter()
-        bg = learn_episode_background(ep, run.renderer, model, surface, empty_frames, params)
+        bg = episode_background(ep, run.renderer, model, surface, empty_frames, params)
         log(f"episode {e}: background from {empty_frames} empty frames ({bg.known_fraction:.0%} of pixels known) "
             f"in {time.perf_counter() - t0:.1f} s")
         truth_frames, estimates = [], {}
