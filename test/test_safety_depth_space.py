@@ -289,3 +289,27 @@ def test_the_3x3_filter_is_scipys():
     a = np.random.default_rng(1).uniform(0, 5, (7, 9)).astype(np.float32)
     assert np.array_equal(_filter3(a, np.maximum), maximum_filter(a, size=3, mode="nearest"))
     assert np.array_equal(_filter3(a, np.minimum), minimum_filter(a, size=3, mode="nearest"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), garbage=st.sampled_from(["nan", "inf", "negative", "huge", "mixed"]),
+       fraction=st.floats(0.0, 1.0))
+def test_garbage_depth_never_raises_and_never_grants_ok_blind(background, seed, garbage, fraction):
+    """Any depth image (NaN, inf, negative, absurdly far, a mix, over any share of the
+    pixels): a result, and a verdict that is OK only with the background seen and nothing
+    unexplained near."""
+    rng = np.random.default_rng(seed)
+    depth = scene()
+    hit = rng.random((H, W)) < fraction
+    values = {"nan": np.nan, "inf": np.inf, "negative": -1.0, "huge": 1e9,
+              "mixed": rng.choice([np.nan, np.inf, -1.0, 0.0, 0.3, 1e9], size=(H, W))}[garbage]
+    depth = np.where(hit, values, depth).astype(np.float32)
+    res = depth_space_distance(depth, K, background, ROBOT, P)
+    robot = RobotState(["a", "b"], np.array([[0.0, 0.0, 2.0], [0.0, -0.3, 2.0]]), 10.0, 0.5, "cam")
+    v = assess_depth(robot, res, 10.0, "cam", 10.05, MP)
+    assert v.level in (OK, WARNING, PROTECTIVE_STOP, UNKNOWN)
+    if v.level == OK:
+        assert res.lost_background_fraction <= 0.3
+        assert res.distance_m == math.inf or res.distance_m > v.separation_m + MP.warning_margin_m
+    if garbage != "mixed" and fraction > 0.5:       # most of the image unreadable: no verdict
+        assert v.level == UNKNOWN and "covered" in v.reason, v.reason

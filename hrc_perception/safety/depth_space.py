@@ -57,7 +57,7 @@ class DepthSpaceParams:
     min_hole_fill: float = 0.5       # a block is a hole when this fraction of its pixels is invalid
     edge_disparity_px: float = 1.0   # depth edges: a 3x3 span of more disparity is invalid (0: none removed)
     stereo_baseline_m: float = 0.05  # the depth camera's stereo baseline (D435: 50 mm)
-    max_depth_m: float = 10.0        # where a ray ends without a background behind it
+    max_depth_m: float = 10.0        # where a ray ends without a background behind it; farther readings: invalid
     person_margin_m: float = 0.10    # points this close to a fresh skeleton's capsules are that person's
 
     def __post_init__(self):
@@ -185,7 +185,7 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
                          timings_ms: dict[str, float] | None = None,
                          people: list[tuple[int, Capsules]] | None = None) -> DepthSpaceResult:
     """The depth-space distance of one frame (module doc). depth_m [H, W] metres (0, NaN,
-    inf: invalid); K [3, 3]; robot: the robot's capsules in the camera frame; known:
+    inf, beyond max_depth_m: invalid); K [3, 3]; robot: the robot's capsules in the camera frame; known:
     other capsules that explain foreground (posed parts); surface: the robot's link
     surface and its points posed in the camera frame [M, 3]; timings_ms: given, each
     stage's time is added to it (edges, foreground, explain, blocks, rays; milliseconds);
@@ -197,7 +197,8 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
     d = np.asarray(depth_m, dtype=np.float32)
     if d.shape != background.shape:
         raise ValueError(f"depth {d.shape} and background {background.shape} differ in size")
-    d = np.where(np.isfinite(d) & (d > 0), d, np.float32(0.0))
+    # a reading beyond max_depth_m is no camera's: invalid (read as far it would see through a body)
+    d = np.where(np.isfinite(d) & (d > 0) & (d <= params.max_depth_m), d, np.float32(0.0))
     K = np.asarray(K, dtype=np.float64).reshape(3, 3)
     d = remove_depth_edges(d, K[0, 0], params.stereo_baseline_m, params.edge_disparity_px)
     b = params.block_px
