@@ -95,6 +95,23 @@ class ClosestPair:
     point_b: np.ndarray
 
 
+def point_segment_distances(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distances [...] of points p [..., 3] to segments a-b [..., 3] (broadcast; metres)."""
+    ab = b - a
+    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), _EPS), 0.0, 1.0)
+    return np.linalg.norm(a + t[..., None] * ab - p, axis=-1)
+
+
+def pairwise_closest(a: np.ndarray, b: np.ndarray, radius: np.ndarray, other: Capsules):
+    """Capsules (a [N, 3], b [N, 3], radius [N]) against every capsule of other [M]: the
+    surface distances [N, M], the segment parameters s, t [N, M] and the closest points on
+    the axes cp, cq [N, M, 3]."""
+    s, t = segment_closest_params(a[:, None], b[:, None], other.a[None], other.b[None])
+    cp = a[:, None] + s[..., None] * (b - a)[:, None]
+    cq = other.a[None] + t[..., None] * (other.b - other.a)[None]
+    return np.linalg.norm(cp - cq, axis=-1) - radius[:, None] - other.radius[None], s, t, cp, cq
+
+
 def closest_pairs(groups: list[Capsules], other: Capsules) -> list[ClosestPair | None]:
     """For every capsule set of ``groups`` (e.g. one per person), its closest pair with
     ``other`` (surface distance = axis distance - both radii; None for an empty set or
@@ -104,10 +121,7 @@ def closest_pairs(groups: list[Capsules], other: Capsules) -> list[ClosestPair |
     a = np.concatenate([g.a for g in groups])
     b = np.concatenate([g.b for g in groups])
     radius = np.concatenate([g.radius for g in groups])
-    s, t = segment_closest_params(a[:, None], b[:, None], other.a[None], other.b[None])
-    cp = a[:, None] + s[..., None] * (b - a)[:, None]
-    cq = other.a[None] + t[..., None] * (other.b - other.a)[None]
-    surface = np.linalg.norm(cp - cq, axis=-1) - radius[:, None] - other.radius[None]
+    surface, s, t, cp, cq = pairwise_closest(a, b, radius, other)
     out, start = [], 0
     for g in groups:
         n = len(g)

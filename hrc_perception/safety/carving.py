@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hrc_perception.safety.capsules import Capsules, ClosestPair, closest_pair, closest_pairs
+from hrc_perception.safety.capsules import Capsules, ClosestPair, closest_pair, closest_pairs, point_segment_distances
 
 NEAR_M = 0.05                 # spheres reaching closer to the camera plane are not carved
 
@@ -128,15 +128,6 @@ def carve_sphere(center_m: np.ndarray, radius_m: float, depth: PooledDepth, marg
     return z_start[keep, None] * ray[keep], z_far[keep, None] * ray[keep], pad
 
 
-def _distance_to_segments(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distances [N] of point [3] to the segments a-b [N, 3]. (segment_closest_params
-    with a point segment gives the same; this point form is the cheaper one, and it runs
-    on every carved sphere of every frame.)"""
-    ab = b - a
-    t = np.clip(np.einsum("ij,ij->i", point - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0.0, 1.0)
-    return np.linalg.norm(a + t[:, None] * ab - point, axis=1)
-
-
 def closest_pair_carved(body: Capsules, reach: Capsules, end_radius_m: np.ndarray, robot: Capsules,
                         depth: PooledDepth, margin_m: float, max_blocks: int = 32) -> ClosestPair | None:
     """The closest pair of one person and the robot when the person's reach spheres
@@ -165,7 +156,7 @@ def closest_pair_carved(body: Capsules, reach: Capsules, end_radius_m: np.ndarra
         if carved is not None:
             a, b, pad = carved
             if best is not None:    # a lower bound of each capsule's distance: to the robot's bounding sphere
-                near = _distance_to_segments(centre, a, b) - bound_m - pad - end_r < best.distance_m
+                near = point_segment_distances(centre, a, b) - bound_m - pad - end_r < best.distance_m
                 if not near.any():
                     continue
                 a, b = a[near], b[near]

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hrc_perception.safety.background import BackgroundDepth
-from hrc_perception.safety.capsules import Capsules, segment_closest_params
+from hrc_perception.safety.capsules import Capsules, pairwise_closest, point_segment_distances
 from hrc_perception.safety.robot_surface import RobotSurface
 
 
@@ -148,10 +148,7 @@ def within_capsules(points_m: np.ndarray, capsules: Capsules, margin_m: float) -
     for a, b, r in zip(capsules.a, capsules.b, capsules.radius):
         if len(near) == 0:
             break
-        p = points_m[near]
-        ab = b - a
-        t = np.clip((p - a) @ ab / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-        hit = np.linalg.norm(a + t[:, None] * ab - p, axis=1) <= r + margin_m
+        hit = point_segment_distances(points_m[near], a, b) <= r + margin_m
         inside[near[hit]] = True
         near = near[~hit]
     return inside
@@ -307,13 +304,9 @@ def _ray_distances(a: np.ndarray, b: np.ndarray, radius: np.ndarray, robot: Caps
     points on the ray's and the robot's axes [N, 3]; in chunks (memory bound)."""
     out = [[], [], [], [], []]
     for s in range(0, len(a), 4096):
-        sa, sb, sr = a[s:s + 4096], b[s:s + 4096], radius[s:s + 4096]
-        p, t = segment_closest_params(sa[:, None], sb[:, None], robot.a[None], robot.b[None])
-        cp = sa[:, None] + p[..., None] * (sb - sa)[:, None]
-        cq = robot.a[None] + t[..., None] * (robot.b - robot.a)[None]
-        surface = np.linalg.norm(cp - cq, axis=-1) - sr[:, None] - robot.radius[None]
+        surface, _, t, cp, cq = pairwise_closest(a[s:s + 4096], b[s:s + 4096], radius[s:s + 4096], robot)
         k = np.argmin(surface, axis=1)
-        n = np.arange(len(sa))
+        n = np.arange(len(k))
         for acc, val in zip(out, (surface[n, k], k, t[n, k], cp[n, k], cq[n, k])):
             acc.append(val)
     return tuple(np.concatenate(v) for v in out)
