@@ -302,19 +302,26 @@ def assess(robot: RobotState | None, people: list[PersonState] | None, now_s: fl
         return _unknown(f"invalid input: {type(e).__name__}: {e}")
 
 
-def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, depth, tracks_stamp_s) -> Verdict:
+def _clock_and_robot(robot: RobotState | None, now_s, params: MonitorParams) -> tuple[float, float, Verdict | None]:
+    """(now_s, the robot's age, None), or an UNKNOWN verdict as the third when the clock or
+    the robot cannot be used (both paths start here)."""
     try:
         now_s = float(now_s)
     except (TypeError, ValueError):
         now_s = math.nan
     if not math.isfinite(now_s):
-        return _unknown(f"the clock ({now_s}) is not finite")
+        return now_s, math.nan, _unknown(f"the clock ({now_s}) is not finite")
     if robot is None:
-        return _unknown("no robot skeleton received")
+        return now_s, math.nan, _unknown("no robot skeleton received")
     robot_age = now_s - float(robot.stamp_s)
     why = _age_problem("robot skeleton", robot_age, params.max_age_s) or _robot_problem(robot, params)
-    if why:
-        return _unknown(why, robot_age)
+    return now_s, robot_age, (_unknown(why, robot_age) if why else None)
+
+
+def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, depth, tracks_stamp_s) -> Verdict:
+    now_s, robot_age, refused = _clock_and_robot(robot, now_s, params)
+    if refused:
+        return refused
     if people is None:
         return _unknown("no people message received", robot_age)
     if people_stamp_s is None:
@@ -402,15 +409,9 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
     no background model), or when more than max_lost_background of the pixels with a
     background read nothing (a blinded or covered camera sees no one). Never raises."""
     try:
-        now_s = float(now_s)
-        if not math.isfinite(now_s):
-            return _unknown(f"the clock ({now_s}) is not finite")
-        if robot is None:
-            return _unknown("no robot skeleton received")
-        robot_age = now_s - float(robot.stamp_s)
-        why = _age_problem("robot skeleton", robot_age, params.max_age_s) or _robot_problem(robot, params)
-        if why:
-            return _unknown(why, robot_age)
+        now_s, robot_age, refused = _clock_and_robot(robot, now_s, params)
+        if refused:
+            return refused
         if robot.frame_id != depth_frame_id:
             return _unknown(f"robot in frame {robot.frame_id!r}, the depth in {depth_frame_id!r}: not comparable",
                             robot_age)
