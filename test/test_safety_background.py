@@ -128,7 +128,7 @@ def test_background_command_writes_the_synthetic_empty_cell(small_cell_yaml, tmp
                  "--out", str(out)]) == 0
     bg = BackgroundDepth.load(out)
     assert bg.frames == 4 and bg.shape == (240, 320) and 0.2 < bg.known_fraction < 1.0
-    assert np.isin(np.unique(np.round(bg.valid_rate * 4)), [0, 1, 2, 3, 4]).all()
+    assert bg.reliable().sum() > 0.5 * (bg.depth_m > 0).sum()     # most background reads in every frame
 
 
 def test_background_from_a_recorded_empty_cell(small_run, tmp_path):

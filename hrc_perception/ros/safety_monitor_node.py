@@ -102,6 +102,7 @@ from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_
                                         pose_parameter_to_matrix, pose_to_matrix, stamp_to_ns, transform_to_matrix)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.sync import StampBuffer
+from hrc_perception.safety.background_sources import robot_in_camera
 from hrc_perception.safety.capsules import chain_capsules
 from hrc_perception.safety.carving import PooledDepth, pool_depth
 from hrc_perception.safety.depth_space import DepthSpaceParams, DepthSpaceResult, depth_space_distance
@@ -235,8 +236,8 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("depth_path", "off", "judge every depth frame by its unexplained foreground (no colour "
                   "network): off, with_skeletons (the worse of both verdicts) or alone",
                   choices=("off", "with_skeletons", "alone"), read_only=True),
-        ParamSpec("background_file", "", "the empty cell's background depth (.npz of hrc-perception safety "
-                  "background); '' = learn it from the first background_learn_frames frames", read_only=True),
+        ParamSpec("background_file", "", "the empty cell's background depth (.npz: hrc-perception "
+                  "background writes it); '' = learn it from the first background_learn_frames frames", read_only=True),
         ParamSpec("background_learn_frames", 30, "depth frames of the empty cell the background is learned from "
                   "when there is no background_file (UNKNOWN meanwhile)", min_value=1, max_value=10000,
                   read_only=True),
@@ -466,20 +467,20 @@ class SafetyMonitorNode(HrcNode):
         if ns is None:
             return
         result, why = None, ""
-        robot = self._robot_in(frame)
-        T_cam_base = self._transform(frame, self._base_frame)
+        robot = self._robot
+        T_cam_base = None if robot is None else self._transform(frame, self._base_frame)
         if self._camera is None or self._camera[1:] != (depth_m.shape[1], depth_m.shape[0]):
             why = "no camera_info of the depth image's size"
-        elif robot is None or robot.frame_id != frame or T_cam_base is None or self._robot_q is None:
+        elif T_cam_base is None or self._robot_q is None:
             why = f"the robot is not placed in the depth's frame {frame!r} (joint_states and the camera-to-robot pose)"
         else:
             K = self._camera[0]
-            links = self._fk.link_transforms(self._robot_q)
-            posed = self._surface.posed({link: T_cam_base @ T for link, T in links.items()})
+            posed = self._surface.posed(robot_in_camera(self._fk, self._robot_q, T_cam_base))
             if self._background is None:
                 why = self._learn_background(depth_m, K, posed)
             else:
-                caps = chain_capsules(robot.joint_names, robot.positions_m, self._params.robot_link_radius_m)
+                keypoints = robot.positions_m @ T_cam_base[:3, :3].T + T_cam_base[:3, 3]
+                caps = chain_capsules(robot.joint_names, keypoints, self._params.robot_link_radius_m)
                 result = depth_space_distance(depth_m, K, self._background, caps, DEPTH_SPACE,
                                               surface=(self._surface, posed))
                 self.depth_frames_judged += 1
@@ -489,13 +490,12 @@ class SafetyMonitorNode(HrcNode):
     def _learn_background(self, depth_m: np.ndarray, K: np.ndarray, robot_surface_m: np.ndarray) -> str:
         """Keep one frame for the background (the robot's pixels masked); learn it after
         background_learn_frames. The reason the verdict is UNKNOWN meanwhile."""
-        from hrc_perception.safety.background import learn_background
-        from hrc_perception.safety.background_sources import masked_frame
+        from hrc_perception.safety.background_sources import learn_from_frames, masked_frame
         self._learning.append(masked_frame(depth_m, K, self._surface, robot_surface_m, DEPTH_SPACE))
         n = self.param("background_learn_frames")
         if len(self._learning) < n:
             return f"learning the empty cell's background: {len(self._learning)} of {n} frames"
-        self._background = learn_background(self._learning, min_samples=max(1, min(5, n // 3)))
+        self._background = learn_from_frames(self._learning)
         self._learning = []
         self.get_logger().info(f"depth path: background learned from {n} frames "
                                f"({self._background.known_fraction:.0%} of pixels known)")
@@ -524,23 +524,24 @@ class SafetyMonitorNode(HrcNode):
             return
         self._tracks.put(ns, tracks)
 
-    def _set_robot(self, names: list[str], positions_m: np.ndarray, stamp, frame_id: str, topic: str) -> None:
-        """The robot at a message's stamp, in frame_id; refused when older than the one held."""
+    def _set_robot(self, names: list[str], positions_m: np.ndarray, stamp, frame_id: str, topic: str) -> bool:
+        """The robot at a message's stamp, in frame_id; refused (False) when older than the one held."""
         if not frame_id:
             self.report("no_frame_id", f"{topic}: no frame_id: the robot cannot be placed")
-            return
+            return False
         ns = self._accept_stamp(stamp, topic)
         if ns is None:
-            return
+            return False
         if self._robot_stamp_ns is not None and ns < self._robot_stamp_ns:
             self.report("out_of_order", f"{topic}: stamp older than the robot state held: ignored")
-            return
+            return False
         t = ns / NS_PER_S
         speed = None
         if np.isfinite(positions_m).all() and np.abs(positions_m).max(initial=0.0) <= self._params.max_range_m:
             speed = speed_mps(self._robot_filter(positions_m, t)[1])
         self._robot = RobotState(list(names), positions_m, t, speed, frame_id)
         self._robot_stamp_ns = ns
+        return True
 
     def _on_robot_skeleton(self, msg: Skeleton) -> None:
         p = np.array([[q.x, q.y, q.z] for q in msg.positions], dtype=np.float64).reshape(-1, 3)
@@ -564,10 +565,8 @@ class SafetyMonitorNode(HrcNode):
         if q is None:
             self.report("joint_states_unusable", why)
             return
-        before = self._robot_stamp_ns
-        self._set_robot(list(self._fk.keypoint_links), self._fk.keypoints(q, np.eye(4)), msg.header.stamp,
-                        self._base_frame, JOINT_STATES_TOPIC)
-        if self._robot_stamp_ns != before or self._robot_q is None:
+        if self._set_robot(list(self._fk.keypoint_links), self._fk.keypoints(q, np.eye(4)), msg.header.stamp,
+                           self._base_frame, JOINT_STATES_TOPIC):
             self._robot_q = np.asarray(q, dtype=np.float64)
 
     def _on_people(self, msg: SkeletonArray) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from hrc_perception.safety.background import BackgroundDepth, learn_background
-from hrc_perception.safety.depth_space import DepthSpaceParams, pixel_points, remove_depth_edges
+from hrc_perception.geometry import backproject_pixels
+from hrc_perception.safety.depth_space import DepthSpaceParams, remove_depth_edges
 from hrc_perception.safety.robot_surface import RobotSurface
 
 
@@ -31,12 +32,26 @@ def masked_frame(depth_m: np.ndarray, K: np.ndarray, surface: RobotSurface, surf
     moving = np.zeros(d.shape, bool)
     if surface_m is not None:
         rows, cols = np.nonzero(d > 0)
-        moving[rows, cols] = surface.explains(pixel_points(d, K, rows, cols), surface_m, 0.0)
+        uv = np.stack([cols, rows], axis=1).astype(np.float64)
+        points = backproject_pixels(uv, d[rows, cols].astype(np.float64), K)
+        moving[rows, cols] = surface.explains(points, surface_m, 0.0)
     return d, moving
 
 
-def _learn(pairs: list, frames: int) -> BackgroundDepth:
-    return learn_background(pairs, min_samples=max(1, min(5, frames // 3)))
+def learn_from_frames(pairs: list[tuple[np.ndarray, np.ndarray]]) -> BackgroundDepth:
+    """The background of masked frames (:func:`masked_frame`): 5 readings without the robot
+    per pixel, fewer for a short recording (a third of its frames)."""
+    return learn_background(pairs, min_samples=max(1, min(5, len(pairs) // 3)))
+
+
+def frame_depth_m(frame) -> np.ndarray:
+    """A synthetic or bag frame's sensor depth (depth_mm) in metres [H, W] float32 (0 = invalid)."""
+    return frame.depth_mm.astype(np.float32) / np.float32(1000.0)
+
+
+def frame_robot_links(model, frame) -> dict[str, np.ndarray]:
+    """T_cam_link of every link at a synthetic frame's true joints and camera-to-robot pose."""
+    return robot_in_camera(model, frame.robot.joint_positions_rad, frame.robot.T_cam_base)
 
 
 def episode_background(episode, renderer, model, surface: RobotSurface, frames: int,
@@ -46,9 +61,8 @@ def episode_background(episode, renderer, model, surface: RobotSurface, frames: 
     pairs = []
     for k in np.linspace(0, n - 1, frames).round().astype(int):
         f = episode.frame(int(k), renderer, people=False)
-        posed = surface.posed(robot_in_camera(model, f.robot.joint_positions_rad, f.robot.T_cam_base))
-        pairs.append(masked_frame(f.depth_mm.astype(np.float32) / np.float32(1000.0), f.K, surface, posed, params))
-    return _learn(pairs, frames)
+        pairs.append(masked_frame(frame_depth_m(f), f.K, surface, surface.posed(frame_robot_links(model, f)), params))
+    return learn_from_frames(pairs)
 
 
 def bag_background(path: str | Path, model, T_cam_base: np.ndarray, frames: int, params: DepthSpaceParams,
@@ -76,6 +90,6 @@ def bag_background(path: str | Path, model, T_cam_base: np.ndarray, frames: int,
         if q is None:
             raise ValueError(f"{path}: {why}")
         posed = surface.posed(robot_in_camera(model, q, T_cam_base))
-        pairs.append(masked_frame(f.depth_mm.astype(np.float32) / np.float32(1000.0), f.K, surface, posed, params))
+        pairs.append(masked_frame(frame_depth_m(f), f.K, surface, posed, params))
     log(f"{path}: {len(pairs)} of {len(all_frames)} frames")
-    return _learn(pairs, len(pairs))
+    return learn_from_frames(pairs)

@@ -117,8 +117,7 @@ def _bench_depth_space(seed: int, frames: int, repeat: int, capsule_ms: float) -
     """Per-stage time of the depth-space distance on the default cell's frames."""
     from hrc_perception.safety.capsules import chain_capsules
     from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance
-    from hrc_perception.safety.background_sources import episode_background
-    from hrc_perception.safety.evaluate_depth import _robot_in_camera
+    from hrc_perception.safety.background_sources import episode_background, frame_depth_m, frame_robot_links
     from hrc_perception.safety.robot_surface import RobotSurface
     from hrc_perception.sim.config import CellConfig
     from hrc_perception.sim.generator import SynthRun
@@ -131,11 +130,11 @@ def _bench_depth_space(seed: int, frames: int, repeat: int, capsule_ms: float) -
     n = min(frames, run.cfg.sequence.episode_frames)
     for f in run.frames(n):
         kp = f.robot.keypoints
-        depth_m = f.depth_mm.astype(np.float32) * np.float32(1e-3)
+        depth_m = frame_depth_m(f)
         for _ in range(repeat):
             laps: dict[str, float] = {}
             t0 = time.perf_counter()
-            posed = surface.posed(_robot_in_camera(f, model))
+            posed = surface.posed(frame_robot_links(model, f))
             laps["surface_pose"] = (time.perf_counter() - t0) * 1e3
             caps = chain_capsules(list(kp.names), kp.xyz_cam_m, 0.10)
             depth_space_distance(depth_m, f.K, bg, caps, params, surface=(surface, posed), timings_ms=laps)

@@ -13,8 +13,8 @@ Needs no colour network. Of one depth frame [H, W] (metres, z, 0 = invalid):
 2. explained (the robot, parts, people): foreground points within ``explain_margin_m`` of the robot's capsules, or
    of its link surfaces (:class:`~hrc_perception.safety.robot_surface.RobotSurface`, the
    margin growing with the depth noise as the foreground tolerance does), both posed at
-   joint_states with the camera-to-robot pose, or of any other capsules the caller knows
-   (a posed part). Points near a fresh skeleton's capsules are that person (judged at
+   joint_states with the camera-to-robot pose (parts are not explained yet: a part moved
+   off its background place counts as foreground). Points near a fresh skeleton's capsules are that person (judged at
    the person's speed). What is not explained is possibly a person;
 3. blocks: the image in squares of ``block_px``; a block is occupied when at least
    ``min_block_fill`` of its pixels are unexplained foreground (single flying pixels on
@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hrc_perception.geometry import backproject_pixels
 from hrc_perception.safety.background import BackgroundDepth
 from hrc_perception.safety.capsules import Capsules, pairwise_closest, point_segment_distances
 from hrc_perception.safety.robot_surface import RobotSurface
@@ -52,7 +53,7 @@ from hrc_perception.safety.robot_surface import RobotSurface
 class DepthSpaceParams:
     block_px: int = 4                # block side (pixels)
     min_block_fill: float = 0.25     # fraction of a block's pixels that must be unexplained foreground
-    explain_margin_m: float = 0.04   # points this close to the robot's (or a part's) capsules are explained
+    explain_margin_m: float = 0.04   # points this close to the robot's capsules or surface are explained
     hole_fill_blocks: int = 3        # holes up to this many blocks from an occupied block are occupied
     min_hole_fill: float = 0.5       # a block is a hole when this fraction of its pixels is invalid
     edge_disparity_px: float = 1.0   # depth edges: a 3x3 span of more disparity is invalid (0: none removed)
@@ -75,8 +76,8 @@ class DepthSpaceResult:
     deciding block's centre (pixels; None when nothing is occupied). robot_joint: the
     robot joint nearest the contact. point_m / point_robot_m: closest points on the ray's
     and the robot capsule's axes (camera frame, metres). occupied_blocks, filled_holes:
-    counts; explained_px: foreground pixels explained (by the robot or the known
-    capsules); foreground_px: all foreground pixels; invalid_fraction: of the frame;
+    counts; explained_px: foreground pixels explained by the robot; foreground_px: all
+    foreground pixels; invalid_fraction: of the frame;
     lost_background_fraction: of the pixels whose background read a depth in nearly every
     empty-cell frame (``BackgroundDepth.reliable``), those that read nothing now (without
     any such pixel: the invalid fraction). people: person id -> the closest block that
@@ -129,12 +130,6 @@ def _filter3(a: np.ndarray, op) -> np.ndarray:
     return op(op(rows[:-2], rows[1:-1]), rows[2:])
 
 
-def pixel_points(depth_m: np.ndarray, K: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Camera-frame points [N, 3] (metres) of the pixels (rows, cols) of depth_m."""
-    z = depth_m[rows, cols].astype(np.float64)
-    return np.stack([(cols - K[0, 2]) * z / K[0, 0], (rows - K[1, 2]) * z / K[1, 1], z], axis=1)
-
-
 def within_capsules(points_m: np.ndarray, capsules: Capsules, margin_m: float) -> np.ndarray:
     """bool [N]: points [N, 3] within margin_m of the surface of any capsule."""
     inside = np.zeros(len(points_m), bool)
@@ -177,13 +172,13 @@ def _neighbour_min(z: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: BackgroundDepth, robot: Capsules,
-                         params: DepthSpaceParams, known: Capsules | None = None,
+                         params: DepthSpaceParams,
                          surface: tuple[RobotSurface, np.ndarray] | None = None,
                          timings_ms: dict[str, float] | None = None,
                          people: list[tuple[int, Capsules]] | None = None) -> DepthSpaceResult:
     """The depth-space distance of one frame (module doc). depth_m [H, W] metres (0, NaN,
-    inf, beyond max_depth_m: invalid); K [3, 3]; robot: the robot's capsules in the camera frame; known:
-    other capsules that explain foreground (posed parts); surface: the robot's link
+    inf, beyond max_depth_m: invalid); K [3, 3]; robot: the robot's capsules in the camera frame;
+    surface: the robot's link
     surface and its points posed in the camera frame [M, 3]; timings_ms: given, each
     stage's time is added to it (edges, foreground, explain, blocks, rays; milliseconds);
     people: (id, capsules of the known joints) of fresh skeletons of this frame: foreground
@@ -203,9 +198,9 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
     fg = background.foreground(d)
     rows, cols = np.nonzero(fg)
     lap("foreground")
-    explainers = robot if known is None or len(known) == 0 else robot.concat(known)
-    points = pixel_points(d, K, rows, cols)
-    explained = within_capsules(points, explainers, params.explain_margin_m)
+    uv = np.stack([cols, rows], axis=1).astype(np.float64)
+    points = backproject_pixels(uv, d[rows, cols].astype(np.float64), K)
+    explained = within_capsules(points, robot, params.explain_margin_m)
     if surface is not None and (~explained).any():
         model, surface_m = surface
         rest = np.nonzero(~explained)[0]

@@ -22,7 +22,7 @@ import time
 from dataclasses import replace
 import numpy as np
 
-from hrc_perception.safety.background_sources import episode_background, robot_in_camera
+from hrc_perception.safety.background_sources import episode_background, frame_depth_m, frame_robot_links
 from hrc_perception.safety.capsules import chain_capsules
 from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance
 from hrc_perception.safety.evaluate import TruthFrame, ground_truth_verdicts
@@ -32,15 +32,6 @@ from hrc_perception.safety.robot_surface import RobotSurface
 from hrc_perception.skeletons import COCO17_NAMES
 
 MOVES = (OK, WARNING)
-
-
-def _depth_m(frame) -> np.ndarray:
-    return frame.depth_mm.astype(np.float32) / np.float32(1000.0)
-
-
-def _robot_in_camera(frame, model) -> dict[str, np.ndarray]:
-    """T_cam_link of every link at the frame's true joints and camera-to-robot pose."""
-    return robot_in_camera(model, frame.robot.joint_positions_rad, frame.robot.T_cam_base)
 
 
 def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params: DepthSpaceParams,
@@ -74,7 +65,7 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
                 if people_in and prev_robot is not None:
                     speed = float(np.linalg.norm(kp.xyz_cam_m - prev_robot, axis=1).max() * fps / frame_step)
                 t = time.perf_counter()
-                posed = surface.posed(_robot_in_camera(f, model))
+                posed = surface.posed(frame_robot_links(model, f))
                 t1 = time.perf_counter()
                 caps = chain_capsules(list(kp.names), kp.xyz_cam_m, monitor.robot_link_radius_m)
                 people, speeds = [], {}
@@ -88,7 +79,7 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
                         v = (float(np.linalg.norm(xyz - prev, axis=1).max() * fps / frame_step)
                              if prev is not None else ARM_SPEED_MPS)
                         speeds[hgt.instance_id] = max(v, monitor.min_human_speed_mps, monitor.min_arm_speed_mps)
-                res = depth_space_distance(_depth_m(f), f.K, bg, caps, params, surface=(surface, posed),
+                res = depth_space_distance(frame_depth_m(f), f.K, bg, caps, params, surface=(surface, posed),
                                            people=people)
                 t2 = time.perf_counter()
                 robot = RobotState(list(kp.names), kp.xyz_cam_m, stamp, speed, "cam")
