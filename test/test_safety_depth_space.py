@@ -225,6 +225,10 @@ def test_the_depth_path_on_synthetic_episodes_is_never_ok_while_the_truth_stops(
     assert sum(res["confusion_estimate_vs_truth"].values()) == 10
     assert res["ok_while_truth_stop"] == 0
     assert res["distance_error_visible"]["frames"] + res["distance_error_hidden"]["frames"] > 0
+    # never farther than the body surface the camera sees, beyond the sensor's noise
+    surface = res["distance_minus_visible_surface"]
+    assert surface["frames"] > 0 and surface["max_m"] <= 0.03 and surface["frames_farther_than_2cm"] == 0
+    assert set(res["availability_ceiling"]) == {"rule_at_age_0", "rule_at_eval_age"}
     assert set(res["stage_ms_median"]) == {"depth_space", "surface_pose", "verdict"}
 
 

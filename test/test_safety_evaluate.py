@@ -8,8 +8,8 @@ from test_safety_core import ROBOT_NAMES, robot_at, standing_person
 
 from hrc_perception.geometry import make_K
 from hrc_perception.safety.carving import pool_depth
-from hrc_perception.safety.evaluate import (StatusRecord, TruthFrame, compare, ground_truth_verdicts, occlusion_floor,
-                                            timeline_figure)
+from hrc_perception.safety.evaluate import (StatusRecord, TruthFrame, availability_ceiling, compare,
+                                            ground_truth_verdicts, occlusion_floor, timeline_figure)
 from hrc_perception.skeletons import COCO17_NAMES
 from hrc_perception.safety.monitor import OK, PROTECTIVE_STOP, UNKNOWN, WARNING, MonitorParams
 
@@ -31,6 +31,24 @@ def test_ground_truth_levels_go_ok_warning_stop_with_the_true_speed():
     # the first frame has no speed yet (1.6 m/s assumed); later the true 1.5 m/s
     s = sorted(truth)
     assert truth[s[0]].separation_m > truth[s[1]].separation_m
+
+
+def test_the_monitors_rule_on_perfect_data_stops_sooner_than_the_truth():
+    """A person walking at 0.3 m/s: the truth judges that speed with no uncertainty; the
+    monitor's own rule on the same true skeletons takes its floors (1.6 / 2.0 m/s) and
+    position uncertainty, and its S_p grows with the inputs' age: it lets the robot move in
+    fewer frames, never more, and the ceiling says which share of the truth's."""
+    frames = [TruthFrame(10.0 + k * 0.1, ROBOT_NAMES, robot_at(0.0).positions_m, {1: standing_person(-2.5 + 0.03 * k)})
+              for k in range(60)]
+    truth = ground_truth_verdicts(frames, MonitorParams())
+    rules = [ground_truth_verdicts(frames, MonitorParams(), rule_age_s=a) for a in (0.0, 0.1, 0.2)]
+    s = sorted(truth)[5]
+    assert truth[s].separation_m < rules[0][s].separation_m < rules[1][s].separation_m < rules[2][s].separation_m
+    ceilings = [availability_ceiling(truth, r) for r in rules]
+    assert 0.0 < ceilings[0] < 1.0 and ceilings == sorted(ceilings, reverse=True)
+    for r in rules:
+        assert all(truth[t].level in (OK, WARNING) for t in r if r[t].level in (OK, WARNING))
+    assert availability_ceiling(truth, {t: v for t, v in truth.items()}) == 1.0
 
 
 def test_compare_counts_and_latencies():

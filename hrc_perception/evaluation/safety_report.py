@@ -70,7 +70,8 @@ def read_safety_inputs(bag: Path, block_px: int = 8):
 def safety_evaluation(bag: Path, out_dir: Path, monitor_values: dict) -> dict | None:
     """Figures of the run (None when the bag has no safety status or no ground truth);
     writes out_dir/safety.json and out_dir/safety_timeline.png."""
-    from hrc_perception.safety.evaluate import compare, ground_truth_verdicts, occlusion_floor, timeline_figure
+    from hrc_perception.safety.evaluate import (availability_ceiling, compare, ground_truth_verdicts, occlusion_floor,
+                                                timeline_figure)
     from hrc_perception.safety.monitor import monitor_params
 
     statuses, truth_frames, frame_stamps, people_stamps, depths = read_safety_inputs(
@@ -85,6 +86,12 @@ def safety_evaluation(bag: Path, out_dir: Path, monitor_values: dict) -> dict | 
     res["occlusion_floor"] = occlusion_floor(truth_frames, depths, params)
     res["statuses"] = len(statuses)
     res["data_age_s_median"] = float(np.nanmedian([s.data_age_s for s in statuses]))
+    # what the monitor's own rule allows on perfect skeletons, at no age and at this run's median age
+    age = res["data_age_s_median"] if np.isfinite(res["data_age_s_median"]) else 0.0
+    res["availability_ceiling"] = {
+        "rule_at_age_0": availability_ceiling(truth, ground_truth_verdicts(truth_frames, params, rule_age_s=0.0)),
+        "rule_at_median_age": availability_ceiling(truth, ground_truth_verdicts(truth_frames, params,
+                                                                                rule_age_s=age))}
     timeline_figure(statuses, truth, out_dir / "safety_timeline.png")
     (out_dir / "safety.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
@@ -104,6 +111,9 @@ def report_lines(res: dict) -> list[str]:
              f"| availability: the robot may move where the truth lets it (at >= half its speed) | "
              f"{f(res['availability'], '.2f')} ({f(res['availability_at_half_speed'], '.2f')}) of "
              f"{res['truth_moves_frames']} frames |",
+             f"| availability ceiling: the monitor's rule (its speed floors, uncertainty) on the true skeletons, at "
+             f"age 0 / at the median data age | {f(res['availability_ceiling']['rule_at_age_0'], '.2f')} / "
+             f"{f(res['availability_ceiling']['rule_at_median_age'], '.2f')} |",
              f"| closest distance error, median / p95 (m) | {f(res['distance_error_median_m'])} / "
              f"{f(res['distance_error_p95_m'])} ({res['distance_pairs']} frames) |",
              f"| camera-to-verdict latency, median / p95 (ms) | {f(res['camera_to_verdict_latency_ms_median'], '.0f')}"

@@ -30,7 +30,9 @@ def _eval_depth(args) -> int:
           f"{res['availability']} (at half speed {res['availability_at_half_speed']}) of "
           f"{res['truth_moves_frames']} frames the truth lets the robot move; empty cell moves "
           f"{res['empty_cell_moves']}")
+    print(f"availability ceiling (the monitor's rule on perfect skeletons): {res['availability_ceiling']}")
     print(f"distance error visible {res['distance_error_visible']}, hidden {res['distance_error_hidden']}")
+    print(f"estimate minus the visible body surface's distance: {res['distance_minus_visible_surface']}")
     print(f"stage ms (median): {res['stage_ms_median']}")
     if args.json:
         write_json(res, args.json)

@@ -70,13 +70,23 @@ def _max_speed(prev: np.ndarray | None, cur: np.ndarray, dt: float) -> float | N
     return float(v.max()) if len(v) else None
 
 
-def ground_truth_verdicts(frames: list[TruthFrame], params: MonitorParams) -> dict[float, Verdict]:
+def ground_truth_verdicts(frames: list[TruthFrame], params: MonitorParams,
+                          rule_age_s: float | None = None) -> dict[float, Verdict]:
     """stamp_s -> ground-truth verdict of every frame (frames in time order): each body
     part at its true speed (no speed floors; the standard's speeds in the first frame,
-    which has no previous one), no position uncertainty."""
-    truth_params = replace(params, separation=replace(params.separation, human_uncertainty_m=0.0,
-                                                      robot_uncertainty_m=0.0),
-                           min_human_speed_mps=0.0, min_arm_speed_mps=0.0, require_tracks=False)
+    which has no previous one), no position uncertainty.
+
+    rule_age_s: instead, the monitor's own rule on perfect data (the true skeletons, every
+    joint, with the monitor's speed floors and position uncertainty, inputs rule_age_s
+    old): what a monitor with perfect perception at that latency allows, the ceiling of
+    availability that no estimator can pass."""
+    if rule_age_s is None:
+        truth_params = replace(params, separation=replace(params.separation, human_uncertainty_m=0.0,
+                                                          robot_uncertainty_m=0.0),
+                               min_human_speed_mps=0.0, min_arm_speed_mps=0.0, require_tracks=False)
+        age = 0.0
+    else:
+        truth_params, age = replace(params, require_tracks=False), float(rule_age_s)
     out, prev = {}, None
     for f in sorted(frames, key=lambda f: f.stamp_s):
         dt = f.stamp_s - prev.stamp_s if prev is not None else 0.0
@@ -87,9 +97,17 @@ def ground_truth_verdicts(frames: list[TruthFrame], params: MonitorParams) -> di
             vel = _velocity(prev.people.get(i) if prev else None, p, dt)
             body, arm = person_speeds_mps(vel, params.body) if vel is not None else (None, None)
             people.append(PersonState(i, p, f.stamp_s, body, arm))
-        out[f.stamp_s] = assess(robot, people, f.stamp_s, truth_params, people_stamp_s=f.stamp_s)
+        out[f.stamp_s] = assess(robot, people, f.stamp_s + age, truth_params, people_stamp_s=f.stamp_s)
         prev = f
     return out
+
+
+def availability_ceiling(truth: dict[float, Verdict], rule: dict[float, Verdict]) -> float | None:
+    """Of the frames where the truth lets the robot move, the share where the monitor's
+    own rule on perfect data (``ground_truth_verdicts(..., rule_age_s=...)``) does too;
+    None without such frames."""
+    moves = [s for s, t in truth.items() if t.level in (OK, WARNING)]
+    return sum(rule[s].level in (OK, WARNING) for s in moves) / len(moves) if moves else None
 
 
 def _onsets(truth: dict[float, Verdict]) -> list[float]:

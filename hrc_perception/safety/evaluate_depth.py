@@ -13,7 +13,12 @@ confusion estimate x truth, OK while the truth says PROTECTIVE_STOP (must be 0),
 availability (of the frames where the truth lets the robot move, those where the
 estimate does, and those where it also allows at least half the truth's speed), the
 distance error where the truth's closest human joint is visible to the camera and
-where it is hidden, the empty cell's OK/WARNING fraction, and each stage's time per
+where it is hidden, the estimate minus the distance to the body surface the camera
+sees (noise-free render depth of the people's pixels: the estimate must not be farther
+than what it sees, beyond the sensor's noise), the availability ceiling (of the frames where the truth lets the
+robot move, the share where the monitor's own rule on perfect skeletons does: with its
+speed floors and position uncertainty, at age 0 and at ``age_s``: the share a skeleton
+estimate can reach at best), the empty cell's OK/WARNING fraction, and each stage's time per
 frame (milliseconds, this machine).
 """
 from __future__ import annotations
@@ -23,9 +28,10 @@ from dataclasses import replace
 import numpy as np
 
 from hrc_perception.safety.background_sources import episode_background, frame_depth_m, frame_robot_links
-from hrc_perception.safety.capsules import chain_capsules
+from hrc_perception.geometry import backproject_pixels
+from hrc_perception.safety.capsules import chain_capsules, point_segment_distances
 from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance
-from hrc_perception.safety.evaluate import TruthFrame, ground_truth_verdicts
+from hrc_perception.safety.evaluate import TruthFrame, availability_ceiling, ground_truth_verdicts
 from hrc_perception.safety.monitor import (ARM_SPEED_MPS, LEVEL_NAMES, OK, PROTECTIVE_STOP, WARNING, MonitorParams,
                                            RobotState, assess_depth)
 from hrc_perception.safety.robot_surface import RobotSurface
@@ -45,7 +51,8 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
     model = run.assets.robot
     surface = RobotSurface.from_model(model)
     fps = run.cfg.sequence.fps
-    pairs, empty_levels, errors = [], [], {"visible": [], "hidden": []}
+    pairs, empty_levels, errors = [], [], {"visible": [], "hidden": [], "surface": []}
+    truth_all, rule_now, rule_at_age = {}, {}, {}
     stage_ms = {"depth_space": [], "surface_pose": [], "verdict": []}
     for e in episodes:
         ep = run.episode(e)
@@ -82,6 +89,10 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
                 res = depth_space_distance(frame_depth_m(f), f.K, bg, caps, params, surface=(surface, posed),
                                            people=people)
                 t2 = time.perf_counter()
+                if people_in:
+                    d_surface = visible_surface_distance_m(f, caps)
+                    if np.isfinite(d_surface) and np.isfinite(res.distance_m):
+                        errors["surface"].append(res.distance_m - d_surface)
                 robot = RobotState(list(kp.names), kp.xyz_cam_m, stamp, speed, "cam")
                 v = assess_depth(robot, res, stamp, "cam", stamp + age_s, monitor, person_speed_mps=speeds)
                 t3 = time.perf_counter()
@@ -98,6 +109,9 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
                 prev_robot = kp.xyz_cam_m
                 prev_people = {hgt.instance_id: hgt.keypoints.xyz_cam_m for hgt in f.humans}
         truth = ground_truth_verdicts(truth_frames, monitor)
+        truth_all |= truth
+        rule_now |= ground_truth_verdicts(truth_frames, monitor, rule_age_s=0.0)
+        rule_at_age |= ground_truth_verdicts(truth_frames, monitor, rule_age_s=age_s)
         visible = {tf.stamp_s: tf.people_visible for tf in truth_frames}
         for s, v in estimates.items():
             tv = truth[s]
@@ -108,7 +122,25 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
                 key = "visible" if seen is not None and j is not None and seen[j] else "hidden"
                 errors[key].append(v.min_distance_m - tv.min_distance_m)
         log(f"episode {e}: {len(estimates)} frames judged")
-    return summarise(pairs, empty_levels, errors, stage_ms)
+    out = summarise(pairs, empty_levels, errors, stage_ms)
+    out["availability_ceiling"] = {"rule_at_age_0": availability_ceiling(truth_all, rule_now),
+                                   "rule_at_eval_age": availability_ceiling(truth_all, rule_at_age)}
+    return out
+
+
+def visible_surface_distance_m(frame, robot_caps) -> float:
+    """The distance (metres) from the robot's capsules to the nearest body surface point
+    the camera sees: every person pixel of the frame's noise-free render depth,
+    back-projected (NaN without one). The depth path's distance must not exceed it by more
+    than the sensor's noise: farther would be optimistic about a body it sees."""
+    ids = [h.instance_id for h in frame.humans]
+    m = np.isin(frame.instance_mask, ids) & (frame.depth_clean_m > 0) & np.isfinite(frame.depth_clean_m)
+    if not m.any() or not len(robot_caps):
+        return float("nan")
+    v, u = np.nonzero(m)
+    pts = backproject_pixels(np.stack([u, v], 1).astype(np.float64), frame.depth_clean_m[m], frame.K)
+    d = point_segment_distances(pts[:, None], robot_caps.a[None], robot_caps.b[None]) - robot_caps.radius[None]
+    return float(d.min())
 
 
 def summarise(pairs, empty_levels, errors, stage_ms) -> dict:
@@ -131,6 +163,9 @@ def summarise(pairs, empty_levels, errors, stage_ms) -> dict:
         "availability": len(moved) / len(may_move) if may_move else None,
         "availability_at_half_speed": len(half) / len(may_move) if may_move else None,
         "distance_error_visible": stats(errors["visible"]), "distance_error_hidden": stats(errors["hidden"]),
+        "distance_minus_visible_surface": stats(errors["surface"]) | {
+            "max_m": float(np.max(errors["surface"])) if errors["surface"] else None,
+            "frames_farther_than_2cm": int(np.sum(np.asarray(errors["surface"]) > 0.02))},
         "empty_cell_frames": len(empty_levels),
         "empty_cell_moves": (sum(lv in MOVES for lv in empty_levels) / len(empty_levels)) if empty_levels else None,
         "stage_ms_median": {k: float(np.median(v)) if v else None for k, v in stage_ms.items()},
