@@ -222,3 +222,21 @@ def test_an_unreadable_image_is_a_clear_error(tmp_path, bag_dir, small_frames):
         _image_record(full_topic("/cell", COLOR_TOPIC), f.rgb, "yuv444", f.stamp_ns, False)])
     with pytest.raises(ImageConversionError, match=r"'yuv444' is not a colour encoding \(rgb8, bgr8"):
         list(read_bag_frames(bad))
+
+
+def test_fast_cdr_records_read_back():
+    """rclpy's (Fast CDR) JointState with empty velocity and effort ends in alignment bytes
+    rosbags' size check refuses; deserialize reads it with the same fields, and still
+    refuses a record that does not parse."""
+    pytest.importorskip("rclpy")
+    from rclpy.serialization import serialize_message
+    from rosbags.serde import SerdeError
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Header
+
+    from hrc_perception.io.bag import deserialize
+    raw = serialize_message(JointState(header=Header(frame_id=""), name=["a", "b"], position=[1.0, 2.0]))
+    msg = deserialize(raw, "sensor_msgs/msg/JointState")
+    assert list(msg.name) == ["a", "b"] and list(msg.position) == [1.0, 2.0] and len(msg.velocity) == 0
+    with pytest.raises(SerdeError):
+        deserialize(raw[:20], "sensor_msgs/msg/JointState")

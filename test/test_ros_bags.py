@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -21,7 +22,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer  # noqa: E402
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore  # noqa: E402
 
-from hrc_perception.io.bag import COLOR_TOPIC, TYPESTORE, BagWriter, full_topic  # noqa: E402
+from hrc_perception.io.bag import COLOR_TOPIC, TYPESTORE, BagWriter, deserialize, full_topic  # noqa: E402
 from hrc_perception.ros.bag_record import BagRecorder, register_msgdef  # noqa: E402
 from hrc_perception.ros.bag_replay import BagError, BagReplayer  # noqa: E402
 
@@ -77,7 +78,7 @@ def _read(bag: Path):
     with Reader(bag) as r:
         topics = {c.topic: c.msgtype for c in r.connections}
         for conn, t_ns, raw in r.messages():
-            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            msg = deserialize(raw, conn.msgtype)
             h = getattr(msg, "header", None)
             stamp = h.stamp.sec * 1_000_000_000 + h.stamp.nanosec if h is not None else None
             records.append((conn.topic, stamp, bytes(raw), t_ns))
@@ -98,9 +99,9 @@ def _wait_for(cond, timeout=60.0, what="condition"):
 _names = iter(range(1000))
 
 
-def _replay_and_record(ros, bag, out, expect_topics, replay_kw=None, record_kw=None):
+def _replay_and_record(ros, bag, out, expect_topics, replay_kw=None, record_kw=None, read=None):
     """Replay ``bag`` (blocking) while a BagRecorder records ``expect_topics`` into ``out``.
-    Returns the replay's wall time (s) and the recorded records."""
+    Returns the replay's wall time (s) and the recorded records (read by ``read``, default _read)."""
     ctx, executor = ros
     n = next(_names)
     rec = BagRecorder(out, context=ctx, node_name=f"rec{n}", discovery_period_s=0.05, **(record_kw or {}))
@@ -126,7 +127,7 @@ def _replay_and_record(ros, bag, out, expect_topics, replay_kw=None, record_kw=N
             executor.remove_node(node)
             node.destroy_node()
     assert out.is_dir() and not rec.partial_path.exists()          # stopped: final bag, no .partial
-    return elapsed, _read(out)
+    return elapsed, (read or _read)(out)
 
 
 CLOCK = "/clock"
@@ -363,3 +364,81 @@ def test_cli_record_ctrl_c_finishes_bag(tmp_path):
     assert p.returncode == 0, log
     assert out.is_dir() and not (tmp_path / "cli_rec.partial").exists(), log
     assert _read(out) == ({}, [])
+
+
+@pytest.fixture(scope="module")
+def scenario_dir(tmp_path_factory):
+    """A 3-frame scenario bag of the small cell: what the synthetic rgbd_capture publishes."""
+    from hrc_perception.ros.scenario_bag import render_scenario_bag
+    d = tmp_path_factory.mktemp("scenario")
+    (d / "cell.yaml").write_text(CELL_YAML)
+    return render_scenario_bag(d / "bag", str(d / "cell.yaml"), seed=0, frames=FRAMES, log=lambda *_: None), d
+
+
+def test_scenario_bag_holds_what_rgbd_capture_publishes(scenario_dir):
+    """Every topic of the synthetic rgbd_capture, one message per frame, each record at its
+    header stamp (a replay then paces at the cell's frame rate); the camera frames read back
+    equal to the renderer's; the ground truth deserializes with the frame's people; a second
+    render onto the same path is refused."""
+    from rclpy.serialization import deserialize_message
+
+    from hrc_perception.io.bag import read_bag_frames
+    from hrc_perception.msg import SkeletonArray
+    from hrc_perception.sim.config import load_cell_config
+    from hrc_perception.sim.generator import SynthRun
+    from hrc_perception.ros.scenario_bag import render_scenario_bag
+    bag, d = scenario_dir
+    with Reader(bag) as r:
+        topics = {c.topic: c.msgcount for c in r.connections}
+        humans = [deserialize_message(bytes(raw), SkeletonArray) for c, _, raw in r.messages()
+                  if c.topic == "/cell/ground_truth/humans/skeletons"]
+    wanted = {"camera/color/image_raw", "camera/depth/image_raw", "camera/color/camera_info", "joint_states",
+              "ground_truth/robot/skeleton", "ground_truth/humans/skeletons", "ground_truth/objects/poses",
+              "ground_truth/robot/base_pose", "ground_truth/segmentation/instances"}
+    assert topics == {f"/cell/{t}": FRAMES for t in wanted}
+    for _, stamp, _, t_ns in _read_stamped(bag):
+        assert stamp == t_ns
+    truth = list(SynthRun(load_cell_config(d / "cell.yaml"), seed=0).frames(FRAMES))
+    frames = list(read_bag_frames(bag))
+    assert [f.stamp_ns for f in frames] == [f.stamp_ns for f in truth]
+    assert all(np.array_equal(a.rgb, b.rgb) and np.array_equal(a.depth_mm, b.depth_mm) for a, b in zip(frames, truth))
+    assert [len(h.skeletons) for h in humans] == [len(f.humans) for f in truth]
+    with pytest.raises(BagError, match="exists already"):
+        render_scenario_bag(bag, str(d / "cell.yaml"), frames=1)
+
+
+def _read_stamped(bag: Path):
+    """(topic, header stamp ns, raw, record time ns) of every record, with rclpy's types."""
+    from rclpy.serialization import deserialize_message
+
+    from hrc_perception.ros.bag_replay import resolve_message_type
+    out = []
+    with Reader(bag) as r:
+        for conn, t_ns, raw in r.messages():
+            msg = deserialize_message(bytes(raw), resolve_message_type(conn.msgtype))
+            out.append((conn.topic, msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, bytes(raw), t_ns))
+    return out
+
+
+def test_a_restamped_scenario_replay_keeps_camera_and_truth_together(ros, scenario_dir, tmp_path):
+    """Replayed with restamp: every topic of a frame, its ground truth included, gets the
+    same new stamp, near now, the frames' spacing kept."""
+    bag, _ = scenario_dir
+    topics = {t for t, *_ in _read_stamped(bag)}
+    _, new = _replay_and_record(ros, bag, tmp_path / "rec", topics, replay_kw=dict(rate=0, restamp=True),
+                                record_kw=dict(topic_namespace="/cell"), read=_read_stamped)
+    old = _read_stamped(bag)
+    per_topic_old, per_topic_new = {}, {}
+    for recs, out in ((old, per_topic_old), (new, per_topic_new)):
+        for topic, stamp, *_ in recs:
+            out.setdefault(topic, []).append(stamp)
+    assert per_topic_new.keys() == per_topic_old.keys()
+    new_by_old: dict[int, set[int]] = {}
+    for topic, stamps in per_topic_old.items():
+        assert len(per_topic_new[topic]) == FRAMES
+        for s_old, s_new in zip(stamps, per_topic_new[topic]):
+            new_by_old.setdefault(s_old, set()).add(s_new)
+    assert len(new_by_old) == FRAMES and all(len(v) == 1 for v in new_by_old.values())
+    pairs = sorted((o, v.pop()) for o, v in new_by_old.items())
+    assert [n - pairs[0][1] for _, n in pairs] == [o - pairs[0][0] for o, _ in pairs]
+    assert abs(pairs[0][1] - time.time_ns()) < 120e9

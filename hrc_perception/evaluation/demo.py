@@ -2,7 +2,11 @@
 
 Runs the ``demo`` graph of config/graphs.yaml, one process per node (real rclpy,
 real DDS), for a number of seconds while a recorder writes every topic of the
-namespace to ``OUT/demo.mcap``; then reads the bag back and writes
+namespace to ``OUT/demo.mcap``. By default the cell is rendered into a bag first
+(:mod:`hrc_perception.ros.scenario_bag`) and replayed at its frame rate (15 Hz) in place
+of rgbd_capture, as a camera would deliver it: rendering costs ~60 ms of a core per frame,
+which a camera does not (``--source live``: rgbd_capture renders while the graph runs).
+Then it reads the bag back and writes
 
 - ``OUT/report.md``: per-topic message counts and rates, per-topic latency
   (receive time at the recorder minus header stamp: median and p95) and, for
@@ -54,10 +58,14 @@ SOURCE_EXECUTABLES = ("rgbd_capture",)
 """Started last (once the other nodes are up) and stopped first."""
 
 
-def _node_process(graph_name: str, node_name: str, overrides: dict, env: dict) -> subprocess.Popen:
+SAFETY_EXECUTABLES = ("safety_monitor", "safety_watchdog")
+"""Never lowered in priority (``--nice-others``)."""
+
+
+def _node_process(graph_name: str, node_name: str, overrides: dict, env: dict, nice: int = 0) -> subprocess.Popen:
     sets = [f"--set={node_name}.{k}={json.dumps(v)}" for k, v in overrides.get(node_name, {}).items()]  # YAML reads JSON
     cmd = [sys.executable, "-m", "hrc_perception.ros.bringup", graph_name, "--only", node_name, *sets]
-    return subprocess.Popen(cmd, env=env)
+    return subprocess.Popen(cmd, env=env, preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
 def _stop(procs: list[subprocess.Popen], timeout_s: float = 10.0) -> None:
@@ -85,12 +93,16 @@ def graph_context():
 
 
 def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, overrides: dict,
-                         graph_name: str = "demo",
-                         start_timeout_s: float = 120.0) -> None:
+                         graph_name: str = "demo", start_timeout_s: float = 120.0,
+                         scenario_bag: Path | None = None, nice_others: int = 0) -> None:
     """Run each node of the demo graph in its own process (``bringup --only``, as
     ``ros2 launch`` would) and a recorder of ``namespace`` in this one, for duration_s
     seconds from the source's first camera frame. The source starts once every other node is
-    discovered, so no frame is lost to a node still loading its model."""
+    discovered, so no frame is lost to a node still loading its model. scenario_bag: a bag
+    of :mod:`hrc_perception.ros.scenario_bag` replayed (``hrc-perception replay
+    --restamp``) in place of the graph's rgbd_capture; the run ends with it.
+    nice_others: the niceness of every node process but the safety ones (``SAFETY_EXECUTABLES``),
+    so that on a busy machine the verdict is computed first."""
     from rclpy.executors import SingleThreadedExecutor
 
     from hrc_perception.ros.bag_record import BagRecorder
@@ -107,7 +119,8 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
     others = [n for n in graph.nodes if n.executable not in SOURCE_EXECUTABLES]
     procs_others, procs_sources = [], []
     try:
-        procs_others = [_node_process(graph.name, n.name, overrides, env) for n in others]
+        procs_others = [_node_process(graph.name, n.name, overrides, env,
+                                      0 if n.executable in SAFETY_EXECUTABLES else nice_others) for n in others]
         wanted = {n.name for n in others}
         t0 = time.monotonic()
         while not wanted <= set(recorder.get_node_names()):
@@ -115,9 +128,14 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
                 raise RuntimeError(f"demo: nodes {sorted(wanted - set(recorder.get_node_names()))} did not come up "
                                    f"(exit codes {[p.poll() for p in procs_others]})")
             time.sleep(0.2)
+        what = f"a replay of {scenario_bag}" if scenario_bag else ", ".join(n.name for n in sources)
         print(f"demo: {', '.join(sorted(wanted))} up after {time.monotonic() - t0:.1f} s; starting "
-              f"{', '.join(n.name for n in sources)} for {duration_s:.0f} s", file=sys.stderr)
-        procs_sources = [_node_process(graph.name, n.name, overrides, env) for n in sources]
+              f"{what} for {duration_s:.0f} s", file=sys.stderr)
+        if scenario_bag:
+            procs_sources = [subprocess.Popen([sys.executable, "-m", "hrc_perception.cli", "replay", str(scenario_bag),
+                                               "--restamp", "--delay", "0.5"], env=env)]
+        else:
+            procs_sources = [_node_process(graph.name, n.name, overrides, env) for n in sources]
         # the duration counts from the first camera frame: on a small machine the source
         # itself takes seconds to start while the other nodes still load their models
         first = f"{namespace.rstrip('/')}/{COLOR_TOPIC}"
@@ -130,6 +148,8 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
               f"{duration_s:.0f} s", file=sys.stderr)
         t_end = time.monotonic() + duration_s
         while time.monotonic() < t_end:
+            if scenario_bag and all(p.poll() == 0 for p in procs_sources):
+                break                      # the scenario's end
             if any(p.poll() is not None for p in procs_sources + procs_others):
                 raise RuntimeError(f"demo: a node process exited early (exit codes: sources "
                                    f"{[p.poll() for p in procs_sources]}, others {[p.poll() for p in procs_others]})")
@@ -176,12 +196,12 @@ def topic_statistics(bag: Path) -> list[dict]:
 
 def _images(bag: Path, topic_suffix: str):
     """(stamp_ns, rgb [H, W, 3] uint8) of a colour image topic of the bag, in order."""
-    from hrc_perception.io.bag import TYPESTORE
+    from hrc_perception.io.bag import deserialize
     from hrc_perception.io.image_codec import decode_rgb
     with Reader(bag) as reader:
         conns = [c for c in reader.connections if c.topic.endswith("/" + topic_suffix)]
         for conn, t, raw in reader.messages(connections=conns):
-            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            msg = deserialize(raw, conn.msgtype)
             yield t, decode_rgb(msg)
 
 
@@ -298,15 +318,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="", help="cell YAML (default: built-in)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="parameter override, e.g. human_pose.weights=out/humans/model/model.pt")
+    p.add_argument("--source", choices=("scenario", "live"), default="scenario",
+                   help="scenario: render the cell into a bag first (OUT/scenario), then replay it at the cell's "
+                        "frame rate in place of rgbd_capture (the run measures the perception, not the renderer); "
+                        "live: the graph's rgbd_capture renders while the graph runs")
+    p.add_argument("--nice-others", type=int, default=0, metavar="N",
+                   help="niceness of every node process but safety_monitor and safety_watchdog (0: all equal)")
     p.add_argument("--camera-hz", type=float, default=0.0,
-                   help="publish the synthetic camera at this rate, stamped on arrival (a machine that cannot "
-                        "keep up with the cell's 15 fps: the cell then moves in slow motion); 0 = the cell's own "
-                        "rate, in real time")
+                   help="live: publish the synthetic camera at this rate, stamped on arrival (a machine that "
+                        "cannot keep up with the cell's 15 fps: the cell then moves in slow motion); 0 = the "
+                        "cell's own rate, in real time")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bag_dir = out / "demo_bag"
-    for stale in (bag_dir, out / "demo.mcap"):
+    bag_dir, scenario = out / "demo_bag", out / "scenario"
+    for stale in (bag_dir, out / "demo.mcap", scenario):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
@@ -324,10 +350,19 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         overrides.setdefault("safety_monitor", {})["background_file"] = str((out / "background.npz").resolve())
         monitor = monitor | overrides["safety_monitor"]
-    run_graph_and_record(bag_dir, args.duration, "/cell", overrides, args.graph)
+    if args.source == "scenario":
+        from hrc_perception.ros.scenario_bag import render_scenario_bag
+        from hrc_perception.sim.config import CellConfig, load_cell_config
+        fps = (load_cell_config(args.config) if args.config else CellConfig()).sequence.fps
+        render_scenario_bag(scenario, args.config or None, args.seed, max(1, round(args.duration * fps)),
+                            log=lambda m: print("demo: " + m, file=sys.stderr))
+    run_graph_and_record(bag_dir, args.duration, "/cell", overrides, args.graph,
+                         scenario_bag=scenario if args.source == "scenario" else None, nice_others=args.nice_others)
     mcap = next(bag_dir.glob("*.mcap"))
     mcap.replace(out / "demo.mcap")
     shutil.rmtree(bag_dir)
+    if scenario.exists():
+        shutil.rmtree(scenario)      # hundreds of MB of raw frames; the recording has them
     bag = out / "demo.mcap"
     stats = topic_statistics(bag)
     topic, n = write_video_and_sheet(bag, out, fps=15.0)

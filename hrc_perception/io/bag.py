@@ -36,6 +36,23 @@ from hrc_perception.sim.frame import Frame
 TYPESTORE = get_typestore(Stores.ROS2_KILTED)
 CAMERA_FRAME_ID = "camera_color_optical_frame"
 
+
+def deserialize(raw: bytes | memoryview, msgtype: str) -> object:
+    """A CDR record as a rosbags message. Fast CDR (rclpy, rclcpp: what ``ros2 bag
+    record`` and our recorder store) may end a message with alignment bytes past its last
+    field (a JointState with empty velocity and effort: 8), which rosbags' size check
+    refuses although every field reads the same: those are read without the check. Raises
+    rosbags' SerdeError for a record that does not parse."""
+    from rosbags.serde import SerdeError
+    try:
+        return TYPESTORE.deserialize_cdr(raw, msgtype)
+    except SerdeError as e:
+        if "size mismatch" not in str(e):
+            raise
+    msgdef = TYPESTORE.get_msgdef(msgtype)
+    read = msgdef.deserialize_cdr_le if raw[1] else msgdef.deserialize_cdr_be
+    return read(raw[4:], 0, msgdef.cls, TYPESTORE)[0]
+
 COLOR_TOPIC = "camera/color/image_raw"
 DEPTH_TOPIC = "camera/depth/image_raw"
 INFO_TOPIC = "camera/color/camera_info"
@@ -227,7 +244,7 @@ def read_bag_frames(path: Path, namespace: str = "/cell") -> Iterator[BagFrame]:
                     yield frame(st, pending.pop(st))
 
         for conn, _, raw in reader.messages(connections=conns):
-            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            msg = deserialize(raw, conn.msgtype)
             st = _stamp_ns(msg)
             yield from complete_before(st)
             if conn.topic == joints_topic:

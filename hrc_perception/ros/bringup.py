@@ -14,7 +14,7 @@ import time
 
 import rclpy
 import yaml
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from hrc_perception.ros.graph import EXECUTABLES, Graph, GraphError, load_graph, node_parameters
@@ -87,13 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bringup: error: {e}", file=sys.stderr)
         return 2
     rclpy.init()
-    executor = MultiThreadedExecutor()
     try:
         nodes = start_graph(graph, overrides=overrides, only=args.only.split(",") if args.only else None)
     except (GraphError, ParameterError) as e:
         print(f"bringup: error: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    # one node: the executor of its own executable (nodes/<name>); a multi-threaded one's
+    # spinning thread keeps a backlog of futures and contends for the GIL with the callbacks
+    # (the depth path's safety monitor lost most frames of a 15 Hz camera that way)
+    executor = SingleThreadedExecutor() if len(nodes) == 1 else MultiThreadedExecutor()
     for n in nodes:
         executor.add_node(n)
     print(f"bringup: graph '{graph.name}' in {graph.namespace}: {', '.join(n.get_name() for n in nodes)}",

@@ -17,6 +17,17 @@ def _replay(args) -> int:
                       topics=args.topics, delay_s=args.delay)
 
 
+def _scenario(args) -> int:
+    import sys
+
+    from hrc_perception.ros.scenario_bag import render_scenario_bag
+    from hrc_perception.sim.config import CellConfig, load_cell_config
+    fps = (load_cell_config(args.config) if args.config else CellConfig()).sequence.fps
+    render_scenario_bag(Path(args.out), args.config or None, args.seed, max(1, round(args.duration * fps)),
+                        log=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
 def register(commands: Commands) -> None:
     r = commands.top.add_parser("record", help="record live ROS 2 topics into an MCAP bag (rclpy, no rosbag2)")
     r.add_argument("--out", required=True, help="bag directory to create (written as OUT.partial until stopped)")
@@ -38,3 +49,11 @@ def register(commands: Commands) -> None:
     y.add_argument("--delay", type=float, default=1.0, metavar="S",
                    help="seconds to wait before the first message, for subscribers to connect (default 1)")
     y.set_defaults(func=_replay)
+
+    s = commands.top.add_parser("scenario", help="render the synthetic cell into an MCAP bag (camera, joint_states, "
+                                                 "ground truth) to replay at camera rate with `replay --restamp`")
+    s.add_argument("--out", required=True, help="bag directory to create (must not exist)")
+    s.add_argument("--config", default="", help="cell YAML (default: built-in)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--duration", type=float, default=10.0, help="seconds of the cell, at its frame rate")
+    s.set_defaults(func=_scenario)

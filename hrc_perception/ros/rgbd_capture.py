@@ -55,6 +55,39 @@ SOURCES = ("synthetic", "bag", "folder", "realsense")
 PACING_SLACK_S = 0.001   # a frame due within this is published now
 
 
+def _header(stamp_ns: int, frame_id: str) -> Header:
+    return Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
+
+
+def frame_messages(frame: CaptureFrame, stamp_ns: int, frame_id: str, joint_states: bool = True,
+                   ground_truth: bool = True) -> tuple[dict, str | None]:
+    """({relative topic: message} of one frame as this node publishes it, the reason its
+    ground truth could not be converted or None): colour, depth and camera_info stamped
+    stamp_ns in frame_id; the frame's joint state (joint_states; moved by the same offset
+    as the frame when restamped) and ground truth (ground_truth; restamped with the frame)
+    where it has them. Raises ImageConversionError / CameraInfoError for a frame that
+    cannot go out at all."""
+    height, width = frame.depth_mm.shape
+    msgs = {COLOR_TOPIC: numpy_to_image(frame.rgb, "rgb8", _header(stamp_ns, frame_id)),
+            DEPTH_TOPIC: numpy_to_image(frame.depth_mm, "16UC1", _header(stamp_ns, frame_id)),
+            INFO_TOPIC: K_to_camera_info(frame.K, width, height, _header(stamp_ns, frame_id))}
+    joints = frame.joint_state
+    if joints is not None and joint_states:
+        js_stamp_ns = stamp_ns + (joints.stamp_ns - frame.stamp_ns if frame.stamp_ns is not None else 0)
+        msgs[JOINT_STATES_TOPIC] = JointState(header=_header(js_stamp_ns, ""), name=list(joints.names),
+                                              position=[float(q) for q in joints.positions_rad])
+    gt, gt_error = frame.ground_truth, None
+    if gt is not None and ground_truth:
+        from hrc_perception.ros.ground_truth_msgs import frame_ground_truth_msgs
+        if gt.stamp_ns != stamp_ns:
+            gt = dataclasses.replace(gt, stamp_ns=stamp_ns)   # restamped: ground truth follows
+        try:
+            msgs.update(frame_ground_truth_msgs(gt, frame_id))
+        except Exception as e:   # ground truth is extra: the camera frame still goes out
+            gt_error = f"{type(e).__name__}: {e}"
+    return msgs, gt_error
+
+
 class RgbdCaptureNode(HrcNode):
     """Publishes the frames of one source (see the module doc); node name default 'rgbd_capture'.
 
@@ -283,10 +316,6 @@ class RgbdCaptureNode(HrcNode):
         self.get_logger().info(f"end of {self.source.name} after {self.frames_published} frames: publishing "
                                "stopped, the node stays up (cleanup + configure to start again)")
 
-    @staticmethod
-    def _header(stamp_ns: int, frame_id: str) -> Header:
-        return Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
-
     def publish_frame(self, frame: CaptureFrame) -> bool:
         """Publish one frame on every output with one header; False (and a report) if it was skipped."""
         problem = frame_problem(frame)
@@ -300,33 +329,18 @@ class RgbdCaptureNode(HrcNode):
         if self._last_stamp_ns is not None and stamp_ns <= self._last_stamp_ns and not self.param("loop"):
             self.report("stamp_not_increasing", f"frame stamp {stamp_ns} ns is not after the previous "
                         f"{self._last_stamp_ns} ns (published anyway)")
-        frame_id = self.param("frame_id")
-        height, width = frame.depth_mm.shape
         try:
-            msgs = {COLOR_TOPIC: numpy_to_image(frame.rgb, "rgb8", self._header(stamp_ns, frame_id)),
-                    DEPTH_TOPIC: numpy_to_image(frame.depth_mm, "16UC1", self._header(stamp_ns, frame_id)),
-                    INFO_TOPIC: K_to_camera_info(frame.K, width, height, self._header(stamp_ns, frame_id))}
+            msgs, gt_error = frame_messages(frame, stamp_ns, self.param("frame_id"),
+                                            joint_states=JOINT_STATES_TOPIC in self._camera_pubs,
+                                            ground_truth=self.param("publish_ground_truth") and bool(self._gt_pubs))
         except ImageConversionError as e:
             self.report("bad_image", str(e))
             return False
         except CameraInfoError as e:
             self.report("bad_camera_info", str(e))
             return False
-        joints = frame.joint_state
-        if joints is not None and JOINT_STATES_TOPIC in self._camera_pubs:
-            # a restamped frame moves its joint state by the same offset
-            js_stamp_ns = stamp_ns + (joints.stamp_ns - frame.stamp_ns if frame.stamp_ns is not None else 0)
-            msgs[JOINT_STATES_TOPIC] = JointState(header=self._header(js_stamp_ns, ""), name=list(joints.names),
-                                                  position=[float(q) for q in joints.positions_rad])
-        gt = frame.ground_truth
-        if gt is not None and self.param("publish_ground_truth") and self._gt_pubs:
-            from hrc_perception.ros.ground_truth_msgs import frame_ground_truth_msgs
-            if gt.stamp_ns != stamp_ns:
-                gt = dataclasses.replace(gt, stamp_ns=stamp_ns)   # restamped: ground truth follows
-            try:
-                msgs.update(frame_ground_truth_msgs(gt, frame_id))
-            except Exception as e:   # ground truth is extra: the camera frame still goes out
-                self.report("ground_truth_error", f"{type(e).__name__}: {e}")
+        if gt_error:
+            self.report("ground_truth_error", gt_error)
         publishers = self.output_publishers
         for topic, msg in msgs.items():
             if topic not in publishers:
