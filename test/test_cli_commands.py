@@ -10,7 +10,7 @@ EXPECTED = {
     "eval": {"segmentation", "object_pose", "robot_pose", "human_pose", "tracking", "safety", "safety_depth"},
     "bench": {"synth", "segmentation", "object_pose", "robot_pose", "human_pose", "tracking", "safety", "ros"},
 }
-TOP = {"synth", "preview", "record", "replay", "bop2coco", "background"} | set(EXPECTED)
+TOP = {"synth", "preview", "record", "replay", "scenario", "bop2coco", "background"} | set(EXPECTED)
 
 
 def _choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
