@@ -51,6 +51,16 @@ def backproject_pixels(uv_px: np.ndarray, depth_m: np.ndarray, K: np.ndarray) ->
     return np.stack([x, y, depth_m], axis=-1)
 
 
+def mask_points_cam_m(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows [N], cols [N], camera-frame points [N, 3] in metres) of the pixels of mask
+    [H, W] bool, back-projected at their z-depths depth_m [H, W] (the caller keeps invalid
+    depths out of the mask)."""
+    rows, cols = np.nonzero(mask)
+    uv = np.stack([cols, rows], axis=1).astype(np.float64)
+    return rows, cols, backproject_pixels(uv, depth_m[rows, cols].astype(np.float64), K)
+
+
 def mask_point_cam_m(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, origin_uv_px: tuple[int, int] = (0, 0),
                      min_valid_px: int = 10) -> np.ndarray | None:
     """Camera-frame point [3] (metres) of an instance seen in a depth image.

@@ -372,7 +372,8 @@ def scenario_dir(tmp_path_factory):
     from hrc_perception.ros.scenario_bag import render_scenario_bag
     d = tmp_path_factory.mktemp("scenario")
     (d / "cell.yaml").write_text(CELL_YAML)
-    return render_scenario_bag(d / "bag", str(d / "cell.yaml"), seed=0, frames=FRAMES, log=lambda *_: None), d
+    return render_scenario_bag(d / "bag", str(d / "cell.yaml"), seed=0, duration_s=FRAMES / 2.0,   # 2 fps
+                               log=lambda *_: None), d
 
 
 def test_scenario_bag_holds_what_rgbd_capture_publishes(scenario_dir):
@@ -404,7 +405,7 @@ def test_scenario_bag_holds_what_rgbd_capture_publishes(scenario_dir):
     assert all(np.array_equal(a.rgb, b.rgb) and np.array_equal(a.depth_mm, b.depth_mm) for a, b in zip(frames, truth))
     assert [len(h.skeletons) for h in humans] == [len(f.humans) for f in truth]
     with pytest.raises(BagError, match="exists already"):
-        render_scenario_bag(bag, str(d / "cell.yaml"), frames=1)
+        render_scenario_bag(bag, str(d / "cell.yaml"), duration_s=0.5)
 
 
 def _read_stamped(bag: Path):

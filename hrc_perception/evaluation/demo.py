@@ -352,9 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         monitor = monitor | overrides["safety_monitor"]
     if args.source == "scenario":
         from hrc_perception.ros.scenario_bag import render_scenario_bag
-        from hrc_perception.sim.config import CellConfig, load_cell_config
-        fps = (load_cell_config(args.config) if args.config else CellConfig()).sequence.fps
-        render_scenario_bag(scenario, args.config or None, args.seed, max(1, round(args.duration * fps)),
+        render_scenario_bag(scenario, args.config or None, args.seed, args.duration,
                             log=lambda m: print("demo: " + m, file=sys.stderr))
     run_graph_and_record(bag_dir, args.duration, "/cell", overrides, args.graph,
                          scenario_bag=scenario if args.source == "scenario" else None, nice_others=args.nice_others)

@@ -21,9 +21,7 @@ def _scenario(args) -> int:
     import sys
 
     from hrc_perception.ros.scenario_bag import render_scenario_bag
-    from hrc_perception.sim.config import CellConfig, load_cell_config
-    fps = (load_cell_config(args.config) if args.config else CellConfig()).sequence.fps
-    render_scenario_bag(Path(args.out), args.config or None, args.seed, max(1, round(args.duration * fps)),
+    render_scenario_bag(Path(args.out), args.config or None, args.seed, args.duration,
                         log=lambda m: print(m, file=sys.stderr))
     return 0
 

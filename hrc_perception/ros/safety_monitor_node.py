@@ -96,6 +96,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from rclpy.duration import Duration
 from rclpy.qos import HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
 
+from hrc_perception.geometry import transform_points
 from hrc_perception.human_pose.smoothing import OneEuroFilter, OneEuroParams, SkeletonSmoother, speed_mps
 from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray, TrackArray
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg, ns_to_stamp,
@@ -479,8 +480,8 @@ class SafetyMonitorNode(HrcNode):
             if self._background is None:
                 why = self._learn_background(depth_m, K, posed)
             else:
-                keypoints = robot.positions_m @ T_cam_base[:3, :3].T + T_cam_base[:3, 3]
-                caps = chain_capsules(robot.joint_names, keypoints, self._params.robot_link_radius_m)
+                caps = chain_capsules(robot.joint_names, transform_points(T_cam_base, robot.positions_m),
+                                      self._params.robot_link_radius_m)
                 result = depth_space_distance(depth_m, K, self._background, caps, DEPTH_SPACE,
                                               surface=(self._surface, posed))
                 self.depth_frames_judged += 1
@@ -634,8 +635,7 @@ class SafetyMonitorNode(HrcNode):
             self.report("no_transform", f"no transform from the robot's {robot.frame_id!r} to the people's "
                         f"{frame_id!r} (TF, {BASE_POSE_TOPIC} or the base_pose parameter)")
             return robot
-        p = robot.positions_m @ T[:3, :3].T + T[:3, 3]
-        return replace(robot, positions_m=p, frame_id=frame_id)
+        return replace(robot, positions_m=transform_points(T, robot.positions_m), frame_id=frame_id)
 
     # -- verdict ----------------------------------------------------------------------
     def _verdict(self) -> Verdict:

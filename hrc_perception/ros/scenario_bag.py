@@ -28,12 +28,13 @@ def _msgtype(msg) -> str:
     return f"{type(msg).__module__.split('.')[0]}/msg/{type(msg).__name__}"
 
 
-def render_scenario_bag(out: str | Path, config: str | None = None, seed: int = 0, frames: int = 150,
+def render_scenario_bag(out: str | Path, config: str | None = None, seed: int = 0, duration_s: float = 10.0,
                         namespace: str = "/cell", frame_id: str = FRAME_ID, start_index: int = 0,
                         log=print) -> Path:
-    """Write ``frames`` frames of the synthetic cell (config YAML or None: built-in; seed;
-    from global frame start_index) to the MCAP bag directory ``out`` (must not exist; it
-    appears only when complete). Returns ``out``. Progress every 25 frames via log."""
+    """Write duration_s seconds of the synthetic cell (at least one frame, at its frame
+    rate; config YAML or None: built-in; seed; from global frame start_index) to the MCAP
+    bag directory ``out`` (must not exist; it appears only when complete). Returns ``out``.
+    Progress every 25 frames via log."""
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
@@ -45,10 +46,11 @@ def render_scenario_bag(out: str | Path, config: str | None = None, seed: int = 
     out = Path(out)
     if out.exists():
         raise BagError(f"{out}: exists already, not overwriting")
-    if frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
+    if not duration_s > 0:
+        raise ValueError(f"duration_s must be > 0, got {duration_s}")
     prefix = "/" + namespace.strip("/")
     source = SyntheticSource(config or None, seed, start_index)
+    frames = max(1, round(duration_s * source.fps))
     typestore = get_typestore(Stores.ROS2_KILTED)
     partial = PartialDir(out)
     writer = Writer(partial.path / out.name, version=9, storage_plugin=StoragePlugin.MCAP)

@@ -69,7 +69,6 @@ class BackgroundDepth:
             raise ValueError(f"background depth must be [H, W], got shape {d.shape}")
         d = np.where(np.isfinite(d) & (d > 0), d, np.float32(0.0)).astype(np.float32)
         self.depth_m = d
-        self._near: np.ndarray | None = None
         self._cache: dict = {}
         if self.valid_rate is None:
             self.valid_rate = (d > 0).astype(np.float32)
@@ -89,11 +88,7 @@ class BackgroundDepth:
 
     def block_far_m(self, block_px: int) -> np.ndarray:
         """[H // block_px, W // block_px]: the farthest background of each whole block (0: none)."""
-        def far():
-            b, (h, w) = block_px, self.shape
-            d = self.depth_m[:h - h % b, :w - w % b]
-            return d.reshape(h // b, b, w // b, b).max(axis=(1, 3))
-        return self._cached(("far", block_px), far)
+        return self._cached(("far", block_px), lambda: blocks(self.depth_m, block_px).max(axis=(1, 3)))
 
     def _cached(self, key, make):
         """What make() gives, kept until the background changes."""
@@ -108,20 +103,22 @@ class BackgroundDepth:
     def near_m(self) -> np.ndarray:
         """[H, W]: the nearest background of each pixel's 3x3 neighbourhood (0: none known
         there). A pixel on a static depth edge reads either side from frame to frame."""
-        if self._near is None:
+        def near():
             from scipy.ndimage import minimum_filter
-            big = np.float32(np.inf)
-            near = minimum_filter(np.where(self.depth_m > 0, self.depth_m, big), size=3, mode="nearest")
-            self._near = np.where(np.isfinite(near), near, np.float32(0.0)).astype(np.float32)
-        return self._near
+            m = minimum_filter(np.where(self.depth_m > 0, self.depth_m, np.float32(np.inf)), size=3, mode="nearest")
+            return np.where(np.isfinite(m), m, np.float32(0.0)).astype(np.float32)
+        return self._cached("near", near)
 
     def foreground(self, depth_m: np.ndarray) -> np.ndarray:
         """bool [H, W]: valid readings nearer than the nearest background around them
         (:meth:`near_m`) by more than the tolerance, and every valid reading where there
         is no background."""
         d = _as_depth(depth_m, self.shape)
-        bg = self.near_m()
-        return (d > 0) & ((bg == 0) | (d < bg - self.tolerance.at(bg)))
+
+        def limit():          # nearer than this is foreground; +inf where no background is known
+            bg = self.near_m()
+            return np.where(bg > 0, bg - self.tolerance.at(bg), np.float32(np.inf))
+        return (d > 0) & (d < self._cached("foreground_limit", limit))
 
     def update(self, depth_m: np.ndarray, t_s: float, protected: np.ndarray | None = None,
                reveal_after_s: float = 2.0, absorb_after_s: float = 600.0) -> int:
@@ -154,7 +151,6 @@ class BackgroundDepth:
         changed = revealed | absorbed
         bg[changed] = d[changed]
         if changed.any():
-            self._near = None
             self._cache.clear()
         for a in (self.farther_since_s, self.nearer_since_s, self.nearer_depth_m):
             a[changed] = np.nan
@@ -216,6 +212,13 @@ def learn_background(frames: Iterable[tuple[np.ndarray, np.ndarray | None]], qua
     bg = np.where(counts >= min_samples, bg, 0.0).astype(np.float32)
     return BackgroundDepth(bg, len(stack), tolerance or ForegroundTolerance(),
                            valid_rate=(counts / len(stack)).astype(np.float32))
+
+
+def blocks(image: np.ndarray, block_px: int) -> np.ndarray:
+    """image [H, W] as whole blocks [H // b, b, W // b, b] (a view; the rows and columns past
+    the last whole block left out): reduce over axes (1, 3) for one value per block."""
+    b, (h, w) = block_px, image.shape
+    return image[:h - h % b, :w - w % b].reshape(h // b, b, w // b, b)
 
 
 def _as_depth(depth_m: np.ndarray, shape: tuple[int, int] | None) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hrc_perception.safety.background import BackgroundDepth, learn_background
-from hrc_perception.geometry import backproject_pixels
+from hrc_perception.geometry import mask_points_cam_m
 from hrc_perception.safety.depth_space import DepthSpaceParams, remove_depth_edges
 from hrc_perception.safety.robot_surface import RobotSurface
 
@@ -31,9 +31,7 @@ def masked_frame(depth_m: np.ndarray, K: np.ndarray, surface: RobotSurface, surf
                            params.stereo_baseline_m, params.edge_disparity_px)
     moving = np.zeros(d.shape, bool)
     if surface_m is not None:
-        rows, cols = np.nonzero(d > 0)
-        uv = np.stack([cols, rows], axis=1).astype(np.float64)
-        points = backproject_pixels(uv, d[rows, cols].astype(np.float64), K)
+        rows, cols, points = mask_points_cam_m(d > 0, d, K)
         moving[rows, cols] = surface.explains(points, surface_m, 0.0)
     return d, moving
 

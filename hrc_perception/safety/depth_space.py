@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hrc_perception.geometry import backproject_pixels
-from hrc_perception.safety.background import BackgroundDepth
+from hrc_perception.geometry import mask_points_cam_m
+from hrc_perception.safety.background import BackgroundDepth, blocks
 from hrc_perception.safety.capsules import Capsules, pairwise_closest, point_segment_distances
 from hrc_perception.safety.robot_surface import RobotSurface
 
@@ -150,13 +150,11 @@ def within_capsules(points_m: np.ndarray, capsules: Capsules, margin_m: float) -
 
 
 def _block_sum(mask: np.ndarray, b: int) -> np.ndarray:
-    h, w = mask.shape
-    return mask[:h - h % b, :w - w % b].reshape(h // b, b, w // b, b).sum(axis=(1, 3))
+    return blocks(mask, b).sum(axis=(1, 3))
 
 
 def _block_min(values: np.ndarray, b: int) -> np.ndarray:
-    h, w = values.shape
-    return values[:h - h % b, :w - w % b].reshape(h // b, b, w // b, b).min(axis=(1, 3))
+    return blocks(values, b).min(axis=(1, 3))
 
 
 def _neighbour_min(z: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -196,10 +194,8 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
     b = params.block_px
     lap("edges")
     fg = background.foreground(d)
-    rows, cols = np.nonzero(fg)
+    rows, cols, points = mask_points_cam_m(fg, d, K)
     lap("foreground")
-    uv = np.stack([cols, rows], axis=1).astype(np.float64)
-    points = backproject_pixels(uv, d[rows, cols].astype(np.float64), K)
     explained = within_capsules(points, robot, params.explain_margin_m)
     if surface is not None and (~explained).any():
         model, surface_m = surface
