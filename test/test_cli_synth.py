@@ -67,6 +67,7 @@ def test_preview_of_unfinished_output_is_an_error(tmp_path, capsys):
     ("parts: {source: /no/such/folder}\n", "parts.source"),
     ("robot: {urdf: /no/such/robot.urdf}\n", "robot.urdf: URDF file not found: /no/such/robot.urdf"),
     ("humans: {count: [1, 1], fall_probability: 2.0}\n", "humans.fall_probability"),
+    ("humans: {script: dance}\n", "humans.script: must be one of random, walk_at_robot"),
     ("parts: {names: [gear, sprocket]}\n", "sprocket"),
 ])
 def test_bad_config_fails_cleanly(tmp_path, capsys, yaml_text, expected):

@@ -127,6 +127,10 @@ def test_levels_and_fail_safe(ros_context):
         assert s.level == SafetyStatus.PROTECTIVE_STOP and s.speed_scale == 0.0 and s.closest_human_id == 2
         assert spin_until(h.ex, lambda: any(m.ns == "safety_distance" for a in h.received[MARKERS_TOPIC]
                                             for m in a.markers))
+        # the label says what set it: person 2's joint and the robot's joint
+        assert spin_until(h.ex, lambda: any(m.ns == "safety_label" and m.text.startswith("PROTECTIVE_STOP")
+                                            and f"person 2 {s.closest_human_joint} - {s.closest_robot_joint}"
+                                            in m.text for a in h.received[MARKERS_TOPIC] for m in a.markers))
         # a person tracked in this image without a skeleton: UNKNOWN
         stamp = T0 + 6 * 10**7
         _robot(h, pubs, robot_msg(stamp))
@@ -378,7 +382,8 @@ def test_depth_path_alone_judges_every_depth_frame(ros_context, tmp_path):
     robot (joint_states, base_pose) stands 4 m in front of the camera. Each depth frame gets
     its status: the empty cell OK; a body at 1 m in front of the robot (the space hidden
     behind it comes near the robot) PROTECTIVE_STOP, naming the pixel; a covered camera
-    UNKNOWN; a stale robot UNKNOWN."""
+    UNKNOWN; a stale robot UNKNOWN. The space beside the view is guarded here (the next test
+    has it occupied)."""
     from hrc_perception.safety.background import BackgroundDepth
     w, h_px = 320, 240
     K = make_K(300, 300, 160, 120)
@@ -386,7 +391,8 @@ def test_depth_path_alone_judges_every_depth_frame(ros_context, tmp_path):
     BackgroundDepth(wall.astype(np.float32) / 1000).save(tmp_path / "bg.npz")
     c = math.sqrt(0.5)
     h, pubs = _rig(ros_context, require_tracks=False, robot_source="joint_states", depth_path="alone",
-                   background_file=str(tmp_path / "bg.npz"), base_pose=["0", "0.5", "4.0", str(-c), "0", "0", str(c)])
+                   background_file=str(tmp_path / "bg.npz"), base_pose=["0", "0.5", "4.0", str(-c), "0", "0", str(c)],
+                   unseen_space="guarded")
     node = h.node
     try:
         assert spin_until(h.ex, lambda: pubs[DEPTH_TOPIC].get_subscription_count() > 0)
@@ -413,7 +419,8 @@ def test_depth_path_alone_judges_every_depth_frame(ros_context, tmp_path):
 
 def test_depth_path_learns_the_background_first(ros_context):
     """Without a background_file the first background_learn_frames frames are the empty
-    cell's background: UNKNOWN while it is learned, then judged."""
+    cell's background: UNKNOWN while it is learned, then judged; the space beside the view
+    counts (unseen_space occupied, the default)."""
     w, h_px = 320, 240
     c = math.sqrt(0.5)
     h, pubs = _rig(ros_context, require_tracks=False, robot_source="joint_states", depth_path="with_skeletons",
@@ -435,8 +442,9 @@ def test_depth_path_learns_the_background_first(ros_context):
         # with_skeletons: no people message yet, so the skeletons' verdict is UNKNOWN and so is the worse of both
         s = _depth_status(h, pubs, wall, t1 + 10**7)
         assert s.level == SafetyStatus.UNKNOWN and "people" in s.reason, s.reason
-        ok = _verdict(h, _people(t1 + 10**7))            # nobody in view: both verdicts allow it
-        assert ok.level == SafetyStatus.OK, ok.reason
+        # nobody in view, yet the edge of the view is 0.2 m from the robot: what is beside it may be a person
+        s = _verdict(h, _people(t1 + 10**7))
+        assert s.level == SafetyStatus.PROTECTIVE_STOP and "unseen space beside the camera's view" in s.reason, s
     finally:
         h.close()
 
@@ -447,3 +455,6 @@ def test_depth_path_needs_joint_states(ros_context):
     from hrc_perception.ros.node_base import ParameterError
     with pytest.raises(ParameterError, match="depth_path needs robot_source joint_states"):
         SafetyMonitorNode(context=ros_context, parameter_overrides=[Parameter("depth_path", value="alone")])
+    # older skeletons only where a depth verdict covers whoever came since
+    with pytest.raises(ParameterError, match="max_people_age_s above max_age_s needs depth_path with_skeletons"):
+        SafetyMonitorNode(context=ros_context, parameter_overrides=[Parameter("max_people_age_s", value=2.0)])

@@ -270,3 +270,20 @@ def test_monitor_params_from_node_values():
     p = monitor_params({"reaction_time_s": 0.2, "stopping_distance_m": -1.0, "unknown_limb_reach": False})
     assert p.separation.reaction_time_s == 0.2 and p.separation.stopping_distance_m is None
     assert not p.body.cover_unknown and monitor_params({}).body.cover_unknown
+
+
+def test_older_skeletons_when_allowed_count_wherever_the_person_may_have_gone_since():
+    """max_people_age_s (with the depth path beside): skeletons 1 s old are judged, not
+    UNKNOWN, and S_p grows by the person's speed times that age; the robot stays strict."""
+    strict, older = MonitorParams(max_age_s=0.3), MonitorParams(max_age_s=0.3, max_people_age_s=3.0)
+    person = [PersonState(7, standing_person(-3.0), 9.0, None)]
+    robot = robot_at(0.0, stamp_s=10.0)
+    assert assess(robot, person, 10.0, strict, people_stamp_s=9.0).level == UNKNOWN
+    v = assess(robot, person, 10.0, older, people_stamp_s=9.0)
+    fresh = assess(robot, [replace(person[0], stamp_s=10.0)], 10.0, older, people_stamp_s=10.0)
+    assert v.level != UNKNOWN and v.data_age_s == pytest.approx(1.0)
+    # the age joins the reaction time: the arm's 2 m/s and the robot's 0.5 m/s, 1 s longer
+    assert v.separation_m == pytest.approx(fresh.separation_m + (2.0 + 0.5) * 1.0)
+    assert assess(robot, person, 12.5, older, people_stamp_s=9.0).level == UNKNOWN          # 3.5 s: too old
+    assert assess(robot_at(0.0, stamp_s=9.0), person, 10.0, older, people_stamp_s=9.0).level == UNKNOWN
+    assert assess(robot_at(0.0, stamp_s=11.0), [], 11.0, older, people_stamp_s=9.0).level == OK   # nobody then

@@ -216,14 +216,16 @@ def test_worst_of_takes_the_highest_level_and_the_smallest_speed():
 
 def test_the_depth_path_on_synthetic_episodes_is_never_ok_while_the_truth_stops(small_run):
     """The evaluation of the depth path alone on the small cell (2 episodes of 5 frames):
-    every frame judged against the truth, the empty cell judged too, stage times there."""
+    every frame judged against the truth, the empty cell judged too, stage times there. The
+    space beside the view taken as guarded (else nothing is ever OK there and the check is empty)."""
     from hrc_perception.safety.evaluate_depth import evaluate_depth_path
     from hrc_perception.safety.monitor import monitor_params
-    res = evaluate_depth_path(small_run, [0, 1], monitor_params({}), DepthSpaceParams(), empty_frames=5,
-                              log=lambda *_: None)
+    res = evaluate_depth_path(small_run, [0, 1], monitor_params({}), DepthSpaceParams(unseen_space="guarded"),
+                              empty_frames=5, log=lambda *_: None)
     assert res["frames"] == 10 and res["empty_cell_frames"] == 10
     assert sum(res["confusion_estimate_vs_truth"].values()) == 10
-    assert res["ok_while_truth_stop"] == 0
+    assert res["ok_while_truth_stop"] == 0 and res["ok_while_truth_stop_person_unseen"] == 0
+    assert 0 <= res["frames_part_carried"] <= res["frames"]
     assert res["distance_error_visible"]["frames"] + res["distance_error_hidden"]["frames"] > 0
     # never farther than the body surface the camera sees, beyond the sensor's noise
     surface = res["distance_minus_visible_surface"]
@@ -278,8 +280,8 @@ def test_skeletons_only_ever_lower_the_depth_verdict(small_run):
     from hrc_perception.safety.evaluate_depth import evaluate_depth_path
     from hrc_perception.safety.monitor import monitor_params
     floor0 = monitor_params({"min_arm_speed_mps": 0.0, "min_human_speed_mps": 0.0})
-    runs = [evaluate_depth_path(small_run, [0], floor0, DepthSpaceParams(), empty_frames=5, skeletons=s,
-                                log=lambda *_: None) for s in (False, True)]
+    runs = [evaluate_depth_path(small_run, [0], floor0, DepthSpaceParams(unseen_space="guarded"), empty_frames=5,
+                                skeletons=s, log=lambda *_: None) for s in (False, True)]
     assert all(r["ok_while_truth_stop"] == 0 for r in runs)
     moves = [sum(v for k, v in r["confusion_estimate_vs_truth"].items() if k.split("|")[0] in ("OK", "WARNING"))
              for r in runs]
@@ -317,3 +319,18 @@ def test_garbage_depth_never_raises_and_never_grants_ok_blind(background, seed, 
         assert res.distance_m == math.inf or res.distance_m > v.separation_m + MP.warning_margin_m
     if garbage != "mixed" and fraction > 0.5:       # most of the image unreadable: no verdict
         assert v.level == UNKNOWN and "covered" in v.reason, v.reason
+
+
+def test_the_space_beside_the_view_counts_unless_the_cell_guards_it(background):
+    from dataclasses import replace
+    res = depth_space_distance(scene(), K, background, ROBOT, P)
+    assert res.distance_m == math.inf                       # nothing seen but the robot...
+    t = (H / 2) / F                                         # ... yet the top and bottom borders: y = +-t z
+    assert res.view_edge.distance_m == pytest.approx(ROBOT_C[2] * t / math.hypot(1.0, t) - ROBOT_R, abs=1e-9)
+    robot = RobotState(["link", "tip"], np.array([ROBOT_C, ROBOT_C + [0, 0, 0.01]]), 10.0, 0.5, "cam")
+    v = assess_depth(robot, res, 10.0, "cam", 10.05, MP)
+    assert v.level == PROTECTIVE_STOP and "unseen space beside the camera's view" in v.reason   # 0.59 m < S_p
+    guarded = depth_space_distance(scene(), K, background, ROBOT, replace(P, unseen_space="guarded"))
+    assert guarded.view_edge is None and assess_depth(robot, guarded, 10.0, "cam", 10.05, MP).level == OK
+    with pytest.raises(ValueError):
+        replace(P, unseen_space="fenced")

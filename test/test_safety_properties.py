@@ -103,14 +103,15 @@ def params(draw):
               "min_human_speed_mps": draw(st.floats(0.0, 2.0)), "min_arm_speed_mps": draw(st.floats(0.0, 2.5)),
               "robot_speed_unknown_mps": draw(st.floats(0.0, 2.0)), "min_person_joints": draw(st.integers(1, 8)),
               "unknown_limb_reach": draw(st.booleans()), "require_tracks": draw(st.booleans()),
-              "robot_link_radius_m": draw(st.floats(0.0, 0.2)), "max_range_m": draw(st.sampled_from([20.0, 8.0]))}
+              "robot_link_radius_m": draw(st.floats(0.0, 0.2)), "max_range_m": draw(st.sampled_from([20.0, 8.0])),
+              "max_people_age_s": draw(st.sampled_from([0.0]) | st.floats(0.05, 3.0))}
     return monitor_params(values)
 
 
 def _valid_inputs(robot, persons, people_stamp_s, tracks_stamp_s, unseen, p) -> bool:
     """Every input as the fail-safe rules need it for OK or WARNING (the test's own reading)."""
-    def fresh(stamp):
-        return stamp is not None and math.isfinite(stamp) and 0.0 <= NOW - stamp <= p.max_age_s
+    def fresh(stamp, max_age_s=p.max_age_s):
+        return stamp is not None and math.isfinite(stamp) and 0.0 <= NOW - stamp <= max_age_s
 
     def speed_ok(v):
         return v is None or (math.isfinite(v) and v >= 0)
@@ -119,7 +120,8 @@ def _valid_inputs(robot, persons, people_stamp_s, tracks_stamp_s, unseen, p) -> 
     if not (fresh(robot.stamp_s) and len(robot.joint_names) == len(r) >= 2 and np.isfinite(r).all()
             and np.abs(r).max() <= p.max_range_m and speed_ok(robot.speed_mps)):
         return False
-    if not fresh(people_stamp_s) or unseen or (p.require_tracks and not fresh(tracks_stamp_s)):
+    people_age = p.max_people_age_s or p.max_age_s
+    if not fresh(people_stamp_s, people_age) or unseen or (p.require_tracks and not fresh(tracks_stamp_s, people_age)):
         return False
     for q in persons:
         x = np.asarray(q.positions_m)

@@ -242,3 +242,57 @@ def test_body_shapes_vary():
     for s in shapes:
         assert s.sleeve == (s.shirt if s.long_sleeves else s.skin)
         assert (s.torso != s.shirt) == s.hi_vis_vest
+
+
+def scripted(name: str, seed: int, duration: float = 10.0, speed=(2.0, 2.0), avoid=()):
+    rng = np.random.default_rng(seed)
+    shape = H.sample_body_shape(rng, CFG)
+    cfg = HumansConfig(script=name, walk_speed_m_s=speed)
+    return shape, plan_human_script(rng, shape, cfg, LAYOUT, duration, avoid_xy_m=avoid)
+
+
+def test_scripted_walker_comes_straight_at_the_robot_at_its_speed():
+    base = LAYOUT.T_world_base[:2, 3]
+    sides = set()
+    for seed in range(6):
+        shape, script = scripted("walk_at_robot", seed)
+        ts = np.arange(0.0, script.duration_s, 1 / 30)
+        xy = np.array([script.pose_at(t).root_xy_m for t in ts])
+        assert not script.present_at(0.0) and script.present_at(script.duration_s)
+        speed = np.linalg.norm(np.diff(xy, axis=0), axis=1) * 30
+        assert 1.95 <= speed.max() <= 2.05
+        d = np.linalg.norm(xy - base, axis=1)
+        moving = speed > 0.1
+        assert np.all(np.diff(d)[moving] < 0)          # every step while walking brings them nearer
+        heading = (xy[1:] - xy[:-1])[moving]
+        to_base = (base - xy[:-1])[moving]
+        cos = np.sum(heading * to_base, axis=1) / np.linalg.norm(heading, axis=1) / np.linalg.norm(to_base, axis=1)
+        assert cos.min() > 0.99                        # straight at the base
+        assert d[-1] < 0.8 and footprint_distance(xy).min() >= 0.15
+        sides.add(tuple(np.sign(np.round(xy[0] - base, 3))))
+        assert script.fall_time_s is None
+    assert len(sides) >= 2
+
+
+def test_scripted_reacher_puts_a_hand_over_the_table_in_front_of_the_robot():
+    base = LAYOUT.T_world_base[:3, 3]
+    for seed in range(4):
+        shape, script = scripted("reach_over_table", seed)
+        J = sampled_joints(shape, script, hz=20)
+        assert script.present_at(0.0)
+        wrists = J[:, [NAMES["left_wrist"], NAMES["right_wrist"]]].reshape(-1, 3)
+        over = footprint_distance(wrists[:, :2]) == 0
+        assert over.mean() > 0.2                      # a hand over the table much of the time
+        assert np.all(wrists[over, 2] > LAYOUT.table_height_m)
+        assert np.linalg.norm(wrists[over] - base, axis=1).min() < 0.5
+        root = np.array([script.pose_at(t).root_xy_m for t in np.arange(0, 10, 0.1)])
+        assert np.ptp(root, axis=0).max() < 1e-9      # standing at one spot
+
+
+def test_scripted_stand_still_does_not_move_and_people_keep_apart():
+    shape, script = scripted("stand_still", 3, duration=30.0)
+    J = sampled_joints(shape, script, hz=5)
+    assert np.ptp(J, axis=0).max() < 1e-9
+    assert np.linalg.norm(np.array(script.standing_spot_xy_m) - LAYOUT.T_world_base[:2, 3]) < 1.0
+    _, other = scripted("stand_still", 4, avoid=[script.standing_spot_xy_m])
+    assert np.hypot(*np.subtract(other.standing_spot_xy_m, script.standing_spot_xy_m)) >= 0.7

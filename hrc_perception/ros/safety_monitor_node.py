@@ -72,9 +72,11 @@ no colour network: the cell's background (``background_file``, or learned from t
 until then), the robot removed by its URDF link surfaces at joint_states (so it needs
 ``robot_source: joint_states``) placed in the depth's frame, and the distance from the
 robot to every unexplained foreground point and the space hidden behind it, each point
-moving at the arm's speed. ``alone``: that verdict is the status (a cell whose colour
+moving at the arm's speed; with ``unseen_space: occupied`` (the default) the space beside the
+camera's view counts as a possible person at the view's edge. ``alone``: that verdict is the status (a cell whose colour
 images of people are not recorded); ``with_skeletons``: the worse of it and the
-skeletons' verdict. Either way a status per depth frame, stamped with the frame's stamp.
+skeletons' verdict (whose people may then be up to ``max_people_age_s`` old: S_p grows with
+their age, and whoever came since is in the depth). Either way a status per depth frame, stamped with the frame's stamp.
 
 Parameters: every safety parameter applies to the very next verdict when set at run time
 (a set that makes the parameters invalid together is refused); the read-only ones say so
@@ -106,7 +108,7 @@ from hrc_perception.ros.sync import StampBuffer
 from hrc_perception.safety.background_sources import robot_in_camera
 from hrc_perception.safety.capsules import chain_capsules
 from hrc_perception.safety.carving import PooledDepth, pool_depth
-from hrc_perception.safety.depth_space import DepthSpaceParams, DepthSpaceResult, depth_space_distance
+from hrc_perception.safety.depth_space import UNSEEN_SPACE, DepthSpaceParams, DepthSpaceResult, depth_space_distance
 from hrc_perception.safety.clock import AHEAD, BEHIND, JUMPED, StampClock
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, PersonState,
                                            RobotState, Verdict, assess, assess_depth, joint_positions_problem,
@@ -142,8 +144,16 @@ def status_msg(v: Verdict, header: Header) -> SafetyStatus:
                         reason=v.reason)
 
 
+def setter(v: Verdict) -> str:
+    """What set the verdict, in a few words: a person's joint, or the depth path's
+    unexplained foreground or unseen space (its closest_human_joint) and the robot's joint."""
+    who = f"person {v.closest_human_id} {v.closest_human_joint}" if v.closest_human_id else v.closest_human_joint
+    return f"{who} - {v.closest_robot_joint}" if v.closest_robot_joint else who
+
+
 def status_markers(v: Verdict, header: Header, lifetime_s: float) -> MarkerArray:
-    """Closest-pair line + label, and the S_p sphere around the robot's closest point."""
+    """Closest-pair line + label (level, distance, S_p and what set it), and the S_p sphere
+    around the robot's closest point."""
     life = duration_msg(lifetime_s)
     r, g, b = LEVEL_COLORS[v.level]
     out = MarkerArray()
@@ -158,7 +168,7 @@ def status_markers(v: Verdict, header: Header, lifetime_s: float) -> MarkerArray
     line.pose.orientation.w = 1.0
     label = Marker(header=copy_header(header), ns="safety_label", id=0, type=Marker.TEXT_VIEW_FACING,
                    action=Marker.ADD, lifetime=life, color=ColorRGBA(r=r, g=g, b=b, a=1.0),
-                   text=f"{LEVEL_NAMES[v.level]} {v.min_distance_m:.2f} m (S_p {v.separation_m:.2f})")
+                   text=f"{LEVEL_NAMES[v.level]} {v.min_distance_m:.2f} m (S_p {v.separation_m:.2f})\n{setter(v)}")
     label.pose.position = Point(x=(ph.x + pr.x) / 2, y=(ph.y + pr.y) / 2 - 0.1, z=(ph.z + pr.z) / 2)
     label.pose.orientation.w = 1.0
     label.scale.z = 0.08
@@ -211,6 +221,9 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("warning_margin_m", 0.5, "WARNING within S_p + this (m)", min_value=0.0, max_value=10.0),
         ParamSpec("max_age_s", 0.5, "inputs older than this are stale: UNKNOWN (s)", min_value=0.01,
                   max_value=10.0),
+        ParamSpec("max_people_age_s", 0.0, "skeletons and person tracks older than this are stale (s; 0 = "
+                  "max_age_s). More only with depth_path with_skeletons, whose depth verdict covers whoever came "
+                  "since: S_p grows with the skeletons' age", min_value=0.0, max_value=10.0),
         ParamSpec("max_stamp_lead_s", 0.5, "an input stamped more than this ahead of the newest accepted one is "
                   "refused (s)", min_value=0.0, max_value=60.0),
         ParamSpec("clock_jump_back_s", 10.0, "inputs this far behind the newest, three in a row: time went back "
@@ -237,6 +250,10 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("depth_path", "off", "judge every depth frame by its unexplained foreground (no colour "
                   "network): off, with_skeletons (the worse of both verdicts) or alone",
                   choices=("off", "with_skeletons", "alone"), read_only=True),
+        ParamSpec("unseen_space", "occupied", "depth path: the space beside the camera's view is 'occupied' (a "
+                  "possible person at its edge) or 'guarded' (the cell keeps people out of what the camera cannot "
+                  "see within the robot's protective distance: fences, light curtains)",
+                  choices=UNSEEN_SPACE, read_only=True),
         ParamSpec("background_file", "", "the empty cell's background depth (.npz: hrc-perception "
                   "background writes it); '' = learn it from the first background_learn_frames frames", read_only=True),
         ParamSpec("background_learn_frames", 30, "depth frames of the empty cell the background is learned from "
@@ -254,7 +271,7 @@ class SafetyMonitorNode(HrcNode):
                       "human_uncertainty_m", "robot_uncertainty_m", "robot_max_speed_mps", "robot_link_radius_m",
                       "warning_margin_m", "max_age_s", "min_person_joints", "robot_speed_unknown_mps",
                       "min_human_speed_mps", "min_arm_speed_mps", "unknown_limb_reach", "carve_margin_m",
-                      "max_range_m", "require_tracks")
+                      "max_range_m", "require_tracks", "max_people_age_s")
 
     def __init__(self, node_name: str = "safety_monitor", **kwargs):
         self.last_verdict: Verdict | None = None
@@ -311,8 +328,11 @@ class SafetyMonitorNode(HrcNode):
                     f"(1 / check_rate_hz = {1.0 / values['check_rate_hz']:.3f} s)")
         if values["depth_path"] != "off" and values["robot_source"] != "joint_states":
             return "depth_path needs robot_source joint_states (the robot's link surfaces are posed at its joints)"
-        if not values["clock_jump_back_s"] > values["max_age_s"]:
-            return "clock_jump_back_s must exceed max_age_s"
+        if values["max_people_age_s"] > values["max_age_s"] and values["depth_path"] != "with_skeletons":
+            return ("max_people_age_s above max_age_s needs depth_path with_skeletons: without a fresh depth "
+                    "verdict, a person who came since the last skeletons would be in no verdict")
+        if not values["clock_jump_back_s"] > max(values["max_age_s"], values["max_people_age_s"]):
+            return "clock_jump_back_s must exceed max_age_s and max_people_age_s"
         return None
 
     def on_parameters_set(self, names: list[str]) -> None:
@@ -482,7 +502,8 @@ class SafetyMonitorNode(HrcNode):
             else:
                 caps = chain_capsules(robot.joint_names, transform_points(T_cam_base, robot.positions_m),
                                       self._params.robot_link_radius_m)
-                result = depth_space_distance(depth_m, K, self._background, caps, DEPTH_SPACE,
+                result = depth_space_distance(depth_m, K, self._background, caps,
+                                              replace(DEPTH_SPACE, unseen_space=self.param("unseen_space")),
                                               surface=(self._surface, posed))
                 self.depth_frames_judged += 1
         self._depth_judged = (ns, frame, result, why)

@@ -60,7 +60,8 @@ def bench_safety(frames: int = 60, seed: int = 970, repeat: int = 20, json_path:
     for n in (1, 3, 6):
         t_ours, t_peer = [], []
         for robot in robots:
-            people = [PersonState(i + 1, persons[k], 0.0, 0.3) for i, k in enumerate(rng.integers(len(persons), size=n))]
+            picks = rng.integers(len(persons), size=n)
+            people = [PersonState(i + 1, persons[k], 0.0, 0.3) for i, k in enumerate(picks)]
             for _ in range(repeat):
                 t0 = time.perf_counter()
                 assess(robot, people, 0.0, params)

@@ -27,7 +27,12 @@ Needs no colour network. Of one depth frame [H, W] (metres, z, 0 = invalid):
    where there is none), as a capsule whose radius covers the block's frustum. What is
    behind a foreground surface is unseen and may hold a person (Flacco et al. 2012);
 5. the distance: the closest of those capsules to the robot's capsules (surface to
-   surface, metres, negative on overlap).
+   surface, metres, negative on overlap);
+6. the space beside the view (``unseen_space``): 'occupied' (the default) takes the
+   distance from the robot to the outside of the camera's view as that of a possible
+   person (:mod:`~hrc_perception.safety.view_edge`): nobody is seen there, so nobody is
+   known to be absent; 'guarded' leaves it out, for a cell whose integrator keeps people
+   out of every place within the robot's protective distance that the camera cannot see.
 
 Not counted: what hides behind the robot's own links (the robot's shadow), and holes far
 from any foreground (a body larger than a hole shows around it). The smallest body part
@@ -47,6 +52,7 @@ from hrc_perception.geometry import mask_points_cam_m
 from hrc_perception.safety.background import BackgroundDepth, blocks
 from hrc_perception.safety.capsules import Capsules, pairwise_closest, point_segment_distances
 from hrc_perception.safety.robot_surface import RobotSurface
+from hrc_perception.safety.view_edge import frustum_planes, view_edge_distance
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,17 @@ class DepthSpaceParams:
     stereo_baseline_m: float = 0.05  # the depth camera's stereo baseline (D435: 50 mm)
     max_depth_m: float = 10.0        # where a ray ends without a background behind it; farther readings: invalid
     person_margin_m: float = 0.10    # points this close to a fresh skeleton's capsules are that person's
+    unseen_space: str = "occupied"   # beside the view: 'occupied' (a possible person) or 'guarded' (nobody)
+    min_depth_m: float = 0.28        # the camera's nearest reading: nearer space is unseen too
 
     def __post_init__(self):
         if not (self.block_px >= 1 and 0 < self.min_block_fill <= 1 and 0 < self.min_hole_fill <= 1
                 and self.explain_margin_m >= 0 and self.stereo_baseline_m > 0 and self.hole_fill_blocks >= 0
-                and self.max_depth_m > 0):
+                and 0 <= self.min_depth_m < self.max_depth_m and self.unseen_space in UNSEEN_SPACE):
             raise ValueError(f"invalid depth-space parameters: {self}")
+
+
+UNSEEN_SPACE = ("occupied", "guarded")
 
 
 @dataclass
@@ -81,7 +92,9 @@ class DepthSpaceResult:
     lost_background_fraction: of the pixels whose background read a depth in nearly every
     empty-cell frame (``BackgroundDepth.reliable``), those that read nothing now (without
     any such pixel: the invalid fraction). people: person id -> the closest block that
-    person's fresh skeleton explains (its capsules' points; see ``depth_space_distance``)."""
+    person's fresh skeleton explains (its capsules' points; see ``depth_space_distance``).
+    view_edge: with unseen_space 'occupied', the outside of the camera's view as a block
+    (its pixel: the foot's projection clamped to the image), else None."""
     distance_m: float
     pixel_uv: tuple[float, float] | None = None
     robot_joint: str = ""
@@ -94,6 +107,7 @@ class DepthSpaceResult:
     invalid_fraction: float = 0.0
     lost_background_fraction: float = 0.0
     people: dict[int, "ClosestBlock"] = field(default_factory=dict)
+    view_edge: "ClosestBlock | None" = None
 
 
 @dataclass
@@ -242,6 +256,8 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
         filled |= new
     j, i = np.nonzero(np.isfinite(z_near))
     result.occupied_blocks, result.filled_holes = int(occupied.sum()), int(filled.sum())
+    if params.unseen_space == "occupied":
+        result.view_edge = _view_edge(robot, K, d.shape, params)
     lap("blocks")
     if len(j) == 0 or len(robot) == 0:
         lap("rays")
@@ -268,6 +284,19 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
             result.people[int(people[group][0])] = block
     lap("rays")
     return result
+
+
+def _view_edge(robot: Capsules, K: np.ndarray, shape: tuple[int, int], params: DepthSpaceParams):
+    """The outside of the view as a ClosestBlock (None without robot capsules)."""
+    planes = frustum_planes(K, shape[1], shape[0], params.min_depth_m, params.max_depth_m)
+    dist, k, end, foot = view_edge_distance(robot, planes)
+    if k < 0:
+        return None
+    joint = (robot.names_a + robot.names_b)[k]
+    z = max(float(foot[2]), 1e-6)
+    u = float(np.clip(K[0, 0] * foot[0] / z + K[0, 2], 0, shape[1] - 1)) if np.isfinite(foot).all() else 0.0
+    v = float(np.clip(K[1, 1] * foot[1] / z + K[1, 2], 0, shape[0] - 1)) if np.isfinite(foot).all() else 0.0
+    return ClosestBlock(dist, (u, v), joint, foot, end)
 
 
 UNEXPLAINED, ROBOT, SHARED = -1, -2, -3     # point labels; a person's points carry the person's index (0, 1, ...)

@@ -9,7 +9,8 @@ give), inputs ``age_s`` old. The same frames without people are judged too (the 
 cell: the truth is OK throughout).
 
 Figures (as :func:`~hrc_perception.safety.evaluate.compare`, from per-frame pairs):
-confusion estimate x truth, OK while the truth says PROTECTIVE_STOP (must be 0),
+confusion estimate x truth, OK while the truth says PROTECTIVE_STOP (must be 0; and of those,
+the frames where the truth's closest person shows no joint to the camera),
 availability (of the frames where the truth lets the robot move, those where the
 estimate does, and those where it also allows at least half the truth's speed), the
 distance error where the truth's closest human joint is visible to the camera and
@@ -18,8 +19,8 @@ sees (noise-free render depth of the people's pixels: the estimate must not be f
 than what it sees, beyond the sensor's noise), the availability ceiling (of the frames where the truth lets the
 robot move, the share where the monitor's own rule on perfect skeletons does: with its
 speed floors and position uncertainty, at age 0 and at ``age_s``: the share a skeleton
-estimate can reach at best), the empty cell's OK/WARNING fraction, and each stage's time per
-frame (milliseconds, this machine).
+estimate can reach at best), the empty cell's OK/WARNING fraction, the frames with a part in
+the robot's gripper, and each stage's time per frame (milliseconds, this machine).
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
     surface = RobotSurface.from_model(model)
     fps = run.cfg.sequence.fps
     pairs, empty_levels, errors = [], [], {"visible": [], "hidden": [], "surface": []}
-    truth_all, rule_now, rule_at_age = {}, {}, {}
+    truth_all, rule_now, rule_at_age, carried, ok_stop_unseen = {}, {}, {}, 0, 0
     stage_ms = {"depth_space": [], "surface_pose": [], "verdict": []}
     for e in episodes:
         ep = run.episode(e)
@@ -62,6 +63,8 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
             f"in {time.perf_counter() - t0:.1f} s")
         truth_frames, estimates = [], {}
         n = run.cfg.sequence.episode_frames
+        carried += sum(any(tr.phase_at(k / fps)[0] == "carried" for tr in ep.robot_script.part_tracks)
+                       for k in range(0, n, frame_step))
         prev_robot, prev_people = None, {}
         for k in range(0, n, frame_step):
             speed = 0.0
@@ -116,6 +119,8 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
         for s, v in estimates.items():
             tv = truth[s]
             pairs.append((v, tv))
+            if v.level == OK and tv.level == PROTECTIVE_STOP and not np.any(visible[s].get(tv.closest_human_id, False)):
+                ok_stop_unseen += 1
             if np.isfinite(v.min_distance_m) and np.isfinite(tv.min_distance_m) and tv.closest_human_id:
                 seen = visible[s].get(tv.closest_human_id)
                 j = COCO17_NAMES.index(tv.closest_human_joint) if tv.closest_human_joint in COCO17_NAMES else None
@@ -123,6 +128,8 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
                 errors[key].append(v.min_distance_m - tv.min_distance_m)
         log(f"episode {e}: {len(estimates)} frames judged")
     out = summarise(pairs, empty_levels, errors, stage_ms)
+    out["frames_part_carried"] = int(carried)
+    out["ok_while_truth_stop_person_unseen"] = ok_stop_unseen
     out["availability_ceiling"] = {"rule_at_age_0": availability_ceiling(truth_all, rule_now),
                                    "rule_at_eval_age": availability_ceiling(truth_all, rule_at_age)}
     return out

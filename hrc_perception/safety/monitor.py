@@ -91,6 +91,13 @@ class MonitorParams:
     carve_margin_m: float = 0.05           # reach spheres are carved up to this in front of the depth
     max_range_m: float = 20.0              # a joint farther from the frame's origin is invalid input
     require_tracks: bool = False           # a fresh tracker array is needed to know who is in the cell
+    max_people_age_s: float = 0.0          # skeletons and tracks older than this are stale; 0 = max_age_s
+    # (more only where a fresh depth verdict covers whoever came since: S_p grows with the skeletons' age,
+    # so a joint seen at p, t s ago, counts as anywhere within v t of p)
+
+    @property
+    def people_max_age_s(self) -> float:
+        return self.max_people_age_s or self.max_age_s
 
     def __post_init__(self):
         for f in fields(self):
@@ -109,7 +116,7 @@ def monitor_params(values: dict) -> MonitorParams:
          "robot_link_radius_m": 0.10, "warning_margin_m": 0.5, "max_age_s": 0.5, "min_person_joints": 4,
          "robot_speed_unknown_mps": 1.0, "min_human_speed_mps": STANDARD_HUMAN_SPEED_MPS,
          "min_arm_speed_mps": ARM_SPEED_MPS, "unknown_limb_reach": True, "carve_margin_m": 0.05,
-         "max_range_m": 20.0, "require_tracks": True} | dict(values)
+         "max_range_m": 20.0, "require_tracks": True, "max_people_age_s": 0.0} | dict(values)
     s_s = float(d["stopping_distance_m"])
     sep = SeparationParams(reaction_time_s=float(d["reaction_time_s"]), stopping_time_s=float(d["stopping_time_s"]),
                            stopping_distance_m=s_s if s_s >= 0 else None,
@@ -124,7 +131,7 @@ def monitor_params(values: dict) -> MonitorParams:
                          min_human_speed_mps=float(d["min_human_speed_mps"]),
                          min_arm_speed_mps=float(d["min_arm_speed_mps"]),
                          carve_margin_m=float(d["carve_margin_m"]), max_range_m=float(d["max_range_m"]),
-                         require_tracks=bool(d["require_tracks"]),
+                         require_tracks=bool(d["require_tracks"]), max_people_age_s=float(d["max_people_age_s"]),
                          body=HumanBodyModel(cover_unknown=bool(d["unknown_limb_reach"])))
 
 
@@ -330,14 +337,14 @@ def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, dep
         people_stamp_s = max(float(p.stamp_s) for p in people)
     people_age = now_s - float(people_stamp_s)
     age = max(robot_age, people_age) if math.isfinite(people_age) else math.nan
-    why = _age_problem("people skeletons", people_age, params.max_age_s)
+    why = _age_problem("people skeletons", people_age, params.people_max_age_s)
     if why:
         return _unknown(why, age)
     if params.require_tracks:
         if tracks_stamp_s is None:
             return _unknown("no person tracks received: who is in the cell is unknown", age)
         tracks_age = now_s - float(tracks_stamp_s)
-        why = _age_problem("the tracker's person tracks", tracks_age, params.max_age_s)
+        why = _age_problem("the tracker's person tracks", tracks_age, params.people_max_age_s)
         if why:
             return _unknown(why, age)
         age = max(age, tracks_age)
@@ -397,12 +404,16 @@ def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, dep
     return worst
 
 
+VIEW_EDGE = "view_edge"       # assess_depth's group of the unseen space beside the view
+
+
 def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth_stamp_s: float | None,
                  depth_frame_id: str, now_s: float, params: MonitorParams,
                  max_lost_background: float = 0.3, person_speed_mps: dict[int, float] | None = None) -> Verdict:
     """The verdict of the depth-space path (:mod:`hrc_perception.safety.depth_space`) at
     now_s: the robot against every unexplained foreground point and the space hidden
-    behind it, each point moving at the arm's speed (it may be a hand); the foreground a
+    behind it, and the unseen space beside the view (``depth.view_edge``, when the
+    depth path counts it), each point moving at the arm's speed (it may be a hand); the foreground a
     fresh skeleton explains (``depth.people``) at that person's speed, person_speed_mps {id:
     m/s} (the caller's, floors applied; a person without one: the arm's). UNKNOWN without
     a fresh valid robot (in depth_frame_id), without a fresh depth result (None: no frame,
@@ -427,6 +438,9 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
         v_point = max(params.min_arm_speed_mps, ARM_SPEED_MPS, params.min_human_speed_mps)
         groups = [(None, v_point, depth.distance_m, depth.pixel_uv, depth.robot_joint, depth.point_m,
                    depth.point_robot_m)] if depth.distance_m != math.inf else []
+        if depth.view_edge is not None:
+            e = depth.view_edge
+            groups.append((VIEW_EDGE, v_point, e.distance_m, e.pixel_uv, e.robot_joint, e.point_m, e.point_robot_m))
         speeds = person_speed_mps or {}
         for pid, block in sorted(depth.people.items()):
             v = float(speeds.get(pid, v_point))
@@ -444,14 +458,18 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
             if not (math.isfinite(d) and math.isfinite(s_p)):
                 return _unknown(f"depth-space distance {d} m or S_p {s_p} m not finite", age)
             level = _level(d, s_p, params.warning_margin_m)
-            who = "unexplained foreground" if pid is None else f"person {pid}'s foreground"
-            where = f"{who} at pixel ({u:.0f}, {v:.0f})"
+            if pid == VIEW_EDGE:
+                where = f"the unseen space beside the camera's view (at pixel ({u:.0f}, {v:.0f}))"
+            else:
+                who = "unexplained foreground" if pid is None else f"person {pid}'s foreground"
+                where = f"{who} at pixel ({u:.0f}, {v:.0f})"
             why = {OK: f"{where} {d:.2f} m from {joint}, S_p {s_p:.2f} m",
                    WARNING: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m + margin",
                    PROTECTIVE_STOP: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m"}[level]
             scale = allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps
             scale = float(min(max(scale, 0.0), 1.0)) if math.isfinite(scale) else (1.0 if scale > 0 else 0.0)
-            verdicts.append(Verdict(level, d, s_p, 0.0 if level == PROTECTIVE_STOP else scale, pid or 0, where,
+            verdicts.append(Verdict(level, d, s_p, 0.0 if level == PROTECTIVE_STOP else scale,
+                                    pid if isinstance(pid, int) else 0, where,
                                     joint, age, why, p_ray, p_robot))
         return worst_of(*verdicts)
     except Exception as e:  # noqa: BLE001 - what cannot be read is not OK

@@ -143,13 +143,23 @@ class PartsConfig:
 class HumansConfig:
     """count: people per episode [low, high]. height_m: body height range.
     proportion_jitter: relative +- on segment lengths and girths.
-    fall_probability: chance that a person falls during an episode.
-    walk_speed_m_s: walking speed range."""
+    fall_probability: chance that a person falls during an episode (random script only).
+    walk_speed_m_s: walking speed range.
+    script: what people do, one of HUMAN_SCRIPTS: 'random' (a random plan of
+    behaviours at the table) or a scripted test scenario (sim/human_motion.py):
+    'walk_at_robot' (from outside the cell straight at the robot's base at
+    walk_speed_m_s, stopping at the table), 'reach_over_table' (standing at a long
+    side next to the robot, reaching over the table into its work area again and
+    again), 'stand_still' (standing next to the robot from the start, not moving)."""
     count: tuple[int, int] = (1, 2)
     height_m: Range = (1.55, 1.95)
     proportion_jitter: float = 0.08
     fall_probability: float = 0.1
     walk_speed_m_s: Range = (0.8, 1.4)
+    script: str = "random"
+
+
+HUMAN_SCRIPTS = ("random", "walk_at_robot", "reach_over_table", "stand_still")
 
 
 @dataclass(frozen=True)
@@ -335,6 +345,8 @@ def validate(cfg: CellConfig, prefix: str = "") -> None:
     _check(0 <= h.proportion_jitter < 0.5, prefix, "humans.proportion_jitter", "must be in [0, 0.5)")
     _check(0 <= h.fall_probability <= 1, prefix, "humans.fall_probability", "must be in [0, 1]")
     rng("humans.walk_speed_m_s", h.walk_speed_m_s, lo=0.05)
+    _check(h.script in HUMAN_SCRIPTS, prefix, "humans.script",
+           f"must be one of {', '.join(HUMAN_SCRIPTS)}, got {h.script!r}")
 
     li = cfg.lighting
     _check(1 <= li.count[0] <= li.count[1] <= 8, prefix, "lighting.count", "must be 1 <= low <= high <= 8")

@@ -19,7 +19,7 @@ at the table's -x end, so people use the +x end and the +-y sides.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -455,6 +455,13 @@ def _insert_fall(rng: np.random.Generator, segments: list[_Segment], layout: Cel
     return kept + [_Segment(tau, t_land, vf, lying, "fall"), _Segment(t_land, end, lying, lying.copy())], tau
 
 
+def _gait(rng: np.random.Generator, shape: BodyShape, cfg: HumansConfig) -> tuple[float, float, float]:
+    """A walking speed (m/s) from cfg, its hip swing amplitude (rad) and stride (metres per gait cycle)."""
+    speed = float(rng.uniform(*cfg.walk_speed_m_s))
+    hip_amp = float(np.clip(0.22 + 0.09 * speed, 0.2, 0.42))
+    return speed, hip_amp, 4 * (shape.thigh_length_m + shape.shank_length_m) * np.sin(hip_amp)
+
+
 def plan_human_script(rng: np.random.Generator, shape: BodyShape, cfg: HumansConfig, layout: CellLayout,
                       duration_s: float, avoid_xy_m=()) -> HumanScript:
     """Plan one person's episode: walk in from beyond (or the edge of) the floor
@@ -462,9 +469,9 @@ def plan_human_script(rng: np.random.Generator, shape: BodyShape, cfg: HumansCon
     point), then a random sequence of reach / bend / look / idle, possibly walking
     out; with probability cfg.fall_probability a fall at a random time in view.
     Episode t = 0 is a random phase of the plan. All randomness comes from rng."""
-    speed = float(rng.uniform(*cfg.walk_speed_m_s))
-    hip_amp = float(np.clip(0.22 + 0.09 * speed, 0.2, 0.42))
-    stride = 4 * (shape.thigh_length_m + shape.shank_length_m) * np.sin(hip_amp)   # metres per gait cycle
+    if cfg.script != "random":
+        return _scripted(cfg.script, rng, shape, cfg, layout, duration_s, avoid_xy_m)
+    speed, hip_amp, stride = _gait(rng, shape, cfg)
     spot, face = _choose_spot(rng, layout, avoid_xy_m)
     face += rng.uniform(-0.15, 0.15)
     entry = _nearest_outside_point(rng, layout, spot, (0.0, 0.8), 2)
@@ -507,3 +514,76 @@ def plan_human_script(rng: np.random.Generator, shape: BodyShape, cfg: HumansCon
             events = [e for e in events if e[0] < fall_time] + [(fall_time, "fall")]
     return HumanScript(shape, duration_s, layout.floor_bounds_m, segments, offset,
                        (float(spot[0]), float(spot[1])), speed, fall_time, events)
+
+
+# --- scripted test scenarios (HumansConfig.script) --------------------------------
+
+def _spots_by_robot(layout: CellLayout, along_m: float) -> dict[str, tuple[np.ndarray, float]]:
+    """Standing spots right next to the robot by side ('-x': behind its base at the
+    table's end; '+y' / '-y': at a long side, along_m further along +x than the base),
+    SPOT_EDGE_DISTANCE_M[0] outside the edge, each with the yaw facing the table."""
+    bx, by = layout.T_world_base[:2, 3]
+    (x0, _), (y0, y1) = layout.table_x_m, layout.table_y_m
+    d = SPOT_EDGE_DISTANCE_M[0]
+    return {"-x": (np.array([x0 - d, by]), 0.0), "+y": (np.array([bx + along_m, y1 + d]), -np.pi / 2),
+            "-y": (np.array([bx + along_m, y0 - d]), np.pi / 2)}
+
+
+def _free_side(rng: np.random.Generator, spots: dict[str, tuple[np.ndarray, float]], sides: tuple[str, ...],
+               avoid_xy_m) -> str:
+    """A random one of sides whose spot is at least MIN_SPOT_SEPARATION_M from every
+    avoid point (the one farthest from them if none is)."""
+    avoid = np.asarray(list(avoid_xy_m), float).reshape(-1, 2)
+    order = [sides[i] for i in rng.permutation(len(sides))]
+    if not len(avoid):
+        return order[0]
+    gap = {s: float(np.min(np.linalg.norm(avoid - spots[s][0], axis=1))) for s in order}
+    ok = [s for s in order if gap[s] >= MIN_SPOT_SEPARATION_M]
+    return ok[0] if ok else max(order, key=gap.get)
+
+
+def _scripted(name: str, rng: np.random.Generator, shape: BodyShape, cfg: HumansConfig, layout: CellLayout,
+              duration_s: float, avoid_xy_m) -> HumanScript:
+    """The plan of a scripted scenario (HumansConfig.script; no falls; episode t = script t):
+
+    walk_at_robot: from 2 m beyond the floor bounds, on one of the robot's sides of the
+      table ('-x', '+y', '-y'), straight at the robot's base at the walking speed, stopping
+      at the spot next to it (the episode starts with the person outside, walking in);
+      then standing there, looking around and idling.
+    reach_over_table: standing at a long side next to the robot from the start, reaching
+      over the table into the robot's work area (0.25-0.55 m in front of its base,
+      0.12-0.35 m above the table), again and again.
+    stand_still: standing at a long side next to the robot from the start, not moving at all.
+    """
+    speed, hip_amp, stride = _gait(rng, shape, cfg)
+    spots = _spots_by_robot(layout, {"walk_at_robot": 0.0, "reach_over_table": 0.3, "stand_still": 0.2}[name])
+    side = _free_side(rng, spots, ("-x", "+y", "-y") if name == "walk_at_robot" else ("+y", "-y"), avoid_xy_m)
+    spot, face = spots[side]
+    start = spot
+    if name == "walk_at_robot":
+        (bx0, _), (by0, by1) = layout.floor_bounds_m
+        to_bound = {"-x": spot[0] - bx0, "+y": by1 - spot[1], "-y": spot[1] - by0}[side]
+        start = spot - np.array([np.cos(face), np.sin(face)]) * (to_bound + 2.0)
+    v0 = _with(np.zeros(len(PARAMS)), x=start[0], y=start[1], yaw=face, gait=rng.uniform(0, 2 * np.pi), **NEUTRAL)
+    p = _Planner(v0)
+    events = [(0.0, "walk_in" if name == "walk_at_robot" else name)]
+    if name == "walk_at_robot":
+        p.walk(spot, speed, hip_amp, stride)
+    end = duration_s + 0.5
+    if name == "stand_still":
+        p.to(end)
+    base = layout.T_world_base
+    ahead = base[:2, 0] / np.linalg.norm(base[:2, 0])     # the robot's front (its base x axis), on the floor
+    while p.t < end:
+        events.append((p.t, "reach" if name == "reach_over_table" else "look"))
+        if name == "reach_over_table":
+            target = np.array([*(base[:2, 3] + ahead * rng.uniform(0.25, 0.55)), layout.table_height_m])
+            target += [0.0, rng.uniform(-0.15, 0.15), rng.uniform(0.12, 0.35)]
+            _reach(p, rng, shape, replace(layout, reach_targets_m=target[None]), face)
+            p.to(rng.uniform(0.2, 0.8))
+        elif rng.random() < 0.5:
+            _look(p, rng, face)
+        else:
+            _idle(p, rng)
+    return HumanScript(shape, duration_s, layout.floor_bounds_m, p.segments, 0.0,
+                       (float(spot[0]), float(spot[1])), speed, None, events)
