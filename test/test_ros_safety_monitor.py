@@ -417,6 +417,52 @@ def test_depth_path_alone_judges_every_depth_frame(ros_context, tmp_path):
         h.close()
 
 
+def test_depth_path_background_follows_what_moves_away_never_what_stays(ros_context, tmp_path):
+    """A box at 3 m stood in the learned background where the wall (5 m) is now seen: after
+    background_reveal_after_s of the wall there, the background takes it, so a body at 4 m
+    in that place (behind where the box was: invisible before) is foreground. A body
+    standing still is never taken into the background."""
+    from hrc_perception.safety.background import BackgroundDepth
+    w, h_px = 320, 240
+    wall = np.full((h_px, w), 5000, np.uint16)
+    learned = wall.astype(np.float32) / 1000
+    learned[100:140, 140:180] = 3.0                          # the box, since taken away
+    BackgroundDepth(learned).save(tmp_path / "bg.npz")
+    c = math.sqrt(0.5)
+    h, pubs = _rig(ros_context, require_tracks=False, robot_source="joint_states", depth_path="alone",
+                   background_file=str(tmp_path / "bg.npz"), base_pose=["0", "0.5", "4.0", str(-c), "0", "0", str(c)],
+                   unseen_space="guarded", background_reveal_after_s=1.0, max_age_s=2.0)
+    node = h.node
+    try:
+        assert spin_until(h.ex, lambda: pubs[DEPTH_TOPIC].get_subscription_count() > 0)
+        info = K_to_camera_info(make_K(300, 300, 160, 120), w, h_px, make_header(T0, FRAME_ID))
+        pubs[CAMERA_INFO_TOPIC].publish(info)
+        assert spin_until(h.ex, lambda: node._camera is not None)
+        body = wall.copy()
+        body[100:140, 140:180] = 4000
+        _panda_joint_states(h, pubs, T0)
+        hidden = _depth_status(h, pubs, body, T0 + 10**7)
+        assert hidden.level == SafetyStatus.OK, hidden.reason        # farther than the box: not foreground yet
+        for t in (T0 + 2 * 10**8, T0 + 6 * 10**8, T0 + 12 * 10**8):    # the wall seen there for 1 s
+            advance_clock(h, pubs, t)
+            _panda_joint_states(h, pubs, t)
+            _depth_status(h, pubs, wall, t + 10**7)
+        assert node.background_revealed_px == 40 * 40
+        assert np.allclose(node._background.depth_m[100:140, 140:180], 5.0)
+        t = T0 + 13 * 10**8
+        _panda_joint_states(h, pubs, t)
+        seen = _depth_status(h, pubs, body, t + 10**7)
+        assert seen.level != SafetyStatus.OK and "unexplained foreground" in seen.reason, seen.reason
+        for t in (T0 + 20 * 10**8, T0 + 30 * 10**8):                 # the body stays: never background
+            advance_clock(h, pubs, t)
+            _panda_joint_states(h, pubs, t)
+            still = _depth_status(h, pubs, body, t + 10**7)
+            assert still.level == seen.level and "unexplained foreground" in still.reason
+        assert node.background_revealed_px == 40 * 40
+    finally:
+        h.close()
+
+
 def test_depth_path_learns_the_background_first(ros_context):
     """Without a background_file the first background_learn_frames frames are the empty
     cell's background: UNKNOWN while it is learned, then judged; the space beside the view

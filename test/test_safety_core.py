@@ -287,3 +287,20 @@ def test_older_skeletons_when_allowed_count_wherever_the_person_may_have_gone_si
     assert assess(robot, person, 12.5, older, people_stamp_s=9.0).level == UNKNOWN          # 3.5 s: too old
     assert assess(robot_at(0.0, stamp_s=9.0), person, 10.0, older, people_stamp_s=9.0).level == UNKNOWN
     assert assess(robot_at(0.0, stamp_s=11.0), [], 11.0, older, people_stamp_s=9.0).level == OK   # nobody then
+
+
+def test_a_payload_sphere_at_the_tool_is_the_robots():
+    from hrc_perception.safety.monitor import robot_capsules
+    robot = robot_at(0.0)
+    plain = robot_capsules(robot.joint_names, robot.positions_m, MonitorParams())
+    held = robot_capsules(robot.joint_names, robot.positions_m, MonitorParams(payload_radius_m=0.15))
+    assert len(held) == len(plain) + 1 and held.radius[-1] == 0.15 and held.names_a[-1] == "wrist"
+    assert np.array_equal(held.a[-1], robot.positions_m[-1]) and np.array_equal(held.b[-1], robot.positions_m[-1])
+    lost = robot.positions_m.copy()
+    lost[-1] = np.nan                                    # no tool position: no sphere (and no last link)
+    assert len(robot_capsules(robot.joint_names, lost, MonitorParams(payload_radius_m=0.15))) == len(plain) - 1
+    # the payload only ever brings the robot nearer to people
+    person = [PersonState(7, standing_person(-1.5), 10.0, None)]
+    a = assess(robot, person, 10.0, MonitorParams())
+    b = assess(robot, person, 10.0, MonitorParams(payload_radius_m=0.15))
+    assert b.min_distance_m <= a.min_distance_m

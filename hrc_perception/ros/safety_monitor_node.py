@@ -69,14 +69,17 @@ Depth path (``depth_path``: ``off``, ``with_skeletons``, ``alone``;
 :mod:`hrc_perception.safety.depth_space`): every depth frame is judged on arrival, needing
 no colour network: the cell's background (``background_file``, or learned from the first
 ``background_learn_frames`` frames after start-up, when the cell must be empty: UNKNOWN
-until then), the robot removed by its URDF link surfaces at joint_states (so it needs
-``robot_source: joint_states``) placed in the depth's frame, and the distance from the
-robot to every unexplained foreground point and the space hidden behind it, each point
-moving at the arm's speed; with ``unseen_space: occupied`` (the default) the space beside the
-camera's view counts as a possible person at the view's edge. ``alone``: that verdict is the status (a cell whose colour
-images of people are not recorded); ``with_skeletons``: the worse of it and the
-skeletons' verdict (whose people may then be up to ``max_people_age_s`` old: S_p grows with
-their age, and whoever came since is in the depth). Either way a status per depth frame, stamped with the frame's stamp.
+until then; where it reads farther for ``background_reveal_after_s``, something moved away
+and the background takes the new depth, the cautious direction; nearer never joins it), the
+robot removed by its URDF link surfaces at joint_states (so it needs ``robot_source:
+joint_states``) placed in the depth's frame, and the distance from the robot to every
+unexplained foreground point and the space hidden behind it, each point moving at the arm's
+speed; with ``unseen_space: occupied`` (the default) the space beside the camera's view
+counts as a possible person at the view's edge. ``alone``: that verdict is the status (a
+cell whose colour images of people are not recorded); ``with_skeletons``: the worse of it
+and the skeletons' verdict (whose people may then be up to ``max_people_age_s`` old: S_p
+grows with their age, and whoever came since is in the depth). Either way a status per depth
+frame, stamped with the frame's stamp.
 
 Parameters: every safety parameter applies to the very next verdict when set at run time
 (a set that makes the parameters invalid together is refused); the read-only ones say so
@@ -106,13 +109,12 @@ from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.sync import StampBuffer
 from hrc_perception.safety.background_sources import robot_in_camera
-from hrc_perception.safety.capsules import chain_capsules
 from hrc_perception.safety.carving import PooledDepth, pool_depth
 from hrc_perception.safety.depth_space import UNSEEN_SPACE, DepthSpaceParams, DepthSpaceResult, depth_space_distance
 from hrc_perception.safety.clock import AHEAD, BEHIND, JUMPED, StampClock
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, PersonState,
                                            RobotState, Verdict, assess, assess_depth, joint_positions_problem,
-                                           monitor_params, person_speeds_mps, worst_of)
+                                           monitor_params, person_speeds_mps, robot_capsules, worst_of)
 from hrc_perception.safety.people import PeopleInCell, PersonTrack
 from hrc_perception.skeletons import COCO17_NAMES
 
@@ -221,6 +223,8 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("warning_margin_m", 0.5, "WARNING within S_p + this (m)", min_value=0.0, max_value=10.0),
         ParamSpec("max_age_s", 0.5, "inputs older than this are stale: UNKNOWN (s)", min_value=0.01,
                   max_value=10.0),
+        ParamSpec("payload_radius_m", 0.0, "a sphere of this radius at the robot's last keypoint (the tool) counts "
+                  "as the robot: the largest workpiece it carries (m; 0 = none)", min_value=0.0, max_value=1.0),
         ParamSpec("max_people_age_s", 0.0, "skeletons and person tracks older than this are stale (s; 0 = "
                   "max_age_s). More only with depth_path with_skeletons, whose depth verdict covers whoever came "
                   "since: S_p grows with the skeletons' age", min_value=0.0, max_value=10.0),
@@ -256,6 +260,10 @@ class SafetyMonitorNode(HrcNode):
                   choices=UNSEEN_SPACE, read_only=True),
         ParamSpec("background_file", "", "the empty cell's background depth (.npz: hrc-perception "
                   "background writes it); '' = learn it from the first background_learn_frames frames", read_only=True),
+        ParamSpec("background_reveal_after_s", 2.0, "depth path: a background pixel read farther than the "
+                  "background for this long (something moved away) takes the new depth; 0 = never. Nearer "
+                  "readings never join the background (a person standing still would): learn it again when the "
+                  "cell changes (s)", min_value=0.0, max_value=3600.0),
         ParamSpec("background_learn_frames", 30, "depth frames of the empty cell the background is learned from "
                   "when there is no background_file (UNKNOWN meanwhile)", min_value=1, max_value=10000,
                   read_only=True),
@@ -271,7 +279,7 @@ class SafetyMonitorNode(HrcNode):
                       "human_uncertainty_m", "robot_uncertainty_m", "robot_max_speed_mps", "robot_link_radius_m",
                       "warning_margin_m", "max_age_s", "min_person_joints", "robot_speed_unknown_mps",
                       "min_human_speed_mps", "min_arm_speed_mps", "unknown_limb_reach", "carve_margin_m",
-                      "max_range_m", "require_tracks", "max_people_age_s")
+                      "max_range_m", "require_tracks", "max_people_age_s", "payload_radius_m")
 
     def __init__(self, node_name: str = "safety_monitor", **kwargs):
         self.last_verdict: Verdict | None = None
@@ -291,6 +299,7 @@ class SafetyMonitorNode(HrcNode):
         self._background = None               # the empty cell's BackgroundDepth (depth path)
         self._learning: list = []             # (depth, robot mask) frames while the background is learned
         self.depth_frames_judged = 0
+        self.background_revealed_px = 0       # background pixels the depth path made farther (something left)
         self._base_frame = ""
         self._base_pose_param: tuple[str, np.ndarray] | None = None
         self._tf_buffer = None
@@ -500,12 +509,16 @@ class SafetyMonitorNode(HrcNode):
             if self._background is None:
                 why = self._learn_background(depth_m, K, posed)
             else:
-                caps = chain_capsules(robot.joint_names, transform_points(T_cam_base, robot.positions_m),
-                                      self._params.robot_link_radius_m)
+                caps = robot_capsules(robot.joint_names, transform_points(T_cam_base, robot.positions_m),
+                                      self._params)
                 result = depth_space_distance(depth_m, K, self._background, caps,
                                               replace(DEPTH_SPACE, unseen_space=self.param("unseen_space")),
                                               surface=(self._surface, posed))
                 self.depth_frames_judged += 1
+                reveal = self.param("background_reveal_after_s")
+                if reveal > 0:      # after the verdict: this frame is judged by the background it had
+                    self.background_revealed_px += self._background.update(depth_m, ns / NS_PER_S, None, reveal,
+                                                                           math.inf)
         self._depth_judged = (ns, frame, result, why)
         self._publish()
 
@@ -716,6 +729,7 @@ class SafetyMonitorNode(HrcNode):
     def diagnostic_values(self) -> dict[str, str]:
         out = {"verdicts": str(self.verdicts), "carved_frames": str(self.carved_frames),
                "depth_frames_judged": str(self.depth_frames_judged),
+               "background_revealed_px": str(self.background_revealed_px),
                **{f"level_{k}": str(c) for k, c in self.level_counts.items()}}
         if self.last_verdict is not None:
             out["last"] = f"{self.last_verdict.level_name}: {self.last_verdict.reason}"

@@ -30,11 +30,11 @@ import numpy as np
 
 from hrc_perception.safety.background_sources import episode_background, frame_depth_m, frame_robot_links
 from hrc_perception.geometry import mask_points_cam_m
-from hrc_perception.safety.capsules import chain_capsules, point_segment_distances
+from hrc_perception.safety.capsules import point_segment_distances
 from hrc_perception.safety.depth_space import DepthSpaceParams, depth_space_distance
 from hrc_perception.safety.evaluate import TruthFrame, availability_ceiling, ground_truth_verdicts
 from hrc_perception.safety.monitor import (ARM_SPEED_MPS, LEVEL_NAMES, OK, PROTECTIVE_STOP, WARNING, MonitorParams,
-                                           RobotState, assess_depth)
+                                           RobotState, assess_depth, robot_capsules)
 from hrc_perception.safety.robot_surface import RobotSurface
 from hrc_perception.skeletons import COCO17_NAMES
 
@@ -77,7 +77,7 @@ def evaluate_depth_path(run, episodes: list[int], monitor: MonitorParams, params
                 t = time.perf_counter()
                 posed = surface.posed(frame_robot_links(model, f))
                 t1 = time.perf_counter()
-                caps = chain_capsules(list(kp.names), kp.xyz_cam_m, monitor.robot_link_radius_m)
+                caps = robot_capsules(list(kp.names), kp.xyz_cam_m, monitor)
                 people, speeds = [], {}
                 if skeletons and people_in:
                     for hgt in f.humans:

@@ -91,6 +91,8 @@ class MonitorParams:
     carve_margin_m: float = 0.05           # reach spheres are carved up to this in front of the depth
     max_range_m: float = 20.0              # a joint farther from the frame's origin is invalid input
     require_tracks: bool = False           # a fresh tracker array is needed to know who is in the cell
+    payload_radius_m: float = 0.0          # a sphere this big at the robot's last joint (the tool) is the robot's:
+    # a workpiece it carries (0: none)
     max_people_age_s: float = 0.0          # skeletons and tracks older than this are stale; 0 = max_age_s
     # (more only where a fresh depth verdict covers whoever came since: S_p grows with the skeletons' age,
     # so a joint seen at p, t s ago, counts as anywhere within v t of p)
@@ -108,6 +110,18 @@ class MonitorParams:
             raise ValueError(f"max_age_s and max_range_m must be > 0 and min_person_joints 1..17: {self}")
 
 
+def robot_capsules(joint_names: list[str], positions_m: np.ndarray, params: MonitorParams) -> Capsules:
+    """The robot's capsules of both paths: its chain of joints [J, 3] at robot_link_radius_m,
+    and with payload_radius_m a sphere of that radius at the last joint (a carried workpiece:
+    counted as the robot, so it is no person, and people keep their distance from it)."""
+    caps = chain_capsules(joint_names, positions_m, params.robot_link_radius_m)
+    p = np.asarray(positions_m, dtype=np.float64).reshape(-1, 3)
+    if params.payload_radius_m > 0 and len(p) and np.isfinite(p[-1]).all():
+        tool = joint_names[-1]
+        caps = caps.concat(Capsules(p[-1:].copy(), p[-1:].copy(), np.array([params.payload_radius_m]), [tool], [tool]))
+    return caps
+
+
 def monitor_params(values: dict) -> MonitorParams:
     """MonitorParams from the safety_monitor node's parameter values (names as in
     config/safety_monitor.yaml; missing ones take the defaults there)."""
@@ -116,7 +130,8 @@ def monitor_params(values: dict) -> MonitorParams:
          "robot_link_radius_m": 0.10, "warning_margin_m": 0.5, "max_age_s": 0.5, "min_person_joints": 4,
          "robot_speed_unknown_mps": 1.0, "min_human_speed_mps": STANDARD_HUMAN_SPEED_MPS,
          "min_arm_speed_mps": ARM_SPEED_MPS, "unknown_limb_reach": True, "carve_margin_m": 0.05,
-         "max_range_m": 20.0, "require_tracks": True, "max_people_age_s": 0.0} | dict(values)
+         "max_range_m": 20.0, "require_tracks": True, "max_people_age_s": 0.0,
+         "payload_radius_m": 0.0} | dict(values)
     s_s = float(d["stopping_distance_m"])
     sep = SeparationParams(reaction_time_s=float(d["reaction_time_s"]), stopping_time_s=float(d["stopping_time_s"]),
                            stopping_distance_m=s_s if s_s >= 0 else None,
@@ -132,6 +147,7 @@ def monitor_params(values: dict) -> MonitorParams:
                          min_arm_speed_mps=float(d["min_arm_speed_mps"]),
                          carve_margin_m=float(d["carve_margin_m"]), max_range_m=float(d["max_range_m"]),
                          require_tracks=bool(d["require_tracks"]), max_people_age_s=float(d["max_people_age_s"]),
+                         payload_radius_m=float(d["payload_radius_m"]),
                          body=HumanBodyModel(cover_unknown=bool(d["unknown_limb_reach"])))
 
 
@@ -359,7 +375,7 @@ def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, dep
         return Verdict(OK, speed_scale=1.0, data_age_s=age, reason="no person in view")
 
     pos = np.asarray(robot.positions_m, dtype=np.float64)
-    robot_caps = chain_capsules(robot.joint_names, pos, params.robot_link_radius_m)
+    robot_caps = robot_capsules(robot.joint_names, pos, params)
     v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
     # The inputs are `age` old: the person and the robot kept moving meanwhile, so the
     # reaction time counts from the camera's capture, not from now.

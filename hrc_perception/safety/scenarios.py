@@ -26,11 +26,13 @@ MODES = {"depth_alone": (False, "occupied"), "depth_alone_view_guarded": (False,
 @dataclass(frozen=True)
 class Scenario:
     """name; config: cell YAML (relative paths resolve in the package's share folder);
-    seed: None = the evaluation's seed; episodes: how many of the seed's episodes."""
+    seed: None = the evaluation's seed; episodes: how many of the seed's episodes;
+    monitor: (name, value) pairs of MonitorParams set for this scenario."""
     name: str
     config: str
     seed: int | None = None
     episodes: int = 1
+    monitor: tuple[tuple[str, float], ...] = ()
 
 
 SCENARIOS = (
@@ -41,6 +43,8 @@ SCENARIOS = (
     Scenario("two_people", "config/scenarios/two_people.yaml", episodes=2),
     Scenario("stand_still_30s", "config/scenarios/stand_still_30s.yaml"),
     Scenario("carried_part", "config/scenarios/carried_part.yaml", episodes=2),
+    Scenario("carried_part_payload", "config/scenarios/carried_part.yaml", episodes=2,
+             monitor=(("payload_radius_m", 0.15),)),       # the largest part: 0.134 m across
     Scenario("empty_cell", "config/scenarios/empty_cell.yaml"),
 )
 
@@ -60,10 +64,11 @@ def evaluate_scenarios(scenarios, seed: int, monitor, params, frame_step: int = 
     for sc in scenarios:
         s = seed if sc.seed is None else sc.seed
         cfg = load_cell_config(package_file(sc.config))
-        row = {"config": sc.config, "seed": s, "episodes": sc.episodes}
+        row = {"config": sc.config, "seed": s, "episodes": sc.episodes, "monitor": dict(sc.monitor)}
+        judged_by = replace(monitor, **dict(sc.monitor))
         for mode, (skeletons, unseen) in MODES.items():
             log(f"{sc.name} ({sc.config}, seed {s}): {mode}")
-            res = evaluate_depth_path(SynthRun(cfg, seed=s), list(range(sc.episodes)), monitor,
+            res = evaluate_depth_path(SynthRun(cfg, seed=s), list(range(sc.episodes)), judged_by,
                                       replace(params, unseen_space=unseen),
                                       empty_frames=empty_frames, frame_step=frame_step, age_s=age_s,
                                       skeletons=skeletons, log=lambda m: log("  " + m))
@@ -82,7 +87,7 @@ def scenario_table(result: dict) -> str:
     beside the view) and availability."""
     head = f"{'scenario':20s} {'seed':>5s} {'frames':>6s} {'STOP':>5s}"
     rows = [head + "".join(f" | {m[:26]:26s}" for m in MODES),
-            " " * len(head) + " | OK|STOP (unseen)  moves" * len(MODES)]
+            " " * len(head) + f" | {'OK|STOP (unseen)':>19s} {'moves':>6s}" * len(MODES)]
     for name, r in result["scenarios"].items():
         first = r[next(iter(MODES))]
         stops = sum(v for key, v in first["confusion_estimate_vs_truth"].items() if key.endswith("|PROTECTIVE_STOP"))
@@ -90,6 +95,7 @@ def scenario_table(result: dict) -> str:
         for m in MODES:
             x = r[m]
             moves = "-" if x["availability"] is None else f"{x['availability']:.2f}"
-            line += f" | {x['ok_while_truth_stop']:7d} ({x['ok_while_truth_stop_person_unseen']:d}){'':6s} {moves:>5s}"
+            cell = f"{x['ok_while_truth_stop']:7d} ({x['ok_while_truth_stop_person_unseen']:d})"
+            line += f" | {cell:19s} {moves:>6s}"
         rows.append(line)
     return "\n".join(rows)
