@@ -37,6 +37,8 @@ setup(
         "numba", "rosbags", "pyyaml", "pillow", "tqdm", "pycocotools", "torch", "torchvision",
         "motmetrics", "matplotlib", "imageio-ffmpeg",
         "deep-sort-realtime",   # the peer the tracking eval and bench compare against
+        "onnxruntime", "openvino",   # inference engines (hrc_perception/engines.py)
+        "onnx",                 # torch.onnx.export needs it
     ],
     extras_require={
         "mediapipe": ["mediapipe==0.10.14"],          # the BlazePose human_pose backend

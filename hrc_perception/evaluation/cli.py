@@ -29,6 +29,12 @@ def _bench_ros(args) -> int:
     return 0
 
 
+def _bench_engines(args) -> int:
+    from hrc_perception.evaluation.bench_engines import bench_engines
+    bench_engines(frames=args.frames, seed=args.seed, threads=args.threads, json_path=args.json)
+    return 0
+
+
 def register(commands: Commands) -> None:
     e = commands.eval.add_parser("safety", help="a recorded run's safety/status against verdicts of the true "
                                                 "skeletons (confusion, distance error, latencies, timeline plot)")
@@ -43,3 +49,11 @@ def register(commands: Commands) -> None:
     b.add_argument("--frames", type=int, default=200)
     add_json(b)
     b.set_defaults(func=_bench_ros)
+
+    g = commands.bench.add_parser("engines", help="each shipped network by torch, ONNX Runtime and OpenVINO (fp32): "
+                                                  "time per input and agreement with torch")
+    g.add_argument("--frames", type=int, default=10)
+    g.add_argument("--seed", type=int, default=980)
+    g.add_argument("--threads", type=int, default=2, help="CPU threads of every engine")
+    add_json(g)
+    g.set_defaults(func=_bench_engines)

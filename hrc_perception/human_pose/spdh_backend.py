@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hrc_perception.engines import as_module
 from hrc_perception.human_pose.crops import crop_box, grow_mask_by_depth, person_crop
 from hrc_perception.human_pose.spdh_data import (NETWORK_Z_RANGE_M, CropAugment, PersonCropDataset, crop_input,
                                                  crop_spec, load_person_crops)
@@ -29,18 +30,20 @@ from hrc_perception.training import data_spec, file_sha256, machine_line
 class SpdhBackend:
     """SPDH on person depth crops. weights: a ``train human_pose`` model file;
     grow_mask_px: grow the given mask by this many pixels of continuous depth (a
-    segmentation mask that misses a hand's edge pixels)."""
+    segmentation mask that misses a hand's edge pixels); engine: what runs the network
+    (:mod:`hrc_perception.engines`)."""
 
     name = "spdh"
     three_d = True     # estimate_3d gives camera-frame joints (no depth lifting needed)
 
-    def __init__(self, weights: str | Path, device: str = "cpu", grow_mask_px: int = 0):
+    def __init__(self, weights: str | Path, device: str = "cpu", grow_mask_px: int = 0, engine: str = "torch"):
         self.build, self.net, self.card = load_model(weights, device)
         if self.card.get("component") != "human_pose" or self.card.get("keypoints") != list(COCO17_NAMES):
             raise ValueError(f"{weights}: not a human_pose SPDH model (component {self.card.get('component')!r}, "
                              f"keypoints {self.card.get('keypoints')})")
         self.device = torch.device(device)
         self.net.to(self.device)
+        self.net, self.engine = as_module(self.net, engine), engine
         self.spec = self.build.heatmap_spec
         self.grow_mask_px = int(grow_mask_px)
 

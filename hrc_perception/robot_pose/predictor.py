@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hrc_perception.engines import as_module
 from hrc_perception.io.keypoints_npz import resized_K, sample_indices
 from hrc_perception.robot_pose.dataset import heatmap_K
 from hrc_perception.robot_pose.model import load_model
@@ -55,14 +56,15 @@ class RobotSkeleton:
 class RobotPosePredictor:
     """weights: an SPDH model file. min_confidence: joints below it are not valid.
     method: 'spdh' (both planes) or 'uv_depth' (the baseline: uv plane + the depth at
-    the peak pixel)."""
+    the peak pixel). engine: what runs the network (:mod:`hrc_perception.engines`)."""
 
     def __init__(self, weights: str | Path, device: str = "cpu", min_confidence: float = 0.3,
-                 method: str = "spdh"):
+                 method: str = "spdh", engine: str = "torch"):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.build, self.net, self.card = load_model(weights, map_location=device)
         self.net.to(device)
+        self.net, self.engine = as_module(self.net, engine), engine
         self.device, self.min_confidence, self.method = device, float(min_confidence), method
         self.spec = self.build.heatmap_spec
         self.names = tuple(self.card["keypoints"])

@@ -55,6 +55,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from hrc_perception.engines import ENGINES
 from hrc_perception.msg import InstanceArray, SkeletonArray, TrackArray
 from hrc_perception.ros.convert import (ImageConversionError, copy_header, duration_msg, roi_image_to_mask,
                                         skeleton_to_msg, stamp_to_ns)
@@ -124,6 +125,10 @@ class HumanPoseNode(HrcNode):
                   choices=("mediapipe", "spdh"), read_only=True),
         ParamSpec("weights", "", "spdh backend model (hrc-perception train human_pose); '' = the shipped "
                   "models/human_pose/model.pt", read_only=True),
+        ParamSpec("engine", "onnxruntime", "spdh: what runs the network: torch (the reference), onnxruntime or "
+                  "openvino (fp32, CPU only; outputs within 1e-4 of torch: hrc-perception bench engines)",
+                  choices=ENGINES,
+                  read_only=True),
         ParamSpec("grow_mask_px", 0, "spdh: grow each person's mask by up to this many pixels of continuous "
                   "depth (segmentation masks that stop short of a hand)", min_value=0, max_value=20, read_only=True),
         ParamSpec("max_people", 6, "most people estimated per image (largest first)", min_value=1, max_value=100),
@@ -174,7 +179,7 @@ class HumanPoseNode(HrcNode):
         if self.param("backend") == "spdh":
             from hrc_perception.human_pose.spdh_backend import SpdhBackend
             backend = SpdhBackend(resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE),
-                                  grow_mask_px=self.param("grow_mask_px"))
+                                  grow_mask_px=self.param("grow_mask_px"), engine=self.param("engine"))
         else:
             from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
             backend = MediapipeBackend(pad_fraction=self.param("crop_padding"),

@@ -83,6 +83,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hrc_perception.msg import Skeleton
+from hrc_perception.engines import ENGINES
 from hrc_perception.geometry import invert_T, pose_error
 from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, joint_positions
 from hrc_perception.robot_pose.surface_fit import SurfaceView
@@ -167,6 +168,9 @@ class RobotPoseNode(HrcNode):
         ParamSpec("weights", "", "robot pose model (hrc-perception train robot_pose); '' = the shipped "
                   "models/robot_pose/model.pt", read_only=True),
         ParamSpec("device", "cpu", "torch device of the model", choices=("cpu", "cuda"), read_only=True),
+        ParamSpec("engine", "onnxruntime", "what runs the network: torch (the reference), onnxruntime or openvino "
+                  "(fp32, CPU only; outputs within 1e-4 of torch: hrc-perception bench engines)", choices=ENGINES,
+                  read_only=True),
         ParamSpec("min_confidence", 0.3, "joints below this heatmap peak are unknown (NaN), never guessed",
                   min_value=0.0, max_value=1.0),
         ParamSpec("joint_states_max_age_s", 0.1, "largest stamp difference (s) between a depth image and the "
@@ -262,7 +266,7 @@ class RobotPoseNode(HrcNode):
         """The network only (freed on deactivate, loaded again on activate)."""
         from hrc_perception.robot_pose.predictor import RobotPosePredictor
         path = resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE)
-        self.predictor = RobotPosePredictor(path, device=self.param("device"))
+        self.predictor = RobotPosePredictor(path, device=self.param("device"), engine=self.param("engine"))
         self.weights_path = path
 
     def on_cleanup_hook(self) -> None:

@@ -64,6 +64,7 @@ from PIL import ImageDraw
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
+from hrc_perception.engines import ENGINES
 from hrc_perception.msg import Instance, InstanceArray
 from hrc_perception.ros.convert import copy_header, image_to_rgb, mask_to_roi_image, numpy_to_image
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
@@ -159,6 +160,10 @@ class SegmentationNode(HrcNode):
         ParamSpec("input_short_side", 0, "short side (pixels) images are resized to for the network; 0 = the "
                   f"checkpoint's; otherwise >= {MIN_SHORT_SIDE}", min_value=0, max_value=4096),
         ParamSpec("device", "cpu", "torch device of the model", choices=("cpu", "cuda"), read_only=True),
+        ParamSpec("engine", "torch", "what runs the trunk and feature pyramid: torch (the reference and, here, the "
+                  "fastest), onnxruntime or openvino (fp32, CPU only; the same detections: hrc-perception bench "
+                  "engines)", choices=ENGINES,
+                  read_only=True),
         ParamSpec("publish_debug_image", True, "also publish segmentation/debug_image (masks and boxes drawn)"),
         # replaces the common default (5): inference is slower than the camera, only the newest image matters
         ParamSpec("input_queue_depth", 1, "queue depth of the colour subscription (1: always segment the newest "
@@ -199,7 +204,7 @@ class SegmentationNode(HrcNode):
         predictor = SegmentationPredictor(path, device=self.param("device"),
                                           score_threshold=self.param("score_threshold"),
                                           max_instances=self.param("max_instances"),
-                                          input_short_side=short_side or None)
+                                          input_short_side=short_side or None, engine=self.param("engine"))
         check_model_card(path, predictor.class_names)
         self.predictor, self.weights_path = predictor, path
         self._options_changed = False

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hrc_perception.engines import as_module
 from hrc_perception.segmentation.model import (CHECKPOINT_FORMAT, EMBEDDING_DIM, build_maskrcnn,  # noqa: F401
                                                load_checkpoint, optimize_for_inference, save_checkpoint)
 
@@ -61,11 +62,14 @@ class SegmentationPredictor:
         checkpoint's (320 for an untrained model).
     optimize: fold BatchNorm into convolutions and use channels-last weights
         (same outputs, ~3x faster trunk on CPU).
+    engine: what runs the trunk and feature pyramid (:mod:`hrc_perception.engines`:
+        torch, onnxruntime, openvino; compiled on the first image of each size); the
+        proposals, heads and masks stay in torch.
     """
 
     def __init__(self, weights_path: str | Path | None = None, class_names: list[str] | None = None,
                  device: str = "cpu", score_threshold: float = 0.5, max_instances: int = 50,
-                 input_short_side: int | None = None, optimize: bool = True):
+                 input_short_side: int | None = None, optimize: bool = True, engine: str = "torch"):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
@@ -89,6 +93,8 @@ class SegmentationPredictor:
         model.eval().to(self.device)
         if optimize:
             optimize_for_inference(model)
+        model.backbone = as_module(model.backbone, engine)
+        self.engine = engine
         self.embedding_dim = int(model.roi_heads.embedding.dim)
 
     def set_options(self, score_threshold: float, max_instances: int, input_short_side: int) -> None:
