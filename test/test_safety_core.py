@@ -304,3 +304,24 @@ def test_a_payload_sphere_at_the_tool_is_the_robots():
     a = assess(robot, person, 10.0, MonitorParams())
     b = assess(robot, person, 10.0, MonitorParams(payload_radius_m=0.15))
     assert b.min_distance_m <= a.min_distance_m
+
+
+def test_a_sparse_person_of_this_frame_is_left_to_the_depth_verdict_only_when_asked():
+    """depth_covers_seen_people (depth_path with_skeletons): a person seen in the people's
+    frame with 2 known joints is not UNKNOWN but left to the depth verdict, named in the
+    reason; one the tracker holds from an older frame stays UNKNOWN, and so does any person
+    without the flag."""
+    sparse = standing_person(-1.0)
+    sparse[2:] = np.nan
+    robot = robot_at(0.0)
+    seen = [PersonState(4, sparse, 10.0, None)]
+    assert assess(robot, seen, 10.0, MonitorParams(), people_stamp_s=10.0).level == UNKNOWN
+    v = assess(robot, seen, 10.0, MonitorParams(depth_covers_seen_people=True), people_stamp_s=10.0)
+    assert v.level == OK and "person 4 (2 known joints) left to the depth verdict" in v.reason
+    held = [PersonState(4, sparse, 9.9, None)]                 # coasting: not in this frame
+    assert assess(robot, held, 10.0, MonitorParams(depth_covers_seen_people=True),
+                  people_stamp_s=10.0).level == UNKNOWN
+    # beside a full person, that person alone decides
+    both = seen + [PersonState(5, standing_person(-0.6), 10.0, None)]
+    v = assess(robot, both, 10.0, MonitorParams(depth_covers_seen_people=True), people_stamp_s=10.0)
+    assert v.level == PROTECTIVE_STOP and v.closest_human_id == 5

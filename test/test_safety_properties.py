@@ -104,7 +104,8 @@ def params(draw):
               "robot_speed_unknown_mps": draw(st.floats(0.0, 2.0)), "min_person_joints": draw(st.integers(1, 8)),
               "unknown_limb_reach": draw(st.booleans()), "require_tracks": draw(st.booleans()),
               "robot_link_radius_m": draw(st.floats(0.0, 0.2)), "max_range_m": draw(st.sampled_from([20.0, 8.0])),
-              "max_people_age_s": draw(st.sampled_from([0.0]) | st.floats(0.05, 3.0))}
+              "max_people_age_s": draw(st.sampled_from([0.0]) | st.floats(0.05, 3.0)),
+              "depth_covers_seen_people": draw(st.booleans())}
     return monitor_params(values)
 
 
@@ -127,10 +128,19 @@ def _valid_inputs(robot, persons, people_stamp_s, tracks_stamp_s, unseen, p) -> 
         x = np.asarray(q.positions_m)
         known = np.isfinite(x).all(axis=1)
         if (x.shape != (17, 3) or np.isinf(x).any() or (np.abs(x[known]) > p.max_range_m).any()
-                or known.sum() < p.min_person_joints or not q.stamp_s <= people_stamp_s
+                or not q.stamp_s <= people_stamp_s
                 or q.frame_id != robot.frame_id or not (speed_ok(q.speed_mps) and speed_ok(q.arm_speed_mps))):
             return False
+        if known.sum() < p.min_person_joints and not _left_to_depth(q, people_stamp_s, p):
+            return False
     return True
+
+
+def _left_to_depth(q, people_stamp_s, p) -> bool:
+    """A person of the frame itself with too few joints, with depth_covers_seen_people: the
+    depth verdict beside judges them (the skeleton verdict leaves them out)."""
+    known = np.isfinite(np.asarray(q.positions_m)).all(axis=1).sum()
+    return p.depth_covers_seen_people and q.stamp_s == people_stamp_s and known < p.min_person_joints
 
 
 @CAMPAIGN
@@ -147,6 +157,7 @@ def test_ok_only_on_positive_evidence(scene):
     stamp = given_stamp if given_stamp is not None else (max(q.stamp_s for q in persons) if persons else None)
     assert _valid_inputs(robot, persons, stamp, tracks_stamp_s, unseen, p), v
     assert 0.0 <= v.speed_scale <= 1.0
+    persons = [q for q in persons if not _left_to_depth(q, stamp, p)]
     if not persons:
         return
     margin = v.min_distance_m - v.separation_m

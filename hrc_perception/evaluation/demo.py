@@ -58,8 +58,6 @@ SOURCE_EXECUTABLES = ("rgbd_capture",)
 """Started last (once the other nodes are up) and stopped first."""
 
 
-SAFETY_EXECUTABLES = ("safety_monitor", "safety_watchdog")
-"""Never lowered in priority (``--nice-others``)."""
 
 
 def _node_process(graph_name: str, node_name: str, overrides: dict, env: dict, nice: int = 0) -> subprocess.Popen:
@@ -102,11 +100,12 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
     of :mod:`hrc_perception.ros.scenario_bag` replayed (``hrc-perception replay
     --restamp``) in place of the graph's rgbd_capture; the run ends with it.
     nice_others: the niceness of every node process but the safety ones (``SAFETY_EXECUTABLES``),
-    so that on a busy machine the verdict is computed first."""
+    so that on a busy machine the verdict is computed first (a node's own ``nice`` in the
+    graph, when higher, stays)."""
     from rclpy.executors import SingleThreadedExecutor
 
     from hrc_perception.ros.bag_record import BagRecorder
-    from hrc_perception.ros.graph import load_graph
+    from hrc_perception.ros.graph import SAFETY_EXECUTABLES, load_graph
 
     graph = load_graph(graph_name)
     context, env = graph_context()
@@ -120,7 +119,8 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
     procs_others, procs_sources = [], []
     try:
         procs_others = [_node_process(graph.name, n.name, overrides, env,
-                                      0 if n.executable in SAFETY_EXECUTABLES else nice_others) for n in others]
+                                      0 if n.executable in SAFETY_EXECUTABLES else max(n.nice, nice_others))
+                        for n in others]
         wanted = {n.name for n in others}
         t0 = time.monotonic()
         while not wanted <= set(recorder.get_node_names()):

@@ -2,7 +2,8 @@
 
 Pure Python (no rclpy, no launch): ``load_graph(name)`` reads one graph and
 checks that every executable is known and every parameter file exists (and that
-remappings map names to names);
+remappings map names to names, and that ``nice``, a node process's niceness, is 0-19 and
+never set on a safety node);
 ``node_parameters(node)`` gives the parameter values a node starts with (its
 parameter file's ``ros__parameters``, then the graph's overrides).
 """
@@ -14,6 +15,9 @@ from pathlib import Path
 import yaml
 
 from hrc_perception import resources
+
+# the nodes the safety verdict depends on: never lowered in priority (a graph's ``nice``, ``--nice-others``)
+SAFETY_EXECUTABLES = ("safety_monitor", "safety_watchdog")
 
 # executable name -> (module, node class). One entry per file in nodes/.
 EXECUTABLES: dict[str, tuple[str, str]] = {
@@ -40,6 +44,7 @@ class GraphNode:
     parameters_file: Path
     overrides: dict = field(default_factory=dict)
     remappings: dict = field(default_factory=dict)   # topic (relative) -> topic it reads / writes instead
+    nice: int = 0        # the process's niceness (0-19): a node that may run at whatever rate is left
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,13 @@ def load_graph(name: str, path: Path | None = None) -> Graph:
         bad = [f"{a}: {b}" for a, b in remaps.items() if not (isinstance(a, str) and isinstance(b, str) and a and b)]
         if bad:
             raise GraphError(f"{where}: remappings must map topic names to topic names, got {', '.join(bad)}")
-        nodes.append(GraphNode(exe, entry.get("name", exe), params, dict(entry.get("overrides") or {}), remaps))
+        nice = entry.get("nice", 0)
+        if not (isinstance(nice, int) and not isinstance(nice, bool) and 0 <= nice <= 19):
+            raise GraphError(f"{where}: nice must be an integer 0..19, got {nice!r}")
+        if nice and exe in SAFETY_EXECUTABLES:
+            raise GraphError(f"{where}: {exe} is never lowered in priority (nice {nice})")
+        nodes.append(GraphNode(exe, entry.get("name", exe), params, dict(entry.get("overrides") or {}), remaps,
+                               nice))
     return Graph(name, g.get("namespace", "/cell"), tuple(nodes))
 
 

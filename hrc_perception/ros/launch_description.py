@@ -34,6 +34,7 @@ class NodeLaunch:
     namespace: str
     parameters: tuple
     remappings: tuple[tuple[str, str], ...]
+    nice: int = 0        # > 0: started under ``nice -n`` (the graph's nice)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def plan(graph_name: str, arguments: dict[str, str] | None = None,
         params = [node_parameters(gn) | sets.get(gn.name, {})]
         if get("params_file"):
             params.append(get("params_file"))
-        out.append(NodeLaunch(gn.executable, gn.name, namespace, tuple(params), tuple(gn.remappings.items())))
+        out.append(NodeLaunch(gn.executable, gn.name, namespace, tuple(params), tuple(gn.remappings.items()),
+                              gn.nice))
     return out
 
 
@@ -96,7 +98,8 @@ def generate(graph_name: str, extra_arguments: dict[str, tuple[str, str, str]] |
             else:
                 out.append(Node(package="hrc_perception", executable=step.executable, name=step.name,
                                 namespace=step.namespace, parameters=list(step.parameters),
-                                remappings=list(step.remappings), output="screen"))
+                                remappings=list(step.remappings), output="screen",
+                                prefix=f"nice -n {step.nice}" if step.nice else None))
         return out
 
     load_graph(graph_name)   # a broken graph fails when the launch file is loaded

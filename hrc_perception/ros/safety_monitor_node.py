@@ -78,7 +78,9 @@ speed; with ``unseen_space: occupied`` (the default) the space beside the camera
 counts as a possible person at the view's edge. ``alone``: that verdict is the status (a
 cell whose colour images of people are not recorded); ``with_skeletons``: the worse of it
 and the skeletons' verdict (whose people may then be up to ``max_people_age_s`` old: S_p
-grows with their age, and whoever came since is in the depth). Either way a status per depth
+grows with their age, and whoever came since is in the depth; a person seen in the
+skeletons' frame with too few known joints is left to the depth verdict, which sees their
+surface, where alone it is UNKNOWN; one the tracker holds unseen stays UNKNOWN). Either way a status per depth
 frame, stamped with the frame's stamp.
 
 Parameters: every safety parameter applies to the very next verdict when set at run time
@@ -346,7 +348,9 @@ class SafetyMonitorNode(HrcNode):
 
     def on_parameters_set(self, names: list[str]) -> None:
         """Every safety parameter applies to the very next verdict."""
-        self._params = monitor_params({n: self.param(n) for n in self.MONITOR_PARAMS})
+        # with_skeletons: a person seen with too few joints is left to the depth verdict beside
+        self._params = monitor_params({n: self.param(n) for n in self.MONITOR_PARAMS}
+                                      | {"depth_covers_seen_people": self.param("depth_path") == "with_skeletons"})
         self._stamp_clock.max_lead_s = self.param("max_stamp_lead_s")
         self._stamp_clock.jump_back_s = self.param("clock_jump_back_s")
 

@@ -11,7 +11,9 @@ Fail-safe rules (OK only on positive evidence; :func:`assess` checks every input
 - no people message, a stale one or one from the future -> UNKNOWN;
 - a person seen (by segmentation / tracking) without a usable skeleton (fewer than
   ``min_person_joints`` known joints, a joint at +-inf or beyond ``max_range_m``, not 17
-  joints, a stamp after the frame's) -> UNKNOWN;
+  joints, a stamp after the frame's) -> UNKNOWN (with ``depth_covers_seen_people``, a person
+  of the frame itself with too few known joints is left out instead: a depth verdict beside
+  this one, which the caller must take the worse of, sees them);
 - a person or the robot in another frame than the others -> UNKNOWN (the caller
   transforms them first);
 - no person in the message -> OK (nobody in view), with NaN distance.
@@ -91,6 +93,9 @@ class MonitorParams:
     carve_margin_m: float = 0.05           # reach spheres are carved up to this in front of the depth
     max_range_m: float = 20.0              # a joint farther from the frame's origin is invalid input
     require_tracks: bool = False           # a fresh tracker array is needed to know who is in the cell
+    depth_covers_seen_people: bool = False  # a person seen in the people's frame with too few known joints is
+    # left to a depth verdict judged beside this one (depth_path with_skeletons), not UNKNOWN: the depth sees
+    # their surface. Off, and for people the tracker holds unseen, UNKNOWN.
     payload_radius_m: float = 0.0          # a sphere this big at the robot's last joint (the tool) is the robot's:
     # a workpiece it carries (0: none)
     max_people_age_s: float = 0.0          # skeletons and tracks older than this are stale; 0 = max_age_s
@@ -131,7 +136,7 @@ def monitor_params(values: dict) -> MonitorParams:
          "robot_speed_unknown_mps": 1.0, "min_human_speed_mps": STANDARD_HUMAN_SPEED_MPS,
          "min_arm_speed_mps": ARM_SPEED_MPS, "unknown_limb_reach": True, "carve_margin_m": 0.05,
          "max_range_m": 20.0, "require_tracks": True, "max_people_age_s": 0.0,
-         "payload_radius_m": 0.0} | dict(values)
+         "payload_radius_m": 0.0, "depth_covers_seen_people": False} | dict(values)
     s_s = float(d["stopping_distance_m"])
     sep = SeparationParams(reaction_time_s=float(d["reaction_time_s"]), stopping_time_s=float(d["stopping_time_s"]),
                            stopping_distance_m=s_s if s_s >= 0 else None,
@@ -148,6 +153,7 @@ def monitor_params(values: dict) -> MonitorParams:
                          carve_margin_m=float(d["carve_margin_m"]), max_range_m=float(d["max_range_m"]),
                          require_tracks=bool(d["require_tracks"]), max_people_age_s=float(d["max_people_age_s"]),
                          payload_radius_m=float(d["payload_radius_m"]),
+                         depth_covers_seen_people=bool(d["depth_covers_seen_people"]),
                          body=HumanBodyModel(cover_unknown=bool(d["unknown_limb_reach"])))
 
 
@@ -241,9 +247,6 @@ def _person_problem(person: PersonState, people_stamp_s: float, frame_id: str, p
         return f"person {person.id} is stamped {person.stamp_s} s, after the frame ({people_stamp_s} s)"
     if person.frame_id != frame_id:
         return f"person {person.id} in frame {person.frame_id!r}, the robot in {frame_id!r}: not comparable"
-    known = int(np.isfinite(np.asarray(person.positions_m, dtype=np.float64)).all(axis=1).sum())
-    if known < params.min_person_joints:
-        return f"person {person.id} has {known} known joints (< {params.min_person_joints})"
     return None
 
 
@@ -364,15 +367,25 @@ def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, dep
         if why:
             return _unknown(why, age)
         age = max(age, tracks_age)
+    kept, to_depth = [], []
     for person in people:
         why = _person_problem(person, people_stamp_s, robot.frame_id, params)
         if why:
             return _unknown(why, age)
+        known = int(np.isfinite(np.asarray(person.positions_m, dtype=np.float64)).all(axis=1).sum())
+        if known >= params.min_person_joints:
+            kept.append(person)
+        elif params.depth_covers_seen_people and person.stamp_s == people_stamp_s:
+            to_depth.append(f"{person.id} ({known} known joints)")
+        else:
+            return _unknown(f"person {person.id} has {known} known joints (< {params.min_person_joints})", age)
+    people = kept
     if unseen_person_ids:
         ids = ", ".join(str(i) for i in unseen_person_ids)
         return _unknown(f"person {ids} seen without a skeleton", age)
     if not people:
-        return Verdict(OK, speed_scale=1.0, data_age_s=age, reason="no person in view")
+        why = f"person {', '.join(to_depth)} left to the depth verdict" if to_depth else "no person in view"
+        return Verdict(OK, speed_scale=1.0, data_age_s=age, reason=why)
 
     pos = np.asarray(robot.positions_m, dtype=np.float64)
     robot_caps = robot_capsules(robot.joint_names, pos, params)
