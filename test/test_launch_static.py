@@ -73,6 +73,21 @@ def test_unknown_executable_and_missing_parameter_file(tmp_path):
     bad.write_text("g:\n  nodes:\n    - executable: rgbd_capture\n      remappings: {joint_states: 3}\n")
     with pytest.raises(GraphError, match="remappings must map topic names"):
         load_graph("g", bad)
+    bad.write_text("g:\n  nodes:\n    - executable: rgbd_capture\n      nice: 25\n")
+    with pytest.raises(GraphError, match="nice must be an integer 0..19"):
+        load_graph("g", bad)
+    (tmp_path / "safety_monitor.yaml").write_text("{}\n")
+    bad.write_text("g:\n  nodes:\n    - executable: safety_monitor\n      nice: 5\n")
+    with pytest.raises(GraphError, match="safety_monitor is never lowered in priority"):
+        load_graph("g", bad)
+
+
+def test_the_demo_lowers_calibration_and_part_poses_never_the_people_or_safety():
+    nodes = {n.name: n for n in load_graph("demo").nodes}
+    assert nodes["robot_pose"].nice == nodes["object_pose"].nice == 10
+    assert all(nodes[n].nice == 0 for n in ("segmentation", "tracker", "human_pose", "safety_monitor"))
+    steps = {s.name: s for s in plan("demo") if isinstance(s, NodeLaunch)}
+    assert steps["robot_pose"].nice == 10 and steps["safety_monitor"].nice == 0
 
 
 def test_demo_safety_monitor_reads_the_calibrated_extrinsic():
