@@ -7,8 +7,10 @@ from hrc_perception.cli import build_parser, command_modules
 
 EXPECTED = {
     "train": {"segmentation", "embedding", "object_pose", "robot_pose", "human_pose"},
-    "eval": {"segmentation", "object_pose", "robot_pose", "human_pose", "tracking", "safety", "safety_depth"},
-    "bench": {"synth", "segmentation", "object_pose", "robot_pose", "human_pose", "tracking", "safety", "ros"},
+    "eval": {"segmentation", "object_pose", "robot_pose", "human_pose", "tracking", "safety", "safety_depth",
+             "safety_scenarios"},
+    "bench": {"synth", "segmentation", "object_pose", "robot_pose", "human_pose", "tracking", "safety", "ros",
+              "engines"},
 }
 TOP = {"synth", "preview", "record", "replay", "scenario", "bop2coco", "background"} | set(EXPECTED)
 

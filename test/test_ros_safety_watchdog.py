@@ -35,8 +35,8 @@ def test_statuses_pass_and_a_silent_monitor_becomes_a_stop(ros_context):
         # may stop first, before the monitor's first status: a stop, never anything else
         assert spin_until(ex, lambda: sum("no input" in s.reason for s in guarded) >= 5, 30.0)
         assert all((s.level == SafetyStatus.UNKNOWN and "no input" in s.reason)
-                   or (s.level == SafetyStatus.PROTECTIVE_STOP and "no safety status for" in s.reason)
-                   for s in guarded), [s.reason for s in guarded]
+                   or (s.level == SafetyStatus.PROTECTIVE_STOP and "watchdog: no safety status" in s.reason)
+                   for s in guarded), [(s.level, s.reason) for s in guarded]
         # the monitor deactivates: its last word is UNKNOWN, then the watchdog stops the robot
         monitor.trigger_deactivate()
         assert spin_until(ex, lambda: any("deactivating" in s.reason for s in guarded), 30.0)
