@@ -40,6 +40,7 @@ bench: setup
 	$(ENV) hrc-perception bench robot_pose --json benchmarks/results/robot_pose.json
 	$(ENV) hrc-perception bench human_pose --json benchmarks/results/human_pose.json
 	$(ENV) hrc-perception bench safety --json benchmarks/results/safety.json
+	$(ENV) hrc-perception bench engines --json benchmarks/results/engines.json
 
 clean:
 	rm -rf $(VENV) build install log out

@@ -392,7 +392,7 @@ def test_depth_path_alone_judges_every_depth_frame(ros_context, tmp_path):
     c = math.sqrt(0.5)
     h, pubs = _rig(ros_context, require_tracks=False, robot_source="joint_states", depth_path="alone",
                    background_file=str(tmp_path / "bg.npz"), base_pose=["0", "0.5", "4.0", str(-c), "0", "0", str(c)],
-                   unseen_space="guarded")
+                   unseen_space="guarded", publish_depth_debug_image=True)
     node = h.node
     try:
         assert spin_until(h.ex, lambda: pubs[DEPTH_TOPIC].get_subscription_count() > 0)
@@ -406,6 +406,8 @@ def test_depth_path_alone_judges_every_depth_frame(ros_context, tmp_path):
         stop = _depth_status(h, pubs, body, T0 + 2 * 10**7)
         assert stop.level == SafetyStatus.PROTECTIVE_STOP and stop.min_distance_m < 0.3, stop
         assert "pixel (1" in stop.reason and stop.closest_robot_joint.startswith("panda_")
+        # the depth path's view (at most depth_debug_rate_hz), after the statuses
+        assert spin_until(h.ex, lambda: node.depth_debug_images >= 1), node.counters
         covered = _depth_status(h, pubs, np.zeros_like(wall), T0 + 3 * 10**7)
         assert covered.level == SafetyStatus.UNKNOWN and "covered" in covered.reason
         assert node.depth_frames_judged == 3

@@ -334,3 +334,19 @@ def test_the_space_beside_the_view_counts_unless_the_cell_guards_it(background):
     assert guarded.view_edge is None and assess_depth(robot, guarded, 10.0, "cam", 10.05, MP).level == OK
     with pytest.raises(ValueError):
         replace(P, unseen_space="fenced")
+
+
+def test_the_label_image_says_what_each_pixel_was(background):
+    from hrc_perception.safety.depth_space import LABEL_INVALID, LABEL_NONE, LABEL_ROBOT, LABEL_UNEXPLAINED
+    depth = scene()
+    put_rect(depth, 0.5, 0.7, -0.2, 0.2, 2.0)
+    depth[0:4, 0:4] = 0.0
+    plain = depth_space_distance(depth, K, background, ROBOT, P)
+    res = depth_space_distance(depth, K, background, ROBOT, P, label_image=True)
+    assert plain.label_image is None and res.distance_m == plain.distance_m
+    img = res.label_image
+    assert img.shape == depth.shape and img[1, 1] == LABEL_INVALID and img[5, 5] == LABEL_NONE
+    u_body = int(F * 0.6 / 2.0 + K[0, 2])
+    assert img[int(K[1, 2]), u_body] == LABEL_UNEXPLAINED and img[int(K[1, 2]), int(K[0, 2])] == LABEL_ROBOT
+    assert (img == LABEL_ROBOT).sum() == res.explained_px
+

@@ -181,3 +181,21 @@ def test_latency_table_in_corner_only():
     assert draw_latency_table(Image.fromarray(base), []) is None
     tr = draw_latency_table(Image.fromarray(base), [("a", 0.1, 0.2, 1)], corner="top-right")
     assert tr[2] > W - 10 and tr[1] < 10
+
+
+def test_depth_verdict_view_colours_what_the_depth_path_saw():
+    from hrc_perception.safety.depth_space import LABEL_INVALID, LABEL_NONE, LABEL_ROBOT, LABEL_UNEXPLAINED
+    from hrc_perception.viz.draw import DEPTH_LABEL_COLORS, draw_depth_verdict
+    depth = np.full((60, 80), 3.0, np.float32)
+    depth[:, :10] = 0.0
+    labels = np.full((60, 80), LABEL_NONE, np.int8)
+    labels[:, :10] = LABEL_INVALID
+    labels[40:50, 20:30] = LABEL_ROBOT
+    labels[40:50, 50:60] = LABEL_UNEXPLAINED
+    rgb = draw_depth_verdict(depth, labels, 2, 0.3, "unexplained foreground", (55.0, 45.0))
+    assert rgb.shape == (60, 80, 3) and rgb.dtype == np.uint8
+    assert np.argmax(rgb[44, 24]) == 2 and np.argmax(rgb[44, 54]) == 0     # robot blue, possible person red
+    assert DEPTH_LABEL_COLORS[LABEL_UNEXPLAINED][0] > 200
+    assert (rgb[30, 5] == 0).all() and rgb[30, 40, 0] == rgb[30, 40, 1] == rgb[30, 40, 2] > 0   # none black, wall grey
+    with pytest.raises(ValueError):
+        draw_depth_verdict(depth, labels[:10], 2)

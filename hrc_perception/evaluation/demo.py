@@ -51,6 +51,7 @@ ACCURACY_CHECKS: dict = {
 same header stamp, image height, image width) and returning metric name -> value."""
 
 OVERLAY_TOPIC = "visualizer/debug_image"
+DEPTH_VIEW_TOPIC = "safety_monitor/depth_debug_image"    # a graph without colour networks (demo_depth)
 COLOR_TOPIC = "camera/color/image_raw"
 
 
@@ -206,13 +207,15 @@ def _images(bag: Path, topic_suffix: str):
 
 
 def write_video_and_sheet(bag: Path, out_dir: Path, fps: float) -> tuple[str, int]:
-    """overview.mp4 and contact_sheet.png from the overlay topic (else the colour images)."""
+    """overview.mp4 and contact_sheet.png from the visualizer's overlay, else the depth path's
+    view, else the colour images."""
     import imageio_ffmpeg
     from PIL import Image
 
     with Reader(bag) as reader:
-        has_overlay = any(c.topic.endswith("/" + OVERLAY_TOPIC) for c in reader.connections)
-    topic = OVERLAY_TOPIC if has_overlay else COLOR_TOPIC
+        recorded = {c.topic for c in reader.connections}
+    topic = next((t for t in (OVERLAY_TOPIC, DEPTH_VIEW_TOPIC) if any(r.endswith("/" + t) for r in recorded)),
+                 COLOR_TOPIC)
     frames = [img for _, img in _images(bag, topic)]
     if not frames:
         raise RuntimeError(f"{bag}: no {topic} images recorded")

@@ -22,7 +22,11 @@ arriving (a stalled pipeline turns into UNKNOWN), and a last UNKNOWN before it d
 shuts down or exits; ``safety_watchdog`` turns a missed deadline into a stop. Also
 ``safety_monitor/markers``: the closest pair as a line and a label coloured by level
 (green OK, amber WARNING, red PROTECTIVE_STOP, grey UNKNOWN) and a translucent sphere
-of radius S_p around the robot's closest point (the zone the person must stay out of).
+of radius S_p around the robot's closest point (the zone the person must stay out of);
+with the depth path and ``publish_depth_debug_image``, ``safety_monitor/depth_debug_image``
+(Image rgb8, the depth frame's header, at most ``depth_debug_rate_hz``, after the status):
+the depth path's view, needing no colour image (the robot's pixels blue, a fresh skeleton's
+green, unexplained foreground red, the deciding pixel ringed, the verdict's banner).
 
 Clock: ages are measured against the newest accepted input stamp plus the time since it
 arrived (:class:`~hrc_perception.safety.clock.StampClock`), so recorded and live stamps
@@ -107,7 +111,8 @@ from hrc_perception.geometry import transform_points
 from hrc_perception.human_pose.smoothing import OneEuroFilter, OneEuroParams, SkeletonSmoother, speed_mps
 from hrc_perception.msg import SafetyStatus, Skeleton, SkeletonArray, TrackArray
 from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg, ns_to_stamp,
-                                        pose_parameter_to_matrix, pose_to_matrix, stamp_to_ns, transform_to_matrix)
+                                        numpy_to_image, pose_parameter_to_matrix, pose_to_matrix, stamp_to_ns,
+                                        transform_to_matrix)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.sync import StampBuffer
 from hrc_perception.safety.background_sources import robot_in_camera
@@ -132,6 +137,7 @@ TRACK_ARRAYS_KEPT = 60             # tracker arrays kept (the newest says who is
 DEPTH_SPACE = DepthSpaceParams()   # the depth path's blocks, margins and edges (safety/depth_space.py)
 STATUS_TOPIC = "safety/status"
 MARKERS_TOPIC = "safety_monitor/markers"
+DEPTH_DEBUG_TOPIC = "safety_monitor/depth_debug_image"
 NS_PER_S = 1_000_000_000
 LEVEL_COLORS = {OK: (0.1, 0.8, 0.2), WARNING: (1.0, 0.65, 0.0), PROTECTIVE_STOP: (0.9, 0.05, 0.05),
                 UNKNOWN: (0.5, 0.5, 0.5)}
@@ -274,6 +280,10 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("status_deadline_s", 0.25, "safety/status QoS deadline and liveliness lease (s): subscribers "
                   "get a QoS event when statuses stop; above one check period", min_value=0.002, max_value=60.0,
                   read_only=True),
+        ParamSpec("publish_depth_debug_image", False, "depth path: publish safety_monitor/depth_debug_image (what "
+                  "it saw in the depth frame: robot, skeletons, unexplained foreground)", read_only=True),
+        ParamSpec("depth_debug_rate_hz", 2.0, "most depth debug images per second (drawn after the status)",
+                  min_value=0.1, max_value=100.0),
         ParamSpec("markers", True, "publish safety_monitor/markers"),
         ParamSpec("marker_lifetime_s", 0.5, "lifetime of each marker (s)", min_value=0.0, max_value=3600.0),
     )
@@ -302,6 +312,8 @@ class SafetyMonitorNode(HrcNode):
         self._learning: list = []             # (depth, robot mask) frames while the background is learned
         self.depth_frames_judged = 0
         self.background_revealed_px = 0       # background pixels the depth path made farther (something left)
+        self.depth_debug_images = 0
+        self._depth_debug_at = -math.inf      # time.monotonic() of the last depth debug image
         self._base_frame = ""
         self._base_pose_param: tuple[str, np.ndarray] | None = None
         self._tf_buffer = None
@@ -364,6 +376,8 @@ class SafetyMonitorNode(HrcNode):
                                 liveliness_lease_duration=deadline)
         self._pubs = {"status": self.create_publisher(SafetyStatus, STATUS_TOPIC, status_qos),
                       "markers": self.create_publisher(MarkerArray, MARKERS_TOPIC, q)}
+        if self.param("publish_depth_debug_image") and self.param("depth_path") != "off":
+            self._pubs["depth_debug"] = self.create_publisher(Image, DEPTH_DEBUG_TOPIC, q)
         inp = self.input_qos()
         subs = [(SkeletonArray, HUMANS_TOPIC, self._on_people, q), (TrackArray, TRACKS_TOPIC, self._on_tracks, q),
                 (CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, inp),
@@ -515,9 +529,11 @@ class SafetyMonitorNode(HrcNode):
             else:
                 caps = robot_capsules(robot.joint_names, transform_points(T_cam_base, robot.positions_m),
                                       self._params)
+                debug = "depth_debug" in self._pubs and (
+                    time.monotonic() - self._depth_debug_at >= 1.0 / self.param("depth_debug_rate_hz"))
                 result = depth_space_distance(depth_m, K, self._background, caps,
                                               replace(DEPTH_SPACE, unseen_space=self.param("unseen_space")),
-                                              surface=(self._surface, posed))
+                                              surface=(self._surface, posed), label_image=debug)
                 self.depth_frames_judged += 1
                 reveal = self.param("background_reveal_after_s")
                 if reveal > 0:      # after the verdict: this frame is judged by the background it had
@@ -525,6 +541,21 @@ class SafetyMonitorNode(HrcNode):
                                                                            math.inf)
         self._depth_judged = (ns, frame, result, why)
         self._publish()
+        if result is not None and result.label_image is not None and self.last_verdict is not None:
+            self._publish_depth_debug(msg, depth_m, result, self.last_verdict)
+
+    def _publish_depth_debug(self, msg: Image, depth_m: np.ndarray, result: DepthSpaceResult, v: Verdict) -> None:
+        """The depth path's view of this frame (after its status: never on the verdict's way)."""
+        from hrc_perception.viz.draw import draw_depth_verdict
+        self._depth_debug_at = time.monotonic()
+        uv = None           # the deciding pixel: the depth path's, when it decided
+        if v.closest_human_id == 0 and "unseen space" in v.closest_human_joint and result.view_edge is not None:
+            uv = result.view_edge.pixel_uv
+        elif v.closest_human_id == 0 and "unexplained foreground" in v.closest_human_joint:
+            uv = result.pixel_uv
+        rgb = draw_depth_verdict(depth_m, result.label_image, v.level, v.min_distance_m, v.reason, uv)
+        self._pubs["depth_debug"].publish(numpy_to_image(rgb, "rgb8", copy_header(msg.header)))
+        self.depth_debug_images += 1
 
     def _learn_background(self, depth_m: np.ndarray, K: np.ndarray, robot_surface_m: np.ndarray) -> str:
         """Keep one frame for the background (the robot's pixels masked); learn it after

@@ -108,6 +108,7 @@ class DepthSpaceResult:
     lost_background_fraction: float = 0.0
     people: dict[int, "ClosestBlock"] = field(default_factory=dict)
     view_edge: "ClosestBlock | None" = None
+    label_image: np.ndarray | None = None    # with label_image=True: int8 [H, W] of LABEL_* per pixel
 
 
 @dataclass
@@ -187,7 +188,8 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
                          params: DepthSpaceParams,
                          surface: tuple[RobotSurface, np.ndarray] | None = None,
                          timings_ms: dict[str, float] | None = None,
-                         people: list[tuple[int, Capsules]] | None = None) -> DepthSpaceResult:
+                         people: list[tuple[int, Capsules]] | None = None,
+                         label_image: bool = False) -> DepthSpaceResult:
     """The depth-space distance of one frame (module doc). depth_m [H, W] metres (0, NaN,
     inf, beyond max_depth_m: invalid); K [3, 3]; robot: the robot's capsules in the camera frame;
     surface: the robot's link
@@ -196,7 +198,8 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
     people: (id, capsules of the known joints) of fresh skeletons of this frame: foreground
     within ``person_margin_m`` of one person's capsules is that person's (DepthSpaceResult.
     people: its closest block, judged at that person's speed), within two people's nobody's.
-    Rows and columns past the last whole block are not read (at most block_px - 1 of each)."""
+    Rows and columns past the last whole block are not read (at most block_px - 1 of each).
+    label_image: also return each pixel's label (LABEL_*: for debug images, not timed apart)."""
     lap = _Laps(timings_ms)
     d = np.asarray(depth_m, dtype=np.float32)
     if d.shape != background.shape:
@@ -233,6 +236,11 @@ def depth_space_distance(depth_m: np.ndarray, K: np.ndarray, background: Backgro
     lost = float(np.count_nonzero(reliable & (d == 0)) / np.count_nonzero(reliable)) if reliable.any() else invalid
     result = DepthSpaceResult(math.inf, explained_px=int(explained.sum()), foreground_px=len(rows),
                               invalid_fraction=invalid, lost_background_fraction=lost)
+    if label_image:
+        img = np.full(d.shape, LABEL_NONE, np.int8)
+        img[d == 0] = LABEL_INVALID
+        img[rows, cols] = np.where(label == ROBOT, LABEL_ROBOT, np.where(label >= 0, LABEL_PERSON, LABEL_UNEXPLAINED))
+        result.label_image = img
 
     fill = _block_sum(free, b) / (b * b)
     z_near = _block_min(np.where(free, d, np.float32(np.inf)), b)
@@ -298,6 +306,9 @@ def _view_edge(robot: Capsules, K: np.ndarray, shape: tuple[int, int], params: D
     v = float(np.clip(K[1, 1] * foot[1] / z + K[1, 2], 0, shape[0] - 1)) if np.isfinite(foot).all() else 0.0
     return ClosestBlock(dist, (u, v), joint, foot, end)
 
+
+# label_image values: background (or nothing), no reading, the robot's, a fresh skeleton's, possibly a person
+LABEL_NONE, LABEL_INVALID, LABEL_ROBOT, LABEL_PERSON, LABEL_UNEXPLAINED = 0, 1, 2, 3, 4
 
 UNEXPLAINED, ROBOT, SHARED = -1, -2, -3     # point labels; a person's points carry the person's index (0, 1, ...)
 

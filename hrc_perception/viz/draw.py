@@ -427,3 +427,41 @@ def draw_text_block(image: Image.Image, lines: Sequence[str], xy=(4, 4), fill: C
     for i, s in enumerate(lines):
         draw.text((x0 + 4, y0 + 2 + i * line_h), s, fill=tuple(fill), font=fnt)
     return box
+
+
+# --------------------------------------------------------------- depth path view
+
+DEPTH_LABEL_COLORS = {2: (60, 110, 230), 3: (60, 200, 90), 4: (235, 50, 40)}   # robot, a skeleton's, unexplained
+
+
+def draw_depth_verdict(depth_m: np.ndarray, label_image: np.ndarray, level: int | str,
+                       min_distance_m: float = float("nan"), reason: str = "",
+                       pixel_uv: tuple[float, float] | None = None) -> np.ndarray:
+    """The depth path's view of one frame, needing no colour image: [H, W, 3] uint8.
+
+    depth_m [H, W] (metres, 0 = none) as grey (near bright, no reading black);
+    label_image [H, W] (``depth_space.LABEL_*``): the robot's pixels blue, a fresh
+    skeleton's green, unexplained foreground (possibly a person) red, blended over the grey;
+    the deciding pixel ringed; the verdict's banner across the top.
+    """
+    d = np.asarray(depth_m, dtype=np.float32)
+    labels = np.asarray(label_image)
+    if d.ndim != 2 or labels.shape != d.shape:
+        raise ValueError(f"depth {d.shape} and labels {labels.shape} must be the same [H, W]")
+    valid = d > 0
+    grey = np.zeros(d.shape, np.float32)
+    if valid.any():
+        lo, hi = np.percentile(d[valid], [2, 98])
+        grey[valid] = 230.0 - 170.0 * np.clip((d[valid] - lo) / max(hi - lo, 1e-3), 0, 1)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    for label, color in DEPTH_LABEL_COLORS.items():
+        m = labels == label
+        rgb[m] = 0.35 * rgb[m] + 0.65 * np.array(color, np.float32)
+    image = Image.fromarray(rgb.astype(np.uint8))
+    if pixel_uv is not None and _finite(pixel_uv):
+        draw = ImageDraw.Draw(image)
+        u, v = pixel_uv
+        for r, c in ((12, (255, 255, 255)), (10, (0, 0, 0))):
+            draw.ellipse((u - r, v - r, u + r, v + r), outline=c, width=2)
+    draw_safety_banner(image, level, min_distance_m, reason)
+    return np.asarray(image)
