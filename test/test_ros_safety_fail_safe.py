@@ -32,8 +32,9 @@ def _tracks(h, pubs, stamp_ns, *tracks):
 
 def test_a_coasting_person_stays_in_the_cell_until_the_tracker_lets_go(ros_context):
     """Matched in one image, coasting in the next with an empty SkeletonArray: the last
-    skeleton stands, grown by how far a person moves meanwhile; gone when deleted."""
-    h, pubs = _rig(ros_context)
+    skeleton stands, grown by how far a person moves meanwhile; gone when deleted (no hold
+    here: the next test has it)."""
+    h, pubs = _rig(ros_context, release_hold_s=0.0)
     try:
         t = T0
         # a person 1 m from the robot, seen: PROTECTIVE_STOP
@@ -72,6 +73,31 @@ def test_a_coasting_person_stays_in_the_cell_until_the_tracker_lets_go(ros_conte
         _tracks(h, pubs, t, (3, Track.CONFIRMED, 1))
         never = _verdict(h, _people(t))
         assert never.level == SafetyStatus.UNKNOWN and "3" in never.reason
+    finally:
+        h.close()
+
+
+
+def test_a_person_the_tracker_deletes_stays_for_release_hold_s(ros_context):
+    """A tentative track deleted after one missed frame (the two-people scenario through the
+    graph): the person stays in the cell release_hold_s (1 s) after last seen, then goes."""
+    h, pubs = _rig(ros_context)
+    try:
+        t = T0
+        _robot(h, pubs, robot_msg(t))
+        _tracks(h, pubs, t, (1, Track.TENTATIVE, 0))
+        assert _verdict(h, _people(t, person_msg(1, -1.0))).level == SafetyStatus.PROTECTIVE_STOP
+        t += 300 * MS                      # missed: the tracker deletes the tentative track
+        _robot(h, pubs, robot_msg(t))
+        _tracks(h, pubs, t, (1, Track.DELETED, 1))
+        held = _verdict(h, _people(t))
+        assert held.level == SafetyStatus.PROTECTIVE_STOP and held.closest_human_id == 1, held.reason
+        t += 1000 * MS                     # 1.3 s after last seen: let go
+        advance_clock(h, pubs, t)
+        _robot(h, pubs, robot_msg(t))
+        _tracks(h, pubs, t)
+        gone = _verdict(h, _people(t))
+        assert gone.level == SafetyStatus.OK and gone.closest_human_id == 0, gone.reason
     finally:
         h.close()
 

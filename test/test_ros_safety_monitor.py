@@ -46,6 +46,10 @@ def robot_msg(stamp_ns: int, x_m: float = 0.0, nan_joint: int | None = None) -> 
 
 
 def _rig(ros_context, cli_args=None, **params):
+    """The monitor with a harness. The test scenes put the robot anywhere in front of the
+    camera, so the space beside the view is guarded unless a test asks otherwise
+    (test_the_skeleton_path_counts_the_space_beside_the_view)."""
+    params.setdefault("unseen_space", "guarded")
     overrides = [Parameter("input_reliability", value="reliable"), Parameter("check_rate_hz", value=1.0),
                  Parameter("status_deadline_s", value=3.0)]
     overrides += [Parameter(k, value=v) for k, v in params.items()]
@@ -103,7 +107,7 @@ def _robot(h, pubs, msg):
 
 
 def test_levels_and_fail_safe(ros_context):
-    h, pubs = _rig(ros_context, require_tracks=False)
+    h, pubs = _rig(ros_context, require_tracks=False, release_hold_s=0.0)    # the hold: test_ros_safety_fail_safe
     node = h.node
     try:
         # nothing yet: the timer says UNKNOWN
@@ -472,7 +476,8 @@ def test_depth_path_learns_the_background_first(ros_context):
     w, h_px = 320, 240
     c = math.sqrt(0.5)
     h, pubs = _rig(ros_context, require_tracks=False, robot_source="joint_states", depth_path="with_skeletons",
-                   background_learn_frames=3, base_pose=["0", "0.5", "4.0", str(-c), "0", "0", str(c)])
+                   background_learn_frames=3, base_pose=["0", "0.5", "4.0", str(-c), "0", "0", str(c)],
+                   unseen_space="occupied")
     try:
         assert spin_until(h.ex, lambda: pubs[DEPTH_TOPIC].get_subscription_count() > 0)
         pubs[CAMERA_INFO_TOPIC].publish(K_to_camera_info(make_K(300, 300, 160, 120), w, h_px,
@@ -506,3 +511,24 @@ def test_depth_path_needs_joint_states(ros_context):
     # older skeletons only where a depth verdict covers whoever came since
     with pytest.raises(ParameterError, match="max_people_age_s above max_age_s needs depth_path with_skeletons"):
         SafetyMonitorNode(context=ros_context, parameter_overrides=[Parameter("max_people_age_s", value=2.0)])
+
+
+def test_the_skeleton_path_counts_the_space_beside_the_view(ros_context):
+    """unseen_space occupied (the default) without the depth path: nobody in view, yet the
+    robot 0.3 m inside the image's left border is 0.3 m from where an unseen person may be:
+    a stop naming it (the arm also reaches above the top border); guarded: OK."""
+    for unseen, level in (("occupied", SafetyStatus.PROTECTIVE_STOP), ("guarded", SafetyStatus.OK)):
+        h, pubs = _rig(ros_context, require_tracks=False, unseen_space=unseen)
+        try:
+            pubs[CAMERA_INFO_TOPIC].publish(K_to_camera_info(make_K(300, 300, 160, 120), 320, 240,
+                                                             make_header(T0, FRAME_ID)))
+            assert spin_until(h.ex, lambda: h.node._camera is not None)
+            # the left border at z = 3 m is x = -1.6 m: the robot's axis at x = -1.3 m
+            _robot(h, pubs, robot_msg(T0 + 10**6, x_m=-1.3))
+            s = _verdict(h, _people(T0 + 2 * 10**6))
+            assert s.level == level, s.reason
+            if unseen == "occupied":
+                assert "unseen space beside the camera's view" in s.reason and s.min_distance_m < 0.3
+        finally:
+            h.close()
+

@@ -325,3 +325,20 @@ def test_a_sparse_person_of_this_frame_is_left_to_the_depth_verdict_only_when_as
     both = seen + [PersonState(5, standing_person(-0.6), 10.0, None)]
     v = assess(robot, both, 10.0, MonitorParams(depth_covers_seen_people=True), people_stamp_s=10.0)
     assert v.level == PROTECTIVE_STOP and v.closest_human_id == 5
+
+
+def test_the_view_edge_verdict_is_the_depth_paths_rule_and_fails_safe():
+    from hrc_perception.safety.monitor import assess_view_edge
+    K = np.array([[300.0, 0, 159.5], [0, 300.0, 119.5], [0, 0, 1]])
+    robot = replace(robot_at(0.0), frame_id="cam")
+    robot.positions_m[:, 1] = [-0.2, -0.3, -0.4, -0.5]          # a short arm in the middle of the view, 3 m away
+    v = assess_view_edge(robot, K, 320, 240, "cam", 10.0, MonitorParams())
+    # nearest border: top/bottom planes y = -+0.4 z; from (0, -0.5, 3): (1.2 - 0.5) / hypot(1, 0.4) - 0.1
+    assert v.min_distance_m == pytest.approx((1.2 - 0.5) / math.hypot(1, 0.4) - 0.1)
+    assert v.level == PROTECTIVE_STOP and "unseen space beside the camera's view" in v.reason
+    assert assess_view_edge(robot, K, 320, 240, "other", 10.0, MonitorParams()).level == UNKNOWN
+    assert assess_view_edge(robot, K, 320, 240, "cam", 11.0, MonitorParams()).level == UNKNOWN     # stale robot
+    bad = replace(robot, positions_m=robot.positions_m.copy())
+    bad.positions_m[0, 0] = np.nan
+    assert assess_view_edge(bad, K, 320, 240, "cam", 10.0, MonitorParams()).level == UNKNOWN
+    assert assess_view_edge(robot, np.full((3, 3), np.nan), 320, 240, "cam", 10.0, MonitorParams()).level == UNKNOWN

@@ -166,3 +166,29 @@ def test_a_duplicated_id_coasts_with_both_skeletons():
     newer = PersonState(1, standing_person(-5.0), 10.2)
     cell.observe([newer])                  # a newer frame replaces both
     assert cell.in_cell([], [PersonTrack(1)])[0] == [newer]
+
+
+def test_a_person_the_tracker_drops_stays_for_the_hold_after_last_seen():
+    """Found by the two-people scenario through the graph: people re-identified every frame
+    (tentative tracks), all missed by the segmentation in one frame, the tracker deleted
+    their tentative tracks, and that frame was OK while the truth stopped. A dropped person
+    stays hold_s after last seen: with no valid skeleton, unbound (UNKNOWN)."""
+    from hrc_perception.safety.people import PeopleInCell, PersonTrack
+    cell = PeopleInCell(hold_s=1.0)
+    # frame at 10.0: tracks 11 and 12 seen, their skeletons unusable (not observed)
+    assert cell.in_cell([], [PersonTrack(11), PersonTrack(12)], tracks_stamp_s=10.0)[1] == (11, 12)
+    # frame at 10.3: nobody detected, both tentative tracks deleted
+    gone = [PersonTrack(11, deleted=True, updated=False), PersonTrack(12, deleted=True, updated=False)]
+    people, unbound = cell.in_cell([], gone, tracks_stamp_s=10.3)
+    assert people == [] and unbound == (11, 12)
+    assert assess(robot_at(0.0), people, 10.3, MonitorParams(), people_stamp_s=10.3,
+                  unseen_person_ids=unbound).level == UNKNOWN
+    # one with a skeleton is judged by it, grown by its age
+    cell.observe([PersonState(12, standing_person(-1.0), 10.3)])
+    people, unbound = cell.in_cell([], [], tracks_stamp_s=10.9)
+    assert [p.id for p in people] == [12] and unbound == (11,)
+    # after the hold, both are let go
+    assert cell.in_cell([], [], tracks_stamp_s=11.4) == ([], ())
+    assert cell.last_seen == {} and cell.seen_at_s == {}
+    # without stamps (the old call), only the tracker decides
+    assert PeopleInCell().in_cell([], [PersonTrack(5, deleted=True)]) == ([], ())

@@ -120,7 +120,8 @@ from hrc_perception.safety.carving import PooledDepth, pool_depth
 from hrc_perception.safety.depth_space import UNSEEN_SPACE, DepthSpaceParams, DepthSpaceResult, depth_space_distance
 from hrc_perception.safety.clock import AHEAD, BEHIND, JUMPED, StampClock
 from hrc_perception.safety.monitor import (LEVEL_NAMES, OK, PROTECTIVE_STOP, UNKNOWN, WARNING, PersonState,
-                                           RobotState, Verdict, assess, assess_depth, joint_positions_problem,
+                                           RobotState, Verdict, assess, assess_depth, assess_view_edge,
+                                           joint_positions_problem,
                                            monitor_params, person_speeds_mps, robot_capsules, worst_of)
 from hrc_perception.safety.people import PeopleInCell, PersonTrack
 from hrc_perception.skeletons import COCO17_NAMES
@@ -241,6 +242,9 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("clock_jump_back_s", 10.0, "inputs this far behind the newest, three in a row: time went back "
                   "(a looping bag), the clock follows and what was held is dropped (s)", min_value=0.1,
                   max_value=3600.0),
+        ParamSpec("release_hold_s", 1.0, "a person the tracker drops (deleted, or gone from its array) stays in the "
+                  "cell this long after they were last seen: a tentative track deleted after one miss is no proof "
+                  "the person left (s)", min_value=0.0, max_value=60.0, read_only=True),
         ParamSpec("require_tracks", True, "a fresh tracking/tracks is needed: the tracker says who is in the cell "
                   "(a person it holds stays in the cell until it lets them go)", read_only=True),
         ParamSpec("unknown_limb_reach", True, "a person's unknown joint counts as anywhere within reach of the "
@@ -262,9 +266,9 @@ class SafetyMonitorNode(HrcNode):
         ParamSpec("depth_path", "off", "judge every depth frame by its unexplained foreground (no colour "
                   "network): off, with_skeletons (the worse of both verdicts) or alone",
                   choices=("off", "with_skeletons", "alone"), read_only=True),
-        ParamSpec("unseen_space", "occupied", "depth path: the space beside the camera's view is 'occupied' (a "
-                  "possible person at its edge) or 'guarded' (the cell keeps people out of what the camera cannot "
-                  "see within the robot's protective distance: fences, light curtains)",
+        ParamSpec("unseen_space", "occupied", "the space beside the camera's view is 'occupied' (a possible person "
+                  "at its edge, in both paths) or 'guarded' (the cell keeps people out of what the camera cannot see "
+                  "within the robot's protective distance: fences, light curtains)",
                   choices=UNSEEN_SPACE, read_only=True),
         ParamSpec("background_file", "", "the empty cell's background depth (.npz: hrc-perception "
                   "background writes it); '' = learn it from the first background_learn_frames frames", read_only=True),
@@ -305,7 +309,7 @@ class SafetyMonitorNode(HrcNode):
         self._stamp_clock = StampClock()
         self._robot_filter = OneEuroFilter(OneEuroParams())
         self._person_filters = SkeletonSmoother(OneEuroParams())
-        self._in_cell = PeopleInCell()
+        self._in_cell = PeopleInCell()            # hold_s from release_hold_s at configure
         self._fk = None
         self._surface = None                  # the robot's link surfaces (depth path)
         self._background = None               # the empty cell's BackgroundDepth (depth path)
@@ -369,6 +373,7 @@ class SafetyMonitorNode(HrcNode):
     # -- lifecycle ------------------------------------------------------------------
     def on_configure_hook(self) -> None:
         self.on_parameters_set([])
+        self._in_cell.hold_s = float(self.param("release_hold_s"))
         q = self.output_qos()
         deadline = Duration(seconds=self.param("status_deadline_s"))
         status_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
@@ -588,7 +593,8 @@ class SafetyMonitorNode(HrcNode):
         return replace(pooled, K=K)
 
     def _on_tracks(self, msg: TrackArray) -> None:
-        tracks = [PersonTrack(int(t.track_id), t.state == t.DELETED) for t in msg.tracks if t.class_name == "person"]
+        tracks = [PersonTrack(int(t.track_id), t.state == t.DELETED, t.time_since_update == 0)
+                  for t in msg.tracks if t.class_name == "person"]
         ns = self._accept_stamp(msg.header.stamp, TRACKS_TOPIC)
         if ns is None:
             return
@@ -716,7 +722,17 @@ class SafetyMonitorNode(HrcNode):
         if mode == "alone":
             return depth
         skeletons = self._skeleton_verdict(now)
+        if mode == "off" and self.param("unseen_space") == "occupied":     # the depth path counts it itself
+            skeletons = worst_of(skeletons, self._view_edge_verdict(now))
         return skeletons if depth is None else worst_of(skeletons, depth)
+
+    def _view_edge_verdict(self, now: float) -> Verdict:
+        """The unseen space beside the view of the people's camera (camera_info's K and size)."""
+        if self._camera is None:
+            return Verdict(UNKNOWN, reason="no camera_info: the space beside the camera's view is unknown")
+        K, w, h = self._camera
+        return assess_view_edge(self._robot_in(self._people_frame), K, w, h, self._people_frame, now, self._params,
+                                DEPTH_SPACE.min_depth_m, DEPTH_SPACE.max_depth_m)
 
     def _depth_verdict(self, now: float) -> Verdict:
         if self._depth_judged is None:
@@ -730,7 +746,7 @@ class SafetyMonitorNode(HrcNode):
         tracks_stamp_ns = self._tracks.newest_ns()
         tracks = self._tracks[tracks_stamp_ns] if tracks_stamp_ns is not None else None
         people, unbound = (None, ()) if self._people is None else self._in_cell.in_cell(
-            self._people, tracks, self._invalid_ids)
+            self._people, tracks, self._invalid_ids, None if tracks_stamp_ns is None else tracks_stamp_ns / NS_PER_S)
         return assess(self._robot_in(self._people_frame), people, now, self._params, self._people_stamp_s, unbound,
                       self._people_depth, None if tracks_stamp_ns is None else tracks_stamp_ns / NS_PER_S)
 

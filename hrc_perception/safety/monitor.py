@@ -505,6 +505,43 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
         return _unknown(f"invalid input: {type(e).__name__}: {e}")
 
 
+def assess_view_edge(robot: RobotState | None, K: np.ndarray, width_px: int, height_px: int, frame_id: str,
+                     now_s: float, params: MonitorParams, near_m: float = 0.28, far_m: float = 10.0) -> Verdict:
+    """The verdict of the unseen space beside a camera's view (:mod:`hrc_perception.safety.view_edge`):
+    the robot (in that camera's frame_id) against a possible person at the outside of the
+    view, moving at the arm's speed. For the skeleton path, which sees no one beside the
+    view either; take the worse of it and the path's own verdict. UNKNOWN without a fresh
+    valid robot in that frame. Never raises."""
+    from hrc_perception.safety.view_edge import frustum_planes, view_edge_distance
+    try:
+        now_s, robot_age, refused = _clock_and_robot(robot, now_s, params)
+        if refused:
+            return refused
+        if robot.frame_id != frame_id:
+            return _unknown(f"robot in frame {robot.frame_id!r}, the camera's {frame_id!r}: not comparable",
+                            robot_age)
+        caps = robot_capsules(robot.joint_names, np.asarray(robot.positions_m, dtype=np.float64), params)
+        d, k, end, foot = view_edge_distance(caps, frustum_planes(K, width_px, height_px, near_m, far_m))
+        v_h = max(params.min_arm_speed_mps, ARM_SPEED_MPS, params.min_human_speed_mps)
+        v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
+        sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + robot_age)
+        s_p = protective_separation(v_h, v_r, sep).total_m
+        if not (math.isfinite(d) and math.isfinite(s_p)):
+            return _unknown(f"view-edge distance {d} m or S_p {s_p} m not finite", robot_age)
+        level = _level(d, s_p, params.warning_margin_m)
+        joint = (caps.names_a + caps.names_b)[k]
+        where = "the unseen space beside the camera's view"
+        why = {OK: f"{where} {d:.2f} m from {joint}, S_p {s_p:.2f} m",
+               WARNING: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m + margin",
+               PROTECTIVE_STOP: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m"}[level]
+        scale = allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps
+        scale = float(min(max(scale, 0.0), 1.0)) if math.isfinite(scale) else (1.0 if scale > 0 else 0.0)
+        return Verdict(level, d, s_p, 0.0 if level == PROTECTIVE_STOP else scale, 0, where, joint, robot_age, why,
+                       foot, end)
+    except Exception as e:  # noqa: BLE001 - what cannot be read is not OK
+        return _unknown(f"invalid input: {type(e).__name__}: {e}")
+
+
 def worst_of(*verdicts: Verdict) -> Verdict:
     """The verdict that stops most: the highest level (UNKNOWN above PROTECTIVE_STOP), then
     the deepest inside its S_p; its speed_scale the smallest of all (0 for UNKNOWN); an
