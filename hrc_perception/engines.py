@@ -58,18 +58,13 @@ def onnx_bytes(module, example_inputs: Sequence) -> bytes:
 
 def compile_network(module, example_inputs: Sequence, engine: str, threads: int | None = None
                     ) -> Callable[..., list[np.ndarray]]:
-    """A callable running module on numpy inputs with engine (one of ENGINES); see the module doc."""
+    """A callable running module on numpy inputs with engine (onnxruntime or openvino; torch
+    itself needs none: ``as_module``); see the module doc."""
     import torch
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine not in ENGINES[1:]:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES[1:])}, got {engine!r}")
     threads = int(threads or torch.get_num_threads())
     module = module.eval()
-    if engine == "torch":
-        def run_torch(*xs):
-            with torch.inference_mode():
-                out = _flatten(module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in xs)))
-            return [o.float().numpy() for o in out]
-        return run_torch
     if engine == "onnxruntime":
         import onnxruntime as ort
         model = onnx_bytes(module, example_inputs)

@@ -1,12 +1,14 @@
 """The inference engines (hrc_perception/engines.py) agree with torch on the shipped networks."""
+import importlib.util
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 from hrc_perception.engines import ENGINES, as_module, compile_network  # noqa: E402
 
-OTHER = [pytest.param(e, marks=pytest.mark.skipif(
-    __import__("importlib").util.find_spec(e) is None, reason=f"{e} not installed")) for e in ENGINES[1:]]
+OTHER = [pytest.param(e, marks=pytest.mark.skipif(importlib.util.find_spec(e) is None, reason=f"{e} not installed"))
+         for e in ENGINES[1:]]
 
 
 @pytest.fixture(scope="module")

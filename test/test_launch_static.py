@@ -69,17 +69,13 @@ def test_unknown_executable_and_missing_parameter_file(tmp_path):
         load_graph("g", bad)
     with pytest.raises(GraphError, match="no graph 'h'"):
         load_graph("h", bad)
-    (tmp_path / "rgbd_capture.yaml").write_text("{}\n")
-    bad.write_text("g:\n  nodes:\n    - executable: rgbd_capture\n      remappings: {joint_states: 3}\n")
-    with pytest.raises(GraphError, match="remappings must map topic names"):
-        load_graph("g", bad)
-    bad.write_text("g:\n  nodes:\n    - executable: rgbd_capture\n      nice: 25\n")
-    with pytest.raises(GraphError, match="nice must be an integer 0..19"):
-        load_graph("g", bad)
-    (tmp_path / "safety_monitor.yaml").write_text("{}\n")
-    bad.write_text("g:\n  nodes:\n    - executable: safety_monitor\n      nice: 5\n")
-    with pytest.raises(GraphError, match="safety_monitor is never lowered in priority"):
-        load_graph("g", bad)
+    for exe, line, error in (("rgbd_capture", "remappings: {joint_states: 3}", "remappings must map topic names"),
+                             ("rgbd_capture", "nice: 25", "nice must be an integer 0..19"),
+                             ("safety_monitor", "nice: 5", "safety_monitor is never lowered in priority")):
+        (tmp_path / f"{exe}.yaml").write_text("{}\n")
+        bad.write_text(f"g:\n  nodes:\n    - executable: {exe}\n      {line}\n")
+        with pytest.raises(GraphError, match=error):
+            load_graph("g", bad)
 
 
 def test_the_demo_lowers_calibration_and_part_poses_never_the_people_or_safety():

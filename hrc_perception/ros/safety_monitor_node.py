@@ -440,6 +440,7 @@ class SafetyMonitorNode(HrcNode):
     def _configure_depth_path(self) -> None:
         """The robot's link surfaces and the background (file, or learned from the first frames)."""
         self._surface, self._learning = None, []
+        self._depth_space = replace(DEPTH_SPACE, unseen_space=self.param("unseen_space"))   # read-only: once
         if self.param("depth_path") == "off":
             return
         from hrc_perception.safety.robot_surface import RobotSurface
@@ -536,8 +537,7 @@ class SafetyMonitorNode(HrcNode):
                                       self._params)
                 debug = "depth_debug" in self._pubs and (
                     time.monotonic() - self._depth_debug_at >= 1.0 / self.param("depth_debug_rate_hz"))
-                result = depth_space_distance(depth_m, K, self._background, caps,
-                                              replace(DEPTH_SPACE, unseen_space=self.param("unseen_space")),
+                result = depth_space_distance(depth_m, K, self._background, caps, self._depth_space,
                                               surface=(self._surface, posed), label_image=debug)
                 self.depth_frames_judged += 1
                 reveal = self.param("background_reveal_after_s")
@@ -553,11 +553,11 @@ class SafetyMonitorNode(HrcNode):
         """The depth path's view of this frame (after its status: never on the verdict's way)."""
         from hrc_perception.viz.draw import draw_depth_verdict
         self._depth_debug_at = time.monotonic()
-        uv = None           # the deciding pixel: the depth path's, when it decided
-        if v.closest_human_id == 0 and "unseen space" in v.closest_human_joint and result.view_edge is not None:
-            uv = result.view_edge.pixel_uv
-        elif v.closest_human_id == 0 and "unexplained foreground" in v.closest_human_joint:
-            uv = result.pixel_uv
+        # the deciding pixel: the depth path's block whose point decided the verdict, if one did
+        blocks = [(result.point_m, result.pixel_uv)] + [(b.point_m, b.pixel_uv) for b in
+                                                        [result.view_edge, *result.people.values()] if b is not None]
+        uv = next((px for point, px in blocks if point is not None and v.point_human_m is not None
+                   and np.array_equal(point, v.point_human_m)), None)
         rgb = draw_depth_verdict(depth_m, result.label_image, v.level, v.min_distance_m, v.reason, uv)
         self._pubs["depth_debug"].publish(numpy_to_image(rgb, "rgb8", copy_header(msg.header)))
         self.depth_debug_images += 1

@@ -483,26 +483,35 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
         sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + age)
         verdicts = []
         for pid, v_h, d, (u, v), joint, p_ray, p_robot in groups:
-            s_p = protective_separation(v_h, v_r, sep).total_m
-            if not (math.isfinite(d) and math.isfinite(s_p)):
-                return _unknown(f"depth-space distance {d} m or S_p {s_p} m not finite", age)
-            level = _level(d, s_p, params.warning_margin_m)
             if pid == VIEW_EDGE:
                 where = f"the unseen space beside the camera's view (at pixel ({u:.0f}, {v:.0f}))"
             else:
                 who = "unexplained foreground" if pid is None else f"person {pid}'s foreground"
                 where = f"{who} at pixel ({u:.0f}, {v:.0f})"
-            why = {OK: f"{where} {d:.2f} m from {joint}, S_p {s_p:.2f} m",
-                   WARNING: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m + margin",
-                   PROTECTIVE_STOP: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m"}[level]
-            scale = allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps
-            scale = float(min(max(scale, 0.0), 1.0)) if math.isfinite(scale) else (1.0 if scale > 0 else 0.0)
-            verdicts.append(Verdict(level, d, s_p, 0.0 if level == PROTECTIVE_STOP else scale,
-                                    pid if isinstance(pid, int) else 0, where,
-                                    joint, age, why, p_ray, p_robot))
+            verdicts.append(_point_verdict(d, v_h, v_r, sep, params, where, joint, age,
+                                           pid if isinstance(pid, int) else 0, p_ray, p_robot))
         return worst_of(*verdicts)
     except Exception as e:  # noqa: BLE001 - what cannot be read is not OK
         return _unknown(f"invalid input: {type(e).__name__}: {e}")
+
+
+def _point_verdict(d: float, v_h: float, v_r: float, sep, params: MonitorParams, where: str, joint: str,
+                   age: float, person_id: int, p_human: np.ndarray, p_robot: np.ndarray) -> Verdict:
+    """The verdict of one possible body part at surface distance d (m) from the robot's
+    joint, moving at v_h (m/s), the robot at v_r, by separation sep (the inputs' age in its
+    reaction time): level by S_p, the reason naming where, the allowed speed. UNKNOWN for a
+    distance or S_p that is not finite."""
+    s_p = protective_separation(v_h, v_r, sep).total_m
+    if not (math.isfinite(d) and math.isfinite(s_p)):
+        return _unknown(f"{where}: distance {d} m or S_p {s_p} m not finite", age)
+    level = _level(d, s_p, params.warning_margin_m)
+    why = {OK: f"{where} {d:.2f} m from {joint}, S_p {s_p:.2f} m",
+           WARNING: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m + margin",
+           PROTECTIVE_STOP: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m"}[level]
+    scale = allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps
+    scale = float(min(max(scale, 0.0), 1.0)) if math.isfinite(scale) else (1.0 if scale > 0 else 0.0)
+    return Verdict(level, d, s_p, 0.0 if level == PROTECTIVE_STOP else scale, person_id, where, joint, age, why,
+                   p_human, p_robot)
 
 
 def assess_view_edge(robot: RobotState | None, K: np.ndarray, width_px: int, height_px: int, frame_id: str,
@@ -525,19 +534,8 @@ def assess_view_edge(robot: RobotState | None, K: np.ndarray, width_px: int, hei
         v_h = max(params.min_arm_speed_mps, ARM_SPEED_MPS, params.min_human_speed_mps)
         v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
         sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + robot_age)
-        s_p = protective_separation(v_h, v_r, sep).total_m
-        if not (math.isfinite(d) and math.isfinite(s_p)):
-            return _unknown(f"view-edge distance {d} m or S_p {s_p} m not finite", robot_age)
-        level = _level(d, s_p, params.warning_margin_m)
-        joint = (caps.names_a + caps.names_b)[k]
-        where = "the unseen space beside the camera's view"
-        why = {OK: f"{where} {d:.2f} m from {joint}, S_p {s_p:.2f} m",
-               WARNING: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m + margin",
-               PROTECTIVE_STOP: f"{where} {d:.2f} m from {joint}, within S_p {s_p:.2f} m"}[level]
-        scale = allowed_robot_speed(d, v_h, sep) / sep.robot_max_speed_mps
-        scale = float(min(max(scale, 0.0), 1.0)) if math.isfinite(scale) else (1.0 if scale > 0 else 0.0)
-        return Verdict(level, d, s_p, 0.0 if level == PROTECTIVE_STOP else scale, 0, where, joint, robot_age, why,
-                       foot, end)
+        return _point_verdict(d, v_h, v_r, sep, params, "the unseen space beside the camera's view",
+                              (caps.names_a + caps.names_b)[k], robot_age, 0, foot, end)
     except Exception as e:  # noqa: BLE001 - what cannot be read is not OK
         return _unknown(f"invalid input: {type(e).__name__}: {e}")
 

@@ -575,13 +575,14 @@ def _scripted(name: str, rng: np.random.Generator, shape: BodyShape, cfg: Humans
     base = layout.T_world_base
     ahead = base[:2, 0] / np.linalg.norm(base[:2, 0])     # the robot's front (its base x axis), on the floor
     while p.t < end:
-        events.append((p.t, "reach" if name == "reach_over_table" else "look"))
-        if name == "reach_over_table":
+        action = "reach" if name == "reach_over_table" else ("look" if rng.random() < 0.5 else "idle")
+        events.append((p.t, action))
+        if action == "reach":
             target = np.array([*(base[:2, 3] + ahead * rng.uniform(0.25, 0.55)), layout.table_height_m])
             target += [0.0, rng.uniform(-0.15, 0.15), rng.uniform(0.12, 0.35)]
             _reach(p, rng, shape, replace(layout, reach_targets_m=target[None]), face)
             p.to(rng.uniform(0.2, 0.8))
-        elif rng.random() < 0.5:
+        elif action == "look":
             _look(p, rng, face)
         else:
             _idle(p, rng)
