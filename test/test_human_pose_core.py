@@ -293,3 +293,56 @@ def test_hand_cut_removes_the_pixels_around_a_wrist_and_keeps_its_target(small_f
         removed += int(lost.sum())
         assert lost.sum() <= np.pi * 8 ** 2 + 8                       # at most the disc
     assert removed > 0
+
+
+def _visible_xyz(human) -> np.ndarray:
+    xyz = np.array(human.keypoints.xyz_cam_m, dtype=np.float64)
+    xyz[human.keypoints.visibility != 2] = np.nan
+    return xyz
+
+
+def test_following_finds_a_person_near_their_last_skeleton(small_frames):
+    """The crop of the next frame from a person's skeleton one frame (1/15 s) before: the
+    rendered person's pixels, not the other person's nor the floor (the foreground of the
+    rendered objects given); without a foreground it still covers the person."""
+    from hrc_perception.human_pose.follow import follow_input
+    ious, others, checked = [], [], 0
+    for prev, cur in zip(small_frames, small_frames[1:]):
+        if prev.episode != cur.episode:
+            continue
+        now = {h.instance_id: h for h in cur.humans}
+        for h in prev.humans:
+            true = (cur.instance_mask == h.instance_id) & (cur.depth_mm > 0)
+            if h.instance_id not in now or (h.keypoints.visibility == 2).sum() < 6 or true.sum() < 200:
+                continue
+            depth_m = cur.depth_mm / 1000.0
+            got = follow_input(h.instance_id, _visible_xyz(h), 1 / 15, depth_m, cur.K, foreground=cur.instance_mask > 0)
+            bare = follow_input(h.instance_id, _visible_xyz(h), 1 / 15, depth_m, cur.K)
+            assert got is not None and bare is not None and got.id == h.instance_id
+            ious.append((got.mask & true).sum() / (got.mask | true).sum())
+            others.append((got.mask & (cur.instance_mask != h.instance_id)).sum() / got.mask.sum())
+            assert (bare.mask & true).sum() >= (got.mask & true).sum() and not (got.mask & ~bare.mask).any()
+            x0, y0, x1, y1 = got.box_xyxy.astype(int)
+            rows, cols = np.nonzero(got.mask)
+            assert (x0, y0, x1, y1) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+            checked += 1
+    assert checked >= 4, checked
+    assert np.median(ious) >= 0.8 and np.median(others) <= 0.1, (ious, others)
+
+
+def test_following_refuses_what_it_cannot_place():
+    from hrc_perception.human_pose.follow import FollowParams, follow_input
+    K = make_K(300.0, 300.0, 80.0, 60.0)
+    depth = np.full((120, 160), 3.0)
+    xyz = np.full((17, 3), np.nan)
+    xyz[:6] = [[0.0, y, 3.0] for y in np.linspace(-0.5, 0.5, 6)]
+    assert follow_input(1, xyz, 0.1, depth, K) is not None                      # a wall 3 m away: near the joints
+    assert follow_input(1, xyz, 0.1, depth, K, foreground=np.zeros((120, 160), bool)) is None   # no foreground
+    assert follow_input(1, xyz, 0.6, depth, K) is None                          # older than max_age_s
+    assert follow_input(1, xyz, float("nan"), depth, K) is None
+    assert follow_input(1, xyz[[0, 1, 2] + [6] * 14], 0.1, depth, K) is None    # 3 known joints < min_joints
+    assert follow_input(1, xyz - [0, 0, 5.0], 0.1, depth, K) is None            # behind the camera
+    assert follow_input(1, xyz + [0, 0, 1.0], 0.1, depth, K) is None            # 1 m behind the wall: no pixel
+    assert follow_input(1, xyz + [0, 0, 1.0], 0.1, depth, K, FollowParams(body_radius_m=1.0)) is not None
+    with pytest.raises(ValueError):
+        FollowParams(body_radius_m=0.0)

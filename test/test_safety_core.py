@@ -289,6 +289,26 @@ def test_older_skeletons_when_allowed_count_wherever_the_person_may_have_gone_si
     assert assess(robot_at(0.0, stamp_s=11.0), [], 11.0, older, people_stamp_s=9.0).level == OK   # nobody then
 
 
+def test_the_tracks_age_lengthens_t_r_unless_a_depth_verdict_covers_newcomers():
+    """Skeletons of now (followed between track arrays) and tracks 1 s old: alone, the
+    tracks' age joins the reaction time (who came since is unknown); with the depth path
+    beside (depth_covers_seen_people), the skeletons' age does and the tracks only have to
+    be no older than max_people_age_s."""
+    alone = MonitorParams(max_age_s=0.3, max_people_age_s=3.0, require_tracks=True)
+    beside = replace(alone, depth_covers_seen_people=True)
+    person = [PersonState(7, standing_person(-3.0), 10.0, None)]
+    robot = robot_at(0.0, stamp_s=10.0)
+    now = assess(robot, person, 10.0, beside, people_stamp_s=10.0, tracks_stamp_s=10.0)
+    v_alone = assess(robot, person, 10.0, alone, people_stamp_s=10.0, tracks_stamp_s=9.0)
+    v_beside = assess(robot, person, 10.0, beside, people_stamp_s=10.0, tracks_stamp_s=9.0)
+    assert v_alone.data_age_s == pytest.approx(1.0) and v_beside.data_age_s == pytest.approx(0.0)
+    assert v_beside.separation_m == pytest.approx(now.separation_m)
+    assert v_alone.separation_m == pytest.approx(now.separation_m + (2.0 + 0.5) * 1.0)
+    for p in (alone, beside):          # tracks too old, or none: who is in the cell is unknown
+        assert assess(robot, person, 10.0, p, people_stamp_s=10.0, tracks_stamp_s=6.5).level == UNKNOWN
+        assert assess(robot, person, 10.0, p, people_stamp_s=10.0, tracks_stamp_s=None).level == UNKNOWN
+
+
 def test_a_payload_sphere_at_the_tool_is_the_robots():
     from hrc_perception.safety.monitor import robot_capsules
     robot = robot_at(0.0)

@@ -168,6 +168,25 @@ def test_a_duplicated_id_coasts_with_both_skeletons():
     assert cell.in_cell([], [PersonTrack(1)])[0] == [newer]
 
 
+def test_a_later_skeleton_with_too_few_joints_keeps_the_last_that_bounds():
+    """Found by following people between track arrays: a person listed without a skeleton,
+    then coasting, was UNKNOWN ("0 known joints") though an older skeleton bounded them; it
+    now bounds them, grown by its age; never seen with enough joints: unbound."""
+    from hrc_perception.safety.people import PeopleInCell, PersonTrack
+    cell = PeopleInCell()
+    good = PersonState(4, standing_person(-3.0), 10.0)
+    cell.observe([good], min_joints=4)
+    cell.observe([PersonState(4, np.full((17, 3), np.nan), 10.2), PersonState(5, np.full((17, 3), np.nan), 10.2)],
+                 min_joints=4)
+    assert cell.seen_at_s == {4: 10.2, 5: 10.2}           # seen, for the hold
+    people, unbound = cell.in_cell([], [PersonTrack(4, updated=False), PersonTrack(5, updated=False)])
+    assert people == [good] and unbound == (5,)
+    v = assess(robot_at(0.0, stamp_s=10.4), people, 10.4, MonitorParams(), people_stamp_s=10.4)
+    grown = assess(robot_at(0.0, stamp_s=10.4), [replace(good, stamp_s=10.4)], 10.4, MonitorParams(),
+                   people_stamp_s=10.4)
+    assert v.level != UNKNOWN and v.min_distance_m < grown.min_distance_m       # grown by 0.4 s of motion
+
+
 def test_a_person_the_tracker_drops_stays_for_the_hold_after_last_seen():
     """Found by the two-people scenario through the graph: people re-identified every frame
     (tentative tracks), all missed by the segmentation in one frame, the tracker deleted

@@ -347,12 +347,18 @@ def main(argv: list[str] | None = None) -> int:
     for node, params in parse_sets(args.set).items():
         overrides.setdefault(node, {}).update(params)
     monitor = _graph_parameters(args.graph, "safety_monitor") | overrides.get("safety_monitor", {})
-    if monitor.get("depth_path", "off") != "off" and not monitor.get("background_file"):
-        from hrc_perception.safety.cli import synthetic_background    # the empty cell the camera will show
+    humans = _graph_parameters(args.graph, "human_pose") | overrides.get("human_pose", {})
+    # the empty cell the camera will show, for the nodes that take a background and were given none
+    need = [node for node, params, wants in (("safety_monitor", monitor, monitor.get("depth_path", "off") != "off"),
+                                             ("human_pose", humans, bool(humans.get("follow"))))
+            if wants and not params.get("background_file")]
+    if need:
+        from hrc_perception.safety.cli import synthetic_background
         print("demo: " + synthetic_background(args.config, args.seed, 0, 30, str(out / "background.npz")),
               file=sys.stderr)
-        overrides.setdefault("safety_monitor", {})["background_file"] = str((out / "background.npz").resolve())
-        monitor = monitor | overrides["safety_monitor"]
+        for node in need:
+            overrides.setdefault(node, {})["background_file"] = str((out / "background.npz").resolve())
+        monitor = monitor | overrides.get("safety_monitor", {})
     if args.source == "scenario":
         from hrc_perception.ros.scenario_bag import render_scenario_bag
         render_scenario_bag(scenario, args.config or None, args.seed, args.duration,

@@ -42,6 +42,17 @@ def _eval(args) -> int:
         run = SynthRun(load_cell_config(Path(args.config)), seed=args.seed)
         res["synthetic"] = evaluate_synthetic(backends, run.frames(args.synthetic_frames)) | {
             "config": args.config, "seed": args.seed, "frames": args.synthetic_frames}
+    if args.follow_episodes > 0:
+        from hrc_perception.human_pose.evaluate import evaluate_following
+        from hrc_perception.human_pose.spdh_backend import SpdhBackend
+        if not (args.spdh_weights and Path(args.spdh_weights).is_file()):
+            print(f"error: --follow-episodes needs the spdh model (--spdh-weights {args.spdh_weights!r})",
+                  file=sys.stderr)
+            return 2
+        run = SynthRun(load_cell_config(Path(args.config)), seed=args.seed)
+        res["following"] = evaluate_following(SpdhBackend(args.spdh_weights, engine="onnxruntime"), run,
+                                              args.follow_episodes, args.follow_frames) | {
+            "config": args.config, "seed": args.seed}
     backend.close()
     print_report(res)
     if args.json:
@@ -83,6 +94,10 @@ def register(commands: Commands) -> None:
     e.add_argument("--seed", type=int, default=1300, help="seed of the synthetic frames (not a training seed)")
     e.add_argument("--spdh-weights", type=input_file, default="models/human_pose/model.pt",
                    help="the spdh backend's model ('' = mediapipe only)")
+    e.add_argument("--follow-episodes", type=int, default=0,
+                   help="spdh between detections (human_pose.follow) on this many episodes, beside true masks "
+                        "(0 = skip)")
+    e.add_argument("--follow-frames", type=int, default=15, help="frames followed after each detection")
     add_json(e)
     e.set_defaults(func=_eval)
 

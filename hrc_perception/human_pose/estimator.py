@@ -23,12 +23,14 @@ class PersonSkeleton:
     """One person's skeleton (COCO-17 order): xyz_m [17, 3] camera optical frame, metres,
     smoothed (NaN = unknown); confidence [17] 0..1 (0 where unknown); uv_px [17, 2] the
     backend's 2D joints (NaN when it found no person); velocity_mps [17, 3] (NaN until a
-    joint was seen twice)."""
+    joint was seen twice); measured_xyz_m [17, 3] the joints of this frame before smoothing
+    (None: not given)."""
     id: int
     xyz_m: np.ndarray
     confidence: np.ndarray
     uv_px: np.ndarray
     velocity_mps: np.ndarray
+    measured_xyz_m: np.ndarray | None = None
 
     @property
     def known(self) -> np.ndarray:
@@ -70,15 +72,18 @@ class HumanPoseEstimator:
 
     def estimate(self, rgb: np.ndarray, depth_m: np.ndarray, K: np.ndarray, people: list[PersonInput],
                  stamp_s: float) -> list[PersonSkeleton]:
-        """Skeletons of ``people`` in one frame: rgb [H, W, 3] uint8, depth_m [H, W]
-        metres aligned to it, K [3, 3], stamp_s seconds (smoothing clock)."""
-        if rgb.shape[:2] != depth_m.shape:
+        """Skeletons of ``people`` in one frame: rgb [H, W, 3] uint8 (None: a 3D backend's
+        depth alone), depth_m [H, W] metres aligned to it, K [3, 3], stamp_s seconds
+        (smoothing clock)."""
+        if rgb is None and not getattr(self.backend, "three_d", False):
+            raise ValueError("no colour image: this backend needs one")
+        if rgb is not None and rgb.shape[:2] != depth_m.shape:
             raise ValueError(f"colour {rgb.shape[1]}x{rgb.shape[0]} and depth {depth_m.shape[1]}x{depth_m.shape[0]} "
                              "differ (depth must be aligned to colour)")
         out = []
         for person in people:
             xyz, conf, uv = self.joints(rgb, depth_m, K, person.box_xyxy, person.mask, person_id=person.id)
             xyz_s, vel = self.smoother(person.id, xyz, stamp_s)
-            out.append(PersonSkeleton(int(person.id), xyz_s, conf, uv, vel))
+            out.append(PersonSkeleton(int(person.id), xyz_s, conf, uv, vel, xyz))
         self.smoother.forget_older_than(stamp_s)
         return out

@@ -162,6 +162,13 @@ def print_report(res: dict, file=None) -> None:
         print(f"real COCO person crops ({c['persons']} persons, {c['joints_labelled']} labelled joints, "
               f"{c['persons_missed']} missed): PCK@0.2 {c['pck_0.2']:.3f}  OKS AP {c['oks_AP']:.3f}  "
               f"AP50 {c['oks_AP50']:.3f}  {c['seconds_per_crop_median'] * 1e3:.1f} ms/crop", file=file)
+    if "following" in res:
+        f = res["following"]
+        print(f"following (seed {f['seed']}, {f['chains']} people over {f['chain_frames']} frames, {f['lost']} lost, "
+              f"{f['seconds_per_person_median'] * 1e3:.1f} ms/person):", file=file)
+        for name in ("followed", "true_mask"):
+            print(f"  {name:<10}" + "  ".join(f"{k} {v['mpjpe_mm']:.1f} mm" for k, v in f[name].items()
+                                               if v["mpjpe_mm"] is not None), file=file)
     if "synthetic" in res:
         s = res["synthetic"]
         print(f"synthetic 3D ({s['people']} people):", file=file)
@@ -173,3 +180,84 @@ def print_report(res: dict, file=None) -> None:
                 continue
             print(f"  {name:<12}{b['mpjpe_mm']:>10.1f}{b['median_error_mm']:>11.1f}{b['pck3d_10cm']:>10.3f}"
                   f"{b['visible_joints_returned']:>10.3f}{b['seconds_per_person_median'] * 1e3:>11.1f}", file=file)
+
+
+def evaluate_following(backend, run, episodes: int, chain_frames: int = 15, min_visible_joints: int = 6,
+                       min_confidence: float = 0.3, params=None, true_foreground: bool = True) -> dict:
+    """Skeletons between detections (:mod:`hrc_perception.human_pose.follow`) on synthetic
+    episodes of ``run`` (a :class:`~hrc_perception.sim.generator.SynthRun`): in each episode,
+    every person with >= min_visible_joints visible joints in a first frame (a different
+    phase of each episode) is estimated
+    with their true mask (a detection), then followed for ``chain_frames`` frames, each crop
+    from the previous frame's estimate; beside it, the same frames with the true masks.
+    Errors (visible joints with confidence >= min_confidence, before smoothing) per step
+    of the chain, pooled over steps 1-5, 6-10, ... true_foreground: the crops keep only
+    pixels of rendered objects (the true foreground: what a background model of the empty
+    cell leaves, without its errors); False: every pixel. Returns a dict."""
+    from hrc_perception.human_pose.estimator import HumanPoseEstimator
+    from hrc_perception.human_pose.follow import FollowParams, follow_input
+    params = params or FollowParams()
+    est = HumanPoseEstimator(backend, min_confidence=min_confidence)
+    dt = 1.0 / run.cfg.sequence.fps
+    n = run.cfg.sequence.episode_frames
+    steps = {"followed": [[] for _ in range(chain_frames + 1)], "true_mask": [[] for _ in range(chain_frames + 1)]}
+    returned = {k: [0, 0] for k in steps}
+    lost, chains, times = 0, 0, []
+    for e in range(episodes):
+        start = e * n + (7 * e) % max(n - chain_frames, 1)        # a different phase of each episode
+        first = run.frame(start)
+        seeds = {}
+        for human, mask, box in person_boxes(first, min_visible_joints):
+            xyz, _, _ = est.joints(None, first.depth_mm / 1000.0, first.K, box, mask)
+            seeds[human.instance_id] = xyz
+        chains += len(seeds)
+        for k in range(1, chain_frames + 1):
+            if not seeds or start + k >= (e + 1) * n:
+                break
+            frame = run.frame(start + k)
+            depth_m = frame.depth_mm / 1000.0
+            humans = {h.instance_id: h for h in frame.humans}
+            for hid in list(seeds):
+                h = humans.get(hid)
+                if h is None:
+                    del seeds[hid]
+                    continue
+                visible = h.keypoints.visibility == 2
+                t0 = time.perf_counter()
+                person = follow_input(hid, seeds[hid], dt, depth_m, frame.K, params,
+                                      foreground=frame.instance_mask > 0 if true_foreground else None)
+                xyz = (np.full((17, 3), np.nan) if person is None
+                       else est.joints(None, depth_m, frame.K, person.box_xyxy, person.mask)[0])
+                times.append(time.perf_counter() - t0)
+                if np.isfinite(xyz).all(axis=1).sum() < params.min_joints:
+                    lost += 1
+                    del seeds[hid]
+                else:
+                    seeds[hid] = xyz
+                true_mask = frame.instance_mask == hid
+                ref = np.full((17, 3), np.nan)
+                if true_mask.any():
+                    rows, cols = np.nonzero(true_mask)
+                    box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], float)
+                    ref = est.joints(None, depth_m, frame.K, box, true_mask)[0]
+                for name, got_xyz in (("followed", xyz), ("true_mask", ref)):
+                    got = visible & np.isfinite(got_xyz).all(axis=1)
+                    steps[name][k].extend(np.linalg.norm(got_xyz[got] - h.keypoints.xyz_cam_m[got], axis=1).tolist())
+                    returned[name][0] += int(got.sum())
+                    returned[name][1] += int(visible.sum())
+    out = {"episodes": episodes, "chains": chains, "chain_frames": chain_frames, "lost": lost,
+           "true_foreground": true_foreground,
+           "seconds_per_person_median": float(np.median(times)) if times else None, "follow_params": vars(params)}
+    for name, per_step in steps.items():
+        rows = {}
+        for a in range(1, chain_frames + 1, 5):
+            e = np.asarray([x for s in per_step[a:a + 5] for x in s])
+            rows[f"steps_{a}_{a + 4}"] = {"mpjpe_mm": float(e.mean() * 1000) if len(e) else None,
+                                          "pck3d_10cm": float((e <= PCK3D_THRESHOLD_M).mean()) if len(e) else None,
+                                          "joints": int(len(e))}
+        e = np.asarray([x for s in per_step for x in s])
+        rows["all"] = {"mpjpe_mm": float(e.mean() * 1000) if len(e) else None,
+                       "pck3d_10cm": float((e <= PCK3D_THRESHOLD_M).mean()) if len(e) else None, "joints": int(len(e)),
+                       "visible_joints_returned": returned[name][0] / max(returned[name][1], 1)}
+        out[name] = rows
+    return out

@@ -10,7 +10,8 @@ Subscribes (relative names; launch puts them under a namespace, default ``/cell`
 | ``segmentation/instances``   | hrc_perception/InstanceArray   | reliable, depth 10 (masks)   |
 | ``tracking/tracks``          | hrc_perception/TrackArray      | reliable, depth 10 (trigger) |
 
-Publishes, once per TrackArray, with its header (the colour image's):
+Publishes, once per TrackArray, with its header (the colour image's; with ``follow``, once
+per depth frame, with the depth image's):
 
 | topic                   | type                           |
 |-------------------------|--------------------------------|
@@ -24,7 +25,22 @@ arrived; colour, depth and instances are paired by exact stamp, the last ``frame
 of each kept: :class:`~hrc_perception.ros.sync.StampBuffer`), then the ``backend``:
 ``mediapipe`` (BlazePose's 2D joints on the colour crop, lifted with the depth) or
 ``spdh`` (3D joints from the depth crop, ``weights``),
-and One Euro smoothing per track id. Every such person is in the output, also when nothing was
+and One Euro smoothing per track id.
+
+``follow`` (spdh only; the colour image is then not used): skeletons at camera rate.
+Each depth frame is estimated on arrival for the people of the newest TrackArray (not
+deleted), each person's crop the depth pixels near their last skeleton
+(:mod:`hrc_perception.human_pose.follow`; only the foreground of ``background_file``'s
+empty cell, where one is given). A person new to the track arrays is estimated in the
+array's own frame with their instance mask, then followed through the depth frames kept
+up to the newest (one every ``follow_catch_up_s``). A person not found again in a frame
+(no last skeleton of ``follow_max_age_s`` or less with enough joints, or no pixel near it)
+is listed with an unknown skeleton when the newest track array matched them (as a person
+segmented without a skeleton), and left out when it holds them coasting: the safety monitor
+then bounds them by their last skeleton, grown by its age, for as long as the tracker holds
+them. Either way the tracker's next array (re)starts their following.
+
+Without ``follow``, every such person is in the output, also when nothing was
 found (all joints NaN, confidence 0): the safety monitor then knows a person is there
 without a usable skeleton. ``Skeleton``: model ``coco17``, ``id`` = track id, positions
 in the camera optical frame (metres; NaN = unknown), confidence, the 2D joints
@@ -140,8 +156,21 @@ class HumanPoseNode(HrcNode):
                   max_value=50),
         ParamSpec("smoothing_min_cutoff_hz", 1.5, "One Euro cut-off at rest (Hz)", min_value=0.01, max_value=100.0),
         ParamSpec("smoothing_beta", 0.8, "One Euro cut-off increase per m/s", min_value=0.0, max_value=100.0),
-        ParamSpec("frames_kept", 10, "colour / depth / instance messages kept for pairing by stamp",
-                  min_value=1, max_value=1000),
+        ParamSpec("frames_kept", 10, "colour / depth / instance messages kept for pairing by stamp (follow: "
+                  "enough to span the tracks' latency)", min_value=1, max_value=1000),
+        ParamSpec("follow", False, "spdh: skeletons for every depth frame, each person found near their last "
+                  "skeleton (human_pose.follow) between track arrays", read_only=True),
+        ParamSpec("follow_speed_mps", 1.0, "follow: the crop grows this fast with the last skeleton's age",
+                  min_value=0.0, max_value=10.0),
+        ParamSpec("follow_body_radius_m", 0.25, "follow: the person's pixels lie within this of the last "
+                  "skeleton's bones", min_value=0.01, max_value=2.0),
+        ParamSpec("follow_max_age_s", 0.5, "follow: a person whose last skeleton is older is not followed",
+                  min_value=0.0, max_value=10.0),
+        ParamSpec("follow_catch_up_s", 0.2, "follow: a person new to the tracks is followed from the track "
+                  "array's frame to the newest through the frames kept, one every this many seconds",
+                  min_value=0.0, max_value=10.0),
+        ParamSpec("background_file", "", "follow: the empty cell's background depth (.npz, as the safety "
+                  "monitor's): only the foreground can be a person ('' = every pixel)", read_only=True),
         ParamSpec("markers", True, "publish human_pose/markers"),
         ParamSpec("marker_lifetime_s", 0.5, "lifetime of each marker (s)", min_value=0.0, max_value=3600.0),
     )
@@ -157,17 +186,34 @@ class HumanPoseNode(HrcNode):
         # by stamp, the last frames_kept each: Image, Image, InstanceArray
         self._color, self._depth, self._instances = StampBuffer(10), StampBuffer(10), StampBuffer(10)
         self._camera_info: CameraInfo | None = None
+        # follow: the newest TrackArray, each followed person's last measured joints and their stamp
+        self._tracks_msg: TrackArray | None = None
+        self._seeds: dict[int, tuple[np.ndarray, int]] = {}
+        self._background = None
+        self.frames_followed = 0
         super().__init__(node_name, **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------
+    def check_parameters(self, values: dict) -> str | None:
+        if values["follow"] and values["backend"] != "spdh":
+            return "follow needs backend spdh (the crop is a depth region; BlazePose tracks by itself)"
+        return None
+
     def on_configure_hook(self) -> None:
         self.load_model_or_fail()
+        if self.param("follow") and self.param("background_file"):
+            from hrc_perception.safety.background import BackgroundDepth
+            try:
+                self._background = BackgroundDepth.load(self.param("background_file"))
+            except (OSError, ValueError) as e:
+                raise RuntimeError(f"background_file {self.param('background_file')!r}: {e}") from e
         q = self.input_qos()
         self._pubs = {"skeletons": self.create_publisher(SkeletonArray, SKELETONS_TOPIC, self.output_qos()),
                       "markers": self.create_publisher(MarkerArray, MARKERS_TOPIC, self.output_qos())}
-        self._subs = [
-            self.create_subscription(Image, COLOR_TOPIC, lambda m: self._keep(self._color, m), q),
-            self.create_subscription(Image, DEPTH_TOPIC, lambda m: self._keep(self._depth, m), q),
+        self._subs = [] if self.param("follow") else [      # follow: depth alone
+            self.create_subscription(Image, COLOR_TOPIC, lambda m: self._keep(self._color, m), q)]
+        self._subs += [
+            self.create_subscription(Image, DEPTH_TOPIC, self._on_depth, q),
             self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, q),
             self.create_subscription(InstanceArray, INSTANCES_TOPIC, lambda m: self._keep(self._instances, m),
                                      self.output_qos()),
@@ -200,7 +246,8 @@ class HumanPoseNode(HrcNode):
         self._subs, self._pubs = [], {}
         for store in (self._color, self._depth, self._instances):
             store.clear()
-        self._camera_info = None      # the base frees the model
+        self._camera_info, self._tracks_msg, self._background = None, None, None
+        self._seeds.clear()      # the base frees the model
 
     def _apply_params(self) -> None:
         from dataclasses import replace
@@ -221,11 +268,28 @@ class HumanPoseNode(HrcNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
+    def _on_depth(self, msg: Image) -> None:
+        self._keep(self._depth, msg)
+        if not self.param("follow"):
+            return
+        with self.model_lock:
+            if not self.is_active or self.estimator is None:
+                return
+            out = self.follow_frame(msg)
+        if out is not None:
+            self._publish(out)
+
     def _on_tracks(self, msg: TrackArray) -> None:
         with self.model_lock:      # a deactivate frees the backend, not while it runs
             if not self.is_active or self.estimator is None:
                 return
+            if self.param("follow"):
+                self.take_tracks(msg)
+                return
             out = self.estimate(msg)
+        self._publish(out)
+
+    def _publish(self, out: SkeletonArray) -> None:
         self._pubs["skeletons"].publish(out)
         self.arrays_processed += 1
         if self.param("markers"):
@@ -295,8 +359,134 @@ class HumanPoseNode(HrcNode):
                                          p.uv_px, shape) for p in people]
         return out
 
+    # -- following between track arrays ---------------------------------------------------
+    def _follow_params(self):
+        from hrc_perception.human_pose.follow import FollowParams
+        return FollowParams(max_speed_mps=self.param("follow_speed_mps"),
+                            body_radius_m=self.param("follow_body_radius_m"), max_age_s=self.param("follow_max_age_s"))
+
+    def _depth_and_K(self, msg: Image | None):
+        """(depth_m [H, W], K) of a depth Image, or None after report()."""
+        if msg is None:
+            self.report("no_images", f"no {DEPTH_TOPIC} image with the stamp of this TrackArray (kept: the last "
+                        "frames_kept images)")
+            return None
+        return self.depth_and_K(msg, self._camera_info)
+
+    def _foreground(self, depth_m: np.ndarray) -> np.ndarray | None:
+        if self._background is None:
+            return None
+        if self._background.shape != depth_m.shape:
+            self.report("background_size", f"background {self._background.shape}, depth {depth_m.shape}: "
+                        "every pixel may be a person")
+            return None
+        return self._background.foreground(depth_m)
+
+    def _follow(self, ids: list[int], depth_m: np.ndarray, K: np.ndarray, stamp_ns: int) -> dict:
+        """Each person of ids with a last skeleton found again in this frame: id ->
+        PersonInput (the others: none); their seeds are not changed here."""
+        from hrc_perception.human_pose.follow import follow_input
+        params, fg, out = self._follow_params(), self._foreground(depth_m), {}
+        for i in ids:
+            if i in self._seeds:
+                xyz, seed_ns = self._seeds[i]
+                person = follow_input(i, xyz, abs(stamp_ns - seed_ns) / NS_PER_S, depth_m, K, params, fg)
+                if person is not None:
+                    out[i] = person
+        return out
+
+    def _reseed(self, measured: dict, stamp_ns: int) -> None:
+        """Seeds from measured joints (id -> xyz_m [17, 3]): kept with enough known joints, else dropped."""
+        for i, xyz in measured.items():
+            if xyz is not None and int(np.isfinite(xyz).all(axis=1).sum()) >= self._follow_params().min_joints:
+                self._seeds[i] = (np.asarray(xyz, dtype=np.float64), stamp_ns)
+            else:
+                self._seeds.pop(i, None)
+
+    def take_tracks(self, msg: TrackArray) -> None:
+        """follow: the newest TrackArray names the people; one new to it (no last skeleton) is
+        estimated in its frame with its instance mask, then followed to the newest frame
+        kept, one frame every follow_catch_up_s."""
+        ns = stamp_to_ns(msg.header.stamp)
+        if self._tracks_msg is not None and ns < stamp_to_ns(self._tracks_msg.header.stamp):
+            self.report("out_of_order", f"{TRACKS_TOPIC}: older than the track array held: ignored")
+            return
+        self._tracks_msg = msg
+        alive = {int(t.track_id) for t in msg.tracks if t.class_name == "person" and t.state != t.DELETED}
+        for i in [i for i in self._seeds if i not in alive]:
+            del self._seeds[i]
+        new = [t for t in self._person_tracks(msg) if int(t.track_id) not in self._seeds][:self.param("max_people")]
+        images = self._depth_and_K(self._depth.get(ns)) if new else None
+        if images is None:
+            return
+        depth_m, K = images
+        t0 = time.perf_counter()
+        try:
+            measured = {p.id: self.estimator.joints(None, depth_m, K, p.box_xyxy, p.mask)[0]
+                        for p in self._inputs(msg, new, *depth_m.shape)}
+            self._reseed(measured, ns)
+            last_ns = ns
+            later = sorted(s for s in self._depth if s > ns)
+            for s in later:
+                if s != later[-1] and (s - last_ns) / NS_PER_S < self.param("follow_catch_up_s"):
+                    continue
+                frame = self._depth_and_K(self._depth.get(s))
+                if frame is None:
+                    continue
+                ids = [i for i in measured if i in self._seeds]
+                found = self._follow(ids, *frame, s)
+                self._reseed({i: (self.estimator.joints(None, *frame, p.box_xyxy, p.mask)[0] if (p := found.get(i))
+                                  else None) for i in ids}, s)
+                last_ns = s
+        except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
+            self.report("estimate_error", f"{type(e).__name__}: {e}")
+        self.last_inference_s = time.perf_counter() - t0
+
+    def follow_frame(self, msg: Image) -> SkeletonArray | None:
+        """follow: the skeletons of this depth frame for the people of the newest TrackArray
+        (not deleted; the largest max_people): each found again near their last skeleton;
+        one the array matched and not found is listed with an unknown skeleton (as a person
+        segmented without one), a coasting one not found is left out (see the module doc).
+        None before any TrackArray."""
+        from hrc_perception.human_pose.estimator import PersonSkeleton
+        if self._tracks_msg is None:
+            return None
+        out = SkeletonArray(header=copy_header(msg.header))
+        people = [t for t in self._tracks_msg.tracks if t.class_name == "person" and t.state != t.DELETED]
+        people.sort(key=lambda t: -int(t.roi.width) * int(t.roi.height))
+        if len(people) > self.param("max_people"):
+            self.report("over_max_people", f"{len(people)} people, max_people {self.param('max_people')}: "
+                        "the smallest are listed without a skeleton")
+        found, shape = {}, (1, 1)
+        images = self._depth_and_K(msg) if people else None
+        if images is not None:
+            depth_m, K = images
+            shape, ns = depth_m.shape, stamp_to_ns(msg.header.stamp)
+            self._apply_params()
+            t0 = time.perf_counter()
+            try:
+                ids = [int(t.track_id) for t in people[:self.param("max_people")]]
+                inputs = self._follow(ids, depth_m, K, ns)
+                found = {sk.id: sk for sk in self.estimator.estimate(None, depth_m, K, list(inputs.values()),
+                                                                     ns / NS_PER_S)}
+                self._reseed({i: (found[i].measured_xyz_m if i in found else None) for i in ids if i in self._seeds},
+                             ns)
+                self.last_inference_s = time.perf_counter() - t0
+                self.people_processed += len(found)
+                self.frames_followed += 1
+            except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
+                self.report("estimate_error", f"{type(e).__name__}: {e}")
+        nan = np.full((17, 3), np.nan)
+        listed = [found.get(int(t.track_id)) or PersonSkeleton(int(t.track_id), nan, np.zeros(17),
+                                                               np.full((17, 2), np.nan), nan)
+                  for t in people if int(t.track_id) in found or t.time_since_update == 0]
+        out.skeletons = [skeleton_to_msg(msg.header, "coco17", p.id, COCO17_NAMES, p.xyz_m, p.known, p.confidence,
+                                         p.uv_px, shape) for p in listed]
+        return out
+
     def diagnostic_values(self) -> dict[str, str]:
         return {"arrays": str(self.arrays_processed), "people": str(self.people_processed),
+                "frames_followed": str(self.frames_followed), "followed": str(len(self._seeds)),
                 "last_inference_ms": f"{1e3 * self.last_inference_s:.1f}"}
 
 

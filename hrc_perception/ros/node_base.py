@@ -326,6 +326,26 @@ class HrcNode(LifecycleNode):
             return None
         return rgb, depth_m, K
 
+    def depth_and_K(self, depth, camera_info):
+        """(depth_m [H, W], K [3, 3]) from a depth Image and its CameraInfo, or None after
+        ``report()`` of why: ``no_camera_info``, ``bad_camera_info``, ``bad_depth``,
+        ``size_mismatch``."""
+        from hrc_perception.ros.convert import camera_info_to_K, depth_to_meters
+        if camera_info is None:
+            self.report("no_camera_info", f"no {CAMERA_INFO_TOPIC} received yet")
+            return None
+        intrinsics = self.converted(camera_info_to_K, camera_info, "bad_camera_info", CAMERA_INFO_TOPIC)
+        depth_m = None if intrinsics is None else self.converted(depth_to_meters, depth, "bad_depth",
+                                                                 CAMERA_DEPTH_TOPIC)
+        if depth_m is None:
+            return None
+        K, w, h = intrinsics
+        if depth_m.shape != (h, w):
+            self.report("size_mismatch", f"depth {depth_m.shape[1]}x{depth_m.shape[0]}, camera_info {w}x{h}: "
+                        "they must agree (depth aligned to colour)")
+            return None
+        return depth_m, K
+
     def publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name=self.get_fully_qualified_name(), hardware_id="hrc_perception")
         state = self.lifecycle_state

@@ -87,9 +87,8 @@ from hrc_perception.engines import ENGINES
 from hrc_perception.geometry import invert_T, pose_error
 from hrc_perception.robot_pose.extrinsics import ExtrinsicsEstimator, joint_positions
 from hrc_perception.robot_pose.surface_fit import SurfaceView
-from hrc_perception.ros.convert import (camera_info_to_K, copy_header, depth_to_meters, duration_msg,
-                                        matrix_to_pose, matrix_to_transform, pose_parameter_to_matrix, skeleton_to_msg,
-                                        stamp_to_ns, transform_to_matrix)
+from hrc_perception.ros.convert import (copy_header, duration_msg, matrix_to_pose, matrix_to_transform,
+                                        pose_parameter_to_matrix, skeleton_to_msg, stamp_to_ns, transform_to_matrix)
 from hrc_perception.ros.node_base import HrcNode, ParamSpec, run_node
 from hrc_perception.ros.sync import StampBuffer
 from hrc_perception.ros.weights import resolve_weights
@@ -340,18 +339,10 @@ class RobotPoseNode(HrcNode):
     def estimate(self, msg: Image):
         """(RobotSkeleton, (XYZ image [h, w, 3], its K [3, 3]): the network's input) of
         one depth image, or None after reporting why."""
-        if self._camera_info is None:
-            self.report("no_camera_info", f"no {CAMERA_INFO_TOPIC} received yet")
+        images = self.depth_and_K(msg, self._camera_info)
+        if images is None:
             return None
-        intrinsics = self.converted(camera_info_to_K, self._camera_info, "bad_camera_info", CAMERA_INFO_TOPIC)
-        depth_m = None if intrinsics is None else self.converted(depth_to_meters, msg, "bad_depth", DEPTH_TOPIC)
-        if depth_m is None:
-            return None
-        K, w, h = intrinsics
-        if depth_m.shape != (h, w):
-            self.report("size_mismatch", f"depth {depth_m.shape[1]}x{depth_m.shape[0]}, camera_info {w}x{h}: "
-                        "they must agree (depth aligned to colour)")
-            return None
+        depth_m, K = images
         from hrc_perception.robot_pose.predictor import depth_to_input_xyz
         self.predictor.min_confidence = self.param("min_confidence")
         t0 = time.perf_counter()

@@ -17,8 +17,9 @@ Publishes ``safety/status`` (SafetyStatus: ``min_distance_m`` is the surface-to-
 distance of the deciding person's body capsules and the robot's link capsules, negative on
 overlap; reliable, deadline and MANUAL_BY_TOPIC liveliness of ``status_deadline_s``, so a
 subscriber gets a QoS event when statuses stop)
-after every SkeletonArray and at ``check_rate_hz`` in between, whatever arrives or stops
-arriving (a stalled pipeline turns into UNKNOWN), and a last UNKNOWN before it deactivates,
+after every SkeletonArray (and every depth frame judged), and at ``check_rate_hz`` when no
+other verdict came for a period, whatever arrives or stops arriving (a stalled pipeline
+turns into UNKNOWN), and a last UNKNOWN before it deactivates,
 shuts down or exits; ``safety_watchdog`` turns a missed deadline into a stop. Also
 ``safety_monitor/markers``: the closest pair as a line and a label coloured by level
 (green OK, amber WARNING, red PROTECTIVE_STOP, grey UNKNOWN) and a translucent sphere
@@ -300,6 +301,7 @@ class SafetyMonitorNode(HrcNode):
     def __init__(self, node_name: str = "safety_monitor", **kwargs):
         self.last_verdict: Verdict | None = None
         self.verdicts = 0
+        self._published_at = -math.inf
         self.inputs_handled = 0
         self.level_counts: dict[str, int] = {n: 0 for n in LEVEL_NAMES.values()}
         self.carved_frames = 0
@@ -384,15 +386,17 @@ class SafetyMonitorNode(HrcNode):
         if self.param("publish_depth_debug_image") and self.param("depth_path") != "off":
             self._pubs["depth_debug"] = self.create_publisher(Image, DEPTH_DEBUG_TOPIC, q)
         inp = self.input_qos()
-        subs = [(SkeletonArray, HUMANS_TOPIC, self._on_people, q), (TrackArray, TRACKS_TOPIC, self._on_tracks, q),
+        # the newest of each stream matters (input_queue_depth): a queue of ten joint states
+        # read one per executor cycle was 0.6 s behind in the demo graph
+        subs = [(SkeletonArray, HUMANS_TOPIC, self._on_people, inp), (TrackArray, TRACKS_TOPIC, self._on_tracks, q),
                 (CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, inp),
                 (PoseStamped, BASE_POSE_TOPIC, self._on_base_pose, q)]
         if self.param("depth_carving") or self.param("depth_path") != "off":
             subs.append((Image, DEPTH_TOPIC, self._on_depth, inp))
         if self.param("robot_source") == "skeleton":
-            subs.append((Skeleton, ROBOT_TOPIC, self._on_robot_skeleton, q))
+            subs.append((Skeleton, ROBOT_TOPIC, self._on_robot_skeleton, inp))
         else:
-            subs.append((JointState, JOINT_STATES_TOPIC, self._on_joint_states, q))
+            subs.append((JointState, JOINT_STATES_TOPIC, self._on_joint_states, inp))
         self._configure_robot()
         self._configure_depth_path()
         self._subs = [self.create_subscription(t, topic, self._input(cb), qos) for t, topic, cb, qos in subs]
@@ -671,7 +675,7 @@ class SafetyMonitorNode(HrcNode):
         if ns == self._people_stamp_ns:   # a second message of the same frame: both count
             people = self._people + people
             invalid = list(self._invalid_ids) + invalid
-        self._in_cell.observe(people)
+        self._in_cell.observe(people, self._params.min_person_joints)
         self._people, self._people_stamp_s, self._people_stamp_ns = people, t, ns
         self._people_depth = self._depth_for(ns) if self.param("depth_carving") and people else None
         self._people_frame = msg.header.frame_id
@@ -679,7 +683,8 @@ class SafetyMonitorNode(HrcNode):
         self._publish()
 
     def _on_timer(self) -> None:
-        if self.is_active:
+        """A verdict when none came for most of a period (inputs that stop still age into UNKNOWN)."""
+        if self.is_active and time.monotonic() - self._published_at >= 0.9 / self.param("check_rate_hz"):
             self._publish()
 
     # -- the robot in the people's frame --------------------------------------------------
@@ -769,6 +774,7 @@ class SafetyMonitorNode(HrcNode):
         if self.param("markers") and frame:
             self._pubs["markers"].publish(status_markers(verdict, header, self.param("marker_lifetime_s")))
         self.last_verdict = verdict
+        self._published_at = time.monotonic()
         self.verdicts += 1
         self.level_counts[verdict.level_name] += 1
 

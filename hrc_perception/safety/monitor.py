@@ -19,7 +19,8 @@ Fail-safe rules (OK only on positive evidence; :func:`assess` checks every input
 - no person in the message -> OK (nobody in view), with NaN distance.
 Every comparison that grants OK or WARNING is false on NaN. The worst of all people
 decides; speed_scale is the smallest allowed over people. The reaction time T_r of S_p is
-lengthened by the age of the inputs (capture to now).
+lengthened by the age of the inputs (capture to now; the tracks' too, unless
+``depth_covers_seen_people``).
 
 Speeds (ISO 13855): each person's trunk (torso, head, legs) moves at their measured body
 speed, never slower than ``min_human_speed_mps`` (1.6 m/s); their arms and hands at the
@@ -95,7 +96,8 @@ class MonitorParams:
     require_tracks: bool = False           # a fresh tracker array is needed to know who is in the cell
     depth_covers_seen_people: bool = False  # a person seen in the people's frame with too few known joints is
     # left to a depth verdict judged beside this one (depth_path with_skeletons), not UNKNOWN: the depth sees
-    # their surface. Off, and for people the tracker holds unseen, UNKNOWN.
+    # their surface. Off, and for people the tracker holds unseen, UNKNOWN. On, the tracks' age does not
+    # lengthen T_r (the skeletons' does): whoever came since the tracks' stamp is in the depth.
     payload_radius_m: float = 0.0          # a sphere this big at the robot's last joint (the tool) is the robot's:
     # a workpiece it carries (0: none)
     max_people_age_s: float = 0.0          # skeletons and tracks older than this are stale; 0 = max_age_s
@@ -366,7 +368,11 @@ def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, dep
         why = _age_problem("the tracker's person tracks", tracks_age, params.people_max_age_s)
         if why:
             return _unknown(why, age)
-        age = max(age, tracks_age)
+        if not params.depth_covers_seen_people:
+            # the tracks say who was in the cell at their stamp; with a depth verdict beside this
+            # one, whoever came since is in the depth, and the people are where their skeletons
+            # (of their own age) put them: the tracks' age does not move anyone
+            age = max(age, tracks_age)
     kept, to_depth = [], []
     for person in people:
         why = _person_problem(person, people_stamp_s, robot.frame_id, params)

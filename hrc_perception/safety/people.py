@@ -4,7 +4,9 @@ A person the tracker knows (a person track not deleted) is in the cell until the
 lets them go, whether or not this frame has a skeleton of them:
 
 - seen in this frame's SkeletonArray: that skeleton;
-- not in it, but seen before: their last valid skeleton, with its own (older) stamp:
+- not in it, but seen before: their last valid skeleton (one with at least
+  ``min_person_joints`` known joints: a later one with fewer does not replace it), with its
+  own (older) stamp:
   :func:`~hrc_perception.safety.monitor.assess` grows it by how far a person moves since;
 - never seen with a valid skeleton, or seen in this frame with an invalid one: no bound
   at all (the verdict is UNKNOWN).
@@ -20,6 +22,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from hrc_perception.safety.monitor import PersonState
 
@@ -52,12 +56,15 @@ class PeopleInCell:
         if math.isfinite(stamp_s) and stamp_s > self.seen_at_s.get(person_id, -math.inf):
             self.seen_at_s[person_id] = float(stamp_s)
 
-    def observe(self, people: list[PersonState]) -> None:
-        """The valid skeletons of a new frame (ids = track ids); each replaces those of an
-        older frame. Two skeletons of one id in one frame (a duplicated id) are both kept:
-        either may be where the person is."""
+    def observe(self, people: list[PersonState], min_joints: int = 0) -> None:
+        """The valid skeletons of a new frame (ids = track ids); each with at least
+        min_joints known joints replaces those of an older frame (one with fewer marks the
+        person seen, and leaves their last skeleton that bounds them). Two skeletons of one
+        id in one frame (a duplicated id) are both kept: either may be where the person is."""
         for p in people:
             self._seen(p.id, float(p.stamp_s))
+            if int(np.isfinite(np.asarray(p.positions_m, dtype=np.float64)).all(axis=1).sum()) < min_joints:
+                continue
             old = self.last_seen.get(p.id)
             if old is None or p.stamp_s > old[0].stamp_s:
                 self.last_seen[p.id] = [p]
