@@ -78,12 +78,20 @@ def test_unknown_executable_and_missing_parameter_file(tmp_path):
             load_graph("g", bad)
 
 
-def test_the_demo_lowers_calibration_and_part_poses_never_the_people_or_safety():
+def test_the_demo_puts_the_safety_chain_first():
+    """The camera, the followed skeletons and the monitor at full priority; who-is-in-the-cell
+    (segmentation, tracking) below them; calibration, part poses and the overlay below that;
+    the networks on one thread each."""
     nodes = {n.name: n for n in load_graph("demo").nodes}
-    assert nodes["robot_pose"].nice == nodes["object_pose"].nice == 10
-    assert all(nodes[n].nice == 0 for n in ("segmentation", "tracker", "human_pose", "safety_monitor"))
+    assert all(nodes[n].nice == 0 for n in ("rgbd_capture", "human_pose", "safety_monitor", "safety_watchdog"))
+    assert 0 < nodes["segmentation"].nice == nodes["tracker"].nice < nodes["robot_pose"].nice
+    assert nodes["robot_pose"].nice == nodes["object_pose"].nice == nodes["visualizer"].nice
+    assert all(node_parameters(nodes[n])["cpu_threads"] == 1
+               for n in ("segmentation", "object_pose", "robot_pose", "human_pose"))
+    humans, monitor = node_parameters(nodes["human_pose"]), node_parameters(nodes["safety_monitor"])
+    assert humans["follow"] and humans["backend"] == "spdh" and monitor["depth_path"] == "with_skeletons"
     steps = {s.name: s for s in plan("demo") if isinstance(s, NodeLaunch)}
-    assert steps["robot_pose"].nice == 10 and steps["safety_monitor"].nice == 0
+    assert steps["robot_pose"].nice == nodes["robot_pose"].nice and steps["safety_monitor"].nice == 0
 
 
 def test_demo_safety_monitor_reads_the_calibrated_extrinsic():

@@ -236,7 +236,7 @@ def _send_depth(h, pubs, frame, stamp_ns) -> InstanceArray:
 @pytest.mark.skipif(not SHIPPED_SPDH.is_file(), reason="no shipped human_pose model")
 def test_following_gives_a_skeleton_per_depth_frame_between_track_arrays(ros_context, small_frames, tmp_path):
     """follow: nothing before a track array; the array's people (of an older frame) estimated
-    in that frame and followed through the frames kept; then every new depth frame has their
+    in that frame and followed through the frames kept to the next; then every new depth frame has their
     skeletons with its own stamp, near the truth (the crops from the foreground of the empty
     cell's background); a person the array matched but not followed (estimated with too few
     joints) listed without a skeleton, one it deletes or holds coasting unfollowed left out;
@@ -245,10 +245,13 @@ def test_following_gives_a_skeleton_per_depth_frame_between_track_arrays(ros_con
     frames = small_frames[5:10]                           # one episode, 1/15 s apart
     # the episode's static cell: every pixel no rendered object covers in some frame
     background = learn_background([(f.depth_mm / 1000.0, f.instance_mask > 0) for f in frames], min_samples=1)
-    h, pubs = _follow_rig(ros_context, follow_catch_up_s=0.0,
+    import torch
+    threads = torch.get_num_threads()
+    h, pubs = _follow_rig(ros_context, follow_catch_up_s=0.0, follow_max_age_s=0.1, cpu_threads=1,
                           background_file=str(background.save(tmp_path / "background.npz")))
     node = h.node
     try:
+        assert torch.get_num_threads() == 1                 # cpu_threads, set before the model loads
         stamps = [20_000_000_000 + k * 66_666_667 for k in range(len(frames))]
         insts = [_send_depth(h, pubs, f, s) for f, s in zip(frames[:3], stamps[:3])]
         assert h.received[SKELETONS_TOPIC] == []          # no track array yet: nobody to follow
@@ -256,13 +259,15 @@ def test_following_gives_a_skeleton_per_depth_frame_between_track_arrays(ros_con
         people = {t.track_id for t in tracks.tracks}
         assert len(people) == 2
         h.pub.publish(tracks)                             # the array of the first frame, arriving late
+        # both estimated in the array's frame; the next depth frame is 0.2 s later, beyond
+        # follow_max_age_s (0.1 s): the seeds are first followed through the frames kept between
+        assert spin_until(h.ex, lambda: set(node._seeds) == people, 20.0), (node._seeds.keys(), node.counters)
+        assert {seed_ns for _, seed_ns in node._seeds.values()} == {stamps[0]}
         # the person seen whole in every frame is followed; the other (2 visible joints in the
-        # first frame: the estimate has too few joints) is not, and is listed without a skeleton
+        # first frame) is lost on the way, and is listed without a skeleton
         visible = [{y.instance_id: int((y.keypoints.visibility == 2).sum()) for y in g.humans} for g in frames]
         whole = {100 + i for i in visible[0] if all(v.get(i, 0) >= 10 for v in visible)}
         assert len(whole) == 1
-        assert spin_until(h.ex, lambda: set(node._seeds) == whole, 20.0), (node._seeds.keys(), node.counters)
-        assert {seed_ns for _, seed_ns in node._seeds.values()} == {stamps[2]}   # caught up to the newest
         errors_m = []
         for f, s in zip(frames[3:], stamps[3:]):
             n = len(h.received[SKELETONS_TOPIC])
@@ -279,6 +284,7 @@ def test_following_gives_a_skeleton_per_depth_frame_between_track_arrays(ros_con
                 p = np.array([[q.x, q.y, q.z] for q in sk.positions])
                 good = np.isfinite(p).all(axis=1) & (human.keypoints.visibility == 2)
                 errors_m += np.linalg.norm(p[good] - human.keypoints.xyz_cam_m[good], axis=1).tolist()
+        assert set(node._seeds) == whole and node._seeds[next(iter(whole))][1] == stamps[4]
         assert len(errors_m) >= 15 and np.median(errors_m) < 0.10, (len(errors_m), np.median(errors_m))
         assert node.frames_followed == 2
         # the tracker deletes the followed person (dropped) and holds the other coasting (not
@@ -301,5 +307,6 @@ def test_following_gives_a_skeleton_per_depth_frame_between_track_arrays(ros_con
         assert spin_until(h.ex, lambda: node.counters.get("out_of_order", 0) == 1, 20.0)
     finally:
         h.close()
+        torch.set_num_threads(threads)
     with pytest.raises(ParameterError, match="follow needs backend spdh"):
         HumanPoseNode(context=ros_context, parameter_overrides=[Parameter("follow", value=True)])

@@ -183,7 +183,8 @@ def print_report(res: dict, file=None) -> None:
 
 
 def evaluate_following(backend, run, episodes: int, chain_frames: int = 15, min_visible_joints: int = 6,
-                       min_confidence: float = 0.3, params=None, true_foreground: bool = True) -> dict:
+                       min_confidence: float = 0.3, params=None, true_foreground: bool = True,
+                       step_frames: int = 1) -> dict:
     """Skeletons between detections (:mod:`hrc_perception.human_pose.follow`) on synthetic
     episodes of ``run`` (a :class:`~hrc_perception.sim.generator.SynthRun`): in each episode,
     every person with >= min_visible_joints visible joints in a first frame (a different
@@ -193,18 +194,19 @@ def evaluate_following(backend, run, episodes: int, chain_frames: int = 15, min_
     Errors (visible joints with confidence >= min_confidence, before smoothing) per step
     of the chain, pooled over steps 1-5, 6-10, ... true_foreground: the crops keep only
     pixels of rendered objects (the true foreground: what a background model of the empty
-    cell leaves, without its errors); False: every pixel. Returns a dict."""
+    cell leaves, without its errors); False: every pixel. step_frames: follow every
+    step_frames-th frame (the node's catch-up through the frames it kept). Returns a dict."""
     from hrc_perception.human_pose.estimator import HumanPoseEstimator
     from hrc_perception.human_pose.follow import FollowParams, follow_input
     params = params or FollowParams()
     est = HumanPoseEstimator(backend, min_confidence=min_confidence)
-    dt = 1.0 / run.cfg.sequence.fps
+    dt = step_frames / run.cfg.sequence.fps
     n = run.cfg.sequence.episode_frames
     steps = {"followed": [[] for _ in range(chain_frames + 1)], "true_mask": [[] for _ in range(chain_frames + 1)]}
     returned = {k: [0, 0] for k in steps}
     lost, chains, times = 0, 0, []
     for e in range(episodes):
-        start = e * n + (7 * e) % max(n - chain_frames, 1)        # a different phase of each episode
+        start = e * n + (7 * e) % max(n - chain_frames * step_frames, 1)        # a different phase of each episode
         first = run.frame(start)
         seeds = {}
         for human, mask, box in person_boxes(first, min_visible_joints):
@@ -212,9 +214,9 @@ def evaluate_following(backend, run, episodes: int, chain_frames: int = 15, min_
             seeds[human.instance_id] = xyz
         chains += len(seeds)
         for k in range(1, chain_frames + 1):
-            if not seeds or start + k >= (e + 1) * n:
+            if not seeds or start + k * step_frames >= (e + 1) * n:
                 break
-            frame = run.frame(start + k)
+            frame = run.frame(start + k * step_frames)
             depth_m = frame.depth_mm / 1000.0
             humans = {h.instance_id: h for h in frame.humans}
             for hid in list(seeds):
@@ -245,7 +247,8 @@ def evaluate_following(backend, run, episodes: int, chain_frames: int = 15, min_
                     steps[name][k].extend(np.linalg.norm(got_xyz[got] - h.keypoints.xyz_cam_m[got], axis=1).tolist())
                     returned[name][0] += int(got.sum())
                     returned[name][1] += int(visible.sum())
-    out = {"episodes": episodes, "chains": chains, "chain_frames": chain_frames, "lost": lost,
+    out = {"episodes": episodes, "chains": chains, "chain_frames": chain_frames, "step_frames": step_frames,
+           "lost": lost,
            "true_foreground": true_foreground,
            "seconds_per_person_median": float(np.median(times)) if times else None, "follow_params": vars(params)}
     for name, per_step in steps.items():

@@ -33,7 +33,8 @@ deleted), each person's crop the depth pixels near their last skeleton
 (:mod:`hrc_perception.human_pose.follow`; only the foreground of ``background_file``'s
 empty cell, where one is given). A person new to the track arrays is estimated in the
 array's own frame with their instance mask, then followed through the depth frames kept
-up to the newest (one every ``follow_catch_up_s``). A person not found again in a frame
+towards the newest (one every ``follow_catch_up_s``, a few per depth frame, so no callback
+is long: under load the track arrays come seconds late) and from then on in every frame. A person not found again in a frame
 (no last skeleton of ``follow_max_age_s`` or less with enough joints, or no pixel near it)
 is listed with an unknown skeleton when the newest track array matched them (as a person
 segmented without a skeleton), and left out when it holds them coasting: the safety monitor
@@ -87,6 +88,8 @@ INSTANCES_TOPIC = "segmentation/instances"
 TRACKS_TOPIC = "tracking/tracks"
 SKELETONS_TOPIC = "humans/skeletons"
 MARKERS_TOPIC = "human_pose/markers"
+CATCH_UP_STEPS = 3
+"""follow: kept frames a late person's seed advances through per depth frame (each ~12 ms)."""
 NS_PER_S = 1_000_000_000
 WEIGHTS_RELPATH = Path("models") / "human_pose" / "model.pt"
 NO_WEIGHTS_MESSAGE = "no human pose weights for the spdh backend: train with `hrc-perception train human_pose`, " \
@@ -403,10 +406,37 @@ class HumanPoseNode(HrcNode):
             else:
                 self._seeds.pop(i, None)
 
+    def _catch_up(self, ids: list[int], until_ns: int) -> None:
+        """Advance the seeds of ids older than follow_max_age_s before until_ns through the
+        depth frames kept after them (before until_ns), one every follow_catch_up_s (the
+        farthest within it), at most CATCH_UP_STEPS frames each: a person new to the track
+        arrays, estimated in the array's old frame, reaches the newest frames over a few
+        callbacks, none of them long. A seed with no kept frame within follow_max_age_s
+        after it is dropped (lost)."""
+        max_age_ns = self.param("follow_max_age_s") * NS_PER_S
+        step_ns = max(self.param("follow_catch_up_s") * NS_PER_S, 1)
+        for i in ids:
+            for _ in range(CATCH_UP_STEPS):
+                if i not in self._seeds or until_ns - self._seeds[i][1] <= max_age_ns:
+                    break
+                seed_ns = self._seeds[i][1]
+                after = [s for s in self._depth if seed_ns < s < until_ns and s - seed_ns <= max_age_ns]
+                if not after:
+                    self._seeds.pop(i)
+                    break
+                within = [s for s in after if s - seed_ns <= step_ns]
+                s = max(within) if within else min(after)
+                frame = self._depth_and_K(self._depth.get(s))
+                if frame is None:
+                    self._seeds.pop(i)
+                    break
+                p = self._follow([i], *frame, s).get(i)
+                self._reseed({i: self.estimator.joints(None, *frame, p.box_xyxy, p.mask)[0] if p else None}, s)
+
     def take_tracks(self, msg: TrackArray) -> None:
         """follow: the newest TrackArray names the people; one new to it (no last skeleton) is
-        estimated in its frame with its instance mask, then followed to the newest frame
-        kept, one frame every follow_catch_up_s."""
+        estimated in its frame with its instance mask (then caught up frame by frame:
+        :meth:`_catch_up`)."""
         ns = stamp_to_ns(msg.header.stamp)
         if self._tracks_msg is not None and ns < stamp_to_ns(self._tracks_msg.header.stamp):
             self.report("out_of_order", f"{TRACKS_TOPIC}: older than the track array held: ignored")
@@ -420,27 +450,11 @@ class HumanPoseNode(HrcNode):
         if images is None:
             return
         depth_m, K = images
-        t0 = time.perf_counter()
         try:
-            measured = {p.id: self.estimator.joints(None, depth_m, K, p.box_xyxy, p.mask)[0]
-                        for p in self._inputs(msg, new, *depth_m.shape)}
-            self._reseed(measured, ns)
-            last_ns = ns
-            later = sorted(s for s in self._depth if s > ns)
-            for s in later:
-                if s != later[-1] and (s - last_ns) / NS_PER_S < self.param("follow_catch_up_s"):
-                    continue
-                frame = self._depth_and_K(self._depth.get(s))
-                if frame is None:
-                    continue
-                ids = [i for i in measured if i in self._seeds]
-                found = self._follow(ids, *frame, s)
-                self._reseed({i: (self.estimator.joints(None, *frame, p.box_xyxy, p.mask)[0] if (p := found.get(i))
-                                  else None) for i in ids}, s)
-                last_ns = s
+            self._reseed({p.id: self.estimator.joints(None, depth_m, K, p.box_xyxy, p.mask)[0]
+                          for p in self._inputs(msg, new, *depth_m.shape)}, ns)
         except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
             self.report("estimate_error", f"{type(e).__name__}: {e}")
-        self.last_inference_s = time.perf_counter() - t0
 
     def follow_frame(self, msg: Image) -> SkeletonArray | None:
         """follow: the skeletons of this depth frame for the people of the newest TrackArray
@@ -466,11 +480,13 @@ class HumanPoseNode(HrcNode):
             t0 = time.perf_counter()
             try:
                 ids = [int(t.track_id) for t in people[:self.param("max_people")]]
-                inputs = self._follow(ids, depth_m, K, ns)
+                self._catch_up(ids, ns)
+                max_age_ns = self.param("follow_max_age_s") * NS_PER_S
+                current = [i for i in ids if i in self._seeds and ns - self._seeds[i][1] <= max_age_ns]
+                inputs = self._follow(current, depth_m, K, ns)
                 found = {sk.id: sk for sk in self.estimator.estimate(None, depth_m, K, list(inputs.values()),
                                                                      ns / NS_PER_S)}
-                self._reseed({i: (found[i].measured_xyz_m if i in found else None) for i in ids if i in self._seeds},
-                             ns)
+                self._reseed({i: (found[i].measured_xyz_m if i in found else None) for i in current}, ns)
                 self.last_inference_s = time.perf_counter() - t0
                 self.people_processed += len(found)
                 self.frames_followed += 1

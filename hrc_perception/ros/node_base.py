@@ -167,6 +167,9 @@ COMMON_PARAMS = (
               choices=("best_effort", "reliable"), read_only=True),
     ParamSpec("input_queue_depth", 5, "queue depth of the camera-input subscriptions", min_value=1, max_value=100,
               read_only=True),
+    ParamSpec("cpu_threads", 0, "threads of the node's networks (torch, onnxruntime, openvino; 0 = the "
+              "library's default, every core): 1 where many nodes share few cores (two threads waiting on "
+              "each other on busy cores run slower than one)", min_value=0, max_value=256, read_only=True),
     ParamSpec("error_log_period_s", ERROR_LOG_PERIOD_S, "at most one log line per kind of error this often",
               min_value=0.0, max_value=3600.0),
     ParamSpec("diagnostics_window_s", DIAGNOSTICS_WINDOW_S, "diagnostics WARN while an input problem was counted "
@@ -460,6 +463,9 @@ class HrcNode(LifecycleNode):
         fails (one log line), the node stays up."""
         from hrc_perception.ros.weights import load_error_text
         self.configure_error = None
+        if self.param("cpu_threads") > 0:
+            import torch
+            torch.set_num_threads(self.param("cpu_threads"))     # the engines take torch's count
         try:
             (load or self.load_model)()
         except Exception as e:
