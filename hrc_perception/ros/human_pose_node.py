@@ -129,6 +129,13 @@ def skeleton_markers(msg: SkeletonArray, lifetime_s: float) -> MarkerArray:
     return out
 
 
+def unknown_skeleton(person_id: int):
+    """A PersonSkeleton of person_id with every joint unknown (NaN, confidence 0)."""
+    from hrc_perception.human_pose.estimator import PersonSkeleton
+    nan = np.full((17, 3), np.nan)
+    return PersonSkeleton(int(person_id), nan, np.zeros(17), np.full((17, 2), np.nan), nan.copy())
+
+
 class HumanPoseNode(HrcNode):
     """3D skeletons of the tracked people (see the module doc); node name default 'human_pose'.
 
@@ -299,10 +306,11 @@ class HumanPoseNode(HrcNode):
             self._pubs["markers"].publish(skeleton_markers(out, self.param("marker_lifetime_s")))
 
     @staticmethod
-    def _person_tracks(msg: TrackArray) -> list:
-        """The person tracks matched in this image, largest box first."""
-        people = [t for t in msg.tracks
-                  if t.class_name == "person" and t.time_since_update == 0 and t.state != t.DELETED]
+    def _person_tracks(msg: TrackArray, coasting: bool = False) -> list:
+        """The person tracks matched in this image (with coasting: every one not deleted),
+        largest box first."""
+        people = [t for t in msg.tracks if t.class_name == "person" and t.state != t.DELETED
+                  and (coasting or t.time_since_update == 0)]
         return sorted(people, key=lambda t: -int(t.roi.width) * int(t.roi.height))
 
     def _inputs(self, msg: TrackArray, tracks: list, h: int, w: int) -> list:
@@ -330,14 +338,11 @@ class HumanPoseNode(HrcNode):
         """Skeletons of the people tracked in one TrackArray (see the module doc). Every
         person track matched in the image is listed, with an unknown skeleton (all joints
         NaN) where nothing could be estimated: never an empty array while people are seen."""
-        from hrc_perception.human_pose.estimator import PersonSkeleton
         out = SkeletonArray(header=copy_header(msg.header))
         tracks = self._person_tracks(msg)
         if not tracks:
             return out
-        unknown = {int(t.track_id): PersonSkeleton(int(t.track_id), np.full((17, 3), np.nan), np.zeros(17),
-                                                   np.full((17, 2), np.nan), np.full((17, 3), np.nan))
-                   for t in tracks}
+        unknown = {int(t.track_id): unknown_skeleton(int(t.track_id)) for t in tracks}
         stamp = stamp_to_ns(msg.header.stamp)
         images = self.rgbd(self._color.get(stamp), self._depth.get(stamp), self._camera_info, "this TrackArray")
         found = {}
@@ -376,20 +381,27 @@ class HumanPoseNode(HrcNode):
             return None
         return self.depth_and_K(msg, self._camera_info)
 
-    def _foreground(self, depth_m: np.ndarray) -> np.ndarray | None:
-        if self._background is None:
+    def _view(self, msg: Image | None):
+        """(depth_m [H, W], K, foreground [H, W] bool or None) of a depth Image, or None after
+        report(): the foreground of the empty cell's background where one is given and fits."""
+        images = self._depth_and_K(msg)
+        if images is None:
             return None
+        depth_m, K = images
+        if self._background is None:
+            return depth_m, K, None
         if self._background.shape != depth_m.shape:
             self.report("background_size", f"background {self._background.shape}, depth {depth_m.shape}: "
                         "every pixel may be a person")
-            return None
-        return self._background.foreground(depth_m)
+            return depth_m, K, None
+        return depth_m, K, self._background.foreground(depth_m)
 
-    def _follow(self, ids: list[int], depth_m: np.ndarray, K: np.ndarray, stamp_ns: int) -> dict:
-        """Each person of ids with a last skeleton found again in this frame: id ->
-        PersonInput (the others: none); their seeds are not changed here."""
+    def _follow(self, ids: list[int], view, stamp_ns: int) -> dict:
+        """Each person of ids with a last skeleton found again in this frame's view (of
+        :meth:`_view`): id -> PersonInput (the others: none); their seeds are not changed here."""
         from hrc_perception.human_pose.follow import follow_input
-        params, fg, out = self._follow_params(), self._foreground(depth_m), {}
+        depth_m, K, fg = view
+        params, out = self._follow_params(), {}
         for i in ids:
             if i in self._seeds:
                 xyz, seed_ns = self._seeds[i]
@@ -400,8 +412,9 @@ class HumanPoseNode(HrcNode):
 
     def _reseed(self, measured: dict, stamp_ns: int) -> None:
         """Seeds from measured joints (id -> xyz_m [17, 3]): kept with enough known joints, else dropped."""
+        min_joints = self._follow_params().min_joints
         for i, xyz in measured.items():
-            if xyz is not None and int(np.isfinite(xyz).all(axis=1).sum()) >= self._follow_params().min_joints:
+            if xyz is not None and int(np.isfinite(xyz).all(axis=1).sum()) >= min_joints:
                 self._seeds[i] = (np.asarray(xyz, dtype=np.float64), stamp_ns)
             else:
                 self._seeds.pop(i, None)
@@ -415,6 +428,7 @@ class HumanPoseNode(HrcNode):
         after it is dropped (lost)."""
         max_age_ns = self.param("follow_max_age_s") * NS_PER_S
         step_ns = max(self.param("follow_catch_up_s") * NS_PER_S, 1)
+        views: dict = {}        # each kept frame read once per callback, whoever it advances
         for i in ids:
             for _ in range(CATCH_UP_STEPS):
                 if i not in self._seeds or until_ns - self._seeds[i][1] <= max_age_ns:
@@ -426,12 +440,14 @@ class HumanPoseNode(HrcNode):
                     break
                 within = [s for s in after if s - seed_ns <= step_ns]
                 s = max(within) if within else min(after)
-                frame = self._depth_and_K(self._depth.get(s))
-                if frame is None:
+                if s not in views:
+                    views[s] = self._view(self._depth.get(s))
+                view = views[s]
+                if view is None:
                     self._seeds.pop(i)
                     break
-                p = self._follow([i], *frame, s).get(i)
-                self._reseed({i: self.estimator.joints(None, *frame, p.box_xyxy, p.mask)[0] if p else None}, s)
+                p = self._follow([i], view, s).get(i)
+                self._reseed({i: self.estimator.joints(None, *view[:2], p.box_xyxy, p.mask)[0] if p else None}, s)
 
     def take_tracks(self, msg: TrackArray) -> None:
         """follow: the newest TrackArray names the people; one new to it (no last skeleton) is
@@ -462,19 +478,17 @@ class HumanPoseNode(HrcNode):
         one the array matched and not found is listed with an unknown skeleton (as a person
         segmented without one), a coasting one not found is left out (see the module doc).
         None before any TrackArray."""
-        from hrc_perception.human_pose.estimator import PersonSkeleton
         if self._tracks_msg is None:
             return None
         out = SkeletonArray(header=copy_header(msg.header))
-        people = [t for t in self._tracks_msg.tracks if t.class_name == "person" and t.state != t.DELETED]
-        people.sort(key=lambda t: -int(t.roi.width) * int(t.roi.height))
+        people = self._person_tracks(self._tracks_msg, coasting=True)
         if len(people) > self.param("max_people"):
             self.report("over_max_people", f"{len(people)} people, max_people {self.param('max_people')}: "
                         "the smallest are listed without a skeleton")
         found, shape = {}, (1, 1)
-        images = self._depth_and_K(msg) if people else None
-        if images is not None:
-            depth_m, K = images
+        view = self._view(msg) if people else None
+        if view is not None:
+            depth_m, K, _ = view
             shape, ns = depth_m.shape, stamp_to_ns(msg.header.stamp)
             self._apply_params()
             t0 = time.perf_counter()
@@ -483,7 +497,7 @@ class HumanPoseNode(HrcNode):
                 self._catch_up(ids, ns)
                 max_age_ns = self.param("follow_max_age_s") * NS_PER_S
                 current = [i for i in ids if i in self._seeds and ns - self._seeds[i][1] <= max_age_ns]
-                inputs = self._follow(current, depth_m, K, ns)
+                inputs = self._follow(current, view, ns)
                 found = {sk.id: sk for sk in self.estimator.estimate(None, depth_m, K, list(inputs.values()),
                                                                      ns / NS_PER_S)}
                 self._reseed({i: (found[i].measured_xyz_m if i in found else None) for i in current}, ns)
@@ -492,9 +506,7 @@ class HumanPoseNode(HrcNode):
                 self.frames_followed += 1
             except Exception as e:  # noqa: BLE001 - a failed estimate must not stop the node
                 self.report("estimate_error", f"{type(e).__name__}: {e}")
-        nan = np.full((17, 3), np.nan)
-        listed = [found.get(int(t.track_id)) or PersonSkeleton(int(t.track_id), nan, np.zeros(17),
-                                                               np.full((17, 2), np.nan), nan)
+        listed = [found.get(int(t.track_id)) or unknown_skeleton(int(t.track_id))
                   for t in people if int(t.track_id) in found or t.time_since_update == 0]
         out.skeletons = [skeleton_to_msg(msg.header, "coco17", p.id, COCO17_NAMES, p.xyz_m, p.known, p.confidence,
                                          p.uv_px, shape) for p in listed]

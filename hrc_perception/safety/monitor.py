@@ -346,6 +346,26 @@ def _clock_and_robot(robot: RobotState | None, now_s, params: MonitorParams) -> 
     return now_s, robot_age, (_unknown(why, robot_age) if why else None)
 
 
+def _robot_in_frame(robot: RobotState | None, frame_id: str, what: str, now_s, params: MonitorParams
+                    ) -> tuple[float, float, Verdict | None]:
+    """:func:`_clock_and_robot`, and UNKNOWN as the third when the robot is not in frame_id
+    (that of ``what``: the depth, the camera)."""
+    now_s, robot_age, refused = _clock_and_robot(robot, now_s, params)
+    if refused is None and robot.frame_id != frame_id:
+        refused = _unknown(f"robot in frame {robot.frame_id!r}, {what} in {frame_id!r}: not comparable", robot_age)
+    return now_s, robot_age, refused
+
+
+def _robot_speed_mps(robot: RobotState, params: MonitorParams) -> float:
+    """v_r: the robot's measured speed, or the parameter's before it is measured."""
+    return params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
+
+
+def _unexplained_speed_mps(params: MonitorParams) -> float:
+    """v_h of a point nobody explains (it may be a hand): the arm's speed floor."""
+    return max(params.min_arm_speed_mps, ARM_SPEED_MPS, params.min_human_speed_mps)
+
+
 def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, depth, tracks_stamp_s) -> Verdict:
     now_s, robot_age, refused = _clock_and_robot(robot, now_s, params)
     if refused:
@@ -395,7 +415,7 @@ def _assess(robot, people, now_s, params, people_stamp_s, unseen_person_ids, dep
 
     pos = np.asarray(robot.positions_m, dtype=np.float64)
     robot_caps = robot_capsules(robot.joint_names, pos, params)
-    v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
+    v_r = _robot_speed_mps(robot, params)
     # The inputs are `age` old: the person and the robot kept moving meanwhile, so the
     # reaction time counts from the camera's capture, not from now.
     sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + age)
@@ -455,12 +475,9 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
     no background model), or when more than max_lost_background of the pixels with a
     background read nothing (a blinded or covered camera sees no one). Never raises."""
     try:
-        now_s, robot_age, refused = _clock_and_robot(robot, now_s, params)
+        now_s, robot_age, refused = _robot_in_frame(robot, depth_frame_id, "the depth", now_s, params)
         if refused:
             return refused
-        if robot.frame_id != depth_frame_id:
-            return _unknown(f"robot in frame {robot.frame_id!r}, the depth in {depth_frame_id!r}: not comparable",
-                            robot_age)
         if depth is None or depth_stamp_s is None:
             return _unknown("no depth-space result (no depth frame or no background model)", robot_age)
         age = max(robot_age, now_s - float(depth_stamp_s))
@@ -470,7 +487,7 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
         if not depth.lost_background_fraction <= max_lost_background:
             return _unknown(f"{depth.lost_background_fraction:.0%} of the background reads no depth: the camera "
                             f"may be covered or blinded", age)
-        v_point = max(params.min_arm_speed_mps, ARM_SPEED_MPS, params.min_human_speed_mps)
+        v_point = _unexplained_speed_mps(params)
         groups = [(None, v_point, depth.distance_m, depth.pixel_uv, depth.robot_joint, depth.point_m,
                    depth.point_robot_m)] if depth.distance_m != math.inf else []
         if depth.view_edge is not None:
@@ -485,7 +502,7 @@ def assess_depth(robot: RobotState | None, depth: DepthSpaceResult | None, depth
                            block.point_robot_m))
         if not groups:
             return Verdict(OK, speed_scale=1.0, data_age_s=age, reason="no unexplained foreground")
-        v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
+        v_r = _robot_speed_mps(robot, params)
         sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + age)
         verdicts = []
         for pid, v_h, d, (u, v), joint, p_ray, p_robot in groups:
@@ -529,18 +546,13 @@ def assess_view_edge(robot: RobotState | None, K: np.ndarray, width_px: int, hei
     valid robot in that frame. Never raises."""
     from hrc_perception.safety.view_edge import frustum_planes, view_edge_distance
     try:
-        now_s, robot_age, refused = _clock_and_robot(robot, now_s, params)
+        now_s, robot_age, refused = _robot_in_frame(robot, frame_id, "the camera", now_s, params)
         if refused:
             return refused
-        if robot.frame_id != frame_id:
-            return _unknown(f"robot in frame {robot.frame_id!r}, the camera's {frame_id!r}: not comparable",
-                            robot_age)
         caps = robot_capsules(robot.joint_names, np.asarray(robot.positions_m, dtype=np.float64), params)
         d, k, end, foot = view_edge_distance(caps, frustum_planes(K, width_px, height_px, near_m, far_m))
-        v_h = max(params.min_arm_speed_mps, ARM_SPEED_MPS, params.min_human_speed_mps)
-        v_r = params.robot_speed_unknown_mps if robot.speed_mps is None else float(robot.speed_mps)
         sep = replace(params.separation, reaction_time_s=params.separation.reaction_time_s + robot_age)
-        return _point_verdict(d, v_h, v_r, sep, params, "the unseen space beside the camera's view",
+        return _point_verdict(d, _unexplained_speed_mps(params), _robot_speed_mps(robot, params), sep, params, "the unseen space beside the camera's view",
                               (caps.names_a + caps.names_b)[k], robot_age, 0, foot, end)
     except Exception as e:  # noqa: BLE001 - what cannot be read is not OK
         return _unknown(f"invalid input: {type(e).__name__}: {e}")
