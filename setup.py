@@ -39,9 +39,11 @@ setup(
         "deep-sort-realtime",   # the peer the tracking eval and bench compare against
         "onnxruntime", "openvino",   # inference engines (hrc_perception/engines.py)
         "onnx",                 # torch.onnx.export needs it
+        "opencv-python",        # BlazePose's crops (human_pose/blazepose.py)
     ],
     extras_require={
-        "mediapipe": ["mediapipe==0.10.14"],          # the BlazePose human_pose backend
+        "mediapipe": ["mediapipe==0.10.14",           # the BlazePose models (human_pose backend, person boxes)
+                      "ai-edge-litert==2.3.0"],       # the interpreter that runs them
         "realsense": ["pyrealsense2"],                # the RealSense camera source
         "threads": ["threadpoolctl"],                 # one BLAS thread around each tracker update
     },

@@ -36,10 +36,11 @@ IMPORTS = {
     "mediapipe": ("pip", "mediapipe"), "pyrealsense2": ("pip", "pyrealsense2"),
     "deep_sort_realtime": ("pip", "deep-sort-realtime"), "threadpoolctl": ("pip", "threadpoolctl"),
     "onnxruntime": ("pip", "onnxruntime"), "openvino": ("pip", "openvino"),
+    "ai_edge_litert": ("pip", "ai-edge-litert"), "cv2": ("rosdep", "python3-opencv", "opencv-python"),
 }
 # Imported only inside ``try: ... except ImportError`` (or a broader except): the code runs without them.
 OPTIONAL = {"tf2_ros", "message_filters", "rosidl_runtime_py", "ament_index_python", "threadpoolctl",
-            "mediapipe", "pyrealsense2"}
+            "mediapipe", "pyrealsense2", "ai_edge_litert"}
 # Imported by the launch files' code only (``ros2 launch``): not in the PyPI ROS 2 wheels.
 LAUNCH_ONLY = {"launch", "launch_ros"}
 # rclpy.lifecycle, which the node base imports, needs lifecycle_msgs at run time.

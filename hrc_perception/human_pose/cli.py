@@ -25,13 +25,18 @@ def _eval(args) -> int:
     from hrc_perception.sim.config import load_cell_config
     from hrc_perception.sim.generator import SynthRun
     from hrc_perception.training import machine_line
-    if args.coco and not Path(args.coco).is_file():
-        print(f"error: --coco {args.coco}: no such file (the real COCO person crops; '' skips them)", file=sys.stderr)
-        return 2
+    for flag, value in (("--coco", args.coco), ("--people-2d", args.people_2d)):
+        if value and not Path(value).is_file():
+            print(f"eval human_pose: {flag} {value}: no such file: skipped ('' skips it without this note)",
+                  file=sys.stderr)
+    real = {name: Path(v) for name, v in (("coco", args.coco), ("people_2d", args.people_2d))
+            if v and Path(v).is_file()}
     backend = MediapipeBackend()
     res = {"command": command_line(), "machine": machine_line("cpu")}
-    if args.coco:
-        res["coco"] = evaluate_coco(backend, Path(args.coco), layout=args.keypoint_layout) | {"data": args.coco}
+    for name, path in real.items():
+        res[name] = evaluate_coco(backend, path, layout=args.keypoint_layout) | {"data": str(path)}
+    if real and args.person_boxes:
+        res["person_boxes"] = _person_boxes(args, real)
     if args.synthetic_frames > 0:
         backends = {"oracle_2d": None, "mediapipe": backend}
         if args.spdh_weights and Path(args.spdh_weights).is_file():
@@ -58,6 +63,27 @@ def _eval(args) -> int:
     if args.json:
         write_json(res, Path(args.json))
     return 0
+
+
+def _person_boxes(args, real: dict) -> dict:
+    from hrc_perception.human_pose.person_boxes import (blazepose_detector, evaluate_person_boxes,
+                                                        segmentation_detector)
+    negatives = sorted(p for p in Path(args.negatives).glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")
+                       ) if args.negatives and Path(args.negatives).is_dir() else []
+    if args.negatives and not negatives:
+        print(f"eval human_pose: --negatives {args.negatives}: no images: the check without people is skipped",
+              file=sys.stderr)
+    tiles = tuple(float(v) for v in args.tile_scales.split(",") if v.strip())
+    detectors = {"blazepose": blazepose_detector(())}
+    if tiles:
+        detectors["blazepose_tiles"] = blazepose_detector(tiles)
+    if args.segmentation_weights and Path(args.segmentation_weights).is_file():
+        detectors["segmentation"] = segmentation_detector(args.segmentation_weights)
+    out = {"tile_scales": list(tiles), "negatives": args.negatives if negatives else None}
+    for k, (name, path) in enumerate(real.items()):
+        print(f"eval human_pose: person boxes on {path}", file=sys.stderr)
+        out[name] = evaluate_person_boxes(detectors, path, negatives if k == 0 else [], log=sys.stderr)
+    return out
 
 
 def _bench(args) -> int:
@@ -88,6 +114,19 @@ def register(commands: Commands) -> None:
     e.add_argument("--keypoint-layout", choices=sorted(LAYOUTS),
                    help="joint order of --coco's keypoints (default: from its joint names, else its joint count; "
                         "mapped to COCO-17)")
+    e.add_argument("--people-2d", default="../shared/realdata/people_2d/annotations.json",
+                   help="real people of several public sets (COCO json, images beside it, a 'source' per image): "
+                        "2D joints and person boxes per source ('' = skip)")
+    e.add_argument("--person-boxes", type=int, choices=(0, 1), default=1,
+                   help="1: person boxes on the real images (BlazePose detector, with tiles, and the segmentation "
+                        "model's person class)")
+    e.add_argument("--negatives", default="../shared/realdata/lmo/test/000002/rgb",
+                   help="a folder of real images without people: persons reported there are false ('' = skip)")
+    e.add_argument("--tile-scales", default="0.6",
+                   help="comma-separated tile sides (fractions of the image's shorter side) of the tiled BlazePose "
+                        "detector ('' = whole image only)")
+    e.add_argument("--segmentation-weights", default="models/segmentation/model.pt",
+                   help="the segmentation model whose person class is the peer ('' = skip)")
     e.add_argument("--synthetic-frames", type=int, default=300, help="synthetic frames (0 = skip)")
     e.add_argument("--config", type=input_file, default="config/cell_short_episodes.yaml",
                    help="cell YAML of the synthetic frames")

@@ -65,26 +65,29 @@ def evaluate_coco(backend, coco_json: Path, layout: str | None = None, log=None)
         print(f"eval human_pose: note: {coco_json}: {layout} keypoints ({len(LAYOUTS[layout])} joints) mapped to "
               f"COCO-17; only its {len(scored)} COCO joints are scored (the others are unlabelled, v=0), so PCK and "
               "OKS AP are not the dataset's own protocol", file=log or sys.stderr)
-    results, correct, labelled, times, missed, persons = [], 0, 0, [], 0, 0
+    results, times = [], []
+    per_source: dict[str, dict] = {}
     for img_id in sorted(coco.getImgIds()):
         info = coco.loadImgs(img_id)[0]
         rgb = np.asarray(Image.open(coco_json.parent / info["file_name"]).convert("RGB"))
+        src = per_source.setdefault(str(info.get("source", "all")),
+                                    {"persons": 0, "persons_missed": 0, "joints_labelled": 0, "correct": 0})
         for ann in coco.loadAnns(coco.getAnnIds(imgIds=[img_id], iscrowd=False)):
             if ann.get("num_keypoints", 0) == 0:
                 continue
-            persons += 1
+            src["persons"] += 1
             x, y, w, h = ann["bbox"]
             t0 = time.perf_counter()
             uv, conf = backend.estimate(rgb, np.array([x, y, x + w, y + h]))
             times.append(time.perf_counter() - t0)
             gt = np.asarray(ann["keypoints"], dtype=np.float64).reshape(17, 3)
             lab = gt[:, 2] > 0
-            labelled += int(lab.sum())
+            src["joints_labelled"] += int(lab.sum())
             if not np.isfinite(uv).all():
-                missed += 1
+                src["persons_missed"] += 1
                 continue
             err = np.linalg.norm(uv[lab] - gt[lab, :2], axis=1)
-            correct += int((err <= PCK_FRACTION * max(w, h)).sum())
+            src["correct"] += int((err <= PCK_FRACTION * max(w, h)).sum())
             kp = np.concatenate([uv, np.full((17, 1), 2.0)], axis=1).reshape(-1)
             results.append({"image_id": img_id, "category_id": ann["category_id"], "keypoints": kp.tolist(),
                             "score": float(conf.mean())})
@@ -96,9 +99,15 @@ def evaluate_coco(backend, coco_json: Path, layout: str | None = None, log=None)
             ev.accumulate()
             ev.summarize()
         oks = {"oks_AP": float(ev.stats[0]), "oks_AP50": float(ev.stats[1])}
-    return {"keypoint_layout": layout, "joints_scored": scored, "persons": persons, "persons_missed": missed,
-            "joints_labelled": labelled,
-            "pck_0.2": correct / labelled if labelled else None, **oks,
+    total = {k: sum(v[k] for v in per_source.values()) for k in ("persons", "persons_missed", "joints_labelled",
+                                                                    "correct")}
+    pck = lambda v: v["correct"] / v["joints_labelled"] if v["joints_labelled"] else None   # noqa: E731
+    return {"keypoint_layout": layout, "joints_scored": scored, "persons": total["persons"],
+            "persons_missed": total["persons_missed"], "joints_labelled": total["joints_labelled"],
+            "pck_0.2": pck(total), **oks,
+            "per_source": {name: {"persons": v["persons"], "persons_missed": v["persons_missed"],
+                                  "joints_labelled": v["joints_labelled"], "pck_0.2": pck(v)}
+                           for name, v in sorted(per_source.items())} if len(per_source) > 1 else {},
             "seconds_per_crop_median": float(np.median(times)) if times else None}
 
 
@@ -157,11 +166,26 @@ def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingPa
 
 
 def print_report(res: dict, file=None) -> None:
-    if "coco" in res:
-        c = res["coco"]
-        print(f"real COCO person crops ({c['persons']} persons, {c['joints_labelled']} labelled joints, "
+    for name in ("coco", "people_2d"):
+        if name not in res:
+            continue
+        c = res[name]
+        print(f"real person crops, {name} ({c['persons']} persons, {c['joints_labelled']} labelled joints, "
               f"{c['persons_missed']} missed): PCK@0.2 {c['pck_0.2']:.3f}  OKS AP {c['oks_AP']:.3f}  "
               f"AP50 {c['oks_AP50']:.3f}  {c['seconds_per_crop_median'] * 1e3:.1f} ms/crop", file=file)
+        for src, v in c.get("per_source", {}).items():
+            print(f"  {src:<10} {v['persons']:>3} persons  {v['persons_missed']:>2} missed  PCK@0.2 {v['pck_0.2']:.3f}",
+                  file=file)
+    for name, sets in res.get("person_boxes", {}).items():
+        if not isinstance(sets, dict):
+            continue
+        print(f"person boxes, {name}:", file=file)
+        for det, r in sets.items():
+            per = "  ".join(f"{src} {v['recall_iou0.5']:.2f}/{v['ap50']:.2f}" for src, v in r["per_source"].items())
+            print(f"  {det:<16} recall {r['recall_iou0.5']:.2f}  AP50 {r['ap50']:.2f}"
+                  + (f"  ({per})" if len(r["per_source"]) > 1 else "")
+                  + (f"  {r['persons_on_negative_images']} persons on {r['negative_images']} images without people"
+                     if r["negative_images"] else ""), file=file)
     if "following" in res:
         f = res["following"]
         print(f"following (seed {f['seed']}, {f['chains']} people over {f['chain_frames']} frames, {f['lost']} lost, "
