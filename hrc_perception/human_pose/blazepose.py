@@ -172,7 +172,7 @@ def crop_padded(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
 
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -100.0, 100.0)))
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50.0, 50.0)))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -295,7 +295,7 @@ class BlazePose:
         pts = allpts[:LANDMARKS]
         aux = roi.to_image(allpts[LANDMARKS:LANDMARKS + 2, :2] - 0.5, LANDMARK_SIZE)
         presence = float(np.clip(self._lm.get_tensor(self._lm_presence)[0, 0], 0.0, 1.0))
-        mask = _sigmoid(self._lm.get_tensor(self._lm_mask)[0, :, :, 0].astype(np.float64))
+        mask = _sigmoid(self._lm.get_tensor(self._lm_mask)[0, :, :, 0])
         uv = roi.to_image(pts[:, :2] - 0.5, LANDMARK_SIZE)
         vis = _sigmoid(pts[:, 3])
         ys, xs = np.nonzero(mask > 0.5)

@@ -42,10 +42,13 @@ def _eval(args) -> int:
         if args.spdh_weights and Path(args.spdh_weights).is_file():
             from hrc_perception.human_pose.spdh_backend import SpdhBackend
             backends["spdh"] = SpdhBackend(args.spdh_weights)
+            backends["spdh+face"] = backends["spdh"]
         elif args.spdh_weights:
             print(f"eval human_pose: no {args.spdh_weights}: the spdh backend is not evaluated", file=sys.stderr)
         run = SynthRun(load_cell_config(Path(args.config)), seed=args.seed)
-        res["synthetic"] = evaluate_synthetic(backends, run.frames(args.synthetic_frames)) | {
+        from hrc_perception.human_pose.front_back import FaceCheck
+        checks = {"spdh+face": FaceCheck()} if "spdh+face" in backends else {}
+        res["synthetic"] = evaluate_synthetic(backends, run.frames(args.synthetic_frames), front_checks=checks) | {
             "config": args.config, "seed": args.seed, "frames": args.synthetic_frames}
     if args.follow_episodes > 0:
         from hrc_perception.human_pose.evaluate import evaluate_following

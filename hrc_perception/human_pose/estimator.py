@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hrc_perception.human_pose.front_back import swap_left_right
 from hrc_perception.human_pose.lifting import LiftingParams, lift_joints
 from hrc_perception.human_pose.smoothing import OneEuroParams, SkeletonSmoother
 
@@ -41,11 +42,16 @@ class HumanPoseEstimator:
     """backend: a 2D backend, ``estimate(rgb, box_xyxy, person_id) -> (uv_px [17, 2], confidence [17])``,
     whose joints are lifted with the depth, or a 3D one (``three_d`` True),
     ``estimate_3d(depth_m, K, box_xyxy, mask) -> (xyz_m [17, 3], confidence [17], uv_px [17, 2])``.
-    min_confidence: joints below it are unknown."""
+    min_confidence: joints below it are unknown. front_check: a
+    :class:`~hrc_perception.human_pose.front_back.FaceCheck` that swaps a 3D backend's
+    left and right where a face is seen on a skeleton facing away (with a colour image;
+    None: no check); ``swaps`` counts them."""
 
     def __init__(self, backend, lifting: LiftingParams = LiftingParams(), smoothing: OneEuroParams = OneEuroParams(),
-                 min_confidence: float = 0.3):
+                 min_confidence: float = 0.3, front_check=None):
         self.backend = backend
+        self.front_check = front_check
+        self.swaps = 0
         self.lifting = lifting
         self.smoother = SkeletonSmoother(smoothing)
         self.min_confidence = float(min_confidence)
@@ -62,6 +68,9 @@ class HumanPoseEstimator:
         if uv_px is None and getattr(self.backend, "three_d", False):
             xyz, conf, uv = self.backend.estimate_3d(depth_m, K, box, mask)
             xyz, conf = np.array(xyz, dtype=np.float64), np.array(conf, dtype=np.float64)
+            if rgb is not None and self.front_check is not None and self.front_check.check(rgb, K, xyz):
+                xyz, conf, uv = swap_left_right(xyz, conf, uv)
+                self.swaps += 1
         else:
             uv, conf2d = (self.backend.estimate(rgb, box, person_id) if uv_px is None
                           else (np.asarray(uv_px, dtype=np.float64), np.isfinite(uv_px).all(1).astype(np.float64)))

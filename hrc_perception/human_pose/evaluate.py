@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from hrc_perception.geometry import masks_to_boxes_xyxy
+from hrc_perception.human_pose.front_back import _L, _R, facing_cos
 from hrc_perception.human_pose.lifting import LiftingParams
 from hrc_perception.skeletons import COCO17_NAMES
 
 PCK_FRACTION = 0.2
 PCK3D_THRESHOLD_M = 0.10
+FACING_COS = 0.5      # facing the camera: the body's forward within 60 degrees of the direction to the camera
 
 
 def load_coco17(coco_json: Path, layout: str | None = None):
@@ -121,15 +123,36 @@ def person_boxes(frame, min_visible_joints: int):
             yield human, mask, boxes[0].astype(np.float64)
 
 
+def facing(xyz_cam_m: np.ndarray) -> str:
+    """'camera', 'away' or 'side': where a person faces, from their true joints [17, 3]
+    (camera frame): within 60 degrees of the direction to the camera, of the opposite
+    one, or neither (:func:`~hrc_perception.human_pose.front_back.facing_cos`)."""
+    c = facing_cos(xyz_cam_m)
+    return "camera" if c > FACING_COS else "away" if c < -FACING_COS else "side"
+
+
+def left_right_right(xyz_m: np.ndarray, true_xyz_m: np.ndarray) -> bool | None:
+    """Whether estimated joints [17, 3] put the person's left on the true left (the
+    left-minus-right vector of shoulders and hips points the same way as the truth's);
+    None when a shoulder or hip is unknown."""
+    if not np.isfinite(xyz_m[_L + _R]).all():
+        return None
+    d = (xyz_m[_L] - xyz_m[_R]).sum(0)
+    return bool(d @ (true_xyz_m[_L] - true_xyz_m[_R]).sum(0) > 0)
+
+
 def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingParams(),
-                       min_visible_joints: int = 6, min_confidence: float = 0.3) -> dict:
+                       min_visible_joints: int = 6, min_confidence: float = 0.3, front_checks: dict = {}) -> dict:
     """3D metrics per backend (name -> a backend of :class:`HumanPoseEstimator`, or None
     for the ground-truth 2D joints, lifted) over synthetic frames (``hrc_perception.sim``
     Frames): each person's joints as the node gets them before smoothing (the person's
-    identity: episode and instance), joints below min_confidence unknown."""
+    identity: episode and instance), joints below min_confidence unknown; front_checks:
+    name -> the estimator's front_check. Left and right judged per facing (:func:`facing`)."""
     from hrc_perception.human_pose.estimator import HumanPoseEstimator
-    estimators = {name: HumanPoseEstimator(b, params, min_confidence=min_confidence) for name, b in backends.items()}
-    acc = {name: {"err_m": [], "visible": 0, "returned": 0, "times": []} for name in backends}
+    estimators = {name: HumanPoseEstimator(b, params, min_confidence=min_confidence,
+                                           front_check=front_checks.get(name)) for name, b in backends.items()}
+    acc = {name: {"err_m": [], "visible": 0, "returned": 0, "times": [],
+                  "lr": {k: [0, 0, 0] for k in ("camera", "side", "away")}} for name in backends}
     per_joint = {name: [[] for _ in COCO17_NAMES] for name in backends}
     n_people = 0
     for frame in frames:
@@ -149,6 +172,11 @@ def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingPa
                 acc[name]["err_m"].extend(err.tolist())
                 acc[name]["visible"] += int(visible.sum())
                 acc[name]["returned"] += int(got.sum())
+                lr = left_right_right(xyz, kp.xyz_cam_m)
+                tally = acc[name]["lr"][facing(kp.xyz_cam_m)]
+                tally[0] += 1
+                tally[1] += lr is True
+                tally[2] += lr is None
                 for j, e in zip(np.flatnonzero(got), err):
                     per_joint[name][j].append(e)
     out = {"people": n_people, "min_visible_joints": min_visible_joints, "backends": {}}
@@ -160,6 +188,9 @@ def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingPa
             "pck3d_10cm": float((e <= PCK3D_THRESHOLD_M).mean()) if len(e) else None,
             "visible_joints_returned": a["returned"] / a["visible"] if a["visible"] else None,
             "seconds_per_person_median": float(np.median(a["times"])) if a["times"] else None,
+            "left_right_right": {k: {"people": n, "right": r / (n - u) if n > u else None, "unknown": u}
+                                 for k, (n, r, u) in a["lr"].items()},
+            "left_right_swaps": estimators[name].swaps,
             "per_joint_mpjpe_mm": {COCO17_NAMES[j]: (float(np.mean(v) * 1000) if v else None)
                                    for j, v in enumerate(per_joint[name])}}
     return out
@@ -202,8 +233,11 @@ def print_report(res: dict, file=None) -> None:
             if b["mpjpe_mm"] is None:
                 print(f"  {name:<12}{'-':>10}", file=file)
                 continue
+            lr = "  ".join(f"{k} {v['right']:.2f} ({v['people']})" for k, v in b["left_right_right"].items()
+                           if v["right"] is not None)
             print(f"  {name:<12}{b['mpjpe_mm']:>10.1f}{b['median_error_mm']:>11.1f}{b['pck3d_10cm']:>10.3f}"
-                  f"{b['visible_joints_returned']:>10.3f}{b['seconds_per_person_median'] * 1e3:>11.1f}", file=file)
+                  f"{b['visible_joints_returned']:>10.3f}{b['seconds_per_person_median'] * 1e3:>11.1f}"
+                  f"   left/right right, facing: {lr}", file=file)
 
 
 def evaluate_following(backend, run, episodes: int, chain_frames: int = 15, min_visible_joints: int = 6,

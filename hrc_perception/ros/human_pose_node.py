@@ -24,8 +24,9 @@ InstanceArray of the same stamp; the track's box without a mask if it has not
 arrived; colour, depth and instances are paired by exact stamp, the last ``frames_kept``
 of each kept: :class:`~hrc_perception.ros.sync.StampBuffer`), then the ``backend``:
 ``mediapipe`` (BlazePose's 2D joints on the colour crop, lifted with the depth) or
-``spdh`` (3D joints from the depth crop, ``weights``),
-and One Euro smoothing per track id.
+``spdh`` (3D joints from the depth crop, ``weights``; with ``front_check``, a face seen
+on the colour image at a skeleton that faces away swaps its left and right:
+:mod:`hrc_perception.human_pose.front_back`), and One Euro smoothing per track id.
 
 ``follow`` (spdh only; the colour image is then not used): skeletons at camera rate.
 Each depth frame is estimated on arrival for the people of the newest TrackArray (not
@@ -157,6 +158,8 @@ class HumanPoseNode(HrcNode):
                   read_only=True),
         ParamSpec("grow_mask_px", 0, "spdh: grow each person's mask by up to this many pixels of continuous "
                   "depth (segmentation masks that stop short of a hand)", min_value=0, max_value=20, read_only=True),
+        ParamSpec("front_check", True, "spdh with colour (not follow): BlazeFace on each skeleton's head; a face "
+                  "seen while the skeleton faces away swaps its left and right (needs mediapipe)", read_only=True),
         ParamSpec("max_people", 6, "most people estimated per image (largest first)", min_value=1, max_value=100),
         ParamSpec("min_confidence", 0.3, "joints below this (2D confidence x depth support) are unknown",
                   min_value=0.0, max_value=1.0),
@@ -240,12 +243,26 @@ class HumanPoseNode(HrcNode):
             from hrc_perception.human_pose.mediapipe_backend import MediapipeBackend
             backend = MediapipeBackend(pad_fraction=self.param("crop_padding"),
                                        max_tracked=max(8, self.param("max_people")))
-        self.estimator = HumanPoseEstimator(backend, min_confidence=self.param("min_confidence"))
+        self.estimator = HumanPoseEstimator(backend, min_confidence=self.param("min_confidence"),
+                                            front_check=self._front_check())
         self._apply_params()
+
+    def _front_check(self):
+        """The face check of the spdh backend with colour, None otherwise (or without mediapipe: warned)."""
+        if self.param("backend") != "spdh" or self.param("follow") or not self.param("front_check"):
+            return None
+        try:
+            from hrc_perception.human_pose.front_back import FaceCheck
+            return FaceCheck()
+        except ImportError as e:
+            self.get_logger().warning(f"front_check off: {e}")
+            return None
 
     def free_model(self) -> None:
         if self.estimator is not None:
             self.estimator.backend.close()
+            if self.estimator.front_check is not None:
+                self.estimator.front_check.close()
         super().free_model()
 
     def on_cleanup_hook(self) -> None:
@@ -515,6 +532,7 @@ class HumanPoseNode(HrcNode):
     def diagnostic_values(self) -> dict[str, str]:
         return {"arrays": str(self.arrays_processed), "people": str(self.people_processed),
                 "frames_followed": str(self.frames_followed), "followed": str(len(self._seeds)),
+                "left_right_swaps": str(self.estimator.swaps if self.estimator is not None else 0),
                 "last_inference_ms": f"{1e3 * self.last_inference_s:.1f}"}
 
 

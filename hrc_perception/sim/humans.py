@@ -20,7 +20,8 @@ the vertical bob of a walking gait for free.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 
 import numpy as np
 import trimesh
@@ -54,7 +55,9 @@ class BodyShape:
     *_half_width_m: half the distance between the left and right joints; girths are
     capsule radii. Materials: skin (head, neck, hands, bare forearms), shirt (upper
     arms, torso unless a vest), sleeve (forearms: shirt or skin), torso, trousers
-    (pelvis, thighs, shanks), shoes.
+    (pelvis, thighs, shanks), shoes. The head has a face (eyes, brows, mouth, a nose
+    that stands out of it) and hair of hair_rgb (None: bald) over its top and back,
+    down to hair_reach (0 at the ears' height, 1 at the chin's).
     """
     height_m: float
     ankle_height_m: float
@@ -87,6 +90,9 @@ class BodyShape:
     shoes: Material
     long_sleeves: bool
     hi_vis_vest: bool
+    hair_rgb: tuple[float, float, float] | None = None
+    hair_reach: float = 0.0
+
 
     @property
     def arm_length_m(self) -> float:
@@ -178,6 +184,25 @@ def _sample_materials(rng: np.random.Generator) -> dict:
                 shoes=shoes, long_sleeves=long_sleeves, hi_vis_vest=vest)
 
 
+_HAIR_COLOURS = ((0.05, 0.04, 0.03), (0.18, 0.11, 0.06), (0.35, 0.22, 0.12), (0.62, 0.48, 0.3),
+                 (0.5, 0.5, 0.5), (0.75, 0.73, 0.7))
+
+
+def _sample_hair(rng: np.random.Generator) -> dict:
+    """Hair colour (None: bald, 1 in 10) and how far down the back of the head it reaches."""
+    if rng.random() < 0.1:
+        return dict(hair_rgb=None, hair_reach=0.0)
+    rgb = np.clip(np.array(_HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]) * _jitter(rng, 0.2, 3), 0, 1)
+    return dict(hair_rgb=tuple(float(c) for c in rgb), hair_reach=float(rng.uniform(0.0, 1.0)))
+
+
+def _look_rng(rng: np.random.Generator) -> np.random.Generator:
+    """A generator derived from rng's state without advancing it: the head's look is
+    drawn without changing any other draw of the episode."""
+    digest = hashlib.sha256(repr(rng.bit_generator.state).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
 def sample_body_shape(rng: np.random.Generator, cfg: HumansConfig) -> BodyShape:
     """A random person: height uniform in cfg.height_m, segment lengths from
     anthropometric ratios jittered by +-cfg.proportion_jitter (the vertical ones
@@ -200,7 +225,7 @@ def sample_body_shape(rng: np.random.Generator, cfg: HumansConfig) -> BodyShape:
         foot_length_m=ln["foot"], upper_arm_radius_m=g["upper_arm"], forearm_radius_m=g["forearm"],
         hand_radius_m=g["hand"], thigh_radius_m=g["thigh"], shank_radius_m=g["shank"], foot_radius_m=g["foot"],
         neck_radius_m=g["neck"], torso_half_width_m=g["torso_w"], torso_half_depth_m=g["torso_d"],
-        pelvis_radius_m=g["pelvis"], **_sample_materials(rng))
+        pelvis_radius_m=g["pelvis"], **_sample_materials(rng), **_sample_hair(_look_rng(rng)))
 
 
 # --- kinematics -------------------------------------------------------------------
@@ -298,11 +323,14 @@ def _arm(shape: BodyShape, side: float, T_torso: np.ndarray, R_body: np.ndarray,
 
 
 def _head_points(shape: BodyShape) -> np.ndarray:
-    """Nose, eyes, ears [5, 3] in the head frame, just inside the head ellipsoid."""
+    """Nose, eyes, ears [5, 3] in the head frame, just inside the head's surface (the nose:
+    just inside the tip of the nose of :func:`head_mesh`)."""
     r = np.array(shape.head_radii_m)
     d = _FACE_DIRECTIONS / np.linalg.norm(_FACE_DIRECTIONS, axis=1, keepdims=True)
     s = 1.0 / np.sqrt(((d / r) ** 2).sum(axis=1))
-    return _FACE_POINT_DEPTH * s[:, None] * d + np.array([0.0, 0.0, HEAD_CENTRE_ABOVE_PIVOT * r[2]])
+    points = s[:, None] * d
+    points[0] = (1.0 + _NOSE_HEIGHT) * d[0] * r          # the mesh's nose tip (its sphere direction, scaled)
+    return _FACE_POINT_DEPTH * points + np.array([0.0, 0.0, HEAD_CENTRE_ABOVE_PIVOT * r[2]])
 
 
 def pose_kinematics(shape: BodyShape, pose: HumanPose) -> tuple[list[np.ndarray], np.ndarray]:
@@ -373,9 +401,45 @@ def _limb(radius: float, length: float, flat: float = 1.0) -> trimesh.Trimesh:
     return _transformed(_capsule_z(radius, -length - radius, radius), scale=(flat, 1.0, 1.0))
 
 
+_NOSE_HEIGHT = 0.28          # of the head's radius: how far the nose stands out of the face
+_NOSE_WIDTH_RAD = 0.2
+
+
+def _cone(d: np.ndarray, axis, half_angle_rad: float) -> np.ndarray:
+    """[V] bool: unit directions d [V, 3] within half_angle_rad of axis."""
+    a = np.asarray(axis, float) / np.linalg.norm(axis)
+    return d @ a > np.cos(half_angle_rad)
+
+
+def head_mesh(shape: BodyShape) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """(head mesh in the head frame, vertex colours [V, 3]): the head ellipsoid with a
+    nose standing out of the face (a depth cue of where the person faces), skin, dark
+    eyes and brows, a mouth, and hair over the top and back (none when bald)."""
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    d = np.asarray(sphere.vertices, float)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    nose = _FACE_DIRECTIONS[0] / np.linalg.norm(_FACE_DIRECTIONS[0])
+    angle = np.arccos(np.clip(d @ nose, -1.0, 1.0))
+    r = 1.0 + _NOSE_HEIGHT * np.exp(-(angle / _NOSE_WIDTH_RAD) ** 2)
+    rx, ry, rz = shape.head_radii_m
+    v = d * r[:, None] * np.array([rx, ry, rz]) + np.array([0.0, 0.0, HEAD_CENTRE_ABOVE_PIVOT * rz])
+    skin = np.asarray(shape.skin.albedo, float)
+    colours = np.tile(skin, (len(d), 1))
+    if shape.hair_rgb is not None:
+        face = (d[:, 0] > 0.45) & (d[:, 2] < 0.5)
+        hair = ~face & ((d[:, 2] > 0.45) | ((d[:, 0] < 0.1) & (d[:, 2] > -0.3 - 0.6 * shape.hair_reach)))
+        colours[hair] = shape.hair_rgb
+    brow = np.asarray(shape.hair_rgb if shape.hair_rgb is not None else 0.6 * skin)
+    for side in (1.0, -1.0):
+        colours[_cone(d, [1.0, 0.38 * side, 0.05], 0.13)] = 0.3 * skin * np.array([0.5, 0.45, 0.4])
+        colours[_cone(d, [1.0, 0.38 * side, 0.3], 0.1)] = brow
+    colours[_cone(d, [1.0, 0.0, -0.6], 0.14)] = skin * np.array([0.75, 0.45, 0.45])
+    return trimesh.Trimesh(v, sphere.faces, process=False), np.clip(colours, 0.0, 1.0)
+
+
 def segment_meshes(shape: BodyShape) -> list[tuple[str, trimesh.Trimesh, Material]]:
     """(segment name, low-poly mesh in the segment's frame, material) for every body
-    segment, in SEGMENT_NAMES order; about 2,300 faces per person."""
+    segment, in SEGMENT_NAMES order; about 3,300 faces per person."""
     s = shape
     hw, tw, td = s.hip_half_width_m, s.torso_half_width_m, s.torso_half_depth_m
     pelvis = _transformed(_capsule_z(s.pelvis_radius_m, -hw - s.pelvis_radius_m, hw + s.pelvis_radius_m),
@@ -387,12 +451,11 @@ def segment_meshes(shape: BodyShape) -> list[tuple[str, trimesh.Trimesh, Materia
     torso = trimesh.util.concatenate([body, bar])
     rx, ry, rz = s.head_radii_m
     neck = _capsule_z(s.neck_radius_m, -0.2 * s.neck_radius_m, s.neck_length_m + 0.3 * rz)
-    head = _transformed(trimesh.creation.icosphere(subdivisions=2), scale=(rx, ry, rz),
-                        t=(0.0, 0.0, HEAD_CENTRE_ABOVE_PIVOT * rz))
+    head, head_colours = head_mesh(s)
     hand_len = s.hand_length_m
     fr, fl = s.foot_radius_m, s.foot_length_m
     out = [("pelvis", pelvis, s.trousers), ("torso", torso, s.torso), ("neck", neck, s.skin),
-           ("head", head, s.skin)]
+           ("head", head, replace(s.skin, vertex_colors=head_colours))]
     for side in ("left", "right"):
         out += [(f"{side}_upper_arm", _limb(s.upper_arm_radius_m, s.upper_arm_length_m), s.shirt),
                 (f"{side}_forearm", _limb(s.forearm_radius_m, s.forearm_length_m), s.sleeve),
