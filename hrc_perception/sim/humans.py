@@ -401,7 +401,7 @@ def _limb(radius: float, length: float, flat: float = 1.0) -> trimesh.Trimesh:
     return _transformed(_capsule_z(radius, -length - radius, radius), scale=(flat, 1.0, 1.0))
 
 
-_NOSE_HEIGHT = 0.28          # of the head's radius: how far the nose stands out of the face
+_NOSE_HEIGHT = 0.18          # of the head's radius: how far the nose stands out of the face
 _NOSE_WIDTH_RAD = 0.2
 
 
