@@ -3,6 +3,7 @@ weighted NMS, tiles, the person-box matching of the evaluation; on real images (
 ../shared is there): the same landmarks as mediapipe's own solution for one person, every
 person of a crowded image, nobody on real images without people, the dark-image
 exposure rule."""
+import json
 import math
 from pathlib import Path
 
@@ -152,3 +153,42 @@ def test_no_person_on_real_images_without_people():
     frames = sorted(LMO_RGB.glob("*.png"))
     assert len(frames) == 12
     assert sum(len(pose.people(np.asarray(Image.open(f).convert("RGB")))) for f in frames) == 0
+
+
+def test_person_box_evaluation_scores_a_perfect_and_a_half_detector(tmp_path):
+    """evaluate_person_boxes on a small COCO file: a detector giving the true boxes has
+    recall and AP50 1, one giving every other box and a false one 0.5 and one false person;
+    persons on the images without people are counted."""
+    from PIL import Image
+
+    from hrc_perception.human_pose.person_boxes import evaluate_person_boxes
+    boxes = {1: [[10, 10, 30, 60], [50, 5, 20, 40]], 2: [[5, 20, 40, 70]]}
+    images, anns = [], []
+    for img_id, bs in boxes.items():
+        Image.new("RGB", (100, 100)).save(tmp_path / f"{img_id}.png")
+        images.append({"id": img_id, "file_name": f"{img_id}.png", "width": 100, "height": 100, "source": f"s{img_id}"})
+        anns += [{"id": 10 * img_id + k, "image_id": img_id, "category_id": 1, "bbox": b, "area": b[2] * b[3],
+                  "iscrowd": 0} for k, b in enumerate(bs)]
+    (tmp_path / "people.json").write_text(json.dumps({"images": images, "annotations": anns,
+                                                      "categories": [{"id": 1, "name": "person"}]}))
+    Image.new("RGB", (100, 100)).save(tmp_path / "empty.png")
+    calls = {"n": 0}
+
+    def perfect(rgb):
+        calls["n"] += 1
+        k = 1 if calls["n"] == 1 else 2
+        b = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes.get(k, [])], float).reshape(-1, 4)
+        return (b, np.ones(len(b))) if calls["n"] <= 2 else (np.array([[0, 0, 10, 10.0]]), np.ones(1))
+
+    res = evaluate_person_boxes({"perfect": perfect}, tmp_path / "people.json", [tmp_path / "empty.png"])["perfect"]
+    assert res["recall_iou0.5"] == 1.0 and res["ap50"] == pytest.approx(1.0)
+    assert res["per_source"]["s1"]["people"] == 2 and res["per_source"]["s2"]["false_persons"] == 0
+    assert res["persons_on_negative_images"] == 1 and res["negative_images"] == 1
+
+    def half(rgb):
+        return np.array([[10, 10, 40, 70], [80, 80, 95, 95]], float), np.array([0.9, 0.8])
+
+    res = evaluate_person_boxes({"half": half}, tmp_path / "people.json")["half"]
+    assert res["per_source"]["s1"]["recall_iou0.5"] == 0.5 and res["per_source"]["s1"]["false_persons"] == 1
+    assert res["per_source"]["s2"]["recall_iou0.5"] == 0.0 and res["recall_iou0.5"] == pytest.approx(1 / 3)
+    assert 0.0 < res["ap50"] < 1.0
