@@ -69,8 +69,8 @@ def _eval(args) -> int:
 
 
 def _person_boxes(args, real: dict) -> dict:
-    from hrc_perception.human_pose.person_boxes import (blazepose_detector, evaluate_person_boxes,
-                                                        segmentation_detector)
+    from hrc_perception.human_pose.person_boxes import (blazepose_detector, confirmed_detector,
+                                                        evaluate_person_boxes, segmentation_detector)
     negatives = sorted(p for p in Path(args.negatives).glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")
                        ) if args.negatives and Path(args.negatives).is_dir() else []
     if args.negatives and not negatives:
@@ -82,6 +82,7 @@ def _person_boxes(args, real: dict) -> dict:
         detectors["blazepose_tiles"] = blazepose_detector(tiles)
     if args.segmentation_weights and Path(args.segmentation_weights).is_file():
         detectors["segmentation"] = segmentation_detector(args.segmentation_weights)
+        detectors["blazepose_tiles+segmentation"] = confirmed_detector(detectors["segmentation"], tiles)
     out = {"tile_scales": list(tiles), "negatives": args.negatives if negatives else None}
     for k, (name, path) in enumerate(real.items()):
         print(f"eval human_pose: person boxes on {path}", file=sys.stderr)
@@ -121,8 +122,8 @@ def register(commands: Commands) -> None:
                    help="real people of several public sets (COCO json, images beside it, a 'source' per image): "
                         "2D joints and person boxes per source ('' = skip)")
     e.add_argument("--person-boxes", type=int, choices=(0, 1), default=1,
-                   help="1: person boxes on the real images (BlazePose detector, with tiles, and the segmentation "
-                        "model's person class)")
+                   help="1: person boxes on the real images (BlazePose detector, with tiles, the segmentation "
+                        "model's person class, and the two combined: segmentation boxes BlazePose confirms)")
     e.add_argument("--negatives", default="../shared/realdata/lmo/test/000002/rgb",
                    help="a folder of real images without people: persons reported there are false ('' = skip)")
     e.add_argument("--tile-scales", default="0.6",

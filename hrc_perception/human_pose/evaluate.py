@@ -213,7 +213,7 @@ def print_report(res: dict, file=None) -> None:
         print(f"person boxes, {name}:", file=file)
         for det, r in sets.items():
             per = "  ".join(f"{src} {v['recall_iou0.5']:.2f}/{v['ap50']:.2f}" for src, v in r["per_source"].items())
-            print(f"  {det:<16} recall {r['recall_iou0.5']:.2f}  AP50 {r['ap50']:.2f}"
+            print(f"  {det:<28} recall {r['recall_iou0.5']:.2f}  AP50 {r['ap50']:.2f}"
                   + (f"  ({per})" if len(r["per_source"]) > 1 else "")
                   + (f"  {r['persons_on_negative_images']} persons on {r['negative_images']} images without people"
                      if r["negative_images"] else ""), file=file)

@@ -53,6 +53,34 @@ def segmentation_detector(weights: str | Path, score_threshold: float = 0.5):
     return detect
 
 
+def confirmed_detector(proposals, tile_scales: tuple[float, ...] = (0.6,), threads: int = 1,
+                       confirm_iou: float = 0.5, dedup_iou: float = 0.5):
+    """Two image models combined: BlazePose's people (with tiles) and every box of
+    ``proposals`` (another detector, e.g. :func:`segmentation_detector`) that BlazePose's
+    landmark network confirms: run on an upright region around the box, it finds a person
+    (presence >= 0.5, the network's own threshold) whose mask box overlaps the box by
+    confirm_iou. Boxes: the mask boxes; duplicates (IoU > dedup_iou) merged, the more
+    confident kept."""
+    from hrc_perception.human_pose.blazepose import BlazePose, roi_from_box
+    pose = BlazePose(threads=threads, tile_scales=tile_scales)
+
+    def detect(rgb):
+        rgb = np.ascontiguousarray(rgb)
+        found = [(p.mask_box_xyxy, p.score) for p in pose.people(rgb)]
+        for box, _ in zip(*proposals(rgb)):
+            p = pose.landmarks(rgb, roi_from_box(box))
+            if (p.presence >= pose.presence and np.isfinite(p.mask_box_xyxy).all()
+                    and box_iou(p.mask_box_xyxy, box)[0, 0] >= confirm_iou):
+                found.append((p.mask_box_xyxy, p.presence * 0.5))   # below BlazePose's own detections
+        found.sort(key=lambda f: -f[1])
+        kept = []
+        for b, sc in found:
+            if not kept or box_iou(b, np.stack([k[0] for k in kept])).max() <= dedup_iou:
+                kept.append((b, sc))
+        return (np.array([k[0] for k in kept]).reshape(-1, 4), np.array([k[1] for k in kept], np.float64))
+    return detect
+
+
 def matched(gt_xyxy: np.ndarray, boxes_xyxy: np.ndarray, scores: np.ndarray, iou: float = IOU) -> np.ndarray:
     """[G] bool: ground-truth boxes matched by a detection at IoU >= iou, detections taken
     most confident first, each matching at most one box."""
@@ -136,7 +164,7 @@ def evaluate_person_boxes(detectors: dict, coco_json: Path, negatives: list[Path
         res["persons_on_negative_images"] = int(sum(neg))
         out[name] = res
         if log is not None:
-            print(f"  person boxes {name:<18} recall {res['recall_iou0.5']:.2f}  AP50 {res['ap50']:.2f}  "
+            print(f"  person boxes {name:<28} recall {res['recall_iou0.5']:.2f}  AP50 {res['ap50']:.2f}  "
                   f"{res['persons_on_negative_images']} persons on {len(negative_images)} images without people",
                   file=log)
     return out
