@@ -192,3 +192,22 @@ def test_person_box_evaluation_scores_a_perfect_and_a_half_detector(tmp_path):
     assert res["per_source"]["s1"]["recall_iou0.5"] == 0.5 and res["per_source"]["s1"]["false_persons"] == 1
     assert res["per_source"]["s2"]["recall_iou0.5"] == 0.0 and res["recall_iou0.5"] == pytest.approx(1 / 3)
     assert 0.0 < res["ap50"] < 1.0
+
+
+@pytest.mark.skipif(not COCO_PERSON.is_file(), reason="shared real data not present")
+def test_combined_detector_confirms_person_boxes_and_rejects_the_rest():
+    """Boxes proposed by another model count only where BlazePose's landmark network finds a
+    person filling them: a real person's box is kept once (merged with BlazePose's own
+    detection of her), a box of empty background is not."""
+    _bp()
+    from PIL import Image
+
+    from hrc_perception.human_pose.person_boxes import confirmed_detector
+    rgb = np.asarray(Image.open(COCO_PERSON.parent / "000000000785.jpg").convert("RGB"))
+    person = np.array([280.8, 44.7, 499.5, 391.4])
+    background = np.array([20.0, 20.0, 150.0, 200.0])
+    detect = confirmed_detector(lambda img: (np.stack([person, background]), np.array([0.9, 0.8])), tile_scales=())
+    boxes, scores = detect(rgb)
+    assert len(boxes) == 1 and box_iou(boxes, person)[0, 0] > 0.8
+    alone = confirmed_detector(lambda img: (background[None], np.array([0.8])), tile_scales=())
+    assert len(alone(np.zeros_like(rgb))[0]) == 0

@@ -93,6 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bringup: error: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    except (KeyboardInterrupt, ExternalShutdownException):     # stopped while a node was loading its model
+        print("bringup: stopped while starting the graph", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 0
+    if not rclpy.ok():                                          # stopped between two nodes' starts
+        print("bringup: stopped while starting the graph", file=sys.stderr)
+        for n in nodes:
+            n.destroy_node()
+        rclpy.try_shutdown()
+        return 0
     # one node: the executor of its own executable (nodes/<name>); a multi-threaded one's
     # spinning thread keeps a backlog of futures and contends for the GIL with the callbacks
     # (the depth path's safety monitor lost most frames of a 15 Hz camera that way)
