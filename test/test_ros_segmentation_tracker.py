@@ -6,6 +6,7 @@ The segmentation node runs an untrained checkpoint made here (classes of the sma
 mask logits biased so every mask covers its box) with score_threshold 0, so it always finds instances.
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -409,3 +410,70 @@ def test_tracker_markers_at_the_instances_depth(ros_context):
         assert len(h.received[MARKERS_TOPIC]) == 1
     finally:
         h.close()
+
+
+COCO_PERSON = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "coco_person" / "test_coco.json"
+
+
+@pytest.mark.skipif(not COCO_PERSON.is_file(), reason="shared real data not present")
+def test_segmentation_adds_blazepose_people_on_a_real_image(ros_context, checkpoint, cell_classes):
+    """blazepose_people: on a real photograph the model (here one that reports nothing)
+    misses, BlazePose's person is published as a person instance with its mask and the
+    model's appearance descriptor."""
+    pytest.importorskip("mediapipe")
+    pytest.importorskip("ai_edge_litert")
+    from PIL import Image as PilImage
+    assert "person" in cell_classes
+    rgb = np.asarray(PilImage.open(COCO_PERSON.parent / "000000000785.jpg").convert("RGB"))
+    node = _seg_node(ros_context, checkpoint, score_threshold=1.0, blazepose_people=True, blazepose_tile_scale=0.0)
+    assert node.lifecycle_state == "active", node.configure_error
+    h = Harness(ros_context, node, COLOR_TOPIC, Image, {INSTANCES_TOPIC: InstanceArray})
+    try:
+        header = make_header(3 * 10**9, FRAME_ID)
+        out = h.send(numpy_to_image(rgb, "rgb8", header), INSTANCES_TOPIC, INFERENCE_TIMEOUT_S)
+        assert out is not None and _same_header(out.header, header)
+        assert len(out.instances) == 1
+        inst = out.instances[0]
+        assert inst.class_name == "person" and inst.class_id == cell_classes.index("person") + 1
+        r = inst.roi
+        x0, y0, x1, y1 = 280.8, 44.7, 499.5, 391.4                  # her labelled box
+        ix = max(0.0, min(x1, r.x_offset + r.width) - max(x0, r.x_offset))
+        iy = max(0.0, min(y1, r.y_offset + r.height) - max(y0, r.y_offset))
+        union = (x1 - x0) * (y1 - y0) + r.width * r.height - ix * iy
+        assert ix * iy / union > 0.8
+        assert image_to_numpy(inst.mask).mean() > 0.25 * 255       # her mask covers a good part of its box
+        assert np.linalg.norm(np.asarray(inst.embedding)) == pytest.approx(1.0, abs=1e-3)
+    finally:
+        h.close()
+
+
+def test_blazepose_people_only_add_people_the_model_lacks():
+    pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from hrc_perception.segmentation.people import add_people
+    from hrc_perception.segmentation.predictor import Detections
+    h, w = 60, 80
+    masks = np.zeros((2, h, w), bool)
+    masks[0, 10:50, 5:25] = True
+    masks[1, 5:20, 50:70] = True
+    det = Detections(np.array([[5, 10, 25, 50], [50, 5, 70, 20]], np.float32), np.array([1, 2]), ["person", "robot"],
+                     np.array([0.9, 0.6], np.float32), masks, np.eye(2, 4, dtype=np.float32), (h, w))
+
+    def person(x0, y0, x1, y1, score):
+        m = np.zeros((h, w), bool)
+        m[y0:y1 + 1, x0:x1 + 1] = True
+        return SimpleNamespace(mask_box_xyxy=np.array([x0, y0, x1, y1], float), score=score,
+                               mask_in_image=lambda shape, m=m: m)
+    people = [person(6, 11, 24, 49, 0.95),      # the model's person again: not added
+              person(52, 4, 68, 21, 0.7),       # over the robot: a person the model took for something else
+              person(30, 30, 45, 58, 0.8),      # a person the model missed
+              person(31, 31, 44, 57, 0.5)]      # the same one again
+    out = add_people(det, people, 1, lambda boxes: np.tile([0, 0, 0, 1.0], (len(boxes), 1)))
+    assert len(out) == 4 and out.class_names.count("person") == 3 and "robot" in out.class_names
+    assert list(out.scores) == sorted(out.scores, reverse=True)
+    added = [i for i, s in enumerate(out.scores) if s in (np.float32(0.8), np.float32(0.7))]
+    assert len(added) == 2 and all(out.labels[i] == 1 and out.embeddings[i, 3] == 1.0 for i in added)
+    k = int(np.flatnonzero(np.isclose(out.scores, 0.8))[0])
+    assert np.allclose(out.boxes_xyxy[k], [30, 30, 46, 59]) and out.masks[k].sum() == 16 * 29
+    assert add_people(det, [], 1, lambda b: None) is det

@@ -61,7 +61,8 @@ class FaceCheck:
                               "(pip install --no-deps -r requirements-mediapipe.txt)") from e
         self.min_confidence = float(min_confidence)
         # the solution's own threshold does not bound the scores it returns (seen: 0.64 at 0.7): filtered below
-        self._fd = face_detection.FaceDetection(model_selection=0, min_detection_confidence=min(0.5, self.min_confidence))
+        self._fd = face_detection.FaceDetection(model_selection=0,
+                                                min_detection_confidence=min(0.5, self.min_confidence))
 
     def close(self) -> None:
         self._fd.close()

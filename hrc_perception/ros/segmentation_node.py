@@ -25,6 +25,12 @@ appearance input). A detection whose mask is empty (no pixel above 0.5) keeps it
 detection box (rounded to whole pixels, clipped to the image) as roi and an empty
 (0x0) mask image.
 
+With ``blazepose_people`` (for real cameras), BlazePose's people (real-trained, the models
+inside mediapipe's wheel; the whole image and tiles of ``blazepose_tile_scale``) are added
+as ``person`` instances where the model has no person (box IoU <= 0.5), each with its person
+mask, its score and the model's appearance descriptor of its box: the synthetic-trained
+model finds about a third of the people in real images. A person is only ever added.
+
 No markers: instances are 2D (pixels) and this node has no depth, so there is
 nothing to place in 3D; the visualizer draws the masks.
 
@@ -164,6 +170,11 @@ class SegmentationNode(HrcNode):
                   "fastest), onnxruntime or openvino (fp32, CPU only; the same detections: hrc-perception bench "
                   "engines)", choices=ENGINES,
                   read_only=True),
+        ParamSpec("blazepose_people", False, "also BlazePose's people (real-trained; mediapipe's models) where the "
+                  "model has no person: for real cameras (hrc_perception.segmentation.people)", read_only=True),
+        ParamSpec("blazepose_tile_scale", 0.6, "blazepose_people: tiles of this fraction of the image's shorter side "
+                  "besides the whole image, for small people (0 = the whole image only)", min_value=0.0,
+                  max_value=1.0, read_only=True),
         ParamSpec("publish_debug_image", True, "also publish segmentation/debug_image (masks and boxes drawn)"),
         # replaces the common default (5): inference is slower than the camera, only the newest image matters
         ParamSpec("input_queue_depth", 1, "queue depth of the colour subscription (1: always segment the newest "
@@ -180,6 +191,7 @@ class SegmentationNode(HrcNode):
         self._instances_pub = None
         self._debug_pub = None
         self._options_changed = False
+        self._blazepose = None
         super().__init__(node_name, **kwargs)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
@@ -206,6 +218,13 @@ class SegmentationNode(HrcNode):
                                           max_instances=self.param("max_instances"),
                                           input_short_side=short_side or None, engine=self.param("engine"))
         check_model_card(path, predictor.class_names)
+        self._blazepose = None
+        if self.param("blazepose_people"):
+            if "person" not in predictor.class_names:
+                raise ValueError(f"blazepose_people: the model has no person class ({predictor.class_names})")
+            from hrc_perception.human_pose.blazepose import BlazePose
+            scale = self.param("blazepose_tile_scale")
+            self._blazepose = BlazePose(tile_scales=(scale,) if scale > 0 else ())
         self.predictor, self.weights_path = predictor, path
         self._options_changed = False
 
@@ -243,6 +262,17 @@ class SegmentationNode(HrcNode):
                 self._apply_options()
             self.segment_and_publish(msg)
 
+    def _with_blazepose_people(self, det, rgb: np.ndarray):
+        """det with BlazePose's people added where it has no person (det unchanged, reported, when it fails)."""
+        from hrc_perception.segmentation.people import add_people
+        try:
+            label = self.predictor.class_names.index("person") + 1
+            return add_people(det, self._blazepose.people(rgb), label,
+                              lambda boxes: self.predictor.embed_boxes(rgb, boxes))
+        except Exception as e:  # noqa: BLE001 - the model's own detections still go out
+            self.report("blazepose_error", f"{type(e).__name__}: {e}")
+            return det
+
     def segment_and_publish(self, msg: Image) -> InstanceArray:
         """Segment one colour image and publish the results; returns the InstanceArray published
         (empty, with the image's header, when the image cannot be segmented)."""
@@ -257,6 +287,8 @@ class SegmentationNode(HrcNode):
                 det = self.predictor.predict(rgb)
             except Exception as e:  # noqa: BLE001 - a failed prediction must not stop the node
                 self.report("predict_error", f"{type(e).__name__}: {e}")
+            if det is not None and self._blazepose is not None:
+                det = self._with_blazepose_people(det, rgb)
             self.last_inference_s = time.perf_counter() - t0
         out = InstanceArray(header=copy_header(msg.header))
         if det is not None:
