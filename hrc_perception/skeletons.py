@@ -17,3 +17,9 @@ COCO17_BONES: tuple[tuple[int, int], ...] = (
 def chain_bones(num_joints: int) -> tuple[tuple[int, int], ...]:
     """0-based pairs (0, 1), (1, 2), ... of a serial chain (a robot arm's keypoints)."""
     return tuple((j, j + 1) for j in range(num_joints - 1))
+
+
+# COCO17_FLIP[j]: the joint a mirror image (or a body turned around) puts where joint j was
+# (left and right exchanged; nose itself)
+COCO17_FLIP = tuple(COCO17_NAMES.index(n.replace("left", "@").replace("right", "left").replace("@", "right"))
+                    for n in COCO17_NAMES)

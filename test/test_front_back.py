@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from hrc_perception.geometry import make_K
-from hrc_perception.human_pose.front_back import FLIP, facing_cos, swap_left_right
+from hrc_perception.human_pose.front_back import facing_cos, swap_left_right
+from hrc_perception.skeletons import COCO17_FLIP as FLIP
 from hrc_perception.skeletons import COCO17_NAMES
 
 COCO_PERSON = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "coco_person" / "test_coco.json"

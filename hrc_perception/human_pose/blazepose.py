@@ -83,6 +83,12 @@ class Roi:
     side_px: float
     rotation_rad: float
 
+    def affine(self, crop_size: int) -> np.ndarray:
+        """[2, 3] affine map from image pixels to those of the crop_size x crop_size crop."""
+        src = self.to_image(np.array([[-0.5, -0.5], [crop_size - 0.5, -0.5], [-0.5, crop_size - 0.5]]), crop_size)
+        dst = np.array([[0, 0], [crop_size, 0], [0, crop_size]], np.float32) - 0.5
+        return cv2.getAffineTransform(src.astype(np.float32), dst.astype(np.float32))
+
     def to_image(self, crop_px: np.ndarray, crop_size: int) -> np.ndarray:
         """Points [N, 2] in pixels of the crop_size x crop_size crop -> image pixels [N, 2]."""
         c, s = math.cos(self.rotation_rad), math.sin(self.rotation_rad)
@@ -92,7 +98,7 @@ class Roi:
     def crop(self, rgb: np.ndarray, crop_size: int) -> np.ndarray:
         """rgb [H, W, 3] resampled on the region: [crop_size, crop_size, 3], black outside.
         A region larger than the crop is first shrunk by area averaging (no aliasing)."""
-        src = self.to_image(np.array([[-0.5, -0.5], [crop_size - 0.5, -0.5], [-0.5, crop_size - 0.5]]), crop_size)
+        A = self.affine(crop_size).astype(np.float64)
         shrink = self.side_px / crop_size
         if shrink > 1.5:                        # cut the region's bounding square, shrink it, then warp
             half = 0.75 * self.side_px          # > side / sqrt(2): holds the region at any rotation
@@ -100,9 +106,8 @@ class Roi:
             side = int(np.ceil(2 * half)) + 1
             small = max(int(round(side / shrink)), 1)
             rgb = cv2.resize(crop_padded(rgb, x0, y0, side), (small, small), interpolation=cv2.INTER_AREA)
-            src = (src - [x0 - 0.5, y0 - 0.5]) * (small / side) - 0.5
-        dst = np.array([[0, 0], [crop_size, 0], [0, crop_size]], np.float32) - 0.5
-        A = cv2.getAffineTransform(src.astype(np.float32), dst.astype(np.float32))
+            k = side / small                    # small pixel u -> image pixel (u + 0.5) * k + x0 - 0.5
+            A = A @ np.array([[k, 0, (0.5 * k) + x0 - 0.5], [0, k, (0.5 * k) + y0 - 0.5], [0, 0, 1]])
         return cv2.warpAffine(rgb, A, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
@@ -152,10 +157,7 @@ class PersonLandmarks:
 
     def mask_in_image(self, shape_hw: tuple[int, int], threshold: float = 0.5) -> np.ndarray:
         """The person mask in image pixels: [H, W] bool."""
-        n = LANDMARK_SIZE
-        src = self.roi.to_image(np.array([[-0.5, -0.5], [n - 0.5, -0.5], [-0.5, n - 0.5]]), n)
-        dst = np.array([[0, 0], [n, 0], [0, n]], np.float32) - 0.5
-        A = cv2.getAffineTransform(dst.astype(np.float32), src.astype(np.float32))
+        A = cv2.invertAffineTransform(self.roi.affine(LANDMARK_SIZE))
         h, w = shape_hw
         return cv2.warpAffine(self.mask.astype(np.float32), A, (w, h), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0) > threshold
@@ -176,14 +178,22 @@ def _sigmoid(x):
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU [N, M] of boxes a [N, 4] and b [M, 4] (xyxy)."""
+    """IoU [N, M] of boxes a [N, 4] and b [M, 4] (xyxy, pixels): the tracker's
+    :func:`~hrc_perception.tracking.iou_matching.iou_matrix` on them."""
+    from hrc_perception.tracking.iou_matching import iou_matrix
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda z: np.prod(np.clip(z[:, 2:] - z[:, :2], 0, None), axis=1)   # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return iou_matrix(np.concatenate([a[:, :2], a[:, 2:] - a[:, :2]], 1),
+                      np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], 1))
+
+
+def distinct(boxes_xyxy: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Indices of the boxes [N, 4] kept, most confident first: a box overlapping a kept one
+    by more than iou is a duplicate of it."""
+    kept: list[int] = []
+    for i in np.argsort(-np.asarray(scores, float), kind="stable"):
+        if not kept or box_iou(boxes_xyxy[i], boxes_xyxy[kept]).max() <= iou:
+            kept.append(int(i))
+    return kept
 
 
 def weighted_nms(scores: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, iou: float):
@@ -322,9 +332,7 @@ class BlazePose:
             p = self.landmarks(rgb, roi_from_detection(det), det.score)
             if p.presence >= self.presence and np.isfinite(p.mask_box_xyxy).all():
                 found.append(p)
-        found.sort(key=lambda p: -p.score)
-        kept: list[PersonLandmarks] = []
-        for p in found:
-            if not kept or box_iou(p.mask_box_xyxy, np.stack([k.mask_box_xyxy for k in kept])).max() <= dedup_iou:
-                kept.append(p)
-        return kept
+        if not found:
+            return []
+        keep = distinct(np.stack([p.mask_box_xyxy for p in found]), np.array([p.score for p in found]), dedup_iou)
+        return [found[i] for i in keep]

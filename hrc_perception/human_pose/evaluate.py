@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hrc_perception.geometry import masks_to_boxes_xyxy
-from hrc_perception.human_pose.front_back import _L, _R, facing_cos
+from hrc_perception.human_pose.front_back import LEFT, RIGHT, facing_cos
 from hrc_perception.human_pose.lifting import LiftingParams
 from hrc_perception.skeletons import COCO17_NAMES
 
@@ -135,14 +135,15 @@ def left_right_right(xyz_m: np.ndarray, true_xyz_m: np.ndarray) -> bool | None:
     """Whether estimated joints [17, 3] put the person's left on the true left (the
     left-minus-right vector of shoulders and hips points the same way as the truth's);
     None when a shoulder or hip is unknown."""
-    if not np.isfinite(xyz_m[_L + _R]).all():
+    if not np.isfinite(xyz_m[LEFT + RIGHT]).all():
         return None
-    d = (xyz_m[_L] - xyz_m[_R]).sum(0)
-    return bool(d @ (true_xyz_m[_L] - true_xyz_m[_R]).sum(0) > 0)
+    d = (xyz_m[LEFT] - xyz_m[RIGHT]).sum(0)
+    return bool(d @ (true_xyz_m[LEFT] - true_xyz_m[RIGHT]).sum(0) > 0)
 
 
 def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingParams(),
-                       min_visible_joints: int = 6, min_confidence: float = 0.3, front_checks: dict = {}) -> dict:
+                       min_visible_joints: int = 6, min_confidence: float = 0.3,
+                       front_checks: dict | None = None) -> dict:
     """3D metrics per backend (name -> a backend of :class:`HumanPoseEstimator`, or None
     for the ground-truth 2D joints, lifted) over synthetic frames (``hrc_perception.sim``
     Frames): each person's joints as the node gets them before smoothing (the person's
@@ -150,7 +151,8 @@ def evaluate_synthetic(backends: dict, frames, params: LiftingParams = LiftingPa
     name -> the estimator's front_check. Left and right judged per facing (:func:`facing`)."""
     from hrc_perception.human_pose.estimator import HumanPoseEstimator
     estimators = {name: HumanPoseEstimator(b, params, min_confidence=min_confidence,
-                                           front_check=front_checks.get(name)) for name, b in backends.items()}
+                                           front_check=(front_checks or {}).get(name))
+                  for name, b in backends.items()}
     acc = {name: {"err_m": [], "visible": 0, "returned": 0, "times": [],
                   "lr": {k: [0, 0, 0] for k in ("camera", "side", "away")}} for name in backends}
     per_joint = {name: [[] for _ in COCO17_NAMES] for name in backends}

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hrc_perception.skeletons import COCO17_NAMES
+from hrc_perception.skeletons import COCO17_FLIP, COCO17_NAMES
 
-FLIP = tuple(COCO17_NAMES.index(n.replace("left", "@").replace("right", "left").replace("@", "right"))
-             for n in COCO17_NAMES)
-_L = [COCO17_NAMES.index(n) for n in ("left_shoulder", "left_hip")]
-_R = [COCO17_NAMES.index(n) for n in ("right_shoulder", "right_hip")]
+LEFT = [COCO17_NAMES.index(n) for n in ("left_shoulder", "left_hip")]       # the torso's left and right joints
+RIGHT = [COCO17_NAMES.index(n) for n in ("right_shoulder", "right_hip")]
 _SHOULDERS = [COCO17_NAMES.index(n) for n in ("left_shoulder", "right_shoulder")]
 _HIPS = [COCO17_NAMES.index(n) for n in ("left_hip", "right_hip")]
 _HEAD = [COCO17_NAMES.index(n) for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")]
@@ -32,9 +30,9 @@ def facing_cos(xyz_m: np.ndarray) -> float:
     camera (1: faces the camera, -1: faces away; NaN when a shoulder or hip is unknown):
     forward = (left - right) x up, from the shoulders and hips of xyz_m [17, 3]."""
     xyz = np.asarray(xyz_m, float)
-    if not np.isfinite(xyz[_L + _R]).all():
+    if not np.isfinite(xyz[LEFT + RIGHT]).all():
         return float("nan")
-    left, right = xyz[_L].mean(0), xyz[_R].mean(0)
+    left, right = xyz[LEFT].mean(0), xyz[RIGHT].mean(0)
     forward = np.cross(left - right, xyz[_SHOULDERS].mean(0) - xyz[_HIPS].mean(0))
     to_cam = -(left + right) / 2.0
     n = np.linalg.norm(forward) * np.linalg.norm(to_cam)
@@ -43,7 +41,7 @@ def facing_cos(xyz_m: np.ndarray) -> float:
 
 def swap_left_right(*per_joint: np.ndarray) -> tuple[np.ndarray, ...]:
     """Each [17, ...] array with its left and right joints exchanged."""
-    return tuple(np.asarray(a)[list(FLIP)] for a in per_joint)
+    return tuple(np.asarray(a)[list(COCO17_FLIP)] for a in per_joint)
 
 
 class FaceCheck:

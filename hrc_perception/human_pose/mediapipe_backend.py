@@ -27,6 +27,7 @@ from hrc_perception.human_pose.blazepose import (BlazePose, PersonLandmarks, Roi
 
 # BlazePose landmark index of each COCO-17 joint (COCO order).
 BLAZEPOSE_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+TRACK_FIT = 0.3          # a tracked region whose fit to the box is below this is searched again
 DARK_P99 = 64            # a crop whose 99th percentile of grey is below this is underexposed (0..255)
 TARGET_P99 = 220.0
 
@@ -65,7 +66,6 @@ class MediapipeBackend:
     def __init__(self, pad_fraction: float = 0.25, min_presence: float = 0.5, max_tracked: int = 8,
                  candidates: int = 3, threads: int = 1):
         self.pad_fraction = float(pad_fraction)
-        self.min_presence = float(min_presence)
         self.max_tracked = int(max_tracked)
         self.candidates = int(candidates)
         self.pose = BlazePose(threads=threads, presence=min_presence, tile_scales=())
@@ -75,7 +75,7 @@ class MediapipeBackend:
         self._tracked.clear()
 
     def _fit(self, p: PersonLandmarks, box_xyxy: np.ndarray) -> float:
-        if p.presence < self.min_presence or not np.isfinite(p.mask_box_xyxy).all():
+        if p.presence < self.pose.presence or not np.isfinite(p.mask_box_xyxy).all():
             return 0.0
         return p.presence * float(box_iou(p.mask_box_xyxy, box_xyxy)[0, 0])
 
@@ -93,7 +93,7 @@ class MediapipeBackend:
             roi = Roi(prev.centre_px - [x0, y0], prev.side_px, prev.rotation_rad)
             p = self.pose.landmarks(crop, roi)
             best, best_fit = p, self._fit(p, box)
-        if best_fit < 0.3:
+        if best_fit < TRACK_FIT:
             rois = [roi_from_detection(d) for d in self.pose.detect(crop)[:self.candidates]] + [roi_from_box(box)]
             for roi in rois:
                 p = self.pose.landmarks(crop, roi)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrc_perception.human_pose.blazepose import box_iou
+from hrc_perception.human_pose.blazepose import box_iou, distinct
 
 IOU = 0.5
 
@@ -72,12 +72,10 @@ def confirmed_detector(proposals, tile_scales: tuple[float, ...] = (0.6,), threa
             if (p.presence >= pose.presence and np.isfinite(p.mask_box_xyxy).all()
                     and box_iou(p.mask_box_xyxy, box)[0, 0] >= confirm_iou):
                 found.append((p.mask_box_xyxy, p.presence * 0.5))   # below BlazePose's own detections
-        found.sort(key=lambda f: -f[1])
-        kept = []
-        for b, sc in found:
-            if not kept or box_iou(b, np.stack([k[0] for k in kept])).max() <= dedup_iou:
-                kept.append((b, sc))
-        return (np.array([k[0] for k in kept]).reshape(-1, 4), np.array([k[1] for k in kept], np.float64))
+        boxes = np.array([f[0] for f in found]).reshape(-1, 4)
+        scores = np.array([f[1] for f in found], np.float64)
+        keep = distinct(boxes, scores, dedup_iou)
+        return boxes[keep], scores[keep]
     return detect
 
 
@@ -139,13 +137,13 @@ def evaluate_person_boxes(detectors: dict, coco_json: Path, negatives: list[Path
             gt = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
                            for a in anns if a["image_id"] == im["id"]]).reshape(-1, 4)
             hit = matched(gt, boxes, scores)
-            used = len(boxes) and len(gt) and (box_iou(boxes, gt).max(axis=1) >= IOU)
+            on_nobody = (box_iou(boxes, gt).max(axis=1) < IOU) if len(gt) else np.ones(len(boxes), bool)
             s = per_source.setdefault(str(im.get("source", "all")),
                                       {"images": [], "people": 0, "found": 0, "false_persons": 0, "seconds": []})
             s["images"].append(im["id"])
             s["people"] += len(gt)
             s["found"] += int(hit.sum())
-            s["false_persons"] += int(len(boxes) - (np.sum(used) if len(boxes) and len(gt) else 0))
+            s["false_persons"] += int(on_nobody.sum())
             s["seconds"].append(dt)
             results += [{"image_id": im["id"], "category_id": 1, "score": float(sc),
                          "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}

@@ -22,12 +22,10 @@ from hrc_perception.human_pose.crops import Z_SHIFT_M, shifted_xyz
 from hrc_perception.robot_pose.dataset import cut_holes, heatmap_K, mirror_xyz
 from hrc_perception.robot_pose.network import xyz_input
 from hrc_perception.robot_pose.spdh import HeatmapSpec, encode
-from hrc_perception.skeletons import COCO17_NAMES
+from hrc_perception.skeletons import COCO17_FLIP, COCO17_NAMES  # noqa: F401 (COCO17_FLIP re-exported)
 
 NETWORK_Z_RANGE_M = (Z_SHIFT_M - 1.0, Z_SHIFT_M + 1.0)
 # COCO-17 index of each joint's mirror image (left <-> right)
-COCO17_FLIP = tuple(COCO17_NAMES.index(n.replace("left", "@").replace("right", "left").replace("@", "right"))
-                    for n in COCO17_NAMES)
 
 
 @dataclass
