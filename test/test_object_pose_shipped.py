@@ -19,7 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "object_pose"
 # The held-out slice: config/cell_parts_closeup.yaml (the card's training and held-out cell),
-# 24 frames = 8 episodes of 3, 114 part instances. Seed 9201: no synth run of the README or of
+# 24 frames = 8 episodes of 3, 113 part instances (114 before the synthetic people got heads with
+# faces and hair: one part is hidden differently). Seed 9201: no synth run of the README or of
 # any model card uses it (object pose: training 500, tuning 650, held out 600, 630; LM-O 700, 800;
 # the README keeps 9000-9999 for these slices), nor does any other test, so the networks never
 # saw these poses.
@@ -54,14 +55,19 @@ def check_slice_figures(res: dict) -> None:
     refined, 0.939 verified (0.912, 0.912, 0.974; 0.920, 0.920, 0.955);
     verified ADD(-S) AUC 0.942 (0.952), median translation error 0.30 cm (0.33), median rotation
     error 4.0 deg (4.0). The thresholds sit a little under those (the slice is deterministic:
-    the margin, 4 of the 114 instances, is for floating point and small changes, not for another
+    the margin, 3-4 of the 113 instances, is for floating point and small changes, not for another
     draw); an untrained or perturbed network, points in mm or with x and y swapped, or a
-    rotation decoded transposed or from a quaternion of the other component order fails them."""
+    rotation decoded transposed or from a quaternion of the other component order fails them.
+    Render-and-compare on the slice (112 instances with a refined pose): 0.946 from the refined
+    pose and its 180-degree turns, 0.955 from the verified pose (verified alone 0.938)."""
     s = res["summary"]
-    assert res["instances"] == 114 and set(s) == {"densefusion", "densefusion_refined", "densefusion_verified"}
+    assert res["instances"] == 113 and set(s) == {"densefusion", "densefusion_refined", "densefusion_verified",
+                                                  "render_compare", "verified_render_compare"}
     acc = {m: s[m]["all"]["add_s_accuracy_0.1d"] for m in s}
     assert acc["densefusion"] >= 0.87 and acc["densefusion_refined"] >= 0.87, acc
     assert acc["densefusion_verified"] >= 0.90 and acc["densefusion_verified"] >= acc["densefusion_refined"], acc
+    assert acc["render_compare"] >= 0.92 and acc["verified_render_compare"] >= 0.93, acc
+    assert s["verified_render_compare"]["all"]["instances"] >= 110, s["verified_render_compare"]["all"]
     ver = s["densefusion_verified"]["all"]
     assert ver["add_s_auc"] >= 0.92 and ver["t_err_median_cm"] <= 0.45 and ver["r_err_median_deg"] <= 6.0, ver
 

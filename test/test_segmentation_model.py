@@ -258,8 +258,24 @@ def test_predictor_bad_arguments():
         SegmentationPredictor(None, CLASSES, score_threshold=1.5)
     with pytest.raises(ValueError, match="max_instances"):
         SegmentationPredictor(None, CLASSES, max_instances=0)
+    with pytest.raises(ValueError, match="rpn_proposals"):
+        SegmentationPredictor(None, CLASSES, rpn_proposals=0)
     with pytest.raises(FileNotFoundError):
         SegmentationPredictor("/nonexistent/segmentation.pt")
+
+
+def test_rpn_proposals_reach_the_rpn_and_more_give_at_least_the_same_detections(rgb_120x160):
+    """The proposals after NMS (and twice as many before it) are what the RPN keeps; a
+    later set_options without a number keeps them; on this image (deterministic: a
+    fixed-seed model) more proposals give at least as many detections at a zero threshold."""
+    few = SegmentationPredictor(None, CLASSES, score_threshold=0.0, max_instances=200, input_short_side=128)
+    assert few.rpn_proposals == few.default_rpn_proposals == 150
+    many = SegmentationPredictor(None, CLASSES, score_threshold=0.0, max_instances=200, input_short_side=128,
+                                 rpn_proposals=600)
+    assert many.model.rpn._post_nms_top_n["testing"] == 600 and many.model.rpn._pre_nms_top_n["testing"] == 1200
+    many.set_options(0.0, 200, 128)
+    assert many.rpn_proposals == 600
+    assert len(many.predict(rgb_120x160)) >= len(few.predict(rgb_120x160))
 
 
 @pytest.mark.parametrize("fp16", [False, True])

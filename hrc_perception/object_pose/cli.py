@@ -25,7 +25,8 @@ def _eval(args) -> int:
     from hrc_perception.training import machine_line
     res = evaluate(Path(args.weights), Path(args.data), device=args.device, baselines=not args.no_baselines,
                    max_instances=args.max_instances, models=optional_path(args.models),
-                   seg_weights=optional_path(args.seg_weights), figure=optional_path(args.figure))
+                   seg_weights=optional_path(args.seg_weights), figure=optional_path(args.figure),
+                   render_compare=not args.no_render_compare)
     print_table(res["summary"])
     if "figure" in res:
         print(f"wrote {res['figure']}")
@@ -70,6 +71,7 @@ def register(commands: Commands) -> None:
     e.add_argument("--device", default="cpu")
     e.add_argument("--max-instances", type=int, help="an evenly spaced subset of this many instances")
     e.add_argument("--no-baselines", action="store_true", help="DenseFusion only (no ICP)")
+    e.add_argument("--no-render-compare", action="store_true", help="without the render-and-compare rows")
     e.add_argument("--models", help="--data is a real BOP scene folder (e.g. ../shared/realdata/lmo/test/000002) "
                    "and this its models folder; masks rendered from the ground-truth poses")
     e.add_argument("--seg-weights", type=input_file,

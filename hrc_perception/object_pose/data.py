@@ -23,6 +23,7 @@ from PIL import Image
 
 from hrc_perception.geometry import backproject_pixels, sample_surface_m
 from hrc_perception.io.bop import gt_pose_T, scene_rgb_path
+from hrc_perception.object_pose.render_compare import RenderView, render_view
 
 CROP_PX = 64
 """Side of the square colour/depth/mask crop fed to the network (pixels)."""
@@ -184,7 +185,8 @@ def synth_part_names(synth_dir: str | Path) -> dict[int, str] | None:
 @dataclass(frozen=True)
 class PoseSample:
     """One annotated part instance: its crop, intrinsics K [3, 3], obj_id, the
-    ground-truth pose T_cam_obj [4, 4] (metres), and where it came from."""
+    ground-truth pose T_cam_obj [4, 4] (metres), where it came from, and its view
+    for render-and-compare (:func:`~hrc_perception.object_pose.render_compare.render_view`)."""
     crop: InstanceCrop
     K: np.ndarray
     obj_id: int
@@ -192,6 +194,7 @@ class PoseSample:
     scene: str
     image_id: int
     gt_index: int
+    view: RenderView | None = None
 
 
 def read_depth_m(path: Path, depth_scale: float) -> np.ndarray:
@@ -247,7 +250,8 @@ def iter_scene_samples(scene_dir: Path, crop_px: int = CROP_PX, min_visible_px: 
             crop = crop_instance(rgb, depth, mask, crop_px)
             if crop is None or len(valid_pixels(crop)) == 0:
                 continue
-            yield PoseSample(crop, K, int(e["obj_id"]), gt_pose_T(e), scene_dir.name, image_id, k)
+            yield PoseSample(crop, K, int(e["obj_id"]), gt_pose_T(e), scene_dir.name, image_id, k,
+                             render_view(mask, depth, K))
 
 
 def bop_root(synth_dir: Path) -> Path:

@@ -4,7 +4,9 @@
 
 Methods, on the same instances (ground-truth visible masks): DenseFusion without
 and with refinement, refined and verified (:mod:`.verify`; a model file with its
-parts' surface points), and the classical baseline (:mod:`.baseline`: point-to-plane
+parts' surface points), render-and-compare (:mod:`.render_compare`) from the refined
+pose and its turns by 180 degrees about the part's axes (best final loss) and from the
+verified pose, and the classical baseline (:mod:`.baseline`: point-to-plane
 ICP from the cloud's centroid, and FPFH + RANSAC global registration then ICP).
 Per part and overall: ADD(-S) accuracy at 10% of the diameter (ADD-S for
 symmetric parts), ADD(-S) AUC over 0-10 cm, median translation error, median
@@ -19,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hrc_perception.geometry import make_T
 from hrc_perception.object_pose.data import PartInfo, PoseSample, crop_points_cam_m, valid_pixels
 from hrc_perception.object_pose.metrics import add_or_adds_m, auc, rotation_error_deg, translation_error_m
 
-METHODS = ("densefusion", "densefusion_refined", "densefusion_verified", "icp_centroid", "icp_global")
+METHODS = ("densefusion", "densefusion_refined", "densefusion_verified", "render_compare", "verified_render_compare",
+           "icp_centroid", "icp_global")
 BASELINE_MAX_POINTS = 1000
 
 
@@ -57,11 +61,23 @@ def _row(method: str, part: PartInfo, sample: PoseSample, T: np.ndarray | None, 
             "r_err_deg": None if part.symmetric else rotation_error_deg(T[:3, :3], R_gt)}
 
 
+def render_compare_starts(refiner, cls: int, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starting poses for render-and-compare alone: the pose R [3, 3], t [3] and its
+    turns by 180 degrees about the part's x, y and z axes through its centroid
+    (R [4, 3, 3], t [4, 3])."""
+    from hrc_perception.object_pose.verify import axis_turns
+    c = refiner.centroids_m[cls]
+    Rh = R @ axis_turns(180.0)
+    return Rh, t + R @ c - Rh @ c
+
+
 def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int, PartInfo],
                      baselines: bool = True, quiet: bool = False) -> list[dict]:
     """Result rows of every sample whose part the model knows (see :func:`summarise`).
     DenseFusion runs one instance at a time (as timed); the refined pose is timed as
-    the main network plus refinement, the verified one as all three stages."""
+    the main network plus refinement, the verified one as all three stages; the
+    render-and-compare rows as the fit alone (``render_compare``: 4 starts from the
+    refined pose; ``verified_render_compare``: 1 start, the verified pose)."""
     from hrc_perception.object_pose.baseline import centroid_init, global_registration, icp_point_to_plane
     rows = []
     t_start = time.perf_counter()
@@ -77,11 +93,24 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
         t2 = time.perf_counter()
         rows.append(_row("densefusion", part, s, getattr(main, "T_cam_obj", None), t1 - t0))
         rows.append(_row("densefusion_refined", part, s, getattr(refined, "T_cam_obj", None), t2 - t1))
+        verified = "not_verified"
         if predictor.verifier is not None:
             t0 = time.perf_counter()
             verified = predictor.estimate([(s.crop, cls, s.K)])[0]
             rows.append(_row("densefusion_verified", part, s, getattr(verified, "T_cam_obj", None),
                              time.perf_counter() - t0))
+        rc = predictor.render_compare
+        if rc is not None and s.view is not None and not isinstance(refined, str):
+            R, t = refined.T_cam_obj[:3, :3], refined.T_cam_obj[:3, 3]
+            t0 = time.perf_counter()
+            Rh, th, loss = rc.refine(cls, s.view, *render_compare_starts(rc, cls, R, t))
+            best = int(np.argmin(loss))
+            rows.append(_row("render_compare", part, s, make_T(Rh[best], th[best]), time.perf_counter() - t0))
+            if predictor.verifier is not None and not isinstance(verified, str):
+                t0 = time.perf_counter()
+                Rr, tr, _ = rc.refine(cls, s.view, verified.T_cam_obj[None, :3, :3], verified.T_cam_obj[None, :3, 3])
+                rows.append(_row("verified_render_compare", part, s, make_T(Rr[0], tr[0]),
+                                 time.perf_counter() - t0))
         if baselines:
             valid = valid_pixels(s.crop)
             if len(valid) > BASELINE_MAX_POINTS:
@@ -170,16 +199,17 @@ def _scene_rgb(scene_root: Path, s: PoseSample) -> np.ndarray:
 
 def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = True,
              max_instances: int | None = None, quiet: bool = False, models: Path | None = None,
-             seg_weights: Path | None = None, figure: Path | None = None) -> dict:
+             seg_weights: Path | None = None, figure: Path | None = None, render_compare: bool = True) -> dict:
     """Figures of a model on a ``synth --dataset bop`` output: {"summary": per method,
     per part (see :func:`summarise`), "instances": n}. max_instances: an evenly spaced
     subset of that many instances. models: ``data`` is a real BOP scene folder and
     this its models folder (:func:`real_scene_samples`; seg_weights: with the
-    segmentation model's masks). figure: also draw the refined poses of every
-    instance of 4 of the frames (:func:`hrc_perception.object_pose.figure.pose_figure`)."""
+    segmentation model's masks). render_compare: also score the render-and-compare
+    rows. figure: also draw the refined poses of every instance of 4 of the frames
+    (:func:`hrc_perception.object_pose.figure.pose_figure`)."""
     from hrc_perception.object_pose.predictor import ObjectPosePredictor
     from hrc_perception.object_pose.data import bop_root, load_bop_split
-    predictor = ObjectPosePredictor(weights, device=device)
+    predictor = ObjectPosePredictor(weights, device=device, render_compare=render_compare)
     notes = None
     if models is not None:
         parts_by_id, samples, notes = real_scene_samples(Path(data), Path(models), predictor.build.crop_px,
@@ -205,10 +235,10 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = T
 def print_table(summary: dict, file=None) -> None:
     """One line per method and part."""
     file = file or sys.stdout
-    print(f"{'method':<21}{'part':<12}{'n':>5}{'ADD(-S)<0.1d':>13}{'AUC':>7}{'t err cm':>9}{'R err deg':>10}"
+    print(f"{'method':<24}{'part':<12}{'n':>5}{'ADD(-S)<0.1d':>13}{'AUC':>7}{'t err cm':>9}{'R err deg':>10}"
           f"{'ms/inst':>9}", file=file)
     for method, per in summary.items():
         for name, m in per.items():
             r = f"{m['r_err_median_deg']:>10.1f}" if m["r_err_median_deg"] is not None else f"{'-':>10}"
-            print(f"{method:<21}{name:<12}{m['instances']:>5d}{m['add_s_accuracy_0.1d']:>13.3f}{m['add_s_auc']:>7.3f}"
+            print(f"{method:<24}{name:<12}{m['instances']:>5d}{m['add_s_accuracy_0.1d']:>13.3f}{m['add_s_auc']:>7.3f}"
                   f"{m['t_err_median_cm']:>9.2f}{r}{m['ms_per_instance_median']:>9.1f}", file=file)

@@ -4,7 +4,8 @@
 instance (class + visible mask in a colour/depth pair with intrinsics K), the pose
 T_cam_obj [4, 4] (model to camera optical frame, metres) and a confidence in
 [0, 1]: the main network, the refiner, then (for a model file that carries its
-parts' surface points) pose verification (:mod:`.verify`). Instances it cannot use
+parts' surface points) pose verification (:mod:`.verify`) and, where asked,
+render-and-compare refinement (:mod:`.render_compare`). Instances it cannot use
 are reported with a reason instead of a pose (:data:`SKIP_REASONS`); a returned
 pose is always finite.
 """
@@ -24,6 +25,7 @@ from hrc_perception.object_pose.dataset import network_inputs
 from hrc_perception.object_pose.model import load_model, load_part_points
 from hrc_perception.object_pose.network import (PoseNet, PoseRefiner, compose_correction, quaternion_to_matrix,
                                                 to_estimate_frame)
+from hrc_perception.object_pose.render_compare import RenderCompareRefiner, RenderView, render_view
 from hrc_perception.object_pose.verify import PoseVerifier
 
 SKIP_REASONS = ("unknown_class", "few_depth_pixels", "non_finite_pose")
@@ -64,10 +66,13 @@ class ObjectPosePredictor:
     """DenseFusion on part instances. weights: a model file (:mod:`.model`);
     n_points / refine_iterations: default the model's own; min_depth_px: fewest image
     pixels of the mask with depth an instance needs. verify: verify each pose
-    (``self.verifier``; None when off or when the model file has no part points)."""
+    (``self.verifier``; None when off or when the model file has no part points).
+    render_compare: also fit each (verified) pose by render-and-compare where a view
+    is given (``self.render_compare``; None when off or without part points)."""
 
     def __init__(self, weights: str | Path, device: str = "cpu", n_points: int | None = None,
-                 refine_iterations: int | None = None, min_depth_px: int = 20, verify: bool = True):
+                 refine_iterations: int | None = None, min_depth_px: int = 20, verify: bool = True,
+                 render_compare: bool = False):
         self.device = torch.device(device)
         self.build, self.posenet, self.refiner, self.card = load_model(weights, map_location="cpu")
         self.posenet.to(self.device)
@@ -77,16 +82,20 @@ class ObjectPosePredictor:
         self.n_points = int(n_points or self.build.n_points)
         self.refine_iterations = int(self.build.refine_iterations if refine_iterations is None else refine_iterations)
         self.min_depth_px = int(min_depth_px)
-        points = load_part_points(weights) if verify else None
-        self.verifier = None if points is None else PoseVerifier(points, self.card["diameters_m"],
-                                                                 self.card.get("symmetric"))
+        points = load_part_points(weights) if (verify or render_compare) else None
+        self.verifier = None if points is None or not verify else PoseVerifier(
+            points, self.card["diameters_m"], self.card.get("symmetric"))
+        self.render_compare = None if points is None or not render_compare else RenderCompareRefiner(
+            points, self.card["diameters_m"])
 
     @torch.inference_mode()
     def estimate(self, items: Sequence[tuple[InstanceCrop, int, np.ndarray]], iterations: int | None = None,
-                 verify: bool = True) -> list[PartPose | str]:
+                 verify: bool = True, views: Sequence[RenderView | None] | None = None) -> list[PartPose | str]:
         """One result per item (crop, class index, K [3, 3]): a PartPose or a skip
         reason. iterations: refiner passes (default the predictor's). verify: False
-        skips verification even when the predictor has a verifier."""
+        skips verification even when the predictor has a verifier. views: per item,
+        its view for render-and-compare (None: not fitted), used when the predictor
+        has ``render_compare``."""
         iterations = self.refine_iterations if iterations is None else int(iterations)
         out: list[PartPose | str] = ["few_depth_pixels"] * len(items)
         batch, where = [], []
@@ -112,6 +121,11 @@ class ObjectPosePredictor:
         for j, i in enumerate(where):
             if verifier is not None and np.isfinite(R[j]).all() and np.isfinite(t[j]).all():
                 R[j], t[j] = verifier.verify(int(cls_t[j]), batch[j][1].astype(np.float64), R[j], t[j])
+            view = views[i] if views is not None else None
+            if self.render_compare is not None and view is not None:
+                Rr, tr, loss = self.render_compare.refine(int(cls_t[j]), view, R[j][None], t[j][None])
+                if np.isfinite(loss[0]):
+                    R[j], t[j] = Rr[0], tr[0]
             T, T0 = make_T(R[j], t[j]), make_T(R0[j], t0[j])
             if not (np.isfinite(T).all() and np.isfinite(T0).all() and np.isfinite(conf[j])):
                 out[i] = "non_finite_pose"
@@ -125,7 +139,7 @@ class ObjectPosePredictor:
         image pair: rgb [H, W, 3] uint8, depth_m [H, W] metres (0/NaN = none), K [3, 3].
         A class the model does not know gives "unknown_class". verify: as in
         :meth:`estimate`."""
-        items, where = [], []
+        items, where, views = [], [], []
         out: list[PartPose | str] = ["few_depth_pixels"] * len(instances)
         for i, (name, mask) in enumerate(instances):
             if name not in self.classes:
@@ -134,7 +148,8 @@ class ObjectPosePredictor:
             crop = crop_instance(rgb, depth_m, mask, self.build.crop_px)
             if crop is not None:
                 items.append((crop, self.classes.index(name), K))
+                views.append(render_view(mask, depth_m, K) if self.render_compare is not None else None)
                 where.append(i)
-        for i, r in zip(where, self.estimate(items, verify=verify)):
+        for i, r in zip(where, self.estimate(items, verify=verify, views=views)):
             out[i] = r
         return out

@@ -130,6 +130,8 @@ class ObjectPoseNode(HrcNode):
                   min_value=0, max_value=20),
         ParamSpec("verify_poses", True, "turn each pose about the part's axes and keep the turn that best fits "
                   "the observed points (models with part points)"),
+        ParamSpec("render_compare", False, "then fit each pose by silhouette and depth render-and-compare "
+                  "(models with part points; about 0.1 s per part on 2 cores)", read_only=True),
         ParamSpec("min_mask_pixels", 20, "fewest mask pixels with valid depth an instance needs",
                   min_value=1, max_value=1000000),
         ParamSpec("max_instances", 10, "at most this many part instances per image (highest scores)",
@@ -181,7 +183,8 @@ class ObjectPoseNode(HrcNode):
     def load_model(self) -> None:
         from hrc_perception.object_pose.predictor import ObjectPosePredictor
         path = resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE)
-        self.predictor = ObjectPosePredictor(path, device=self.param("device"))
+        self.predictor = ObjectPosePredictor(path, device=self.param("device"),
+                                             render_compare=self.param("render_compare"))
         self.weights_path = path
         card = self.predictor.card
         self._diameters_m = dict(zip(card.get("classes", []), card.get("diameters_m", [])))

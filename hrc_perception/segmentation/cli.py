@@ -35,7 +35,8 @@ def _train_embedding(args) -> int:
 
 def _eval(args) -> int:
     from hrc_perception.segmentation.evaluate import evaluate, print_table
-    metrics = evaluate(Path(args.weights), Path(args.data), device=args.device, max_images=args.max_images)
+    metrics = evaluate(Path(args.weights), Path(args.data), device=args.device, max_images=args.max_images,
+                       rpn_proposals=args.rpn_proposals, input_short_side=args.input_short_side)
     print_table(metrics)
     if args.json:
         write_json(metrics, Path(args.json), command=command_line(), weights=args.weights, data=args.data)
@@ -81,6 +82,9 @@ def register(commands: Commands) -> None:
     e.add_argument("--data", required=True, help="held-out synth output (with coco/) or a COCO folder")
     e.add_argument("--device", default="cpu")
     e.add_argument("--max-images", type=int)
+    e.add_argument("--rpn-proposals", type=int, help="region proposals kept after the RPN's NMS (default: the "
+                   "model's, 150)")
+    e.add_argument("--input-short-side", type=int, help="short side images are resized to (default: the model's)")
     add_json(e)
     e.set_defaults(func=_eval)
 

@@ -79,10 +79,12 @@ def coco_metrics(coco: COCO, results: list[dict], img_ids: list[int], iou_types=
 
 
 def evaluate(weights: Path, data: Path, device: str = "cpu", score_threshold: float = 0.05,
-             max_images: int | None = None, log=None) -> dict:
+             max_images: int | None = None, log=None, rpn_proposals: int | None = None,
+             input_short_side: int | None = None) -> dict:
     """Metrics of a model file on a COCO dataset directory (or a synth output with coco/).
     Ground truth with boxes but no masks (an annotation without ``segmentation``): box AP
-    only, the mask metrics None, ``masks_absent`` true and a note to ``log`` (stderr)."""
+    only, the mask metrics None, ``masks_absent`` true and a note to ``log`` (stderr).
+    rpn_proposals, input_short_side: the predictor's (None: the model's)."""
     from hrc_perception.segmentation.predictor import SegmentationPredictor
     root = coco_dir(data)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -91,7 +93,8 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", score_threshold: fl
     if no_mask:
         print(f"eval segmentation: note: {root / 'annotations.json'}: {no_mask} of {len(coco.dataset['annotations'])} "
               "annotations have no mask (segmentation): box AP only, no mask AP", file=log or sys.stderr)
-    predictor = SegmentationPredictor(weights, device=device, score_threshold=score_threshold)
+    predictor = SegmentationPredictor(weights, device=device, score_threshold=score_threshold,
+                                      rpn_proposals=rpn_proposals, input_short_side=input_short_side)
     results, times = predictions(predictor, coco, root, max_images)
     img_ids = sorted(coco.getImgIds())[:max_images]
     metrics = coco_metrics(coco, results, img_ids, ("bbox",) if no_mask else ("bbox", "segm"))
@@ -99,6 +102,8 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", score_threshold: fl
         metrics.update({"segm_AP": None, "segm_AP50": None, "segm_AP75": None, "per_class_segm_AP50": None})
     metrics["masks_absent"] = bool(no_mask)
     metrics["images"] = len(img_ids)
+    metrics["rpn_proposals"] = predictor.rpn_proposals
+    metrics["input_short_side"] = predictor.input_short_side
     metrics["seconds_per_image_median"] = float(np.median(times)) if times else None
     return metrics
 

@@ -60,6 +60,9 @@ class SegmentationPredictor:
         it (0..1). max_instances: at most this many detections per image (>= 1).
     input_short_side: short side (pixels) the model resizes to; None: the
         checkpoint's (320 for an untrained model).
+    rpn_proposals: region proposals kept after the RPN's NMS (twice as many before
+        it); None: the model's (150). More proposals find more objects in clutter, at
+        the cost of the box and mask heads' time.
     optimize: fold BatchNorm into convolutions and use channels-last weights
         (same outputs, ~3x faster trunk on CPU).
     engine: what runs the trunk and feature pyramid (:mod:`hrc_perception.engines`:
@@ -69,7 +72,8 @@ class SegmentationPredictor:
 
     def __init__(self, weights_path: str | Path | None = None, class_names: list[str] | None = None,
                  device: str = "cpu", score_threshold: float = 0.5, max_instances: int = 50,
-                 input_short_side: int | None = None, optimize: bool = True, engine: str = "torch"):
+                 input_short_side: int | None = None, optimize: bool = True, engine: str = "torch",
+                 rpn_proposals: int | None = None):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
@@ -89,7 +93,9 @@ class SegmentationPredictor:
                                  f"but class_names {list(class_names)} were given")
         self.class_names: list[str] = list(model.hrc_config["class_names"])
         self.model = model
-        self.set_options(score_threshold, max_instances, input_short_side or model.hrc_config["input_short_side"])
+        self.default_rpn_proposals = int(model.rpn._post_nms_top_n["testing"])
+        self.set_options(score_threshold, max_instances, input_short_side or model.hrc_config["input_short_side"],
+                         rpn_proposals)
         model.eval().to(self.device)
         if optimize:
             optimize_for_inference(model)
@@ -97,17 +103,25 @@ class SegmentationPredictor:
         self.engine = engine
         self.embedding_dim = int(model.roi_heads.embedding.dim)
 
-    def set_options(self, score_threshold: float, max_instances: int, input_short_side: int) -> None:
-        """Detection threshold (0..1), most instances per image (>= 1) and the short
-        side the image is resized to (pixels, >= 32); ValueError otherwise."""
+    def set_options(self, score_threshold: float, max_instances: int, input_short_side: int,
+                    rpn_proposals: int | None = None) -> None:
+        """Detection threshold (0..1), most instances per image (>= 1), the short
+        side the image is resized to (pixels, >= 32) and the RPN proposals after NMS
+        (>= 1; None keeps the current number); ValueError otherwise."""
         if not 0.0 <= float(score_threshold) <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         if int(max_instances) < 1:
             raise ValueError(f"max_instances must be >= 1, got {max_instances}")
         if int(input_short_side) < 32:
             raise ValueError(f"input_short_side must be >= 32 px, got {input_short_side}")
+        if rpn_proposals is not None and int(rpn_proposals) < 1:
+            raise ValueError(f"rpn_proposals must be >= 1, got {rpn_proposals}")
         self.score_threshold = float(score_threshold)
         self.max_instances = int(max_instances)
+        if rpn_proposals is not None:
+            self.model.rpn._post_nms_top_n["testing"] = int(rpn_proposals)
+            self.model.rpn._pre_nms_top_n["testing"] = 2 * int(rpn_proposals)
+        self.rpn_proposals = int(self.model.rpn._post_nms_top_n["testing"])
         self.input_short_side = int(input_short_side)
         self.model.transform.min_size = (self.input_short_side,)
         self.model.transform.max_size = max(self.model.transform.max_size, -(-self.input_short_side * 16 // 9))
