@@ -28,6 +28,8 @@ def test_partial_file_keeps_other_defaults(tmp_path):
     ("parts:\n  names: []\n", "parts.names", "empty part list"),
     ("parts:\n  mesh_units: inch\n", "parts.mesh_units", "must be 'm' or 'mm'"),
     ("humans:\n  count: [3, 1]\n", "humans.count", "low <= high"),
+    ("clutter:\n  count: [2, 100]\n", "clutter.count", "low <= high <= 60"),
+    ("clutter:\n  size_m: [0.0, 0.1]\n", "clutter.size_m", "must be >= 0.005"),
     ("sequence:\n  episode_frames: 0\n", "sequence.episode_frames", "must be >= 1"),
     ("camera:\n  pose:\n    distance_m: [1.0]\n", "camera.pose.distance_m", "expected 2 values"),
     ("table: 3\n", "table", "expected a mapping"),

@@ -183,3 +183,35 @@ def test_an_empty_cell_frame_is_the_same_instant_without_people(small_run):
     # where a person stood, the empty cell sees what was behind them: farther
     where = np.isin(full.instance_mask, list(people)) & (empty.depth_clean_m > 0)
     assert (empty.depth_clean_m[where] > full.depth_clean_m[where]).all()
+
+
+def test_table_clutter_is_background_among_the_parts_and_moves_no_other_draw(small_cell_yaml, small_frames):
+    """A cell with clutter (unmodelled objects on the table) renders the same parts, robot,
+    people and camera as without it: the clutter has its own generator; its pixels are
+    background (instance id 0) and lie on the table among the parts, clear of them."""
+    import dataclasses
+
+    from hrc_perception.sim.config import ClutterConfig
+    cfg = load_cell_config(small_cell_yaml)
+    run = SynthRun(dataclasses.replace(cfg, clutter=ClutterConfig(count=(6, 6), size_m=(0.05, 0.15))), seed=3)
+    ep, plain_ep = run.episode(0), SynthRun(cfg, seed=3).episode(0)
+    assert len(ep.static_items) > len(plain_ep.static_items)
+    a, b = run.frame(2), small_frames[2]
+    np.testing.assert_array_equal(a.T_world_cam, b.T_world_cam)
+    np.testing.assert_array_equal(a.robot.joint_positions_rad, b.robot.joint_positions_rad)
+    assert [(i.instance_id, i.class_name) for i in a.instances] == [(i.instance_id, i.class_name) for i in b.instances]
+    for pa, pb in zip(a.parts, b.parts):
+        np.testing.assert_array_equal(pa.T_cam_obj, pb.T_cam_obj)
+    # the clutter shows: background pixels nearer to the camera than the plain cell's there
+    nearer = (a.instance_mask == 0) & (b.instance_mask == 0) & (a.depth_clean_m > 0) & (
+        a.depth_clean_m < b.depth_clean_m - 0.02)
+    assert nearer.sum() > 200
+    # and stands on the table top, clear of the parts
+    clutter = ep.static_items[len(plain_ep.static_items):]
+    part_xy = np.array([T[:2, 3] for T in ep.scene(0).part_T_world])
+    for item in clutter:
+        assert item.instance_id == 0
+        assert abs(float(item.vertices_world_m[:, 2].min()) - ep.layout.table_height_m) < 1e-4
+        centre_xy = item.vertices_world_m[:, :2].mean(axis=0)
+        if len(part_xy):
+            assert np.linalg.norm(part_xy - centre_xy, axis=1).min() > 0.02

@@ -140,6 +140,18 @@ class PartsConfig:
 
 
 @dataclass(frozen=True)
+class ClutterConfig:
+    """Unmodelled objects on the table among the parts (background: instance id 0, no
+    class), as real work cells and the LM-O scenes have them. count: objects per
+    episode [low, high] (default none); size_m: their longest side's range. Shapes:
+    boxes, cylinders, spheres, capsules and random convex lumps, each with a random
+    material; drawn from their own generator (a cell without clutter renders the same
+    frames as before)."""
+    count: tuple[int, int] = (0, 0)
+    size_m: Range = (0.03, 0.2)
+
+
+@dataclass(frozen=True)
 class HumansConfig:
     """count: people per episode [low, high]. height_m: body height range.
     proportion_jitter: relative +- on segment lengths and girths.
@@ -179,6 +191,7 @@ class CellConfig:
     table: TableConfig = field(default_factory=TableConfig)
     robot: RobotConfig = field(default_factory=RobotConfig)
     parts: PartsConfig = field(default_factory=PartsConfig)
+    clutter: ClutterConfig = field(default_factory=ClutterConfig)
     humans: HumansConfig = field(default_factory=HumansConfig)
     lighting: LightingConfig = field(default_factory=LightingConfig)
 
@@ -336,6 +349,9 @@ def validate(cfg: CellConfig, prefix: str = "") -> None:
         _check(len(pc.names) > 0, prefix, "parts.names", "empty part list")
     _check(pc.mesh_units in ("m", "mm"), prefix, "parts.mesh_units", f"must be 'm' or 'mm', got {pc.mesh_units!r}")
     _check(0 <= pc.count[0] <= pc.count[1] <= 60, prefix, "parts.count", "must be 0 <= low <= high <= 60")
+    _check(0 <= cfg.clutter.count[0] <= cfg.clutter.count[1] <= 60, prefix, "clutter.count",
+           "must be 0 <= low <= high <= 60")
+    rng("clutter.size_m", cfg.clutter.size_m, lo=0.005, hi=1.0)
     rng("parts.area_x_m", pc.area_x_m)
     rng("parts.area_y_m", pc.area_y_m)
 

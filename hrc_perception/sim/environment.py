@@ -1,4 +1,4 @@
-"""The static cell around the work: floor, walls, table, floor clutter.
+"""The static cell around the work: floor, walls, table, floor clutter, table clutter.
 
 Everything here is background (instance id 0) and placed once per episode in
 the world frame (z up, metres, origin on the floor under the table centre).
@@ -75,4 +75,49 @@ def room_items(rng: np.random.Generator, table_size_m: tuple[float, float]) -> l
             mesh, T = trimesh.creation.cylinder(r, hh, sections=20), make_T(np.eye(3), np.array([x, y, hh / 2]))
         items.append(placed_item(mesh, T, 0, mat))
         placed += 1
+    return items
+
+
+CLUTTER_SHAPES = ("box", "cylinder", "sphere", "capsule", "lump")
+
+
+def clutter_mesh(rng: np.random.Generator, shape: str, size_m: float) -> trimesh.Trimesh:
+    """One clutter object of the given shape, longest side about size_m, resting on z = 0
+    (its lowest point), centred on the z axis."""
+    if shape == "box":
+        mesh = trimesh.creation.box(size_m * rng.uniform([0.3, 0.3, 0.15], [1.0, 1.0, 1.0]))
+    elif shape == "cylinder":
+        mesh = trimesh.creation.cylinder(size_m * rng.uniform(0.15, 0.5), size_m * rng.uniform(0.2, 1.0), sections=24)
+    elif shape == "sphere":
+        mesh = trimesh.creation.icosphere(subdivisions=2, radius=size_m / 2)
+    elif shape == "capsule":
+        mesh = trimesh.creation.capsule(size_m * rng.uniform(0.3, 0.7), size_m * rng.uniform(0.1, 0.25), count=[12, 12])
+        mesh.apply_transform(make_T(np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]), np.zeros(3)))  # lying down
+    elif shape == "lump":
+        mesh = trimesh.convex.convex_hull(rng.normal(0.0, 1.0, (int(rng.integers(8, 20)), 3)) * size_m / 4)
+    else:
+        raise ValueError(f"unknown clutter shape {shape!r}; one of {CLUTTER_SHAPES}")
+    mesh.apply_translation([0.0, 0.0, -float(mesh.vertices[:, 2].min())])
+    return mesh
+
+
+def clutter_items(rng: np.random.Generator, count: int, size_m: tuple[float, float], area_x_m, area_y_m,
+                  table_h_m: float, keep_out: list[tuple[float, float, float]]) -> list[RenderItem]:
+    """``count`` clutter objects (:func:`clutter_mesh`) on the table top (height
+    table_h_m) within area_x_m x area_y_m (world x, y ranges), each clear of the
+    circles (x, y, radius) of keep_out (the parts) and of the others; fewer where
+    they do not fit."""
+    items, taken = [], list(keep_out)
+    for _ in range(count):
+        size = float(rng.uniform(*size_m))
+        mesh = clutter_mesh(rng, str(CLUTTER_SHAPES[rng.integers(len(CLUTTER_SHAPES))]), size)
+        radius = 0.5 * float(np.linalg.norm(mesh.extents[:2]))
+        mat = random_material(rng)
+        for _ in range(30):
+            x, y = rng.uniform(*area_x_m), rng.uniform(*area_y_m)
+            if all(np.hypot(x - qx, y - qy) > radius + qr + 0.01 for qx, qy, qr in taken):
+                items.append(placed_item(mesh, make_T(rot_z(rng.uniform(-np.pi, np.pi)),
+                                                      np.array([x, y, table_h_m])), 0, mat))
+                taken.append((x, y, radius))
+                break
     return items

@@ -16,7 +16,7 @@ from hrc_perception.geometry import invert_T, look_at, make_K, make_T, project, 
 from hrc_perception.sim import humans as hum
 from hrc_perception.sim.config import CellConfig
 from hrc_perception.sim.depth_noise import sample_depth_noise_params, stereo_depth_mm
-from hrc_perception.sim.environment import room_items, table_items
+from hrc_perception.sim.environment import clutter_items, room_items, table_items
 from hrc_perception.sim.frame import (CATEGORY_PART, CATEGORY_PERSON, CATEGORY_ROBOT, VIS_OCCLUDED,
                                       VIS_OUTSIDE, VIS_VISIBLE, ClassInfo, Frame, HumanGT, Instance,
                                       Keypoints, PartGT, RobotGT)
@@ -34,6 +34,8 @@ ROBOT_INSTANCE_ID = 1
 ROBOT_VISIBILITY_TOL_M = 0.12
 HUMAN_VISIBILITY_TOL_M = 0.18
 STAMP_ORIGIN_NS = 1_000_000_000
+CLUTTER_STREAM = 7
+"""Third word of the table clutter's seed sequence (seed, episode index, CLUTTER_STREAM)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,16 @@ class Episode:
             rng, robot, self.T_world_base, poses, radii, tops, table_h, cfg.parts.area_x_m, cfg.parts.area_y_m,
             self.duration_s, cfg.robot.max_joint_speed_rad_s, cfg.robot.joint_limit_margin_rad,
             cfg.robot.random_move_probability)
+
+        cc = cfg.clutter
+        if cc.count[1] > 0:   # its own generator: the draws above and below stay as without clutter
+            crng = np.random.default_rng(np.random.SeedSequence([seed, index, CLUTTER_STREAM]))
+            margin = 0.1
+            self.static_items = self.static_items + clutter_items(
+                crng, int(crng.integers(cc.count[0], cc.count[1] + 1)), cc.size_m,
+                (cfg.parts.area_x_m[0] - margin, cfg.parts.area_x_m[1] + margin),
+                (cfg.parts.area_y_m[0] - margin, cfg.parts.area_y_m[1] + margin), table_h,
+                [(float(p[0, 3]), float(p[1, 3]), r) for p, r in zip(poses, radii)])
 
         targets = [p[:3, 3] for p in poses] + [transform_points(self.T_world_base, np.array([0.4, s, 0.2]))
                                               for s in (-0.2, 0.2)]
