@@ -3,7 +3,8 @@
 On synthetic close-up frames of the default parts (``config/cell_parts_closeup.yaml``,
 a seed of its own): DenseFusion one instance at a time (main network, and main
 network + refinement, and refined + verified; the last also per part, as only the
-asymmetric parts are verified), DenseFusion per frame (all of the frame's parts in one
+asymmetric parts are verified; render-and-compare's fit alone, from the refined pose
+and from the verified one), DenseFusion per frame (all of the frame's parts in one
 batch) and per batch of 6 parts, and in the same run the ICP baselines on the same instances, with each
 method's ADD(-S) accuracy at 0.1 d so speed is compared at known accuracy.
 """
@@ -33,7 +34,7 @@ def bench_object_pose(weights: str, frames: int = 12, seed: int = 900, threads: 
     from hrc_perception.sim.export import run_synth
 
     torch.set_num_threads(threads)
-    predictor = ObjectPosePredictor(weights)
+    predictor = ObjectPosePredictor(weights, render_compare=True)
     with tempfile.TemporaryDirectory() as tmp:
         config = resources.share_dir() / BENCH_CONFIG
         run_synth(load_cell_config(config), seed, frames, Path(tmp), bag=False, datasets=["bop"],
@@ -91,7 +92,7 @@ def bench_object_pose(weights: str, frames: int = 12, seed: int = 900, threads: 
     print(f"bench object_pose: {len(samples)} instances in {len(frame_times)} frames, {threads} threads, "
           f"{res['machine']}")
     for m in summary:
-        print(f"  {m:<21} median {med_ms(m):7.1f} ms/instance   ADD(-S)<0.1d {acc(m):.3f}")
+        print(f"  {m:<24} median {med_ms(m):7.1f} ms/instance   ADD(-S)<0.1d {acc(m):.3f}")
     print(f"  {final} by part: " + ", ".join(f"{n} {ms:.1f}" for n, ms in res["final_per_part_ms_median"].items())
           + " ms/instance")
     print(f"  {final} per frame ({res['parts_per_frame_median']:.0f} parts, one batch) median "

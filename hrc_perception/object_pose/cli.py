@@ -26,7 +26,7 @@ def _eval(args) -> int:
     res = evaluate(Path(args.weights), Path(args.data), device=args.device, baselines=not args.no_baselines,
                    max_instances=args.max_instances, models=optional_path(args.models),
                    seg_weights=optional_path(args.seg_weights), figure=optional_path(args.figure),
-                   render_compare=not args.no_render_compare)
+                   render_compare=not args.no_render_compare, seg_rpn_proposals=args.seg_rpn_proposals)
     print_table(res["summary"])
     if "figure" in res:
         print(f"wrote {res['figure']}")
@@ -76,6 +76,8 @@ def register(commands: Commands) -> None:
                    "and this its models folder; masks rendered from the ground-truth poses")
     e.add_argument("--seg-weights", type=input_file,
                    help="with --models: use this segmentation model's masks instead")
+    e.add_argument("--seg-rpn-proposals", type=int, help="with --seg-weights: its RPN proposals (default: the "
+                   "model's, 150)")
     add_json(e)
     e.add_argument("--figure", help="also draw the refined poses on 4 frames into this image (.jpg/.png)")
     e.set_defaults(func=_eval)

@@ -131,7 +131,8 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
 
 
 def real_scene_samples(scene_dir: Path, models_dir: Path, crop_px: int, seg_weights: Path | None = None,
-                       min_visible_px: int = 50) -> tuple[dict[int, PartInfo], list[PoseSample], dict]:
+                       min_visible_px: int = 50, seg_rpn_proposals: int | None = None
+                       ) -> tuple[dict[int, PartInfo], list[PoseSample], dict]:
     """Instances of a real BOP scene (e.g. Linemod-Occluded) in its frames that have a
     depth image: (parts by obj_id, named like the synthetic cell names mesh-folder
     parts, ``obj_000001``; samples; notes). Ground-truth visible masks are rendered from
@@ -139,7 +140,8 @@ def real_scene_samples(scene_dir: Path, models_dir: Path, crop_px: int, seg_weig
     :func:`hrc_perception.io.bop_coco.visible_masks`). With ``seg_weights`` the masks are
     the segmentation model's instead: per object, the detection of its class with the
     highest mask IoU with the ground-truth mask (at least 0.5); objects without one are
-    counted as missed in the notes."""
+    counted as missed in the notes. seg_rpn_proposals: the segmentation model's RPN
+    proposals (None: the model's)."""
     import json
 
     from PIL import Image
@@ -154,7 +156,7 @@ def real_scene_samples(scene_dir: Path, models_dir: Path, crop_px: int, seg_weig
     seg = None
     if seg_weights is not None:
         from hrc_perception.segmentation.predictor import SegmentationPredictor
-        seg = SegmentationPredictor(seg_weights, score_threshold=0.3)
+        seg = SegmentationPredictor(seg_weights, score_threshold=0.3, rpn_proposals=seg_rpn_proposals)
     masks, notes = {}, {"mask_source": "segmentation model" if seg else "rendered ground truth", "missed": {}}
     for key in sorted(gt, key=int):
         depth_path = scene_dir / "depth" / f"{int(key):06d}.png"
@@ -199,13 +201,14 @@ def _scene_rgb(scene_root: Path, s: PoseSample) -> np.ndarray:
 
 def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = True,
              max_instances: int | None = None, quiet: bool = False, models: Path | None = None,
-             seg_weights: Path | None = None, figure: Path | None = None, render_compare: bool = True) -> dict:
+             seg_weights: Path | None = None, figure: Path | None = None, render_compare: bool = True,
+             seg_rpn_proposals: int | None = None) -> dict:
     """Figures of a model on a ``synth --dataset bop`` output: {"summary": per method,
     per part (see :func:`summarise`), "instances": n}. max_instances: an evenly spaced
     subset of that many instances. models: ``data`` is a real BOP scene folder and
     this its models folder (:func:`real_scene_samples`; seg_weights: with the
-    segmentation model's masks). render_compare: also score the render-and-compare
-    rows. figure: also draw the refined poses of every instance of 4 of the frames
+    segmentation model's masks, seg_rpn_proposals its RPN proposals). render_compare:
+    also score the render-and-compare rows. figure: also draw the refined poses of every instance of 4 of the frames
     (:func:`hrc_perception.object_pose.figure.pose_figure`)."""
     from hrc_perception.object_pose.predictor import ObjectPosePredictor
     from hrc_perception.object_pose.data import bop_root, load_bop_split
@@ -213,7 +216,7 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = T
     notes = None
     if models is not None:
         parts_by_id, samples, notes = real_scene_samples(Path(data), Path(models), predictor.build.crop_px,
-                                                         seg_weights)
+                                                         seg_weights, seg_rpn_proposals=seg_rpn_proposals)
     else:
         parts_by_id, samples = load_bop_split(Path(data), crop_px=predictor.build.crop_px, quiet=quiet)
     all_samples = samples
