@@ -196,8 +196,8 @@ def _box_only_coco(root: Path) -> Path:
 class _FakePredictor:
     """Detections: the person's true box (score 0.9), the gear 20 px off (0.8)."""
 
-    def __init__(self, weights, device="cpu", score_threshold=0.05):
-        pass
+    def __init__(self, weights, device="cpu", score_threshold=0.05, rpn_proposals=None, input_short_side=None):
+        self.rpn_proposals, self.input_short_side = rpn_proposals or 150, input_short_side or 320
 
     def predict(self, rgb):
         return SimpleNamespace(boxes_xyxy=np.array([[4, 4, 24, 34], [16, 26, 36, 46]], np.float32),

@@ -57,7 +57,9 @@ def test_train_two_stages_resume_and_card(trained, tiny_bop, capsys):
     assert card["classes"] == ["gear", "bracket", "bolt"] and card["symmetric"] == [True, False, True]
     assert card["data"]["seed"] == 21 and card["metrics_data"]["seed"] == 22
     held = card["metrics_held_out"]
-    assert set(held) == {"densefusion", "densefusion_refined", "densefusion_verified"}   # the file has part points
+    # the file has part points: verification and render-and-compare are scored
+    assert set(held) == {"densefusion", "densefusion_refined", "densefusion_verified", "render_compare",
+                         "verified_render_compare"}
     assert held["densefusion"]["all"]["instances"] > 0
     assert len(card["sha256"]) == 64
     # A model of 2 + 2 steps: its figures mean nothing; the scoring that gives them can be checked: the
@@ -72,8 +74,9 @@ def test_train_two_stages_resume_and_card(trained, tiny_bop, capsys):
     for shift_d, accuracy in ((0.0, 1.0), (1.0, 0.0)):
         poses = {id(s.crop): s.T_cam_obj + np.pad([[shift_d * parts[s.obj_id].diameter_m], [0], [0]], ((0, 1), (3, 0)))
                  for s in samples}
-        truth = SimpleNamespace(classes=card["classes"], verifier=None, estimate=lambda items, **_: [
-            SimpleNamespace(T_cam_obj=poses[id(crop)]) for crop, _, _ in items])
+        truth = SimpleNamespace(classes=card["classes"], verifier=None, render_compare=None,
+                                estimate=lambda items, **_: [SimpleNamespace(T_cam_obj=poses[id(crop)])
+                                                             for crop, _, _ in items])
         figures = summarise(evaluate_samples(truth, samples, parts, baselines=False, quiet=True),
                             {p.name: p for p in parts.values()})["densefusion_refined"]["all"]
         assert figures["instances"] == held["densefusion_refined"]["all"]["instances"]
