@@ -39,7 +39,8 @@ def bench_object_pose(weights: str, frames: int = 12, seed: int = 900, threads: 
         config = resources.share_dir() / BENCH_CONFIG
         run_synth(load_cell_config(config), seed, frames, Path(tmp), bag=False, datasets=["bop"],
                   config_dir=config.parent, config_path=str(BENCH_CONFIG), progress=False)
-        parts_by_id, samples = load_bop_split(Path(tmp), crop_px=predictor.build.crop_px, quiet=True)
+        parts_by_id, samples = load_bop_split(Path(tmp), crop_px=predictor.build.crop_px, quiet=True,
+                                              with_views=True)
     predictor.estimate([(samples[0].crop, 0, samples[0].K)])       # warm-up
     rows = evaluate_samples(predictor, samples, parts_by_id, baselines=True, quiet=True)
     summary = summarise(rows, {p.name: p for p in parts_by_id.values()})

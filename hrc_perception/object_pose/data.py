@@ -212,12 +212,14 @@ def bop_scene_dirs(split_dir: str | Path) -> list[Path]:
 
 
 def iter_scene_samples(scene_dir: Path, crop_px: int = CROP_PX, min_visible_px: int = 50,
-                       obj_ids: set[int] | None = None, masks: dict | None = None) -> Iterator[PoseSample]:
+                       obj_ids: set[int] | None = None, masks: dict | None = None,
+                       with_views: bool = False) -> Iterator[PoseSample]:
     """Annotated instances of one BOP scene folder (rgb/ or jpg, depth/, mask_visib/,
     scene_gt.json, scene_camera.json). Instances with fewer than ``min_visible_px``
     visible pixels, or whose obj_id is not in ``obj_ids``, are skipped. masks:
     {(image_id, gt_index): [H, W] bool} to use instead of mask_visib/ files (masks
-    rendered from the poses, for real scenes that have none)."""
+    rendered from the poses, for real scenes that have none). with_views: also each
+    sample's render-and-compare view (evaluation; training needs none)."""
     gt = json.loads((scene_dir / "scene_gt.json").read_text())
     cams = json.loads((scene_dir / "scene_camera.json").read_text())
     for key in sorted(gt, key=int):
@@ -251,7 +253,7 @@ def iter_scene_samples(scene_dir: Path, crop_px: int = CROP_PX, min_visible_px: 
             if crop is None or len(valid_pixels(crop)) == 0:
                 continue
             yield PoseSample(crop, K, int(e["obj_id"]), gt_pose_T(e), scene_dir.name, image_id, k,
-                             render_view(mask, depth, K))
+                             render_view(mask, depth, K) if with_views else None)
 
 
 def bop_root(synth_dir: Path) -> Path:
@@ -260,8 +262,9 @@ def bop_root(synth_dir: Path) -> Path:
 
 
 def load_bop_split(synth_dir: str | Path, split: str = "train", crop_px: int = CROP_PX, min_visible_px: int = 50,
-                   quiet: bool = False) -> tuple[dict[int, PartInfo], list[PoseSample]]:
-    """(parts by obj_id, instances) of a ``hrc-perception synth --dataset bop`` output."""
+                   quiet: bool = False, with_views: bool = False) -> tuple[dict[int, PartInfo], list[PoseSample]]:
+    """(parts by obj_id, instances) of a ``hrc-perception synth --dataset bop`` output;
+    with_views: as in :func:`iter_scene_samples`."""
     synth_dir = Path(synth_dir)
     root = bop_root(synth_dir)
     parts = load_bop_parts(root / "models", synth_part_names(synth_dir))
@@ -269,7 +272,7 @@ def load_bop_split(synth_dir: str | Path, split: str = "train", crop_px: int = C
     samples: list[PoseSample] = []
     t0 = time.perf_counter()
     for i, scene in enumerate(scenes):
-        samples.extend(iter_scene_samples(scene, crop_px, min_visible_px))
+        samples.extend(iter_scene_samples(scene, crop_px, min_visible_px, with_views=with_views))
         if not quiet and ((i + 1) % 50 == 0 or i + 1 == len(scenes)):
             print(f"object_pose data: {i + 1}/{len(scenes)} scenes, {len(samples)} instances "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)

@@ -93,7 +93,7 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
         t2 = time.perf_counter()
         rows.append(_row("densefusion", part, s, getattr(main, "T_cam_obj", None), t1 - t0))
         rows.append(_row("densefusion_refined", part, s, getattr(refined, "T_cam_obj", None), t2 - t1))
-        verified = "not_verified"
+        verified = None
         if predictor.verifier is not None:
             t0 = time.perf_counter()
             verified = predictor.estimate([(s.crop, cls, s.K)])[0]
@@ -106,9 +106,10 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
             Rh, th, loss = rc.refine(cls, s.view, *render_compare_starts(rc, cls, R, t))
             best = int(np.argmin(loss))
             rows.append(_row("render_compare", part, s, make_T(Rh[best], th[best]), time.perf_counter() - t0))
-            if predictor.verifier is not None and not isinstance(verified, str):
+            T_verified = getattr(verified, "T_cam_obj", None)
+            if T_verified is not None:
                 t0 = time.perf_counter()
-                Rr, tr, _ = rc.refine(cls, s.view, verified.T_cam_obj[None, :3, :3], verified.T_cam_obj[None, :3, 3])
+                Rr, tr, _ = rc.refine(cls, s.view, T_verified[None, :3, :3], T_verified[None, :3, 3])
                 rows.append(_row("verified_render_compare", part, s, make_T(Rr[0], tr[0]),
                                  time.perf_counter() - t0))
         if baselines:
@@ -179,7 +180,7 @@ def real_scene_samples(scene_dir: Path, models_dir: Path, crop_px: int, seg_weig
                 masks[(int(key), k)] = det.masks[int(np.argmax(ious))]
             else:
                 notes["missed"][name] = notes["missed"].get(name, 0) + 1
-    samples = list(iter_scene_samples(scene_dir, crop_px, min_visible_px, masks=masks))
+    samples = list(iter_scene_samples(scene_dir, crop_px, min_visible_px, masks=masks, with_views=True))
     return parts, samples, notes
 
 
@@ -218,7 +219,8 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = T
         parts_by_id, samples, notes = real_scene_samples(Path(data), Path(models), predictor.build.crop_px,
                                                          seg_weights, seg_rpn_proposals=seg_rpn_proposals)
     else:
-        parts_by_id, samples = load_bop_split(Path(data), crop_px=predictor.build.crop_px, quiet=quiet)
+        parts_by_id, samples = load_bop_split(Path(data), crop_px=predictor.build.crop_px, quiet=quiet,
+                                              with_views=render_compare)
     all_samples = samples
     if max_instances is not None and len(samples) > max_instances:
         samples = [samples[i] for i in np.linspace(0, len(samples) - 1, max_instances).round().astype(int)]

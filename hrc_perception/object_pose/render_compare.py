@@ -85,6 +85,22 @@ def render_view(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, size: int 
     return RenderView(share, depth, Window(float(X0), float(Y0), float(side), size), np.asarray(K, np.float64))
 
 
+@dataclass(frozen=True)
+class _ViewTensors:
+    """A RenderView as the loss uses it: mask and depth [S, S] and K float32 tensors,
+    the mask's area (crop pixels, at least 1)."""
+    mask: torch.Tensor
+    depth_m: torch.Tensor
+    K: torch.Tensor
+    window: Window
+    area: float
+
+
+def _view_tensors(view: RenderView) -> _ViewTensors:
+    return _ViewTensors(torch.from_numpy(view.mask), torch.from_numpy(view.depth_m),
+                        torch.from_numpy(view.K.astype(np.float32)), view.window, float(max(view.mask.sum(), 1.0)))
+
+
 def axis_angle_to_matrix(w: torch.Tensor) -> torch.Tensor:
     """Rotations [H, 3, 3] of axis-angle vectors w [H, 3] (radians), differentiable
     at 0 (Rodrigues with the series near 0)."""
@@ -107,8 +123,7 @@ class RenderCompareRefiner:
     (evenly spaced) are rendered."""
 
     def __init__(self, part_points_m: list[np.ndarray], diameters_m: list[float], iterations: int = ITERATIONS,
-                 depth_weight: float = DEPTH_WEIGHT, outside_unsure_weight: float = OUTSIDE_UNSURE_WEIGHT,
-                 depth_scale_d: float = DEPTH_SCALE_D, splat_options: dict | None = None):
+                 depth_weight: float = DEPTH_WEIGHT, outside_unsure_weight: float = OUTSIDE_UNSURE_WEIGHT):
         if len(part_points_m) != len(diameters_m):
             raise ValueError(f"{len(part_points_m)} point sets and {len(diameters_m)} diameters")
         self.points_m, self.area_m2, self.centroids_m = [], [], []
@@ -123,25 +138,22 @@ class RenderCompareRefiner:
         self.iterations = int(iterations)
         self.depth_weight = float(depth_weight)
         self.outside_unsure_weight = float(outside_unsure_weight)
-        self.depth_scale_d = float(depth_scale_d)
-        self.splat_options = dict(splat_options or {})
 
     def losses(self, cls: int, view: RenderView, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Loss [H] (see the module) of poses R [H, 3, 3], t [H, 3] (float32 tensors)."""
-        K = torch.from_numpy(view.K.astype(np.float32))
-        sil, depth_r, weight = splat(self.points_m[cls], self.area_m2[cls], R, t, K, view.window, **self.splat_options)
-        m = torch.from_numpy(view.mask)
-        d = torch.from_numpy(view.depth_m)
-        D = self.diameters_m[cls]
+        return self._losses(cls, _view_tensors(view), R, t)
+
+    def _losses(self, cls: int, view: "_ViewTensors", R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        sil, depth_r, weight = splat(self.points_m[cls], self.area_m2[cls], R, t, view.K, view.window)
+        m, d, D = view.mask, view.depth_m, self.diameters_m[cls]
         with torch.no_grad():
             rendered = (weight > 0) & (sil > 0.5)
             free = (d > 0) & rendered & (d > depth_r + FREE_MARGIN * D)
             w = torch.where(m >= 0.5, 1.0, torch.where(free, 1.0, self.outside_unsure_weight))
             use_depth = rendered & (d > 0) & (m >= 0.5)
-        area = float(max(view.mask.sum(), 1.0))
-        l_sil = (w * (sil - m) ** 2).sum(dim=(1, 2)) / area
+        l_sil = (w * (sil - m) ** 2).sum(dim=(1, 2)) / view.area
         x2 = ((depth_r - d) / D) ** 2
-        rho = torch.where(use_depth, x2 / (x2 + self.depth_scale_d ** 2), torch.zeros_like(x2))
+        rho = torch.where(use_depth, x2 / (x2 + DEPTH_SCALE_D ** 2), torch.zeros_like(x2))
         l_depth = rho.sum(dim=(1, 2)) / use_depth.sum(dim=(1, 2)).clamp_min(1)
         # a pose that overlaps no measured depth gets the worst depth loss, not the best
         l_depth = torch.where(use_depth.sum(dim=(1, 2)) > 0, l_depth, torch.ones_like(l_depth))
@@ -168,10 +180,11 @@ class RenderCompareRefiner:
         w = torch.zeros(len(idx), 3, requires_grad=True)
         dt = torch.zeros(len(idx), 3, requires_grad=True)
         opt = torch.optim.Adam([{"params": [w], "lr": LR_ROTATION_RAD}, {"params": [dt], "lr": LR_TRANSLATION_D}])
+        view_t = _view_tensors(view)                                             # once, not per step
         for it in range(self.iterations + 1):
             R = axis_angle_to_matrix(w) @ Rs
             t = centre + dt * D - torch.einsum("hij,j->hi", R, c_t)
-            loss = self.losses(cls, view, R, t)
+            loss = self._losses(cls, view_t, R, t)
             lv = loss.detach().double().numpy()
             better = lv < loss_best[idx]
             if better.any():

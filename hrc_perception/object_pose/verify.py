@@ -164,32 +164,20 @@ class PoseVerifier:
             t = np.where(ok[:, None], mu_cam - np.einsum("hij,hj->hi", R, mu_model), t)
         return R, t
 
-    def candidates(self, cls: int, points_cam_m: np.ndarray, R: np.ndarray, t: np.ndarray, count: int = 1
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The ``count`` best fitted turns of the estimate R [3, 3], t [3] (model to
-        camera) given the observed points [N, 3] (camera frame, metres), best first:
-        (R [k, 3, 3], t [k, 3], score_m [k]). A symmetric part: the estimate alone
-        (score computed, not fitted)."""
-        points_cam_m = np.asarray(points_cam_m, np.float64)
+    def verify(self, cls: int, points_cam_m: np.ndarray, R: np.ndarray, t: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The verified pose (R [3, 3], t [3]) of the estimate R, t (model to camera)
+        given the observed points [N, 3] (camera frame, metres); the estimate itself
+        for a symmetric part."""
         if self.symmetric[cls]:
-            return R[None], t[None], self.score_m(cls, points_cam_m, R[None], t[None])
+            return R, t
         c = self.centroids_m[cls]
+        points_cam_m = np.asarray(points_cam_m, np.float64)
         Rh = R @ self.turns                                  # [H, 3, 3]; turn 0 is the estimate
         th = t + R @ c - Rh @ c                              # the centroid stays where it was
         Rh, th = self.align(cls, points_cam_m, Rh, th, 1, rotate=False, inliers_only=False)
         Rh, th = self.align(cls, points_cam_m, Rh, th, 1)
         fine = np.argsort(self.score_m(cls, points_cam_m, Rh, th), kind="stable")[:FINE_HYPOTHESES]
         Rh, th = self.align(cls, points_cam_m, Rh[fine], th[fine], FINE_ICP_ITERATIONS)
-        score = self.score_m(cls, points_cam_m, Rh, th)
-        order = np.argsort(score, kind="stable")[:max(int(count), 1)]
-        return Rh[order], th[order], score[order]
-
-    def verify(self, cls: int, points_cam_m: np.ndarray, R: np.ndarray, t: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """The verified pose (R [3, 3], t [3]) of the estimate R, t (model to camera)
-        given the observed points [N, 3] (camera frame, metres): the best of
-        :meth:`candidates`; the estimate itself for a symmetric part."""
-        if self.symmetric[cls]:
-            return R, t
-        Rh, th, _ = self.candidates(cls, points_cam_m, R, t)
-        return Rh[0], th[0]
+        best = int(np.argmin(self.score_m(cls, points_cam_m, Rh, th)))
+        return Rh[best], th[best]

@@ -74,14 +74,12 @@ def area_per_point_m2(points_m: np.ndarray) -> float:
 
 
 def splat(points_m: Tensor, area_m2: float, R: Tensor, t: Tensor, K: Tensor, window: Window,
-          front_m: float = 0.01, radius_px: int | None = None, sigma_spacing: float | None = None,
-          kappa: float | None = None, sigma_min_px: float = SIGMA_MIN_PX) -> tuple[Tensor, Tensor, Tensor]:
+          front_m: float = 0.01) -> tuple[Tensor, Tensor, Tensor]:
     """Soft silhouettes and depths of one part under H poses.
 
     points_m [M, 3] (model frame, metres); area_m2: surface area per point; R [H, 3, 3],
     t [H, 3] (model to camera, metres); K [3, 3]; window: where to render; front_m: the
-    soft z-buffer's depth of the front surface; radius_px, sigma_spacing, kappa:
-    default the module's constants. Returns (silhouette [H, S, S] in [0, 1), depth_m
+    soft z-buffer's depth of the front surface. Returns (silhouette [H, S, S] in [0, 1), depth_m
     [H, S, S] (0 where nothing is splatted), weight [H, S, S] (the depth's weights,
     > 0 where some point reaches)). Points behind the camera (z <= 1 mm) are dropped.
     """
@@ -96,10 +94,9 @@ def splat(points_m: Tensor, area_m2: float, R: Tensor, t: Tensor, K: Tensor, win
     v = ((K[1, 1] * p[..., 1] / zc + K[1, 2] + 0.5 - window.y0) * scale - 0.5)
     f_px = float(K[0, 0]) * scale
     spacing_px = (area_m2 ** 0.5) * f_px / zc                                         # [H, M]
-    radius_px = SPLAT_RADIUS_PX if radius_px is None else radius_px
-    sigma = ((sigma_spacing or SIGMA_SPACING) * spacing_px).clamp(sigma_min_px, float(radius_px))
+    sigma = (SIGMA_SPACING * spacing_px).clamp(SIGMA_MIN_PX, float(SPLAT_RADIUS_PX))
     coverage_px2 = area_m2 * (f_px / zc) ** 2
-    offsets = torch.arange(-radius_px, radius_px + 1, dtype=dtype)
+    offsets = torch.arange(-SPLAT_RADIUS_PX, SPLAT_RADIUS_PX + 1, dtype=dtype)
     cu = torch.round(u.detach())[..., None, None] + offsets[None, :]                 # [H, M, 1, R]
     cv = torch.round(v.detach())[..., None, None] + offsets[:, None]                 # [H, M, R, 1]
     d2 = (cu - u[..., None, None]) ** 2 + (cv - v[..., None, None]) ** 2             # [H, M, R, R]
@@ -118,6 +115,6 @@ def splat(points_m: Tensor, area_m2: float, R: Tensor, t: Tensor, K: Tensor, win
     weight = torch.zeros(n_pix + 1, dtype=dtype).index_add(0, pix, w)
     depth = torch.zeros(n_pix + 1, dtype=dtype).index_add(0, pix, w * zz)[:n_pix] / weight[:n_pix].clamp_min(1e-12)
     density, weight = density[:n_pix], weight[:n_pix]
-    silhouette = 1.0 - torch.exp(-(kappa or KAPPA) * density)
+    silhouette = 1.0 - torch.exp(-KAPPA * density)
     shape = (H, S, S)
     return silhouette.view(shape), depth.view(shape), weight.view(shape)
