@@ -215,3 +215,31 @@ def test_table_clutter_is_background_among_the_parts_and_moves_no_other_draw(sma
         centre_xy = item.vertices_world_m[:, :2].mean(axis=0)
         if len(part_xy):
             assert np.linalg.norm(part_xy - centre_xy, axis=1).min() > 0.02
+
+
+def test_rich_materials_and_camera_effects_change_only_the_looks(small_cell_yaml, small_frames):
+    """Rich background materials and camera effects come from their own generators: the
+    same camera, robot, parts, people, masks and depth as the plain cell; the background's
+    colours differ (rich materials) and so does the whole image (effects)."""
+    import dataclasses
+
+    from hrc_perception.sim.config import AppearanceConfig, CameraEffectsConfig
+    cfg = load_cell_config(small_cell_yaml)
+    rich = dataclasses.replace(cfg, appearance=AppearanceConfig(background_materials="rich"))
+    a, b = SynthRun(rich, seed=3).frame(2), small_frames[2]
+    np.testing.assert_array_equal(a.T_world_cam, b.T_world_cam)
+    np.testing.assert_array_equal(a.instance_mask, b.instance_mask)
+    np.testing.assert_array_equal(a.depth_clean_m, b.depth_clean_m)
+    np.testing.assert_array_equal(a.robot.joint_positions_rad, b.robot.joint_positions_rad)
+    bg = b.instance_mask == 0
+    changed = np.abs(a.rgb.astype(int) - b.rgb.astype(int)).max(axis=2) > 8
+    assert changed[bg].mean() > 0.5
+    ep = SynthRun(rich, seed=3).episode(0)
+    assert all(it.instance_id == 0 for it in ep.static_items)
+    assert len({it.material.texture for it in ep.static_items}) >= 2
+    fx = CameraEffectsConfig(exposure_gain=(1.5, 1.5), defocus_sigma_px=(1.0, 1.0), jpeg_quality=(50, 50))
+    c = SynthRun(dataclasses.replace(cfg, camera=dataclasses.replace(cfg.camera, effects=fx)), seed=3).frame(2)
+    np.testing.assert_array_equal(c.instance_mask, b.instance_mask)
+    np.testing.assert_array_equal(c.depth_mm, b.depth_mm)
+    assert c.rgb.mean() > b.rgb.mean() + 5           # brighter
+    assert np.abs(np.diff(c.rgb.astype(float), axis=1)).mean() < np.abs(np.diff(b.rgb.astype(float), axis=1)).mean()

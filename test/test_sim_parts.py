@@ -12,7 +12,7 @@ from scipy.spatial.distance import pdist
 
 from hrc_perception.geometry import make_T, rot_z, rotation_about_axis, transform_points
 from hrc_perception.sim.config import ConfigError, PartsConfig
-from hrc_perception.sim.materials import TEXTURES
+from hrc_perception.sim.materials import BASIC_TEXTURES as TEXTURES
 from hrc_perception.sim.parts import (
     PROCEDURAL_PART_NAMES, PartModel, load_part_folder, load_parts, procedural_part,
     random_part_material,

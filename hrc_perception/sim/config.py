@@ -66,6 +66,23 @@ class CameraPoseConfig:
 
 
 @dataclass(frozen=True)
+class CameraEffectsConfig:
+    """What a real colour camera adds to the rendered image (sim/camera_effects.py), all off
+    by default. Drawn per episode from their own generator (a cell without them renders the
+    same frames as before), the smear's direction per frame.
+
+    exposure_gain: gain on linear light (under- and over-exposure; clipped highlights).
+    vignetting: fraction of light lost in the image corners. defocus_sigma_px: Gaussian
+    blur sigma. motion_blur_px: length of a straight smear. jpeg_quality: JPEG quality
+    (1..95; 0: no JPEG)."""
+    exposure_gain: Range = (1.0, 1.0)
+    vignetting: Range = (0.0, 0.0)
+    defocus_sigma_px: Range = (0.0, 0.0)
+    motion_blur_px: Range = (0.0, 0.0)
+    jpeg_quality: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     """A colour camera with depth aligned to it; intrinsics in pixels.
 
@@ -84,6 +101,7 @@ class CameraConfig:
     baseline_m: float = 0.05
     pose: CameraPoseConfig = field(default_factory=CameraPoseConfig)
     depth_noise: DepthNoiseConfig = field(default_factory=DepthNoiseConfig)
+    effects: CameraEffectsConfig = field(default_factory=CameraEffectsConfig)
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,19 @@ class ClutterConfig:
     size_m: Range = (0.03, 0.2)
 
 
+BACKGROUND_MATERIALS = ("basic", "rich")
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    """background_materials: 'basic' (flat colours with faint patterns, the default) or
+    'rich' (sim/materials.py rich_material: wood, brushed metal, plastic, printed paper,
+    marker squares, two-colour paint, matte to glossy) for everything that is not an
+    instance: floor, walls, table, distractors, clutter. Rich materials come from their own
+    generator: the layout and everything else stay as with 'basic'."""
+    background_materials: str = "basic"
+
+
 @dataclass(frozen=True)
 class HumansConfig:
     """count: people per episode [low, high]. height_m: body height range.
@@ -192,6 +223,7 @@ class CellConfig:
     robot: RobotConfig = field(default_factory=RobotConfig)
     parts: PartsConfig = field(default_factory=PartsConfig)
     clutter: ClutterConfig = field(default_factory=ClutterConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     humans: HumansConfig = field(default_factory=HumansConfig)
     lighting: LightingConfig = field(default_factory=LightingConfig)
 
@@ -326,6 +358,14 @@ def validate(cfg: CellConfig, prefix: str = "") -> None:
     _check(0 <= n.grazing_cos_min < 1, prefix, "camera.depth_noise.grazing_cos_min", "must be in [0, 1)")
     _check(0 <= n.flying_pixel_prob <= 1, prefix, "camera.depth_noise.flying_pixel_prob", "must be in [0, 1]")
     _check(n.edge_threshold_m > 0, prefix, "camera.depth_noise.edge_threshold_m", "must be > 0")
+    e = c.effects
+    rng("camera.effects.exposure_gain", e.exposure_gain, lo=0.05, hi=20.0)
+    rng("camera.effects.vignetting", e.vignetting, lo=0.0, hi=0.95)
+    rng("camera.effects.defocus_sigma_px", e.defocus_sigma_px, lo=0.0, hi=20.0)
+    rng("camera.effects.motion_blur_px", e.motion_blur_px, lo=0.0, hi=50.0)
+    rng("camera.effects.jpeg_quality", e.jpeg_quality, lo=0, hi=95)
+    _check(e.jpeg_quality[0] > 0 or e.jpeg_quality[1] == 0, prefix, "camera.effects.jpeg_quality",
+           "0 (no JPEG) only as [0, 0]")
 
     s = cfg.sequence
     _check(0 < s.fps <= 1000, prefix, "sequence.fps", "must be in (0, 1000]")
@@ -352,6 +392,8 @@ def validate(cfg: CellConfig, prefix: str = "") -> None:
     _check(0 <= cfg.clutter.count[0] <= cfg.clutter.count[1] <= 60, prefix, "clutter.count",
            "must be 0 <= low <= high <= 60")
     rng("clutter.size_m", cfg.clutter.size_m, lo=0.005, hi=1.0)
+    _check(cfg.appearance.background_materials in BACKGROUND_MATERIALS, prefix, "appearance.background_materials",
+           f"must be one of {', '.join(BACKGROUND_MATERIALS)}, got {cfg.appearance.background_materials!r}")
     rng("parts.area_x_m", pc.area_x_m)
     rng("parts.area_y_m", pc.area_y_m)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from hrc_perception.geometry import invert_T, look_at, make_K, make_T, project, rot_z, transform_points
 from hrc_perception.sim import humans as hum
+from hrc_perception.sim.camera_effects import apply_camera_effects, sample_camera_effects
 from hrc_perception.sim.config import CellConfig
 from hrc_perception.sim.depth_noise import sample_depth_noise_params, stereo_depth_mm
 from hrc_perception.sim.environment import clutter_items, room_items, table_items
@@ -22,7 +23,7 @@ from hrc_perception.sim.frame import (CATEGORY_PART, CATEGORY_PERSON, CATEGORY_R
                                       Keypoints, PartGT, RobotGT)
 from hrc_perception.sim.human_motion import plan_human_script
 from hrc_perception.sim.layout import CellLayout
-from hrc_perception.sim.materials import Material
+from hrc_perception.sim.materials import Material, rich_material
 from hrc_perception.sim.parts import PartModel, random_part_material
 from hrc_perception.sim.renderer import Lighting, PointLight, Renderer, placed_item
 from hrc_perception.sim.robot import RobotModel
@@ -36,6 +37,11 @@ HUMAN_VISIBILITY_TOL_M = 0.18
 STAMP_ORIGIN_NS = 1_000_000_000
 CLUTTER_STREAM = 7
 """Third word of the table clutter's seed sequence (seed, episode index, CLUTTER_STREAM)."""
+APPEARANCE_STREAM = 8
+"""Third word of the rich background materials' seed sequence."""
+EFFECTS_STREAM = 9
+"""Last word of the camera effects' seed sequences: (seed, episode index, EFFECTS_STREAM) for
+the episode's camera, (seed, episode index, frame, EFFECTS_STREAM) for a frame's smear."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,10 @@ class Episode:
                 (cfg.parts.area_y_m[0] - margin, cfg.parts.area_y_m[1] + margin), table_h,
                 [(float(p[0, 3]), float(p[1, 3]), r) for p, r in zip(poses, radii)])
 
+        if cfg.appearance.background_materials == "rich":   # own generator: the layout stays as with basic
+            arng = np.random.default_rng(np.random.SeedSequence([seed, index, APPEARANCE_STREAM]))
+            self.static_items = [replace(it, material=rich_material(arng)) for it in self.static_items]
+
         targets = [p[:3, 3] for p in poses] + [transform_points(self.T_world_base, np.array([0.4, s, 0.2]))
                                               for s in (-0.2, 0.2)]
         self.layout = CellLayout(cfg.table.size_m, table_h, self.T_world_base, np.array(targets))
@@ -185,6 +195,8 @@ class Episode:
 
         self.lighting = self._sample_lighting(rng)
         self.noise_params = sample_depth_noise_params(cam.depth_noise, rng)
+        self.camera_effects = sample_camera_effects(
+            cam.effects, np.random.default_rng(np.random.SeedSequence([seed, index, EFFECTS_STREAM])))
 
     # -- sampling ---------------------------------------------------------------
     def _sample_camera_pose(self, rng) -> np.ndarray:
@@ -293,9 +305,13 @@ class Episode:
         humans_gt = [HumanGT(iid, _keypoints(hum.COCO17_NAMES, joints, self.T_cam_world, self.K, iid, out,
                                              HUMAN_VISIBILITY_TOL_M)) for iid, joints in st.humans]
         index = self.first_frame_index + k
+        rgb = out.rgb
+        if self.camera_effects.active:
+            rgb = apply_camera_effects(rgb, self.camera_effects, np.random.default_rng(
+                np.random.SeedSequence([self.seed, self.index, k, EFFECTS_STREAM])))
         return Frame(
             episode=self.index, index=index, time_s=st.time_s, stamp_ns=stamp_ns(index, self.cfg.sequence.fps),
-            rgb=out.rgb, depth_mm=depth_mm, depth_clean_m=out.depth_m, instance_mask=out.instance_mask,
+            rgb=rgb, depth_mm=depth_mm, depth_clean_m=out.depth_m, instance_mask=out.instance_mask,
             K=self.K.copy(), T_world_cam=self.T_world_cam.copy(),
             instances=self.instances({iid for iid, _ in st.humans}),
             robot=robot_gt, parts=parts_gt, humans=humans_gt)

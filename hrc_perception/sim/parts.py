@@ -48,7 +48,7 @@ from shapely.geometry.polygon import orient
 
 from hrc_perception.geometry import make_T, rot_x, rot_z
 from hrc_perception.sim.config import ConfigError, PartsConfig
-from hrc_perception.sim.materials import TEXTURES, Material
+from hrc_perception.sim.materials import BASIC_TEXTURES, Material
 
 PROCEDURAL_PART_NAMES: tuple[str, ...] = ("bracket", "gear", "flange", "bolt", "housing", "pipe")
 
@@ -534,7 +534,7 @@ def random_part_material(rng: np.random.Generator, part: PartModel) -> Material:
     A part with vertex colours keeps them (albedo = their mean, plain texture,
     mildly glossy). Otherwise it is bare metal (grey, saturation < 0.12, strong
     sharp highlight) or painted/plastic (saturated colour, weaker highlight), with
-    a random texture of TEXTURES at a part-sized scale (5..50 mm)."""
+    a random texture of BASIC_TEXTURES at a part-sized scale (5..50 mm)."""
     if part.vertex_colors is not None:
         return Material(
             albedo=tuple(float(c) for c in part.vertex_colors.mean(axis=0)),
@@ -552,7 +552,7 @@ def random_part_material(rng: np.random.Generator, part: PartModel) -> Material:
         albedo = _hsv(rng.uniform(0.0, 1.0), rng.uniform(0.5, 1.0), rng.uniform(0.35, 0.95))
         specular, shininess = rng.uniform(0.05, 0.4), rng.uniform(8.0, 48.0)
         contrast_range = (0.05, 0.35)
-    texture = str(TEXTURES[rng.integers(len(TEXTURES))])
+    texture = str(BASIC_TEXTURES[rng.integers(len(BASIC_TEXTURES))])
     scale = float(rng.uniform(0.005, 0.05))
     contrast = float(rng.uniform(*contrast_range))
     return Material(

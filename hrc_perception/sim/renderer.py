@@ -205,6 +205,8 @@ class Renderer:
         key, rest = shading.light_components(
             rays, gid, hits["primitive_ids"].numpy(), hits["primitive_uvs"].numpy(), points, normals,
             np.array([m.albedo for m in mats], dtype=np.float32),
+            np.array([m.albedo if m.albedo2 is None else m.albedo2 for m in mats], dtype=np.float32),
+            np.array([m.albedo2 is not None for m in mats], dtype=np.bool_),
             np.array([TEXTURES.index(m.texture) for m in mats], dtype=np.int32),
             np.array([m.texture_scale_m for m in mats], dtype=np.float32),
             np.array([m.texture_contrast for m in mats], dtype=np.float32),

@@ -15,7 +15,7 @@ import numpy as np
 nb.config.THREADING_LAYER = "workqueue"
 
 MISS = np.uint32(0xFFFFFFFF)
-TEX_PLAIN, TEX_NOISE, TEX_STRIPES, TEX_CHECKER = 0, 1, 2, 3  # order of materials.TEXTURES
+TEX_PLAIN, TEX_NOISE, TEX_STRIPES, TEX_CHECKER, TEX_WOOD, TEX_PRINT, TEX_BRUSHED = range(7)  # materials.TEXTURES
 
 
 @nb.njit(parallel=True, cache=True, fastmath=True)
@@ -76,18 +76,31 @@ def _pattern(kind, x, y, z, noise_dirs):
     if kind == TEX_CHECKER:
         s = int(np.floor(x)) + int(np.floor(y)) + int(np.floor(z))
         return 1.0 if (s & 1) else -1.0
+    if kind == TEX_WOOD:    # growth rings about the z axis, warped, with a sharp late-wood edge
+        r = np.sqrt(x * x + y * y) + 0.25 * _tri(0.13 * z + 0.05 * x) + 0.1 * _tri(0.7 * z)
+        return 1.0 if _tri(r) > 0.4 else -1.0
+    if kind == TEX_PRINT:   # lines of "text": blocks 1/4 period wide, on by a hash of their cell
+        iy = int(np.floor(y))
+        if y - np.floor(y) > 0.55:
+            return -1.0   # between lines: paper
+        h = (int(np.floor(4.0 * x)) * 73856093) ^ (iy * 19349663) ^ (int(np.floor(z)) * 83492791)
+        return 1.0 if (h & 1023) < 560 else -1.0
+    if kind == TEX_BRUSHED:  # fine streaks along x
+        return 0.6 * _tri(23.0 * y + 0.7 * _tri(0.31 * x)) + 0.4 * _tri(57.0 * y + 2.0 * z)
     return 0.0
 
 
 @nb.njit(parallel=True, cache=True, fastmath=True)
 def light_components(rays, gid, prim, uvs, points, nrm,
-                     albedo, texture, tex_scale, tex_contrast, specular, shininess, R_obj_world, t_obj_world,
+                     albedo, albedo2, two_tone, texture, tex_scale, tex_contrast, specular, shininess,
+                     R_obj_world, t_obj_world,
                      vc_face_offset, faces, vertex_colors,
                      light_pos, light_intensity, light_color, ambient, background, noise_dirs):
     """Linear radiance of hit points, split into the key light's share and the rest.
 
     rays [M, 6], gid [M] (MISS: background), prim [M], uvs [M, 2], points [M, 3],
-    nrm [M, 3] (facing the camera) of M pixels. Per geometry g: albedo [G, 3];
+    nrm [M, 3] (facing the camera) of M pixels. Per geometry g: albedo [G, 3], albedo2
+    [G, 3] and two_tone [G] bool (the pattern blends albedo to albedo2, else scales albedo);
     texture [G] (TEX_*), tex_scale [G] metres, tex_contrast [G]; specular [G],
     shininess [G]; R_obj_world [G, 3, 3], t_obj_world [G, 3] (world -> mesh frame,
     for textures); vc_face_offset [G] (-1: no vertex colours, else offset of its
@@ -126,8 +139,15 @@ def light_components(rays, gid, prim, uvs, points, nrm,
                   + t_obj_world[g, 1]) * s
             oz = (R_obj_world[g, 2, 0] * px + R_obj_world[g, 2, 1] * py + R_obj_world[g, 2, 2] * pz
                   + t_obj_world[g, 2]) * s
-            m = 1.0 + tex_contrast[g] * _pattern(texture[g], ox, oy, oz, noise_dirs)
-            a0, a1, a2 = a0 * m, a1 * m, a2 * m
+            pat = _pattern(texture[g], ox, oy, oz, noise_dirs)
+            if two_tone[g]:
+                m = 0.5 * (1.0 + pat) * tex_contrast[g]
+                a0 = a0 + (albedo2[g, 0] - a0) * m
+                a1 = a1 + (albedo2[g, 1] - a1) * m
+                a2 = a2 + (albedo2[g, 2] - a2) * m
+            else:
+                m = 1.0 + tex_contrast[g] * pat
+                a0, a1, a2 = a0 * m, a1 * m, a2 * m
         a0, a1, a2 = min(max(a0, 0.0), 1.0), min(max(a1, 0.0), 1.0), min(max(a2, 0.0), 1.0)
         dx, dy, dz = rays[i, 3], rays[i, 4], rays[i, 5]
         inv = 1.0 / np.sqrt(dx * dx + dy * dy + dz * dz)
