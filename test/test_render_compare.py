@@ -128,3 +128,25 @@ def test_view_covers_the_mask_with_its_margin():
     assert view.mask.sum() * (view.window.side / 32) ** 2 == pytest.approx(mask.sum(), rel=1e-3)
     assert (view.depth_m[view.mask == 0] == 0).all() and (view.depth_m[view.mask == 1] == pytest.approx(0.9))
     assert render_view(np.zeros((H, W), bool), depth, K) is None
+
+
+def test_a_frames_parts_fitted_together_as_each_alone():
+    """refine_many: two parts of different classes (different point counts, padded), each
+    with its own view and starts, end where each ends fitted alone; no jobs, no results."""
+    V, F = _l_mesh()
+    box = trimesh.creation.box((0.08, 0.05, 0.03))
+    parts = [sample_surface_m(V, F, 1000, 0), sample_surface_m(np.asarray(box.vertices), np.asarray(box.faces), 300, 1)]
+    refiner = RenderCompareRefiner(parts, [0.11, 0.1], iterations=6)
+    views, starts = [], []
+    for k, (mesh, (R, t)) in enumerate(zip([(V, F), (np.asarray(box.vertices), np.asarray(box.faces))], POSES)):
+        depth = _ray_cast(*mesh, R, t)
+        views.append(render_view(depth > 0, depth, K))
+        dR = Rotation.from_rotvec(np.radians(6.0 + 4 * k) * np.array([0.6, -0.48, 0.64])).as_matrix()
+        starts.append((np.stack([dR @ R, dR.T @ R]), np.stack([t + 0.005, t - 0.004])))
+    together = refiner.refine_many([(k, views[k], *starts[k]) for k in range(2)])
+    for k in range(2):
+        alone = refiner.refine(k, views[k], *starts[k])
+        for a, b in zip(together[k], alone):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert together[k][0].shape == (2, 3, 3) and np.isfinite(together[k][2]).all()
+    assert refiner.refine_many([]) == []

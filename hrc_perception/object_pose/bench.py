@@ -46,16 +46,30 @@ def bench_object_pose(weights: str, frames: int = 12, seed: int = 900, threads: 
     summary = summarise(rows, {p.name: p for p in parts_by_id.values()})
 
     by_frame: dict[tuple, list] = {}
+    views_by_frame: dict[tuple, list] = {}
     for s in samples:
         name = parts_by_id[s.obj_id].name
         if name in predictor.classes:
             by_frame.setdefault((s.scene, s.image_id), []).append((s.crop, predictor.classes.index(name), s.K))
-    frame_times, frame_sizes = [], []
-    for items in by_frame.values():
+            views_by_frame.setdefault((s.scene, s.image_id), []).append(s.view)
+    frame_times, frame_sizes, rc_together, rc_alone = [], [], [], []
+    rc = predictor.render_compare
+    for key, items in by_frame.items():
         t0 = time.perf_counter()
-        predictor.estimate(items)
+        poses = predictor.estimate(items)
         frame_times.append(time.perf_counter() - t0)
         frame_sizes.append(len(items))
+        # render-and-compare from the verified poses: the frame's parts in one fit, and one by one
+        jobs = [(it[1], v, p.T_cam_obj[None, :3, :3], p.T_cam_obj[None, :3, 3])
+                for it, v, p in zip(items, views_by_frame[key], poses) if v is not None and not isinstance(p, str)]
+        if jobs:
+            t0 = time.perf_counter()
+            rc.refine_many(jobs)
+            rc_together.append((time.perf_counter() - t0) / len(jobs))
+            t0 = time.perf_counter()
+            for job in jobs:
+                rc.refine(*job)
+            rc_alone.append((time.perf_counter() - t0) / len(jobs))
 
     # The goal's "frame with 6 parts": batches of 6 consecutive instances (the cost
     # depends on the count, not on which frame the crops came from).
@@ -84,6 +98,8 @@ def bench_object_pose(weights: str, frames: int = 12, seed: int = 900, threads: 
         "per_frame_ms_median": statistics.median(frame_times) * 1e3,
         "parts_per_frame_median": statistics.median(frame_sizes),
         "six_parts_ms_median": statistics.median(six_times) * 1e3,
+        "render_compare_frame_batch_ms_per_instance_median": statistics.median(rc_together) * 1e3,
+        "render_compare_one_by_one_ms_per_instance_median": statistics.median(rc_alone) * 1e3,
         "final_method": final,
         "speedup_final_vs_icp_global": med_ms("icp_global") / med_ms(final),
         "speedup_final_vs_icp_centroid": med_ms("icp_centroid") / med_ms(final),
@@ -99,6 +115,9 @@ def bench_object_pose(weights: str, frames: int = 12, seed: int = 900, threads: 
     print(f"  {final} per frame ({res['parts_per_frame_median']:.0f} parts, one batch) median "
           f"{res['per_frame_ms_median']:.1f} ms")
     print(f"  {final} 6 parts in one batch: median {res['six_parts_ms_median']:.1f} ms")
+    print(f"  render-and-compare from the verified poses, per instance: a frame's parts in one fit "
+          f"{res['render_compare_frame_batch_ms_per_instance_median']:.1f} ms, one by one "
+          f"{res['render_compare_one_by_one_ms_per_instance_median']:.1f} ms (medians over frames)")
     print(f"  ratio icp_global / {final}: {res['speedup_final_vs_icp_global']:.1f}x")
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)

@@ -121,11 +121,14 @@ class ObjectPosePredictor:
         for j, i in enumerate(where):
             if verifier is not None and np.isfinite(R[j]).all() and np.isfinite(t[j]).all():
                 R[j], t[j] = verifier.verify(int(cls_t[j]), batch[j][1].astype(np.float64), R[j], t[j])
-            view = views[i] if views is not None else None
-            if self.render_compare is not None and view is not None:
-                Rr, tr, loss = self.render_compare.refine(int(cls_t[j]), view, R[j][None], t[j][None])
+        fit = [j for j, i in enumerate(where) if views is not None and views[i] is not None]
+        if self.render_compare is not None and fit:     # the frame's parts in one fit
+            results = self.render_compare.refine_many([(int(cls_t[j]), views[where[j]], R[j][None], t[j][None])
+                                                       for j in fit])
+            for j, (Rr, tr, loss) in zip(fit, results):
                 if np.isfinite(loss[0]):
                     R[j], t[j] = Rr[0], tr[0]
+        for j, i in enumerate(where):
             T, T0 = make_T(R[j], t[j]), make_T(R0[j], t0[j])
             if not (np.isfinite(T).all() and np.isfinite(T0).all() and np.isfinite(conf[j])):
                 out[i] = "non_finite_pose"

@@ -86,19 +86,20 @@ def render_view(mask: np.ndarray, depth_m: np.ndarray, K: np.ndarray, size: int 
 
 
 @dataclass(frozen=True)
-class _ViewTensors:
-    """A RenderView as the loss uses it: mask and depth [S, S] and K float32 tensors,
-    the mask's area (crop pixels, at least 1)."""
+class _Batch:
+    """H hypotheses (poses of parts, each with its view) as the loss uses them: points_m
+    [H, M, 3] with valid [H, M] (padding False), area_m2 [H], diameter_m [H], and per
+    hypothesis its view: mask and depth [H, S, S], K [H, 3, 3], windows (H), the mask's
+    area [H] (crop pixels, at least 1)."""
+    points_m: torch.Tensor
+    valid: torch.Tensor
+    area_m2: torch.Tensor
+    diameter_m: torch.Tensor
     mask: torch.Tensor
     depth_m: torch.Tensor
     K: torch.Tensor
-    window: Window
-    area: float
-
-
-def _view_tensors(view: RenderView) -> _ViewTensors:
-    return _ViewTensors(torch.from_numpy(view.mask), torch.from_numpy(view.depth_m),
-                        torch.from_numpy(view.K.astype(np.float32)), view.window, float(max(view.mask.sum(), 1.0)))
+    windows: tuple
+    mask_area: torch.Tensor
 
 
 def axis_angle_to_matrix(w: torch.Tensor) -> torch.Tensor:
@@ -141,17 +142,34 @@ class RenderCompareRefiner:
 
     def losses(self, cls: int, view: RenderView, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Loss [H] (see the module) of poses R [H, 3, 3], t [H, 3] (float32 tensors)."""
-        return self._losses(cls, _view_tensors(view), R, t)
+        return self._losses(self._batch([cls] * len(R), [view] * len(R)), R, t)
 
-    def _losses(self, cls: int, view: "_ViewTensors", R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        sil, depth_r, weight = splat(self.points_m[cls], self.area_m2[cls], R, t, view.K, view.window)
-        m, d, D = view.mask, view.depth_m, self.diameters_m[cls]
+    def _batch(self, classes: list[int], views: list[RenderView]) -> _Batch:
+        M = max(len(self.points_m[c]) for c in classes)
+        points = torch.zeros(len(classes), M, 3)
+        valid = torch.zeros(len(classes), M, dtype=torch.bool)
+        for h, c in enumerate(classes):
+            points[h, :len(self.points_m[c])] = self.points_m[c]
+            valid[h, :len(self.points_m[c])] = True
+        cache: dict[int, tuple] = {}          # a view's tensors once, however many hypotheses use it
+        for v in views:
+            if id(v) not in cache:
+                cache[id(v)] = (torch.from_numpy(v.mask), torch.from_numpy(v.depth_m),
+                                torch.from_numpy(v.K.astype(np.float32)), float(max(v.mask.sum(), 1.0)))
+        mask, depth, K, area = zip(*(cache[id(v)] for v in views))
+        return _Batch(points, valid, torch.tensor([self.area_m2[c] for c in classes]),
+                      torch.tensor([self.diameters_m[c] for c in classes]), torch.stack(mask), torch.stack(depth),
+                      torch.stack(K), tuple(v.window for v in views), torch.tensor(area))
+
+    def _losses(self, b: _Batch, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        sil, depth_r, weight = splat(b.points_m, b.area_m2, R, t, b.K, b.windows, valid=b.valid)
+        m, d, D = b.mask, b.depth_m, b.diameter_m[:, None, None]
         with torch.no_grad():
             rendered = (weight > 0) & (sil > 0.5)
             free = (d > 0) & rendered & (d > depth_r + FREE_MARGIN * D)
             w = torch.where(m >= 0.5, 1.0, torch.where(free, 1.0, self.outside_unsure_weight))
             use_depth = rendered & (d > 0) & (m >= 0.5)
-        l_sil = (w * (sil - m) ** 2).sum(dim=(1, 2)) / view.area
+        l_sil = (w * (sil - m) ** 2).sum(dim=(1, 2)) / b.mask_area
         x2 = ((depth_r - d) / D) ** 2
         rho = torch.where(use_depth, x2 / (x2 + DEPTH_SCALE_D ** 2), torch.zeros_like(x2))
         l_depth = rho.sum(dim=(1, 2)) / use_depth.sum(dim=(1, 2)).clamp_min(1)
@@ -164,27 +182,47 @@ class RenderCompareRefiner:
         """Refined poses of the starting poses R0 [H, 3, 3], t0 [H, 3] (model to camera,
         metres): (R [H, 3, 3], t [H, 3], loss [H]) float64, each the best of its own
         run (lowest loss seen). Non-finite starts are returned unchanged with loss inf."""
-        R0 = np.asarray(R0, np.float64).reshape(-1, 3, 3)
-        t0 = np.asarray(t0, np.float64).reshape(-1, 3)
-        finite = np.isfinite(R0).all(axis=(1, 2)) & np.isfinite(t0).all(axis=1)
-        R_best, t_best = R0.copy(), t0.copy()
-        loss_best = np.full(len(R0), np.inf)
-        if not finite.any():
-            return R_best, t_best, loss_best
+        return self.refine_many([(cls, view, R0, t0)])[0]
+
+    def refine_many(self, jobs: list[tuple[int, RenderView, np.ndarray, np.ndarray]]
+                    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """:meth:`refine` of several (cls, view, R0 [h, 3, 3], t0 [h, 3]) at once (a
+        frame's parts): one fit of all their hypotheses together, so the per-step cost
+        of the small tensor operations is paid once. Adam's update is elementwise and the
+        losses are independent, so each result is that of its own fit."""
+        if not jobs:
+            return []
+        R0 = [np.asarray(j[2], np.float64).reshape(-1, 3, 3) for j in jobs]
+        t0 = [np.asarray(j[3], np.float64).reshape(-1, 3) for j in jobs]
+        R_all, t_all = np.concatenate(R0), np.concatenate(t0)
+        owner = np.concatenate([np.full(len(r), k) for k, r in enumerate(R0)])
+        finite = np.isfinite(R_all).all(axis=(1, 2)) & np.isfinite(t_all).all(axis=1)
+        R_best, t_best = R_all.copy(), t_all.copy()
+        loss_best = np.full(len(R_all), np.inf)
         idx = np.flatnonzero(finite)
-        D = self.diameters_m[cls]
-        c = self.centroids_m[cls]
-        Rs = torch.from_numpy(R0[idx].astype(np.float32))
-        centre = torch.from_numpy((R0[idx] @ c + t0[idx]).astype(np.float32))     # centroid in the camera frame
+        if len(idx):
+            classes = [int(jobs[owner[i]][0]) for i in idx]
+            batch = self._batch(classes, [jobs[owner[i]][1] for i in idx])
+            self._fit(batch, np.array([self.centroids_m[c] for c in classes]), R_all[idx], t_all[idx],
+                      idx, R_best, t_best, loss_best)
+        splits = np.cumsum([len(r) for r in R0])[:-1]
+        return list(zip(np.split(R_best, splits), np.split(t_best, splits), np.split(loss_best, splits)))
+
+    def _fit(self, batch: _Batch, c: np.ndarray, R0: np.ndarray, t0: np.ndarray, idx: np.ndarray,
+             R_best: np.ndarray, t_best: np.ndarray, loss_best: np.ndarray) -> None:
+        """Adam on rotations about the centroids c [H, 3] (model frame) and translations
+        from R0, t0; the best pose of each hypothesis written into R_best[idx] etc."""
+        Rs = torch.from_numpy(R0.astype(np.float32))
+        centre = torch.from_numpy((np.einsum("hij,hj->hi", R0, c) + t0).astype(np.float32))   # camera frame
         c_t = torch.from_numpy(c.astype(np.float32))
-        w = torch.zeros(len(idx), 3, requires_grad=True)
-        dt = torch.zeros(len(idx), 3, requires_grad=True)
+        D = batch.diameter_m[:, None]
+        w = torch.zeros(len(R0), 3, requires_grad=True)
+        dt = torch.zeros(len(R0), 3, requires_grad=True)
         opt = torch.optim.Adam([{"params": [w], "lr": LR_ROTATION_RAD}, {"params": [dt], "lr": LR_TRANSLATION_D}])
-        view_t = _view_tensors(view)                                             # once, not per step
         for it in range(self.iterations + 1):
             R = axis_angle_to_matrix(w) @ Rs
-            t = centre + dt * D - torch.einsum("hij,j->hi", R, c_t)
-            loss = self._losses(cls, view_t, R, t)
+            t = centre + dt * D - torch.einsum("hij,hj->hi", R, c_t)
+            loss = self._losses(batch, R, t)
             lv = loss.detach().double().numpy()
             better = lv < loss_best[idx]
             if better.any():
@@ -197,4 +235,3 @@ class RenderCompareRefiner:
             opt.zero_grad()
             loss.sum().backward()
             opt.step()
-        return R_best, t_best, loss_best

@@ -73,29 +73,44 @@ def area_per_point_m2(points_m: np.ndarray) -> float:
     return float((2.0 * np.median(dist[:, 1])) ** 2)
 
 
-def splat(points_m: Tensor, area_m2: float, R: Tensor, t: Tensor, K: Tensor, window: Window,
-          front_m: float = 0.01) -> tuple[Tensor, Tensor, Tensor]:
-    """Soft silhouettes and depths of one part under H poses.
+def splat(points_m: Tensor, area_m2, R: Tensor, t: Tensor, K: Tensor, window,
+          front_m: float = 0.01, valid: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Soft silhouettes and depths of H posed point sets.
 
-    points_m [M, 3] (model frame, metres); area_m2: surface area per point; R [H, 3, 3],
-    t [H, 3] (model to camera, metres); K [3, 3]; window: where to render; front_m: the
-    soft z-buffer's depth of the front surface. Returns (silhouette [H, S, S] in [0, 1), depth_m
+    points_m [M, 3] (one part under every pose) or [H, M, 3] (a point set per pose:
+    several parts at once), model frame, metres; area_m2: surface area per point, a float
+    or [H]; R [H, 3, 3], t [H, 3] (model to camera, metres); K [3, 3] or [H, 3, 3]; window: where to
+    render, one Window or a sequence of H (all of one size); front_m: the soft z-buffer's
+    depth of the front surface; valid: optional [H, M] bool, False for padding points
+    (point sets of different sizes). Returns (silhouette [H, S, S] in [0, 1), depth_m
     [H, S, S] (0 where nothing is splatted), weight [H, S, S] (the depth's weights,
     > 0 where some point reaches)). Points behind the camera (z <= 1 mm) are dropped.
     """
-    H, S = R.shape[0], window.size
+    H = R.shape[0]
     dtype = R.dtype
-    p = torch.einsum("hij,mj->hmi", R, points_m.to(dtype)) + t[:, None, :]          # [H, M, 3]
+    windows = [window] * H if isinstance(window, Window) else list(window)
+    S = windows[0].size
+    if len(windows) != H or any(w.size != S for w in windows):
+        raise ValueError(f"need {H} windows of one size, got {[w.size for w in windows]}")
+    x0 = torch.tensor([w.x0 for w in windows], dtype=dtype)[:, None]
+    y0 = torch.tensor([w.y0 for w in windows], dtype=dtype)[:, None]
+    scale = torch.tensor([w.px_per_image_px for w in windows], dtype=dtype)[:, None]
+    area = torch.as_tensor(area_m2, dtype=dtype).reshape(-1, 1).expand(H, 1)
+    pts = points_m.to(dtype)
+    p = (torch.einsum("hij,mj->hmi", R, pts) if pts.dim() == 2 else torch.einsum("hij,hmj->hmi", R, pts)) \
+        + t[:, None, :]                                                               # [H, M, 3]
     z = p[..., 2]
     ahead = z > 1e-3
+    if valid is not None:
+        ahead = ahead & valid
     zc = torch.where(ahead, z, torch.ones_like(z))
-    scale = window.px_per_image_px
-    u = ((K[0, 0] * p[..., 0] / zc + K[0, 2] + 0.5 - window.x0) * scale - 0.5)      # crop pixel coordinates
-    v = ((K[1, 1] * p[..., 1] / zc + K[1, 2] + 0.5 - window.y0) * scale - 0.5)
-    f_px = float(K[0, 0]) * scale
-    spacing_px = (area_m2 ** 0.5) * f_px / zc                                         # [H, M]
+    fx, fy, cx, cy = (K[..., i, j].reshape(-1, 1).to(dtype) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    u = ((fx * p[..., 0] / zc + cx + 0.5 - x0) * scale - 0.5)                         # crop pixel coordinates
+    v = ((fy * p[..., 1] / zc + cy + 0.5 - y0) * scale - 0.5)
+    f_px = fx * scale                                                                 # [H, 1]
+    spacing_px = area.sqrt() * f_px / zc                                              # [H, M]
     sigma = (SIGMA_SPACING * spacing_px).clamp(SIGMA_MIN_PX, float(SPLAT_RADIUS_PX))
-    coverage_px2 = area_m2 * (f_px / zc) ** 2
+    coverage_px2 = area * (f_px / zc) ** 2
     offsets = torch.arange(-SPLAT_RADIUS_PX, SPLAT_RADIUS_PX + 1, dtype=dtype)
     cu = torch.round(u.detach())[..., None, None] + offsets[None, :]                 # [H, M, 1, R]
     cv = torch.round(v.detach())[..., None, None] + offsets[:, None]                 # [H, M, R, 1]
