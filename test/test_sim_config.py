@@ -31,6 +31,7 @@ def test_partial_file_keeps_other_defaults(tmp_path):
     ("clutter:\n  count: [2, 100]\n", "clutter.count", "low <= high <= 60"),
     ("clutter:\n  size_m: [0.0, 0.1]\n", "clutter.size_m", "must be >= 0.005"),
     ("sequence:\n  episode_frames: 0\n", "sequence.episode_frames", "must be >= 1"),
+    ("parts:\n  gap_m: -0.5\n", "parts.gap_m", "must be in [-0.2, 1.0] m"),
     ("appearance:\n  background_materials: shiny\n", "appearance.background_materials", "must be one of basic, rich"),
     ("camera:\n  effects:\n    jpeg_quality: [0, 90]\n", "camera.effects.jpeg_quality", "only as [0, 0]"),
     ("camera:\n  effects:\n    exposure_gain: [0.0, 2.0]\n", "camera.effects.exposure_gain", "must be >= 0.05"),

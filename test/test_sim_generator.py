@@ -243,3 +243,22 @@ def test_rich_materials_and_camera_effects_change_only_the_looks(small_cell_yaml
     np.testing.assert_array_equal(c.depth_mm, b.depth_mm)
     assert c.rgb.mean() > b.rgb.mean() + 5           # brighter
     assert np.abs(np.diff(c.rgb.astype(float), axis=1)).mean() < np.abs(np.diff(b.rgb.astype(float), axis=1)).mean()
+
+
+def test_parts_gap_packs_the_parts(small_cell_yaml):
+    """parts.gap_m: the clearance between the parts' bounding circles (default 0.02 m);
+    negative lets them stand closer than their circles allow."""
+    import dataclasses
+    cfg = load_cell_config(small_cell_yaml)
+
+    def closest(gap_m, seed):
+        pc = dataclasses.replace(cfg.parts, count=(6, 6), area_x_m=(-0.2, 0.0), area_y_m=(-0.1, 0.1), gap_m=gap_m)
+        ep = SynthRun(dataclasses.replace(cfg, parts=pc), seed=seed).episode(0)
+        xy = np.array([T[:2, 3] for T in ep.scene(0).part_T_world])
+        r = np.array([0.5 * ep.assets.parts[c].diameter_m for c in ep.part_class])
+        clear = [np.hypot(*(xy[i] - xy[j])) - r[i] - r[j] for i in range(len(xy)) for j in range(i)]
+        return min(clear) if clear else np.inf
+
+    assert all(closest(0.02, s) > 0.02 for s in range(3))
+    assert min(closest(-0.05, s) for s in range(3)) < 0.0
+    assert all(closest(-0.05, s) > -0.05 for s in range(3))

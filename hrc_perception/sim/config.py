@@ -148,13 +148,17 @@ class PartsConfig:
     names: which procedural parts (ignored for a folder: every mesh is a part).
     mesh_units: units of a mesh folder ('m' or 'mm').
     count: instances per episode [low, high], drawn from the classes (repeats allowed).
-    area_x_m, area_y_m: where parts lie on the table (world x, y)."""
+    area_x_m, area_y_m: where parts lie on the table (world x, y).
+    gap_m: clearance between the parts' bounding circles (radius half the diameter); negative
+    lets the circles overlap by that much, so parts stand close and hide one another (a
+    circle is wider than most footprints; meshes may touch)."""
     source: str = "procedural"
     names: tuple[str, ...] = ("bracket", "gear", "flange", "bolt", "housing", "pipe")
     mesh_units: str = "m"
     count: tuple[int, int] = (4, 6)
     area_x_m: Range = (-0.35, 0.15)
     area_y_m: Range = (-0.3, 0.3)
+    gap_m: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -394,6 +398,7 @@ def validate(cfg: CellConfig, prefix: str = "") -> None:
     rng("clutter.size_m", cfg.clutter.size_m, lo=0.005, hi=1.0)
     _check(cfg.appearance.background_materials in BACKGROUND_MATERIALS, prefix, "appearance.background_materials",
            f"must be one of {', '.join(BACKGROUND_MATERIALS)}, got {cfg.appearance.background_materials!r}")
+    _check(-0.2 <= pc.gap_m <= 1.0, prefix, "parts.gap_m", f"must be in [-0.2, 1.0] m, got {pc.gap_m}")
     rng("parts.area_x_m", pc.area_x_m)
     rng("parts.area_y_m", pc.area_y_m)
 
