@@ -99,3 +99,33 @@ def test_the_network_gets_the_crop_as_training_gave_it(held_out_slice):
     np.testing.assert_allclose(crop, ((s.crop.rgb / 255.0 - mean) / std).transpose(2, 0, 1), atol=1e-5)
     np.testing.assert_allclose(points[:, 2], s.crop.depth_m.reshape(-1)[choose], rtol=1e-6)
     assert 0.3 < np.median(points[:, 2]) < 1.5                                  # metres, a close-up camera
+
+
+def test_the_predictor_fits_a_frames_parts_by_render_and_compare(held_out_slice):
+    """estimate(views=) with render_compare: the frame's parts fitted together (under the
+    networks' inference mode) give each part the pose of its own fit: from the verified pose
+    ('verified') or the best of the refined pose's turns ('turns'; symmetric parts keep the
+    refined pose)."""
+    from hrc_perception.object_pose.data import load_bop_split
+    from hrc_perception.object_pose.render_compare import turned_starts
+    for mode in ("verified", "turns"):
+        pred = ObjectPosePredictor(MODEL_DIR / "model.pt", render_compare=True, render_compare_starts=mode)
+        parts, samples = load_bop_split(held_out_slice, crop_px=pred.build.crop_px, quiet=True, with_views=True)
+        frame = [s for s in samples if (s.scene, s.image_id) == (samples[0].scene, samples[0].image_id)]
+        items = [(s.crop, pred.classes.index(parts[s.obj_id].name), s.K) for s in frame]
+        assert len(items) >= 3 and {pred.symmetric[it[1]] for it in items} == {True, False}
+        fitted = pred.estimate(items, views=[s.view for s in frame])
+        start = pred.estimate(items, verify=(mode == "verified"))
+        rc = pred.render_compare
+        for (_, cls, _), s, f, p in zip(items, frame, fitted, start):
+            R, t = p.T_cam_obj[:3, :3], p.T_cam_obj[:3, 3]
+            if mode == "turns" and pred.symmetric[cls]:          # kept as refined
+                np.testing.assert_array_equal(f.T_cam_obj, p.T_cam_obj)
+                continue
+            Rs, ts = turned_starts(R, t, rc.centroids_m[cls]) if mode == "turns" else (R[None], t[None])
+            Rr, tr, loss = rc.refine(cls, s.view, Rs, ts)
+            best = int(np.argmin(loss))
+            np.testing.assert_allclose(f.T_cam_obj[:3, :3], Rr[best], atol=1e-4)
+            np.testing.assert_allclose(f.T_cam_obj[:3, 3], tr[best], atol=1e-5)
+    with pytest.raises(ValueError, match="render_compare_starts"):
+        ObjectPosePredictor(MODEL_DIR / "model.pt", render_compare=True, render_compare_starts="all")

@@ -5,8 +5,8 @@
 Methods, on the same instances (ground-truth visible masks): DenseFusion without
 and with refinement, refined and verified (:mod:`.verify`; a model file with its
 parts' surface points), render-and-compare (:mod:`.render_compare`) from the refined
-pose and its turns by 180 degrees about the part's axes (best final loss) and from the
-verified pose, and the classical baseline (:mod:`.baseline`: point-to-plane
+pose and its turns about the part's axes (:func:`.render_compare.turned_starts`; best
+final loss; symmetric parts kept as refined) and from the verified pose, and the classical baseline (:mod:`.baseline`: point-to-plane
 ICP from the cloud's centroid, and FPFH + RANSAC global registration then ICP).
 Per part and overall: ADD(-S) accuracy at 10% of the diameter (ADD-S for
 symmetric parts), ADD(-S) AUC over 0-10 cm, median translation error, median
@@ -24,6 +24,7 @@ import numpy as np
 from hrc_perception.geometry import make_T
 from hrc_perception.object_pose.data import PartInfo, PoseSample, crop_points_cam_m, valid_pixels
 from hrc_perception.object_pose.metrics import add_or_adds_m, auc, rotation_error_deg, translation_error_m
+from hrc_perception.object_pose.render_compare import turned_starts
 
 METHODS = ("densefusion", "densefusion_refined", "densefusion_verified", "render_compare", "verified_render_compare",
            "icp_centroid", "icp_global")
@@ -61,23 +62,15 @@ def _row(method: str, part: PartInfo, sample: PoseSample, T: np.ndarray | None, 
             "r_err_deg": None if part.symmetric else rotation_error_deg(T[:3, :3], R_gt)}
 
 
-def render_compare_starts(refiner, cls: int, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starting poses for render-and-compare alone: the pose R [3, 3], t [3] and its
-    turns by 180 degrees about the part's x, y and z axes through its centroid
-    (R [4, 3, 3], t [4, 3])."""
-    from hrc_perception.object_pose.verify import axis_turns
-    c = refiner.centroids_m[cls]
-    Rh = R @ axis_turns(180.0)
-    return Rh, t + R @ c - Rh @ c
-
-
 def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int, PartInfo],
                      baselines: bool = True, quiet: bool = False) -> list[dict]:
     """Result rows of every sample whose part the model knows (see :func:`summarise`).
     DenseFusion runs one instance at a time (as timed); the refined pose is timed as
     the main network plus refinement, the verified one as all three stages; the
-    render-and-compare rows as the fit alone (``render_compare``: 4 starts from the
-    refined pose; ``verified_render_compare``: 1 start, the verified pose)."""
+    render-and-compare rows as the fit alone, each as the predictor's starts give it
+    (``render_compare``: 'turns', the refined pose's turns, :func:`.render_compare.turned_starts`,
+    symmetric parts kept as refined with no fit (0 ms); ``verified_render_compare``:
+    'verified', 1 start, the verified pose)."""
     from hrc_perception.object_pose.baseline import centroid_init, global_registration, icp_point_to_plane
     rows = []
     t_start = time.perf_counter()
@@ -102,10 +95,13 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
         rc = predictor.render_compare
         if rc is not None and s.view is not None and not isinstance(refined, str):
             R, t = refined.T_cam_obj[:3, :3], refined.T_cam_obj[:3, 3]
-            t0 = time.perf_counter()
-            Rh, th, loss = rc.refine(cls, s.view, *render_compare_starts(rc, cls, R, t))
-            best = int(np.argmin(loss))
-            rows.append(_row("render_compare", part, s, make_T(Rh[best], th[best]), time.perf_counter() - t0))
+            if predictor.symmetric[cls]:        # as the predictor's 'turns' starts: kept as refined, no fit
+                rows.append(_row("render_compare", part, s, refined.T_cam_obj, 0.0))
+            else:
+                t0 = time.perf_counter()
+                Rh, th, loss = rc.refine(cls, s.view, *turned_starts(R, t, rc.centroids_m[cls]))
+                best = int(np.argmin(loss))
+                rows.append(_row("render_compare", part, s, make_T(Rh[best], th[best]), time.perf_counter() - t0))
             T_verified = getattr(verified, "T_cam_obj", None)
             if T_verified is not None:
                 t0 = time.perf_counter()

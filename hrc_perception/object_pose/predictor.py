@@ -25,7 +25,8 @@ from hrc_perception.object_pose.dataset import network_inputs
 from hrc_perception.object_pose.model import load_model, load_part_points
 from hrc_perception.object_pose.network import (PoseNet, PoseRefiner, compose_correction, quaternion_to_matrix,
                                                 to_estimate_frame)
-from hrc_perception.object_pose.render_compare import RenderCompareRefiner, RenderView, render_view
+from hrc_perception.object_pose.render_compare import (START_MODES, RenderCompareRefiner, RenderView, render_view,
+                                                       turned_starts)
 from hrc_perception.object_pose.verify import PoseVerifier
 
 SKIP_REASONS = ("unknown_class", "few_depth_pixels", "non_finite_pose")
@@ -67,12 +68,20 @@ class ObjectPosePredictor:
     n_points / refine_iterations: default the model's own; min_depth_px: fewest image
     pixels of the mask with depth an instance needs. verify: verify each pose
     (``self.verifier``; None when off or when the model file has no part points).
-    render_compare: also fit each (verified) pose by render-and-compare where a view
-    is given (``self.render_compare``; None when off or without part points)."""
+    render_compare: also fit each pose by render-and-compare where a view is given
+    (``self.render_compare``; None when off or without part points), starting from
+    render_compare_starts: 'verified' (the verified pose) or 'turns' (the refined pose
+    turned about the part's axes, :func:`.render_compare.turned_starts`; the lowest loss
+    wins and verification is skipped for those instances: better where depth is too
+    noisy to verify by, e.g. a camera 3 m away; symmetric parts keep their refined pose,
+    which the fit at such a distance made worse)."""
 
     def __init__(self, weights: str | Path, device: str = "cpu", n_points: int | None = None,
                  refine_iterations: int | None = None, min_depth_px: int = 20, verify: bool = True,
-                 render_compare: bool = False):
+                 render_compare: bool = False, render_compare_starts: str = "verified"):
+        if render_compare_starts not in START_MODES:
+            raise ValueError(f"render_compare_starts must be one of {START_MODES}, got {render_compare_starts!r}")
+        self.render_compare_starts = render_compare_starts
         self.device = torch.device(device)
         self.build, self.posenet, self.refiner, self.card = load_model(weights, map_location="cpu")
         self.posenet.to(self.device)
@@ -82,6 +91,7 @@ class ObjectPosePredictor:
         self.n_points = int(n_points or self.build.n_points)
         self.refine_iterations = int(self.build.refine_iterations if refine_iterations is None else refine_iterations)
         self.min_depth_px = int(min_depth_px)
+        self.symmetric = [bool(x) for x in (self.card.get("symmetric") or [False] * len(self.classes))]
         points = load_part_points(weights) if (verify or render_compare) else None
         self.verifier = None if points is None or not verify else PoseVerifier(
             points, self.card["diameters_m"], self.card.get("symmetric"))
@@ -117,17 +127,25 @@ class ObjectPosePredictor:
         cls_t = torch.tensor([b[3] for b in batch], device=self.device)
         R0, t0, conf, R, t = (x.double().cpu().numpy() for x in
                               run_networks(self.posenet, self.refiner, crop_t, pts, choose, cls_t, iterations))
+        rc = self.render_compare
+        fit = [j for j, i in enumerate(where) if rc is not None and views is not None and views[i] is not None]
+        if self.render_compare_starts == "turns":   # a symmetric part's pose needs no turning (scored ADD-S)
+            fit = [j for j in fit if not self.symmetric[int(cls_t[j])]]
+        turns = set(fit) if self.render_compare_starts == "turns" else set()
         verifier = self.verifier if verify else None
         for j, i in enumerate(where):
-            if verifier is not None and np.isfinite(R[j]).all() and np.isfinite(t[j]).all():
+            if verifier is not None and j not in turns and np.isfinite(R[j]).all() and np.isfinite(t[j]).all():
                 R[j], t[j] = verifier.verify(int(cls_t[j]), batch[j][1].astype(np.float64), R[j], t[j])
-        fit = [j for j, i in enumerate(where) if views is not None and views[i] is not None]
-        if self.render_compare is not None and fit:     # the frame's parts in one fit
-            results = self.render_compare.refine_many([(int(cls_t[j]), views[where[j]], R[j][None], t[j][None])
-                                                       for j in fit])
-            for j, (Rr, tr, loss) in zip(fit, results):
-                if np.isfinite(loss[0]):
-                    R[j], t[j] = Rr[0], tr[0]
+        if fit:     # the frame's parts in one fit
+            jobs = []
+            for j in fit:
+                c = int(cls_t[j])
+                starts = turned_starts(R[j], t[j], rc.centroids_m[c]) if j in turns else (R[j][None], t[j][None])
+                jobs.append((c, views[where[j]], *starts))
+            for j, (Rr, tr, loss) in zip(fit, rc.refine_many(jobs)):
+                if np.isfinite(loss).any():
+                    best = int(np.argmin(loss))
+                    R[j], t[j] = Rr[best], tr[best]
         for j, i in enumerate(where):
             T, T0 = make_T(R[j], t[j]), make_T(R0[j], t0[j])
             if not (np.isfinite(T).all() and np.isfinite(T0).all() and np.isfinite(conf[j])):

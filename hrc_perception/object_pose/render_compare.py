@@ -42,6 +42,10 @@ OUTSIDE_UNSURE_WEIGHT = 0.2
 DEPTH_SCALE_D = 0.03
 DEPTH_WEIGHT = 0.3
 ITERATIONS = 10
+Z_TURNS = 12
+"""Starts of a fit from the turns (:func:`turned_starts`): this many about the part's z axis (chosen
+from 2, 4, 8, 12, 16, 24 on the overview camera, tuning seed 660)."""
+START_MODES = ("verified", "turns")
 LR_ROTATION_RAD = 0.03
 LR_TRANSLATION_D = 0.02
 
@@ -100,6 +104,22 @@ class _Batch:
     K: torch.Tensor
     windows: tuple
     mask_area: torch.Tensor
+
+
+def turned_starts(R: np.ndarray, t: np.ndarray, centroid_m: np.ndarray, z_turns: int = Z_TURNS
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Starting poses for a fit that does not trust the pose's orientation: the pose R [3, 3],
+    t [3] turned about the part's own z axis through its centroid in z_turns equal steps
+    (the first the pose itself), then by 180 degrees about its x and y axes (R [z_turns + 2,
+    3, 3], t [.., 3]). z_turns 2 gives the identity and the three half turns."""
+    if z_turns < 1:
+        raise ValueError(f"z_turns must be >= 1, got {z_turns}")
+    a = 2.0 * np.pi * np.arange(z_turns) / z_turns
+    c, s = np.cos(a), np.sin(a)
+    turns = [np.array([[ci, -si, 0.0], [si, ci, 0.0], [0.0, 0.0, 1.0]]) for ci, si in zip(c, s)]
+    turns += [np.diag([1.0, -1.0, -1.0]), np.diag([-1.0, 1.0, -1.0])]
+    Rh = np.asarray(R, np.float64) @ np.stack(turns)
+    return Rh, np.asarray(t, np.float64) + R @ centroid_m - Rh @ centroid_m
 
 
 def axis_angle_to_matrix(w: torch.Tensor) -> torch.Tensor:
@@ -201,10 +221,12 @@ class RenderCompareRefiner:
         loss_best = np.full(len(R_all), np.inf)
         idx = np.flatnonzero(finite)
         if len(idx):
-            classes = [int(jobs[owner[i]][0]) for i in idx]
-            batch = self._batch(classes, [jobs[owner[i]][1] for i in idx])
-            self._fit(batch, np.array([self.centroids_m[c] for c in classes]), R_all[idx], t_all[idx],
-                      idx, R_best, t_best, loss_best)
+            # gradients also when called under inference mode (the predictor runs its networks in it)
+            with torch.inference_mode(False), torch.enable_grad():
+                classes = [int(jobs[owner[i]][0]) for i in idx]
+                batch = self._batch(classes, [jobs[owner[i]][1] for i in idx])
+                self._fit(batch, np.array([self.centroids_m[c] for c in classes]), R_all[idx], t_all[idx],
+                          idx, R_best, t_best, loss_best)
         splits = np.cumsum([len(r) for r in R0])[:-1]
         return list(zip(np.split(R_best, splits), np.split(t_best, splits), np.split(loss_best, splits)))
 

@@ -131,7 +131,10 @@ class ObjectPoseNode(HrcNode):
         ParamSpec("verify_poses", True, "turn each pose about the part's axes and keep the turn that best fits "
                   "the observed points (models with part points)"),
         ParamSpec("render_compare", False, "then fit each pose by silhouette and depth render-and-compare "
-                  "(models with part points; about 0.1 s per part on 2 cores)", read_only=True),
+                  "(models with part points; tens of ms per part on 2 cores)", read_only=True),
+        ParamSpec("render_compare_starts", "verified", "render-and-compare starts from the verified pose, or from "
+                  "the refined pose turned about the part's axes (best where depth is too noisy to verify by, "
+                  "e.g. a camera 3 m away)", choices=("verified", "turns"), read_only=True),
         ParamSpec("min_mask_pixels", 20, "fewest mask pixels with valid depth an instance needs",
                   min_value=1, max_value=1000000),
         ParamSpec("max_instances", 10, "at most this many part instances per image (highest scores)",
@@ -184,7 +187,8 @@ class ObjectPoseNode(HrcNode):
         from hrc_perception.object_pose.predictor import ObjectPosePredictor
         path = resolve_weights(self.param("weights"), WEIGHTS_RELPATH, NO_WEIGHTS_MESSAGE)
         self.predictor = ObjectPosePredictor(path, device=self.param("device"),
-                                             render_compare=self.param("render_compare"))
+                                             render_compare=self.param("render_compare"),
+                                             render_compare_starts=self.param("render_compare_starts"))
         self.weights_path = path
         card = self.predictor.card
         self._diameters_m = dict(zip(card.get("classes", []), card.get("diameters_m", [])))
