@@ -91,13 +91,38 @@ def graph_context():
     return context, env
 
 
+def _wait_active(node, namespace: str, names: list[str], t0: float, timeout_s: float, procs: list) -> None:
+    """Wait until every node of names (lifecycle nodes, all of them) is active: discovered is
+    not enough, a node loads its model while it configures (tens of seconds on 2 cores with
+    every node loading at once)."""
+    from lifecycle_msgs.msg import State
+    from lifecycle_msgs.srv import GetState
+    ns = "/" + namespace.strip("/")
+    pending = {n: node.create_client(GetState, f"{ns}/{n}/get_state") for n in names}
+    futures: dict = {}
+    while pending:
+        if time.monotonic() - t0 > timeout_s or any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"demo: nodes {sorted(pending)} did not become active "
+                               f"(exit codes {[p.poll() for p in procs]})")
+        for n, client in list(pending.items()):
+            f = futures.get(n)
+            if f is None:
+                if client.service_is_ready():
+                    futures[n] = client.call_async(GetState.Request())
+            elif f.done():
+                del futures[n]
+                if f.result() is not None and f.result().current_state.id == State.PRIMARY_STATE_ACTIVE:
+                    node.destroy_client(pending.pop(n))
+        time.sleep(0.2)
+
+
 def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, overrides: dict,
-                         graph_name: str = "demo", start_timeout_s: float = 120.0,
+                         graph_name: str = "demo", start_timeout_s: float = 300.0,
                          scenario_bag: Path | None = None, nice_others: int = 0) -> None:
     """Run each node of the demo graph in its own process (``bringup --only``, as
     ``ros2 launch`` would) and a recorder of ``namespace`` in this one, for duration_s
     seconds from the source's first camera frame. The source starts once every other node is
-    discovered, so no frame is lost to a node still loading its model. scenario_bag: a bag
+    active, so no frame is lost to a node still loading its model. scenario_bag: a bag
     of :mod:`hrc_perception.ros.scenario_bag` replayed (``hrc-perception replay
     --restamp``) in place of the graph's rgbd_capture; the run ends with it.
     nice_others: the niceness of every node process but the safety ones (``SAFETY_EXECUTABLES``),
@@ -129,8 +154,9 @@ def run_graph_and_record(out_bag_dir: Path, duration_s: float, namespace: str, o
                 raise RuntimeError(f"demo: nodes {sorted(wanted - set(recorder.get_node_names()))} did not come up "
                                    f"(exit codes {[p.poll() for p in procs_others]})")
             time.sleep(0.2)
+        _wait_active(recorder, namespace, sorted(wanted), t0, start_timeout_s, procs_others)
         what = f"a replay of {scenario_bag}" if scenario_bag else ", ".join(n.name for n in sources)
-        print(f"demo: {', '.join(sorted(wanted))} up after {time.monotonic() - t0:.1f} s; starting "
+        print(f"demo: {', '.join(sorted(wanted))} active after {time.monotonic() - t0:.1f} s; starting "
               f"{what} for {duration_s:.0f} s", file=sys.stderr)
         if scenario_bag:
             procs_sources = [subprocess.Popen([sys.executable, "-m", "hrc_perception.cli", "replay", str(scenario_bag),
