@@ -58,16 +58,17 @@ def check_slice_figures(res: dict) -> None:
     the margin, 3-4 of the 113 instances, is for floating point and small changes, not for another
     draw); an untrained or perturbed network, points in mm or with x and y swapped, or a
     rotation decoded transposed or from a quaternion of the other component order fails them.
-    Render-and-compare (10 steps) on the slice (112 instances with a refined pose): 0.929 from the
-    refined pose and its 180-degree turns, 0.929 from the verified pose (AUC 0.952; verified alone
-    0.938, AUC 0.942: on this slice the fit loses one instance more than it gains)."""
+    Render-and-compare (10 steps) on the slice (112 instances with a refined pose): 0.946 from the
+    refined pose's turns (12 about z, half turns about x and y; symmetric parts kept as refined),
+    0.929 from the verified pose (AUC 0.952; verified alone 0.938, AUC 0.942: on this slice that
+    fit loses one instance more than it gains)."""
     s = res["summary"]
     assert res["instances"] == 113 and set(s) == {"densefusion", "densefusion_refined", "densefusion_verified",
                                                   "render_compare", "verified_render_compare"}
     acc = {m: s[m]["all"]["add_s_accuracy_0.1d"] for m in s}
     assert acc["densefusion"] >= 0.87 and acc["densefusion_refined"] >= 0.87, acc
     assert acc["densefusion_verified"] >= 0.90 and acc["densefusion_verified"] >= acc["densefusion_refined"], acc
-    assert acc["render_compare"] >= 0.90 and acc["verified_render_compare"] >= 0.90, acc
+    assert acc["render_compare"] >= 0.92 and acc["verified_render_compare"] >= 0.90, acc
     assert s["verified_render_compare"]["all"]["add_s_auc"] >= 0.94, s["verified_render_compare"]["all"]
     assert s["verified_render_compare"]["all"]["instances"] >= 110, s["verified_render_compare"]["all"]
     ver = s["densefusion_verified"]["all"]
