@@ -6,8 +6,9 @@ Methods, on the same instances (ground-truth visible masks): DenseFusion without
 and with refinement, refined and verified (:mod:`.verify`; a model file with its
 parts' surface points), render-and-compare (:mod:`.render_compare`) from the refined
 pose and its turns about the part's axes (:func:`.render_compare.turned_starts`; best
-final loss; symmetric parts kept as refined) and from the verified pose, and the classical baseline (:mod:`.baseline`: point-to-plane
-ICP from the cloud's centroid, and FPFH + RANSAC global registration then ICP).
+final loss; symmetric parts kept as refined) and from the verified pose, and the classical
+baseline (:mod:`.baseline`: point-to-plane ICP from the cloud's centroid, and FPFH +
+RANSAC global registration then ICP).
 Per part and overall: ADD(-S) accuracy at 10% of the diameter (ADD-S for
 symmetric parts), ADD(-S) AUC over 0-10 cm, median translation error, median
 rotation error (asymmetric parts only: a symmetric part's rotation is ambiguous),

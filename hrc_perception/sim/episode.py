@@ -214,7 +214,8 @@ class Episode:
         for k, c in enumerate(self.part_class):
             for _ in range(40):
                 x, y = rng.uniform(*pc.area_x_m), rng.uniform(*pc.area_y_m)
-                if all(np.hypot(x - q[0, 3], y - q[1, 3]) > radii[k] + radii[j] + pc.gap_m for j, q in enumerate(poses)):
+                if all(np.hypot(x - q[0, 3], y - q[1, 3]) > radii[k] + radii[j] + pc.gap_m
+                       for j, q in enumerate(poses)):
                     z = table_h + self.assets.parts[c].rest_height_m
                     poses.append(make_T(rot_z(rng.uniform(-np.pi, np.pi)), np.array([x, y, z])))
                     break
