@@ -120,7 +120,8 @@ def bench_object_pose(weights: str, frames: int = 12, seed: int = 900, threads: 
     print(f"bench object_pose: {len(samples)} instances in {len(frame_times)} frames, {threads} threads, "
           f"{res['machine']}")
     for m in summary:
-        print(f"  {m:<24} median {med_ms(m):7.1f} ms/instance   ADD(-S)<0.1d {acc(m):.3f}")
+        ms = "      -" if med_ms(m) is None else f"{med_ms(m):7.1f}"
+        print(f"  {m:<24} median {ms} ms/instance   ADD(-S)<0.1d {acc(m):.3f}")
     print(f"  {final} by part: " + ", ".join(f"{n} {ms:.1f}" for n, ms in res["final_per_part_ms_median"].items())
           + " ms/instance")
     print(f"  {final} per frame ({res['parts_per_frame_median']:.0f} parts, one batch) median "

@@ -34,7 +34,8 @@ BASELINE_MAX_POINTS = 1000
 
 def summarise(rows: list[dict], parts: dict[str, PartInfo]) -> dict:
     """Per-method, per-part and overall figures of result rows (one per instance
-    and method: method, part, add_s_m, t_err_m, r_err_deg, seconds)."""
+    and method: method, part, add_s_m, t_err_m, r_err_deg, seconds; seconds None where
+    the method ran nothing for the instance: left out of the time median, None if all are)."""
     out: dict = {}
     for method in sorted({r["method"] for r in rows}, key=lambda m: METHODS.index(m) if m in METHODS else 99):
         per = {}
@@ -44,15 +45,16 @@ def summarise(rows: list[dict], parts: dict[str, PartInfo]) -> dict:
             d = np.array([r["add_s_m"] for r in sel])
             thr = np.array([parts[r["part"]].diameter_m * 0.1 for r in sel])
             rot = [r["r_err_deg"] for r in sel if r["r_err_deg"] is not None]
+            times = [r["seconds"] for r in sel if r["seconds"] is not None]      # None: nothing was run
             per[name] = {"instances": len(sel), "add_s_accuracy_0.1d": float(np.mean(np.nan_to_num(d, nan=np.inf) < thr)),
                          "add_s_auc": auc(d), "t_err_median_cm": float(np.nanmedian([r["t_err_m"] for r in sel]) * 100),
                          "r_err_median_deg": float(np.median(rot)) if rot else None,
-                         "ms_per_instance_median": float(np.median([r["seconds"] for r in sel]) * 1000)}
+                         "ms_per_instance_median": float(np.median(times) * 1000) if times else None}
         out[method] = per
     return out
 
 
-def _row(method: str, part: PartInfo, sample: PoseSample, T: np.ndarray | None, seconds: float) -> dict:
+def _row(method: str, part: PartInfo, sample: PoseSample, T: np.ndarray | None, seconds: float | None) -> dict:
     R_gt, t_gt = sample.T_cam_obj[:3, :3], sample.T_cam_obj[:3, 3]
     if T is None or not np.isfinite(T).all():
         return {"method": method, "part": part.name, "add_s_m": float("nan"), "t_err_m": float("nan"),
@@ -70,7 +72,7 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
     the main network plus refinement, the verified one as all three stages; the
     render-and-compare rows as the fit alone, each as the predictor's starts give it
     (``render_compare``: 'turns', the refined pose's turns, :func:`.render_compare.turned_starts`,
-    symmetric parts kept as refined with no fit (0 ms); ``verified_render_compare``:
+    symmetric parts kept as refined with no fit (no time); ``verified_render_compare``:
     'verified', 1 start, the verified pose)."""
     from hrc_perception.object_pose.baseline import centroid_init, global_registration, icp_point_to_plane
     rows = []
@@ -97,7 +99,7 @@ def evaluate_samples(predictor, samples: list[PoseSample], parts_by_id: dict[int
         if rc is not None and s.view is not None and not isinstance(refined, str):
             R, t = refined.T_cam_obj[:3, :3], refined.T_cam_obj[:3, 3]
             if predictor.symmetric[cls]:        # as the predictor's 'turns' starts: kept as refined, no fit
-                rows.append(_row("render_compare", part, s, refined.T_cam_obj, 0.0))
+                rows.append(_row("render_compare", part, s, refined.T_cam_obj, None))
             else:
                 t0 = time.perf_counter()
                 Rh, th, loss = rc.refine(cls, s.view, *turned_starts(R, t, rc.centroids_m[cls]))
@@ -234,6 +236,10 @@ def evaluate(weights: Path, data: Path, device: str = "cpu", baselines: bool = T
     return out
 
 
+def _ms(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms:.1f}"
+
+
 def print_table(summary: dict, file=None) -> None:
     """One line per method and part."""
     file = file or sys.stdout
@@ -243,4 +249,4 @@ def print_table(summary: dict, file=None) -> None:
         for name, m in per.items():
             r = f"{m['r_err_median_deg']:>10.1f}" if m["r_err_median_deg"] is not None else f"{'-':>10}"
             print(f"{method:<24}{name:<12}{m['instances']:>5d}{m['add_s_accuracy_0.1d']:>13.3f}{m['add_s_auc']:>7.3f}"
-                  f"{m['t_err_median_cm']:>9.2f}{r}{m['ms_per_instance_median']:>9.1f}", file=file)
+                  f"{m['t_err_median_cm']:>9.2f}{r}{_ms(m['ms_per_instance_median']):>9}", file=file)

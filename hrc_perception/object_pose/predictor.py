@@ -128,19 +128,20 @@ class ObjectPosePredictor:
         R0, t0, conf, R, t = (x.double().cpu().numpy() for x in
                               run_networks(self.posenet, self.refiner, crop_t, pts, choose, cls_t, iterations))
         rc = self.render_compare
-        fit = [j for j, i in enumerate(where) if rc is not None and views is not None and views[i] is not None]
-        if self.render_compare_starts == "turns":   # a symmetric part's pose needs no turning (scored ADD-S)
-            fit = [j for j in fit if not self.symmetric[int(cls_t[j])]]
-        turns = set(fit) if self.render_compare_starts == "turns" else set()
+        turns = self.render_compare_starts == "turns"
+        # the instances to fit; from the turns a symmetric part's pose needs none (scored ADD-S)
+        fit = [j for j, i in enumerate(where) if rc is not None and views is not None and views[i] is not None
+               and not (turns and self.symmetric[int(cls_t[j])])]
+        unverified = set(fit) if turns else set()          # the turns replace the verification
         verifier = self.verifier if verify else None
         for j, i in enumerate(where):
-            if verifier is not None and j not in turns and np.isfinite(R[j]).all() and np.isfinite(t[j]).all():
+            if verifier is not None and j not in unverified and np.isfinite(R[j]).all() and np.isfinite(t[j]).all():
                 R[j], t[j] = verifier.verify(int(cls_t[j]), batch[j][1].astype(np.float64), R[j], t[j])
         if fit:     # the frame's parts in one fit
             jobs = []
             for j in fit:
                 c = int(cls_t[j])
-                starts = turned_starts(R[j], t[j], rc.centroids_m[c]) if j in turns else (R[j][None], t[j][None])
+                starts = turned_starts(R[j], t[j], rc.centroids_m[c]) if turns else (R[j][None], t[j][None])
                 jobs.append((c, views[where[j]], *starts))
             for j, (Rr, tr, loss) in zip(fit, rc.refine_many(jobs)):
                 if np.isfinite(loss).any():

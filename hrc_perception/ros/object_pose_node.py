@@ -235,10 +235,13 @@ class ObjectPoseNode(HrcNode):
     def _images(self, msg: InstanceArray):
         """(rgb, depth_m, K) for an InstanceArray, or None after reporting why."""
         stamp = stamp_to_ns(msg.header.stamp)
-        kept = sorted(self._color)
-        what = (f"this InstanceArray (stamp {stamp * 1e-9:.3f} s; colour images kept: "
-                + (f"{len(kept)} from {kept[0] * 1e-9:.3f} to {kept[-1] * 1e-9:.3f} s)" if kept else "none)"))
-        return self.rgbd(self._color.get(stamp), self._depth_for(stamp), self._camera_info, what)
+        color, depth = self._color.get(stamp), self._depth_for(stamp)
+        what = "this InstanceArray"
+        if color is None or depth is None:      # say which stamps there were (only when one is missing)
+            kept = sorted(self._color)
+            what += (f" (stamp {stamp * 1e-9:.3f} s; colour images kept: "
+                     + (f"{len(kept)} from {kept[0] * 1e-9:.3f} to {kept[-1] * 1e-9:.3f} s)" if kept else "none)"))
+        return self.rgbd(color, depth, self._camera_info, what)
 
     def estimate(self, msg: InstanceArray) -> ObjectPoseArray:
         """Poses of the part instances of one InstanceArray (see the module doc)."""

@@ -1,6 +1,7 @@
 """Surface appearance of rendered meshes (domain randomized colour and texture)."""
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,6 @@ RICH_KINDS = ("wood", "metal", "plastic", "print", "marker", "painted")
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
-    import colorsys
     return tuple(float(c) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))
 
 
